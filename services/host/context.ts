@@ -1,0 +1,59 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+
+/** What a request carries besides its input: who asks, and the ids that tie its events together. */
+export interface RequestContext {
+  /** UUIDv7; a retried command with the same id produces no new events. */
+  commandId: string;
+  correlationId: string;
+  causationId: string;
+  /** Principal that asked ("anonymous" until the identity context authenticates requests). */
+  actor: string;
+  log: Logger;
+}
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+
+/**
+ * One command or query of a bounded context. The host serves it on NATS
+ * (`realm.<context>.commands.<name>` or `realm.<context>.queries.<name>`) and over HTTP, validating the
+ * input against `input` (JSON Schema) on both before `handle` sees it.
+ */
+export interface Endpoint<I = any, O extends object = object> { // any: handlers narrow their own input type; the schema has validated it
+  kind: "command" | "query";
+  /** Commands: `<aggregate>.<action>` (e.g. `zone.create`); queries: `<name>` (e.g. `zones`), tokens only. */
+  name: string;
+  description: string;
+  /** JSON Schema (draft 2020-12 subset Ajv supports) of the input object. */
+  input: object;
+  /**
+   * HTTP route, path relative to `/api/<context>`; `:params` are merged into the input, as is the query
+   * string for GET. Default: POST `/<name with . as />` for commands, GET `/<name>` for queries.
+   */
+  http?: { method: HttpMethod; path: string };
+  handle(input: I, ctx: RequestContext): Promise<O>;
+}
+
+export interface RealmContext {
+  /** Subject token of the context: pki, identity, dns, secrets, ... */
+  name: string;
+  endpoints: Endpoint[];
+  /** Extra raw HTTP routes (OCSP, CRL, OIDC, login pages) registered on the realm's Fastify server. */
+  routes?(app: FastifyInstance): void | Promise<void>;
+  /** False while projections catch up; drives /readyz. */
+  ready?(): boolean;
+  /** Prometheus text lines this context adds to /metrics. */
+  metrics?(): string[];
+  stop?(): Promise<void>;
+}
+
+/** Everything a context needs from the process that hosts it. */
+export interface ContextDeps {
+  nc: NatsConnection;
+  log: Logger;
+  /** Data dir of this context (local files such as keys it is allowed to hold online). */
+  dataDir: string;
+}
+
+export type ContextFactory = (deps: ContextDeps) => Promise<RealmContext>;

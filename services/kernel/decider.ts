@@ -1,0 +1,54 @@
+import { eventIdFor, type EventEnvelope } from "./envelope.js";
+import type { AggregateRef, CommandMeta, EventStore, NewEvent, AggregatePosition } from "./store.js";
+
+/**
+ * The pure core of an aggregate: `decide` turns a command and the current state into new events (or throws
+ * a RealmError), `evolve` folds one stored event into the state. No I/O in either.
+ */
+export interface Decider<S, C> {
+  readonly aggregateType: string;
+  initialState(id: string): S;
+  decide(state: S, command: C): NewEvent[];
+  evolve(state: S, event: EventEnvelope): S;
+}
+
+export function fold<S, C>(decider: Decider<S, C>, id: string, events: Iterable<EventEnvelope>): S {
+  let state = decider.initialState(id);
+  for (const e of events) state = decider.evolve(state, e);
+  return state;
+}
+
+export interface Execution<S> {
+  state: S;
+  events: EventEnvelope[];
+  position: AggregatePosition;
+  /** True when this command id had already been applied: nothing new was appended. */
+  replayed: boolean;
+}
+
+/**
+ * Load -> decide -> append for one aggregate. A command whose id already caused events of this aggregate
+ * is answered from those events (idempotent retries); a concurrent writer makes it fail with CONFLICT.
+ */
+export async function execute<S, C>(store: EventStore, decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<Execution<S>> {
+  const ref: AggregateRef = { type: decider.aggregateType, id };
+  const history = await store.load(ref);
+  const state = fold(decider, id, history.events);
+  const earlier = eventsOfCommand(history.events, meta.commandId);
+  if (earlier.length > 0) return { state, events: earlier, position: history, replayed: true };
+  const decided = decider.decide(state, command);
+  const { events, position } = await store.append(ref, history, decided, meta);
+  let next = state;
+  for (const e of events) next = decider.evolve(next, e);
+  return { state: next, events, position, replayed: false };
+}
+
+/** The events a command id already produced (their ids are derived from it, see eventIdFor). */
+function eventsOfCommand(events: EventEnvelope[], commandId: string): EventEnvelope[] {
+  const first = eventIdFor(commandId, 0);
+  const start = events.findIndex((e) => e.id === first);
+  if (start < 0) return [];
+  const out: EventEnvelope[] = [];
+  for (let i = start, n = 0; i < events.length && events[i]!.id === eventIdFor(commandId, n); i++, n++) out.push(events[i]!);
+  return out;
+}

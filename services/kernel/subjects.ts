@@ -1,0 +1,69 @@
+import { invalid } from "./errors.js";
+
+/**
+ * The realm's subject scheme (DESIGN.md "Subjects"):
+ *   commands  realm.<context>.commands.<aggregate>.<action>
+ *   queries   realm.<context>.queries.<name>
+ *   events    realm.<context>.events.<aggregate>.<aggregateId>
+ * and one stream per context, REALM_<CONTEXT>.
+ */
+
+const TOKEN = /^[^\s.*>]+$/;
+
+/** A token is non-empty and holds no `.`, `*`, `>` or white space. */
+export function isToken(s: string): boolean {
+  return s.length > 0 && TOKEN.test(s);
+}
+
+export function assertToken(s: string, what: string): string {
+  if (!isToken(s)) throw invalid(`${what} must be a non-empty subject token without '.', '*', '>' or white space: ${JSON.stringify(s)}`);
+  return s;
+}
+
+const SAFE = /[A-Za-z0-9_-]/;
+
+/**
+ * Encodes any identifier (a zone name such as `example.com`, an email) as one subject token, reversibly:
+ * bytes outside [A-Za-z0-9_-] become `~XX` (hex). Plain ids stay readable: `web1` -> `web1`,
+ * `example.com` -> `example~2ecom`.
+ */
+export function encodeToken(id: string): string {
+  if (id.length === 0) throw invalid("an identifier must not be empty");
+  let out = "";
+  for (const ch of id) {
+    if (SAFE.test(ch)) out += ch;
+    else for (const b of Buffer.from(ch, "utf8")) out += `~${b.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
+export function decodeToken(token: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < token.length; i++) {
+    if (token[i] === "~") {
+      bytes.push(parseInt(token.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(token.charCodeAt(i));
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+export const streamName = (context: string) => `REALM_${assertToken(context, "context").toUpperCase()}`;
+export const eventsWildcard = (context: string) => `realm.${context}.events.>`;
+export const eventSubject = (context: string, aggregateType: string, aggregateId: string) =>
+  `realm.${context}.events.${assertToken(aggregateType, "aggregate type")}.${encodeToken(aggregateId)}`;
+export const commandSubject = (context: string, aggregate: string, action: string) =>
+  `realm.${context}.commands.${assertToken(aggregate, "aggregate")}.${assertToken(action, "action")}`;
+export const querySubject = (context: string, name: string) => `realm.${context}.queries.${assertToken(name, "query")}`;
+
+/** Header names on every event (DESIGN.md). */
+export const Headers = {
+  MsgId: "Nats-Msg-Id",
+  EventType: "CIM-Event-Type",
+  CorrelationId: "CIM-Correlation-Id",
+  CausationId: "CIM-Causation-Id",
+  Timestamp: "CIM-Timestamp",
+  Source: "CIM-Source",
+  AggregateType: "CIM-Aggregate-Type",
+  AggregateId: "CIM-Aggregate-Id",
+} as const;

@@ -1,0 +1,84 @@
+/**
+ * Writes nats-server configuration. The config is built from typed parts (listen, JetStream, operator-mode
+ * resolver, TLS) so that operator mode is one more part, not a rewrite.
+ */
+export interface JetStreamPart {
+  storeDir: string;
+  maxMemory?: string;
+  maxFile?: string;
+}
+
+/** Operator mode with the full (directory) account resolver; see shared/reference/nats-jwt.md section 3. */
+export interface OperatorPart {
+  /** The operator JWT, inline. */
+  operatorJwt: string;
+  systemAccount: string;
+  resolverDir: string;
+  /** Account JWTs that must exist at boot, at least the system account's. */
+  preload: Record<string, string>;
+  allowDelete?: boolean;
+}
+
+export interface TlsPart {
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+  verify?: boolean;
+}
+
+export interface NatsServerConfig {
+  serverName: string;
+  host: string;
+  port: number;
+  /** HTTP monitoring port (0 = off). */
+  httpPort?: number;
+  portsFileDir: string;
+  jetstream?: JetStreamPart;
+  operator?: OperatorPart;
+  tls?: TlsPart;
+  maxPayload?: number;
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+export function renderConfig(c: NatsServerConfig): string {
+  const lines: string[] = [
+    "# written by cim-realm (services/nats); edits are overwritten on the next start",
+    `server_name: ${q(c.serverName)}`,
+    `host: ${q(c.host)}`,
+    `port: ${c.port}`,
+    `ports_file_dir: ${q(c.portsFileDir)}`,
+  ];
+  if (c.httpPort) lines.push(`http_port: ${c.httpPort}`);
+  if (c.maxPayload) lines.push(`max_payload: ${c.maxPayload}`);
+  if (c.jetstream) {
+    lines.push("jetstream {", `  store_dir: ${q(c.jetstream.storeDir)}`);
+    if (c.jetstream.maxMemory) lines.push(`  max_memory_store: ${c.jetstream.maxMemory}`);
+    if (c.jetstream.maxFile) lines.push(`  max_file_store: ${c.jetstream.maxFile}`);
+    lines.push("}");
+  }
+  if (c.operator) {
+    const o = c.operator;
+    lines.push(
+      `operator: ${q(o.operatorJwt)}`,
+      `system_account: ${q(o.systemAccount)}`,
+      "resolver {",
+      "  type: full",
+      `  dir: ${q(o.resolverDir)}`,
+      `  allow_delete: ${o.allowDelete ?? true}`,
+      '  interval: "2m"',
+      '  timeout: "1.9s"',
+      "}",
+      "resolver_preload {",
+      ...Object.entries(o.preload).map(([k, v]) => `  ${k}: ${q(v)}`),
+      "}",
+    );
+  }
+  if (c.tls) {
+    lines.push("tls {", `  cert_file: ${q(c.tls.certFile)}`, `  key_file: ${q(c.tls.keyFile)}`);
+    if (c.tls.caFile) lines.push(`  ca_file: ${q(c.tls.caFile)}`);
+    if (c.tls.verify) lines.push("  verify: true");
+    lines.push("}");
+  }
+  return lines.join("\n") + "\n";
+}
