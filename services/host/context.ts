@@ -57,3 +57,15 @@ export interface ContextDeps {
 }
 
 export type ContextFactory = (deps: ContextDeps) => Promise<RealmContext>;
+
+/** Who a request is from, as the identity context's authenticator sees it. */
+export interface Principal {
+  id: string;
+  roles: string[];
+}
+
+/**
+ * Authenticates a request from its `Authorization` header (HTTP or NATS header). Returns null when the
+ * credential is absent; throws RealmError UNAUTHORIZED when it is present but invalid.
+ */
+export type Authenticator = (authorization: string | undefined) => Promise<Principal | null>;
