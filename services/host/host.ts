@@ -1,0 +1,214 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import swagger from "@fastify/swagger";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
+import type { Logger } from "pino";
+import { v7 as uuidv7 } from "uuid";
+import { assertCommandId } from "../kernel/envelope.js";
+import { RealmError, toRealmError } from "../kernel/errors.js";
+import { commandSubject, querySubject, isToken } from "../kernel/subjects.js";
+import type { Authenticator, Endpoint, HttpMethod, Principal, RealmContext, RequestContext } from "./context.js";
+import { RequestHeaders } from "./client.js";
+import { createLogger } from "./logger.js";
+import { Metrics } from "./metrics.js";
+import { compileInput, parseJsonObject, validateInput, type InputValidator } from "./validation.js";
+
+export interface HostOptions {
+  nc: NatsConnection;
+  contexts: RealmContext[];
+  /** 0 = a free port; undefined = no HTTP server. */
+  httpPort?: number;
+  httpHost?: string;
+  log?: Logger;
+  /** When set, every endpoint needs a principal; without it the API is open (embedded single-user mode). */
+  authenticate?: Authenticator;
+  /** Roles allowed to call admin endpoints when `authenticate` is set. Default ["admin"]. */
+  adminRoles?: string[];
+  version?: string;
+}
+
+export interface Host {
+  app: FastifyInstance;
+  httpUrl: string | undefined;
+  services: Service[];
+  stop(): Promise<void>;
+}
+
+interface Bound {
+  context: string;
+  endpoint: Endpoint;
+  subject: string;
+  validator: InputValidator;
+  method: HttpMethod;
+  path: string;
+}
+
+/**
+ * Serves bounded contexts: each endpoint as a NATS micro-service endpoint (so `$SRV.PING/INFO/STATS`
+ * discovery works) and as a Fastify route, both going through one `invoke` that parses, validates,
+ * authenticates and maps errors to `{ ok:false, error:{code,message} }`.
+ */
+export async function startHost(opts: HostOptions): Promise<Host> {
+  const log = opts.log ?? createLogger();
+  const metrics = new Metrics();
+  const adminRoles = opts.adminRoles ?? ["admin"];
+  const bound: Bound[] = [];
+  for (const ctx of opts.contexts) {
+    if (!isToken(ctx.name)) throw new RealmError("INTERNAL", `context name ${ctx.name} is not a subject token`);
+    for (const ep of ctx.endpoints) {
+      const [a, b, ...more] = ep.name.split(".");
+      const subject = ep.kind === "command" ? (b && more.length === 0 ? commandSubject(ctx.name, a!, b) : bad(ep)) : querySubject(ctx.name, ep.name);
+      const def = ep.kind === "command" ? { method: "POST" as const, path: `/${ep.name.replace(/\./g, "/")}` } : { method: "GET" as const, path: `/${ep.name}` };
+      const http = ep.http ?? def;
+      bound.push({ context: ctx.name, endpoint: ep, subject, validator: compileInput(ep.input), method: http.method, path: `/api/${ctx.name}${http.path}` });
+    }
+  }
+
+  async function authenticate(authorization: string | undefined): Promise<Principal | null> {
+    if (!opts.authenticate) return null;
+    const principal = await opts.authenticate(authorization);
+    if (!principal) throw new RealmError("UNAUTHORIZED", "authentication required: send an API key or access token as a Bearer credential");
+    if (!principal.roles.some((r) => adminRoles.includes(r))) throw new RealmError("FORBIDDEN", `principal ${principal.id} lacks an admin role`);
+    return principal;
+  }
+
+  /** `read` yields the input object; it throws MALFORMED for an unreadable request, counted like any error. */
+  async function invoke(b: Bound, read: () => Record<string, unknown>, query: boolean, h: { commandId?: string | undefined; correlationId?: string | undefined; authorization?: string | undefined }) {
+    const started = performance.now();
+    const labels = { context: b.context, endpoint: b.endpoint.name };
+    try {
+      const input = read();
+      const principal = await authenticate(h.authorization);
+      validateInput(query ? b.validator.query : b.validator.body, input);
+      const commandId = h.commandId ? assertCommandId(h.commandId) : uuidv7();
+      const ctx: RequestContext = {
+        commandId,
+        correlationId: h.correlationId ?? commandId,
+        causationId: commandId,
+        actor: principal?.id ?? "anonymous",
+        log: log.child({ context: b.context, endpoint: b.endpoint.name, commandId }),
+      };
+      const result = await b.endpoint.handle(input, ctx);
+      metrics.inc("realm_requests_total", "Requests served, by context, endpoint and outcome.", { ...labels, outcome: "ok" });
+      return { ok: true as const, ...result };
+    } catch (err) {
+      const e = toRealmError(err);
+      if (e.code === "INTERNAL") log.error({ err, context: b.context, endpoint: b.endpoint.name }, "request failed");
+      metrics.inc("realm_requests_total", "Requests served, by context, endpoint and outcome.", { ...labels, outcome: e.code });
+      return { ok: false as const, error: e.toBody(), status: e.httpStatus };
+    } finally {
+      metrics.inc("realm_request_seconds_total", "Time spent serving requests, seconds.", labels, (performance.now() - started) / 1000);
+    }
+  }
+
+  // NATS: one micro-service per context, queue group "realm" so replicas share the load.
+  // @nats-io/services 3.0.0-25 pins its own nats-core build; the connection is the same protocol object.
+  const svcm = new Svcm(opts.nc as unknown as ConstructorParameters<typeof Svcm>[0]);
+  const services: Service[] = [];
+  for (const ctx of opts.contexts) {
+    const srv = await svcm.add({ name: `realm-${ctx.name}`, version: opts.version ?? "0.1.0", description: `cim-realm ${ctx.name} context`, queue: "realm" });
+    services.push(srv);
+    for (const b of bound.filter((x) => x.context === ctx.name)) {
+      srv.addEndpoint(`${b.endpoint.kind}-${b.endpoint.name.replace(/\./g, "-")}`, {
+        subject: b.subject,
+        metadata: { description: b.endpoint.description, http: `${b.method} ${b.path}` },
+        handler: (err: Error | null, msg: ServiceMsg) => {
+          if (err) return void log.error({ err }, "service endpoint error");
+          void (async () => {
+            const r = await invoke(b, () => parseJsonObject(msg.data), false, {
+              commandId: msg.headers?.get(RequestHeaders.CommandId) || undefined,
+              correlationId: msg.headers?.get(RequestHeaders.CorrelationId) || undefined,
+              authorization: msg.headers?.get(RequestHeaders.Authorization) || undefined,
+            });
+            if (r.ok) msg.respond(JSON.stringify(r));
+            else msg.respondError(r.status, r.error.message, JSON.stringify({ ok: false, error: r.error }));
+          })();
+        },
+      });
+    }
+  }
+
+  // HTTP
+  // Typed as the default instance: contexts register routes without caring which pino build logs them.
+  const app = Fastify({ loggerInstance: log.child({ component: "http" }), disableRequestLogging: true, bodyLimit: 1_048_576 }) as unknown as FastifyInstance;
+  // Requests are parsed and validated by `invoke` (one parser and validator for NATS and HTTP, so a
+  // malformed body is the same typed error on both); the route schemas feed OpenAPI only.
+  app.setValidatorCompiler(() => () => true);
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const code = err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" || err.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || err instanceof SyntaxError || err.code === "FST_ERR_CTP_INVALID_JSON_BODY" ? "MALFORMED" : undefined;
+    if (code) return reply.code(400).send({ ok: false, error: { code, message: `request is not valid JSON: ${err.message}` } });
+    const e = toRealmError(err);
+    if (e.code === "INTERNAL") log.error({ err }, "http request failed");
+    return reply.code(err.statusCode && err.statusCode < 500 ? err.statusCode : e.httpStatus).send({ ok: false, error: e.toBody() });
+  });
+  await app.register(swagger, {
+    openapi: { info: { title: "cim-realm", version: opts.version ?? "0.1.0", description: "cim-realm admin API. Every route is also a NATS subject (x-nats-subject)." } },
+  });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/healthz", { schema: { hide: true } }, async (_req, reply) => {
+    const up = !opts.nc.isClosed();
+    return reply.code(up ? 200 : 503).send({ ok: up, nats: up ? "connected" : "closed" });
+  });
+  app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
+    const notReady = opts.contexts.filter((c) => c.ready && !c.ready()).map((c) => c.name);
+    const ok = !opts.nc.isClosed() && notReady.length === 0;
+    return reply.code(ok ? 200 : 503).send({ ok, notReady });
+  });
+  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
+    const stats = opts.nc.stats();
+    const extra = [
+      "# HELP realm_nats_messages_total Messages seen by the host's NATS connection.",
+      "# TYPE realm_nats_messages_total counter",
+      `realm_nats_messages_total{direction="in"} ${stats.inMsgs}`,
+      `realm_nats_messages_total{direction="out"} ${stats.outMsgs}`,
+      ...opts.contexts.flatMap((c) => c.metrics?.() ?? []),
+    ];
+    return reply.type("text/plain; version=0.0.4").send(metrics.render(extra));
+  });
+  for (const b of bound) {
+    const schema = { description: b.endpoint.description, tags: [b.context], "x-nats-subject": b.subject, ...(b.method === "GET" ? { querystring: b.endpoint.input } : { body: b.endpoint.input }) };
+    app.route({
+      method: b.method,
+      url: b.path,
+      schema,
+      handler: async (req: FastifyRequest, reply: FastifyReply) => {
+        const params = (req.params ?? {}) as Record<string, unknown>;
+        const fromQuery = b.method === "GET" || b.method === "DELETE";
+        const read = () => ({ ...(fromQuery ? (req.query as Record<string, unknown>) : parseJsonObject(typeof req.body === "string" ? req.body : "")), ...params });
+        const header = (n: string) => {
+          const v = req.headers[n.toLowerCase()];
+          return typeof v === "string" ? v : undefined;
+        };
+        const r = await invoke(b, read, fromQuery, {
+          commandId: header(RequestHeaders.CommandId) ?? header("Idempotency-Key"),
+          correlationId: header(RequestHeaders.CorrelationId),
+          authorization: header(RequestHeaders.Authorization),
+        });
+        if (r.ok) return reply.code(200).send(r);
+        const { status, ...rest } = r;
+        return reply.code(status).send(rest);
+      },
+    });
+  }
+  for (const ctx of opts.contexts) await ctx.routes?.(app);
+  let httpUrl: string | undefined;
+  if (opts.httpPort !== undefined) httpUrl = await app.listen({ port: opts.httpPort, host: opts.httpHost ?? "127.0.0.1" });
+  else await app.ready();
+
+  return {
+    app,
+    httpUrl,
+    services,
+    async stop() {
+      await Promise.all(services.map((s) => s.stop().catch(() => undefined)));
+      await app.close();
+      for (const c of opts.contexts) await c.stop?.();
+    },
+  };
+}
+
+function bad(ep: Endpoint): never {
+  throw new RealmError("INTERNAL", `command endpoint name must be <aggregate>.<action>: ${ep.name}`);
+}
