@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
@@ -130,7 +130,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
 
   // HTTP
   // Typed as the default instance: contexts register routes without caring which pino build logs them.
-  const app = Fastify({ loggerInstance: log.child({ component: "http" }), disableRequestLogging: true, bodyLimit: 1_048_576 }) as unknown as FastifyInstance;
+  const app = Fastify({ loggerInstance: log.child({ component: "http" }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1_048_576 }) as unknown as FastifyInstance;
   // Requests are parsed and validated by `invoke` (one parser and validator for NATS and HTTP, so a
   // malformed body is the same typed error on both); the route schemas feed OpenAPI only.
   app.setValidatorCompiler(() => () => true);

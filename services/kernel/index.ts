@@ -6,3 +6,4 @@ export * from "./store.js";
 export * from "./decider.js";
 export * from "./projection.js";
 export * from "./audit.js";
+export * from "./audit-all.js";

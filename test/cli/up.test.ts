@@ -1,0 +1,62 @@
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { connect } from "@nats-io/transport-node";
+import { v7 as uuidv7 } from "uuid";
+import { EventStore, EMPTY_POSITION } from "../../services/kernel/index.js";
+import { freePort } from "../../services/nats/supervisor.js";
+import { runRealm, startRealmProcess } from "../support/cli.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe("realm command line", () => {
+  it("prints help for every command", async () => {
+    const top = await runRealm(["--help"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain("up");
+    expect(top.stdout).toContain("audit");
+    const up = await runRealm(["up", "--help"]);
+    expect(up.stdout).toContain("--nats <url>");
+    const verify = await runRealm(["audit", "verify", "--help"]);
+    expect(verify.stdout).toContain("first break");
+  });
+
+  it("`realm up` runs nats-server and the host, serves health, and stops cleanly on SIGTERM", async () => {
+    const data = mkdtempSync(join(tmpdir(), "realm-up-"));
+    dirs.push(data);
+    const natsPort = await freePort();
+    const httpPort = await freePort();
+    const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort)], "cim-realm is up");
+    expect(realm.stdout()).toContain(`nats://127.0.0.1:${natsPort}`);
+    expect(realm.stdout()).toContain(`http://127.0.0.1:${httpPort}`);
+    expect(existsSync(join(data, "nats", "nats-server.conf"))).toBe(true);
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    expect(health.status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
+
+    // write a few events through the kernel, then audit them with the CLI
+    const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
+    const store = await EventStore.open(nc, "clitest");
+    for (let i = 0; i < 5; i++) await store.append({ type: "thing", id: `t${i}` }, EMPTY_POSITION, [{ type: "ThingMade", data: { i } }], { commandId: uuidv7(), actor: "test" });
+    await nc.close();
+    const audit = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${natsPort}`]);
+    expect(audit.code).toBe(0);
+    expect(audit.stdout).toContain("clitest: 5 events in 5 aggregates verified");
+
+    realm.child.kill("SIGTERM");
+    expect(await realm.exited).toBe(0);
+    expect(realm.stderr()).toContain("stopped");
+    // the supervised nats-server is gone too
+    await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false, timeout: 1000 })).rejects.toThrow();
+  });
+
+  it("reports an unreachable NATS as a clear error", async () => {
+    const port = await freePort();
+    const r = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${port}`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("UNAVAILABLE");
+    expect(r.stderr).toContain("cannot reach");
+  });
+});
