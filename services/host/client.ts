@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { headers as natsHeaders } from "@nats-io/nats-core";
-import { v7 as uuidv7 } from "uuid";
+import { newId } from "../kernel/envelope.js";
 import { RealmError, type ErrorBody } from "../kernel/errors.js";
 
 export interface CallOptions {
@@ -25,7 +25,7 @@ export const RequestHeaders = {
  */
 export async function callRealm<T extends object = Record<string, unknown>>(nc: NatsConnection, subject: string, input: unknown, opts: CallOptions = {}): Promise<T> {
   const h = natsHeaders();
-  h.set(RequestHeaders.CommandId, opts.commandId ?? uuidv7());
+  h.set(RequestHeaders.CommandId, opts.commandId ?? newId());
   if (opts.correlationId) h.set(RequestHeaders.CorrelationId, opts.correlationId);
   if (opts.authorization) h.set(RequestHeaders.Authorization, opts.authorization);
   let reply;

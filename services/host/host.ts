@@ -3,8 +3,7 @@ import swagger from "@fastify/swagger";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import type { Logger } from "pino";
-import { v7 as uuidv7 } from "uuid";
-import { assertCommandId } from "../kernel/envelope.js";
+import { assertCommandId, newId } from "../kernel/envelope.js";
 import { RealmError, toRealmError } from "../kernel/errors.js";
 import { commandSubject, querySubject, isToken } from "../kernel/subjects.js";
 import type { Authenticator, Endpoint, HttpMethod, Principal, RealmContext, RequestContext } from "./context.js";
@@ -80,7 +79,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
       const input = read();
       const principal = await authenticate(h.authorization);
       validateInput(query ? b.validator.query : b.validator.body, input);
-      const commandId = h.commandId ? assertCommandId(h.commandId) : uuidv7();
+      const commandId = h.commandId ? assertCommandId(h.commandId) : newId();
       const ctx: RequestContext = {
         commandId,
         correlationId: h.correlationId ?? commandId,

@@ -12,7 +12,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { conflict, invalid, RealmError } from "./errors.js";
-import { eventIdFor, seal, type EventEnvelope } from "./envelope.js";
+import { eventIdFor, sealWithJson, type EventEnvelope } from "./envelope.js";
 import { Headers, eventSubject, eventsWildcard, streamName, assertToken } from "./subjects.js";
 
 export interface AggregateRef {
@@ -151,17 +151,19 @@ export class EventStore {
     const stored: EventEnvelope[] = [];
     let { version, lastSeq, lastCid } = expected;
     const occurredAt = new Date().toISOString();
+    const correlationId = meta.correlationId ?? meta.commandId;
+    const causationId = meta.causationId ?? meta.commandId;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
-      const envelope = seal({
+      const { envelope, json } = sealWithJson({
         id: eventIdFor(meta.commandId, i),
         type: ev.type,
         aggregate: { type: ref.type, id: ref.id },
         version: version + 1,
         occurredAt,
         actor: meta.actor,
-        correlationId: meta.correlationId ?? meta.commandId,
-        causationId: meta.causationId ?? meta.commandId,
+        correlationId,
+        causationId,
         data: ev.data,
         prev: lastCid,
       });
@@ -174,7 +176,7 @@ export class EventStore {
       h.set(Headers.AggregateType, ref.type);
       h.set(Headers.AggregateId, ref.id);
       try {
-        const ack = await this.js.publish(subject, JSON.stringify(envelope), {
+        const ack = await this.js.publish(subject, json, {
           msgID: envelope.id,
           expect: { lastSubjectSequence: lastSeq },
           headers: h,

@@ -16,6 +16,7 @@ describe("durability", () => {
     const nc = await connect({ servers: nats.url, reconnect: false });
     const store = await EventStore.open(nc, "durable");
     const acked = new Set<string>();
+    let killed: Promise<void> | undefined;
     let attempted = 0;
     // Ten writers, 100 aggregates each, until the server dies under them.
     const writer = async (w: number) => {
@@ -27,11 +28,12 @@ describe("durability", () => {
         } catch {
           return; // the server is gone: this append was never acknowledged
         }
-        if (w === 0 && i === 40) void nats.supervisor.kill();
+        if (w === 0 && i === 40) killed = nats.supervisor.kill();
       }
     };
     await Promise.all(Array.from({ length: 10 }, (_, w) => writer(w)));
     await nc.close().catch(() => undefined);
+    await killed;
     expect(acked.size).toBeGreaterThan(0);
     expect(acked.size).toBeLessThan(1000);
 

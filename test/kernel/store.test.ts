@@ -144,3 +144,33 @@ describe("projections", () => {
     expect(broken.lastSeq).toBeLessThan(w.position.lastSeq);
   });
 });
+
+describe("envelope", () => {
+  it("writes the envelope's canonical JSON exactly as the general serializer does", async () => {
+    const { canonicalEnvelope, canonicalJson, sealWithJson, eventIdFor } = await import("../../services/kernel/index.js");
+    const u = {
+      id: uuidv7(),
+      type: "T\u00e9st",
+      aggregate: { type: "zone", id: "exämple.com" },
+      version: 3,
+      occurredAt: new Date().toISOString(),
+      actor: 'a"b',
+      correlationId: uuidv7(),
+      causationId: uuidv7(),
+      data: { z: [1, { b: 2, a: null }], a: "x", u: undefined },
+      prev: "bagaaiera",
+    };
+    expect(canonicalEnvelope(u)).toBe(canonicalJson(u));
+    const { envelope, json } = sealWithJson(u);
+    expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(envelope)));
+    expect(verifyCid(JSON.parse(json) as EventEnvelope)).toBe(true);
+    const cmd = uuidv7();
+    const ids = [0, 1, 2].map((n) => eventIdFor(cmd, n));
+    expect(new Set(ids).size).toBe(3);
+    for (const id of ids) {
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(id.slice(0, 13)).toBe(cmd.slice(0, 13));
+    }
+    expect(eventIdFor(cmd, 1)).toBe(ids[1]);
+  });
+});
