@@ -87,7 +87,8 @@ export class NatsSupervisor {
     };
     writeFileSync(this.configFile, renderConfig(config), { mode: 0o600 });
     const log = openSync(this.logFile, "a");
-    const child = spawn(binary, ["-c", this.configFile], { stdio: ["ignore", log, log] });
+    // Own process group: a Ctrl-C at the terminal reaches the realm, which then stops the server in order.
+    const child = spawn(binary, ["-c", this.configFile], { stdio: ["ignore", log, log], detached: true });
     closeSync(log);
     this.child = child;
     this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
