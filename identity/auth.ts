@@ -1,0 +1,65 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type Provider from "oidc-provider";
+import type { Authenticator, Principal, RealmContext } from "../services/host/context.js";
+import { RealmError } from "../services/kernel/index.js";
+import type { IdentityCore } from "./core.js";
+import { apiKeyUsable } from "./domain/apikey.js";
+import { membership } from "./domain/directory.js";
+
+/**
+ * Authenticates the realm's admin API. `Authorization: Bearer <credential>` where the credential is
+ *  - an API key `rk_<id>_<secret>`: its roles, if the key is unexpired, unrevoked and its owner enabled;
+ *  - an access token of the realm's own OIDC issuer (opaque, looked up in the shared KV store): the roles of
+ *    the signed-in principal, or for a client-credentials token the roles of the client's service principal.
+ * No header -> null (the host answers 401 UNAUTHORIZED). A header that does not authenticate -> RealmError
+ * UNAUTHORIZED (401). An authenticated principal without the admin role -> the host answers FORBIDDEN (403).
+ * The messages never repeat the credential.
+ */
+export function createAuthenticator(core: IdentityCore, provider: () => Provider | undefined): Authenticator {
+  const unauthorized = (why: string) => new RealmError("UNAUTHORIZED", why);
+  const principalOf = (id: string): Principal => {
+    const p = core.dir.principals.get(id);
+    if (!p?.exists || p.disabled) throw unauthorized("the credential's principal is disabled or unknown");
+    return { id, roles: membership(core.dir, id, new Date()).roles };
+  };
+  return async (authorization) => {
+    if (authorization === undefined || authorization === "") return null;
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization);
+    if (!m) throw unauthorized("the Authorization header must be 'Bearer <API key or access token>'");
+    const credential = m[1]!;
+    if (credential.startsWith("rk_")) {
+      const rest = credential.slice(3);
+      const sep = rest.indexOf("_");
+      const key = sep > 0 ? core.dir.apiKeys.get(rest.slice(0, sep)) : undefined;
+      const given = Buffer.from(`sha256:${createHash("sha256").update(rest.slice(sep + 1)).digest("hex")}`);
+      const want = Buffer.from(key?.secretHash ?? "");
+      if (!key || want.length !== given.length || !timingSafeEqual(want, given)) throw unauthorized("unknown API key");
+      if (!apiKeyUsable(key, new Date())) throw unauthorized("the API key is expired or revoked");
+      // A key grants its own roles, as long as the roles exist (its owner must still be enabled).
+      principalOf(key.owner);
+      return { id: key.owner, roles: key.roles.filter((r) => core.dir.roles.get(r)?.exists) };
+    }
+    const p = provider();
+    if (!p) throw unauthorized("the OIDC issuer is not running here");
+    const at = await p.AccessToken.find(credential);
+    if (at && !at.isExpired && at.accountId) {
+      const client = at.clientId ? core.dir.clients.get(at.clientId) : undefined;
+      if (client && client.disabled) throw unauthorized("the token's client is disabled");
+      return principalOf(at.accountId);
+    }
+    const cc = await p.ClientCredentials.find(credential);
+    if (cc && !cc.isExpired && cc.clientId) {
+      const client = core.dir.clients.get(cc.clientId);
+      if (!client?.exists || client.disabled || !client.principal) throw unauthorized("the token's client has no service principal");
+      return principalOf(client.principal);
+    }
+    throw unauthorized("unknown or expired access token");
+  };
+}
+
+/** The authenticator of an identity context created by `identityContext` (for `startHost({ authenticate })`). */
+export function authenticatorOf(ctx: RealmContext): Authenticator {
+  const a = (ctx as RealmContext & { authenticate?: Authenticator }).authenticate;
+  if (!a) throw new RealmError("INTERNAL", `context ${ctx.name} is not the identity context`);
+  return a;
+}

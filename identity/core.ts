@@ -1,0 +1,108 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { EventStore, execute, newId, Projection, type CommandMeta, type Decider, type EventEnvelope } from "../services/kernel/index.js";
+import { CredentialStore } from "./credentials.js";
+import { directoryProjection, membership, type Directory } from "./domain/directory.js";
+import { DEFAULT_LOCKOUT, isLocked, principalDecider, type LockoutPolicy, type PrincipalState } from "./domain/principal.js";
+
+export type LoginFailure = "invalid" | "locked" | "disabled" | "totp_required" | "totp_invalid" | "unavailable";
+export type LoginResult = { ok: true; principal: PrincipalState; groups: string[]; roles: string[] } | { ok: false; reason: LoginFailure };
+
+/** Delegates a federated principal's password check to its directory (LDAP bind). */
+export type FederatedVerifier = (p: PrincipalState, password: string) => Promise<boolean>;
+
+/** The identity context's state and the operations every adapter shares (admin API, login pages, LDAP, auth). */
+export class IdentityCore {
+  federated: FederatedVerifier | undefined;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly store: EventStore,
+    readonly projection: Projection<Directory>,
+    readonly credentials: CredentialStore,
+    readonly log: Logger,
+    readonly lockout: LockoutPolicy,
+  ) {}
+
+  static async open(nc: NatsConnection, log: Logger, opts: { lockout?: LockoutPolicy; replicas?: number } = {}): Promise<IdentityCore> {
+    const store = await EventStore.open(nc, "identity", { replicas: opts.replicas ?? 1 });
+    const projection = new Projection(store, directoryProjection);
+    await projection.start();
+    const credentials = await CredentialStore.open(nc, opts.replicas ?? 1);
+    return new IdentityCore(nc, store, projection, credentials, log, opts.lockout ?? DEFAULT_LOCKOUT);
+  }
+
+  get dir(): Directory {
+    return this.projection.state;
+  }
+
+  /** Executes a command and waits until the read model has it (read-your-writes). */
+  async run<S, C>(decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<{ state: S; events: EventEnvelope[] }> {
+    const r = await execute(this.store, decider, id, command, meta);
+    await this.projection.waitFor(r.position.lastSeq);
+    return { state: r.state, events: r.events };
+  }
+
+  /** Meta of a command derived from another (same correlation, caused by it). */
+  static derived(meta: CommandMeta): CommandMeta {
+    return { commandId: newId(), actor: meta.actor, correlationId: meta.correlationId ?? meta.commandId, causationId: meta.commandId };
+  }
+
+  /**
+   * Password (and TOTP) sign-in. Wrong passwords are counted on the principal; `lockout.maxFailures`
+   * consecutive ones lock it. A locked or disabled principal is refused before its password is checked,
+   * so a flood of guesses costs no hashing and tells nothing. An unknown name spends one dummy hash.
+   */
+  async login(username: string, password: string, totp: string | undefined, meta: Omit<CommandMeta, "commandId">): Promise<LoginResult> {
+    const now = new Date();
+    const p = this.dir.principals.get(username);
+    if (!p || !p.exists || p.kind !== "person") {
+      await this.credentials.verifyPassword(`\u0000missing`, password);
+      return { ok: false, reason: "invalid" };
+    }
+    if (p.disabled) return { ok: false, reason: "disabled" };
+    if (isLocked(p, now)) return { ok: false, reason: "locked" };
+    let good: boolean;
+    if (p.source.kind === "local") good = await this.credentials.verifyPassword(p.id, password);
+    else if (this.federated) {
+      try {
+        good = await this.federated(p, password);
+      } catch {
+        return { ok: false, reason: "unavailable" };
+      }
+    } else return { ok: false, reason: "unavailable" };
+    if (good && p.totp === "enabled") {
+      if (!totp) return { ok: false, reason: "totp_required" };
+      good = await this.credentials.verifyTotp(p.id, totp);
+      if (!good) {
+        const r = await this.recordFailure(p.id, now, meta);
+        return { ok: false, reason: r ? "locked" : "totp_invalid" };
+      }
+    }
+    if (!good) {
+      const locked = await this.recordFailure(p.id, now, meta);
+      return { ok: false, reason: locked ? "locked" : "invalid" };
+    }
+    await this.run(principalDecider, p.id, { type: "recordLogin", at: now.toISOString(), method: p.source.kind === "local" ? "password" : "ldap" }, { ...meta, commandId: newId() });
+    const m = membership(this.dir, p.id, now);
+    return { ok: true, principal: this.dir.principals.get(p.id)!, ...m };
+  }
+
+  /** Returns true when this failure locked the principal. */
+  private async recordFailure(id: string, now: Date, meta: Omit<CommandMeta, "commandId">): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.run(principalDecider, id, { type: "recordLoginFailure", at: now.toISOString(), policy: this.lockout }, { ...meta, commandId: newId() });
+        return isLocked(r.state, now);
+      } catch (err) {
+        // Concurrent failures race on the aggregate: retry on the new version.
+        if (attempt < 5 && err instanceof Error && (err as { code?: string }).code === "CONFLICT") continue;
+        throw err;
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.projection.stop();
+  }
+}

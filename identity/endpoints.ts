@@ -1,0 +1,241 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { Endpoint, RequestContext } from "../services/host/context.js";
+import { invalid, notFound, type CommandMeta } from "../services/kernel/index.js";
+import type { SecretEscrow } from "../secrets-client/contract.js";
+import { checkPasswordPolicy } from "./credentials.js";
+import { IdentityCore } from "./core.js";
+import { apiKeyDecider } from "./domain/apikey.js";
+import { clientDecider, type ClientRegistration, type ClientState } from "./domain/client.js";
+import { membership } from "./domain/directory.js";
+import { groupDecider } from "./domain/group.js";
+import { organizationDecider } from "./domain/organization.js";
+import { policyDecider, type BindingConditions } from "./domain/policy.js";
+import { principalDecider, type PrincipalKind } from "./domain/principal.js";
+import { roleDecider } from "./domain/role.js";
+import { readAudit } from "./audit.js";
+
+export const metaOf = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
+
+const str = (max = 256) => ({ type: "string", minLength: 1, maxLength: max });
+const id = str(128);
+const obj = (required: string[], properties: Record<string, object>) => ({ type: "object", required, additionalProperties: false, properties });
+const strings = { type: "array", items: str(), maxItems: 64 };
+
+export const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
+
+/** The admin API of principals, organizations, groups, roles, policies, API keys, clients and the audit trail. */
+export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEscrow | undefined; issuer: () => string }): Endpoint[] {
+  const cmd = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>): Endpoint => ({ kind: "command", name, description, input, handle });
+  const query = <I>(name: string, description: string, input: object, handle: (i: I) => Promise<object>, http?: Endpoint["http"]): Endpoint => ({ kind: "query", name, description, input, handle, ...(http ? { http } : {}) });
+  const principalOut = (pid: string) => {
+    const p = core.dir.principals.get(pid);
+    if (!p?.exists) throw notFound(`no principal ${pid}`);
+    const { failedLogins: _f, ...rest } = p;
+    return { principal: { ...rest, locked: p.lockedUntil !== undefined && Date.parse(p.lockedUntil) > Date.now(), ...membership(core.dir, pid, new Date()) } };
+  };
+
+  return [
+    cmd<{ id: string; kind: PrincipalKind; displayName: string; email?: string; organization?: string; orgUnit?: string }>(
+      "principal.create",
+      "Create a person, service or agent principal",
+      obj(["id", "kind", "displayName"], { id, kind: { enum: ["person", "service", "agent"] }, displayName: str(), email: str(), organization: id, orgUnit: id }),
+      async (i, ctx) => {
+        if (i.organization) {
+          const org = core.dir.organizations.get(i.organization);
+          if (!org?.exists) throw notFound(`no organization ${i.organization}`);
+          if (i.orgUnit && !org.units[i.orgUnit]) throw notFound(`organization ${i.organization} has no unit ${i.orgUnit}`);
+        }
+        const { id: pid, ...rest } = i;
+        await core.run(principalDecider, pid, { type: "create", ...rest }, metaOf(ctx));
+        return principalOut(pid);
+      },
+    ),
+    cmd<{ id: string; displayName?: string; email?: string; orgUnit?: string }>("principal.update", "Change a principal's profile", obj(["id"], { id, displayName: str(), email: str(), orgUnit: id }), async (i, ctx) => {
+      const { id: pid, ...rest } = i;
+      await core.run(principalDecider, pid, { type: "update", ...rest }, metaOf(ctx));
+      return principalOut(pid);
+    }),
+    cmd<{ id: string; reason: string }>("principal.disable", "Disable a principal (it can no longer sign in; its API keys stop working)", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {
+      await core.run(principalDecider, i.id, { type: "disable", reason: i.reason }, metaOf(ctx));
+      return principalOut(i.id);
+    }),
+    cmd<{ id: string }>("principal.enable", "Enable a disabled principal", obj(["id"], { id }), async (i, ctx) => {
+      await core.run(principalDecider, i.id, { type: "enable" }, metaOf(ctx));
+      return principalOut(i.id);
+    }),
+    cmd<{ id: string; password: string }>(
+      "principal.setPassword",
+      "Set a person's password (Argon2id hash kept in the credential KV bucket; the event says only PasswordSet)",
+      obj(["id", "password"], { id, password: { type: "string", maxLength: 1024 } }),
+      async (i, ctx) => {
+        checkPasswordPolicy(i.password);
+        const p = core.dir.principals.get(i.id);
+        if (!p?.exists) throw notFound(`no principal ${i.id}`);
+        // Decide first (refuses federated principals and services), then store the hash, then append.
+        principalDecider.decide(p, { type: "setPassword", at: new Date().toISOString() });
+        await core.credentials.setPassword(i.id, i.password);
+        await core.run(principalDecider, i.id, { type: "setPassword", at: new Date().toISOString() }, metaOf(ctx));
+        return { id: i.id, passwordSet: true };
+      },
+    ),
+    cmd<{ id: string }>("principal.unlock", "Lift a lockout after failed sign-ins", obj(["id"], { id }), async (i, ctx) => {
+      await core.run(principalDecider, i.id, { type: "unlock" }, metaOf(ctx));
+      return principalOut(i.id);
+    }),
+    cmd<{ id: string }>("principal.enrollTotp", "Start a TOTP enrollment; returns the otpauth:// URI once", obj(["id"], { id }), async (i, ctx) => {
+      const p = core.dir.principals.get(i.id);
+      if (!p?.exists) throw notFound(`no principal ${i.id}`);
+      principalDecider.decide(p, { type: "startTotp", at: new Date().toISOString() });
+      const { uri } = await core.credentials.startTotp(i.id, opts.issuer());
+      await core.run(principalDecider, i.id, { type: "startTotp", at: new Date().toISOString() }, metaOf(ctx));
+      return { id: i.id, otpauthUri: uri };
+    }),
+    cmd<{ id: string; code: string }>("principal.confirmTotp", "Confirm a TOTP enrollment with a current code", obj(["id", "code"], { id, code: { type: "string", pattern: "^[0-9]{6}$" } }), async (i, ctx) => {
+      const p = core.dir.principals.get(i.id);
+      if (!p?.exists) throw notFound(`no principal ${i.id}`);
+      if (p.totp === "pending" && !(await core.credentials.verifyTotp(i.id, i.code))) throw invalid("the code does not match");
+      await core.run(principalDecider, i.id, { type: "activateTotp", at: new Date().toISOString() }, metaOf(ctx));
+      return principalOut(i.id);
+    }),
+    cmd<{ id: string; displayName: string }>("organization.create", "Create an organization", obj(["id", "displayName"], { id, displayName: str() }), async (i, ctx) => {
+      const r = await core.run(organizationDecider, i.id, { type: "create", displayName: i.displayName }, metaOf(ctx));
+      return { organization: r.state };
+    }),
+    cmd<{ id: string; unit: string; displayName: string; parent?: string }>(
+      "organization.addUnit",
+      "Add an organizational unit",
+      obj(["id", "unit", "displayName"], { id, unit: id, displayName: str(), parent: id }),
+      async (i, ctx) => {
+        const r = await core.run(organizationDecider, i.id, { type: "addUnit", unit: i.unit, displayName: i.displayName, parent: i.parent }, metaOf(ctx));
+        return { organization: r.state };
+      },
+    ),
+    cmd<{ id: string; displayName: string }>("group.create", "Create a group", obj(["id", "displayName"], { id, displayName: str() }), async (i, ctx) => {
+      const r = await core.run(groupDecider, i.id, { type: "create", displayName: i.displayName }, metaOf(ctx));
+      return { group: r.state };
+    }),
+    cmd<{ id: string; principal: string }>("group.addMember", "Add a principal to a group", obj(["id", "principal"], { id, principal: id }), async (i, ctx) => {
+      if (!core.dir.principals.get(i.principal)?.exists) throw notFound(`no principal ${i.principal}`);
+      const r = await core.run(groupDecider, i.id, { type: "addMember", principal: i.principal }, metaOf(ctx));
+      return { group: r.state };
+    }),
+    cmd<{ id: string; principal: string }>("group.removeMember", "Remove a principal from a group", obj(["id", "principal"], { id, principal: id }), async (i, ctx) => {
+      const r = await core.run(groupDecider, i.id, { type: "removeMember", principal: i.principal }, metaOf(ctx));
+      return { group: r.state };
+    }),
+    cmd<{ id: string; description: string; permissions: string[] }>("role.define", "Define or redefine a role", obj(["id", "description", "permissions"], { id, description: str(), permissions: strings }), async (i, ctx) => {
+      const r = await core.run(roleDecider, i.id, { type: "define", description: i.description, permissions: i.permissions }, metaOf(ctx));
+      return { role: r.state };
+    }),
+    cmd<{ id: string; role: string; subject: { kind: "principal" | "group"; id: string }; conditions?: BindingConditions }>(
+      "policy.bind",
+      "Bind a role to a principal or group, under optional conditions (time window, organization, unit)",
+      obj(["id", "role", "subject"], {
+        id,
+        role: id,
+        subject: obj(["kind", "id"], { kind: { enum: ["principal", "group"] }, id }),
+        conditions: obj([], { notBefore: str(64), notAfter: str(64), organization: id, orgUnit: id }),
+      }),
+      async (i, ctx) => {
+        if (!core.dir.roles.get(i.role)?.exists) throw notFound(`no role ${i.role}`);
+        const target = i.subject.kind === "principal" ? core.dir.principals.get(i.subject.id) : core.dir.groups.get(i.subject.id);
+        if (!target?.exists) throw notFound(`no ${i.subject.kind} ${i.subject.id}`);
+        const r = await core.run(policyDecider, i.id, { type: "bind", role: i.role, subject: i.subject, conditions: i.conditions ?? {} }, metaOf(ctx));
+        return { policy: r.state };
+      },
+    ),
+    cmd<{ id: string }>("policy.revoke", "Revoke a role binding", obj(["id"], { id }), async (i, ctx) => {
+      const r = await core.run(policyDecider, i.id, { type: "revoke" }, metaOf(ctx));
+      return { policy: r.state };
+    }),
+    cmd<{ owner: string; label: string; roles: string[]; expiresAt?: string }>(
+      "apikey.issue",
+      "Issue an API key for a principal, scoped to roles; the key is returned once and stored hashed",
+      obj(["owner", "label", "roles"], { owner: id, label: str(), roles: strings, expiresAt: str(64) }),
+      async (i, ctx) => {
+        const owner = core.dir.principals.get(i.owner);
+        if (!owner?.exists) throw notFound(`no principal ${i.owner}`);
+        for (const r of i.roles) if (!core.dir.roles.get(r)?.exists) throw notFound(`no role ${r}`);
+        const keyId = randomBytes(8).toString("hex");
+        const secret = randomBytes(32).toString("base64url");
+        const r = await core.run(apiKeyDecider, keyId, { type: "issue", owner: i.owner, label: i.label, roles: i.roles, secretHash: sha256(secret), expiresAt: i.expiresAt, now: new Date().toISOString() }, metaOf(ctx));
+        return { id: keyId, key: `rk_${keyId}_${secret}`, roles: r.state.roles, expiresAt: r.state.expiresAt };
+      },
+    ),
+    cmd<{ id: string; reason: string }>("apikey.revoke", "Revoke an API key", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {
+      await core.run(apiKeyDecider, i.id, { type: "revoke", reason: i.reason }, metaOf(ctx));
+      return { id: i.id, revoked: true };
+    }),
+    cmd<{ id: string } & Partial<ClientRegistration>>(
+      "client.register",
+      "Register an OIDC client; a confidential client's secret is returned once (or escrowed), events keep its hash",
+      obj(["id", "displayName", "grantTypes"], {
+        id,
+        displayName: str(),
+        public: { type: "boolean" },
+        redirectUris: strings,
+        postLogoutRedirectUris: strings,
+        grantTypes: { type: "array", minItems: 1, items: { enum: ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"] } },
+        scopes: strings,
+        trusted: { type: "boolean" },
+        principal: id,
+      }),
+      async (i, ctx) => {
+        const isPublic = i.public ?? false;
+        if (i.principal && !core.dir.principals.get(i.principal)?.exists) throw notFound(`no principal ${i.principal}`);
+        const secret = isPublic ? undefined : randomBytes(32).toString("base64url");
+        const reg: ClientRegistration = {
+          displayName: i.displayName!,
+          public: isPublic,
+          redirectUris: i.redirectUris ?? [],
+          postLogoutRedirectUris: i.postLogoutRedirectUris ?? [],
+          grantTypes: i.grantTypes!,
+          scopes: i.scopes ?? ["openid", "profile", "email", "groups", "roles", "offline_access"],
+          trusted: i.trusted ?? false,
+          principal: i.principal,
+        };
+        // Validate before escrowing anything.
+        clientDecider.decide(clientDecider.initialState(i.id), { type: "register", ...reg, secretHash: secret && sha256(secret) });
+        const ref = secret && opts.escrow ? await opts.escrow.store({ principal: i.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret }) : undefined;
+        const r = await core.run(clientDecider, i.id, { type: "register", ...reg, secretHash: secret && sha256(secret), secretRef: ref?.itemId }, metaOf(ctx));
+        return { client: publicClient(r.state), ...(secret && !ref ? { clientSecret: secret } : {}), ...(ref ? { secretRef: ref } : {}) };
+      },
+    ),
+    cmd<{ id: string }>("client.rotateSecret", "Give a confidential client a new secret (returned once or escrowed)", obj(["id"], { id }), async (i, ctx) => {
+      const c = core.dir.clients.get(i.id);
+      if (!c?.exists) throw notFound(`no client ${i.id}`);
+      const secret = randomBytes(32).toString("base64url");
+      clientDecider.decide(c, { type: "rotateSecret", secretHash: sha256(secret) });
+      const ref = opts.escrow ? await opts.escrow.store({ principal: c.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret }) : undefined;
+      await core.run(clientDecider, i.id, { type: "rotateSecret", secretHash: sha256(secret), secretRef: ref?.itemId }, metaOf(ctx));
+      return ref ? { id: i.id, secretRef: ref } : { id: i.id, clientSecret: secret };
+    }),
+    cmd<{ id: string }>("client.disable", "Disable an OIDC client", obj(["id"], { id }), async (i, ctx) => {
+      const r = await core.run(clientDecider, i.id, { type: "disable" }, metaOf(ctx));
+      return { client: publicClient(r.state) };
+    }),
+    query<{ id: string }>("principal", "One principal with its groups and effective roles", obj(["id"], { id }), async (i) => principalOut(i.id), { method: "GET", path: "/principals/:id" }),
+    query<object>("principals", "Every principal", obj([], {}), async () => ({
+      principals: [...core.dir.principals.values()].filter((p) => p.exists).map((p) => ({ id: p.id, kind: p.kind, displayName: p.displayName, disabled: p.disabled, source: p.source.kind })),
+    })),
+    query<object>("organizations", "Organizations and their units", obj([], {}), async () => ({ organizations: [...core.dir.organizations.values()].filter((o) => o.exists) })),
+    query<object>("groups", "Groups and their members", obj([], {}), async () => ({ groups: [...core.dir.groups.values()].filter((g) => g.exists) })),
+    query<object>("roles", "Roles", obj([], {}), async () => ({ roles: [...core.dir.roles.values()].filter((r) => r.exists) })),
+    query<object>("policies", "Role bindings", obj([], {}), async () => ({ policies: [...core.dir.policies.values()].filter((p) => p.exists) })),
+    query<object>("apikeys", "API keys (never the key)", obj([], {}), async () => ({
+      apiKeys: [...core.dir.apiKeys.values()].filter((k) => k.exists).map(({ secretHash: _h, ...k }) => k),
+    })),
+    query<object>("clients", "OIDC clients (never the secret)", obj([], {}), async () => ({ clients: [...core.dir.clients.values()].filter((c) => c.exists).map(publicClient) })),
+    query<{ actor?: string; aggregateType?: string; aggregateId?: string; correlationId?: string; limit?: number }>(
+      "audit",
+      "Who did what: identity events with actor and correlation id, newest last",
+      obj([], { actor: id, aggregateType: id, aggregateId: id, correlationId: str(64), limit: { type: "integer", minimum: 1, maximum: 10000 } }),
+      async (i) => ({ entries: await readAudit(core.store, i) }),
+    ),
+  ];
+}
+
+export function publicClient(c: ClientState): Omit<ClientState, "secretHash"> {
+  const { secretHash: _h, ...rest } = c;
+  return rest;
+}

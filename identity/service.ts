@@ -1,0 +1,109 @@
+import type { IncomingMessage } from "node:http";
+import type { KV } from "@nats-io/kv";
+import type Provider from "oidc-provider";
+import type { Authenticator, ContextDeps, ContextFactory, Endpoint, RealmContext } from "../services/host/context.js";
+import type { SecretEscrow } from "../secrets-client/contract.js";
+import { createAuthenticator } from "./auth.js";
+import { IdentityCore } from "./core.js";
+import type { LockoutPolicy } from "./domain/principal.js";
+import { directoryEndpoints } from "./endpoints.js";
+import { OidcKeys } from "./oidc/keys.js";
+import { openOidcBucket } from "./oidc/kv-adapter.js";
+import { buildProvider } from "./oidc/provider.js";
+import { mountOidc } from "./oidc/routes.js";
+
+export interface IdentityOptions {
+  /**
+   * The OIDC issuer URL, ending in /oidc (e.g. https://realm.example.org/oidc). Default:
+   * `REALM_OIDC_ISSUER`, else taken from the Host header of the first OIDC request (development only).
+   */
+  issuer?: string | undefined;
+  escrow?: SecretEscrow | undefined;
+  lockout?: LockoutPolicy | undefined;
+  /** Stream and bucket replicas (1 local, 3 in a cluster). */
+  replicas?: number | undefined;
+  /** Extra endpoints built on the core (LDAP federation adds its own). */
+  extensions?: ((core: IdentityCore) => Promise<{ endpoints: Endpoint[]; stop?: () => Promise<void> }>)[];
+}
+
+export interface IdentityContext extends RealmContext {
+  core: IdentityCore;
+  authenticate: Authenticator;
+  /** The running provider (undefined until the issuer is known). */
+  provider(): Provider | undefined;
+  issuer(): string | undefined;
+}
+
+export function createIdentityContext(opts: IdentityOptions = {}): (deps: ContextDeps) => Promise<IdentityContext> {
+  return async ({ nc, log }) => {
+    const core = await IdentityCore.open(nc, log, { lockout: opts.lockout, replicas: opts.replicas });
+    const kv: KV = await openOidcBucket(nc, opts.replicas ?? 1);
+    const keys = await OidcKeys.open(nc, opts.replicas ?? 1);
+    let issuer = opts.issuer ?? process.env.REALM_OIDC_ISSUER;
+    let provider: Provider | undefined;
+    const rebuild = () => {
+      if (issuer) provider = buildProvider(issuer, core, kv, keys.material);
+    };
+    rebuild();
+    const unwatch = await keys.watch(rebuild);
+    const getProvider = (req: IncomingMessage): Provider => {
+      if (!provider) {
+        issuer = `http://${req.headers.host ?? "localhost"}/oidc`;
+        log.warn({ issuer }, "OIDC issuer taken from the first request's Host header; set REALM_OIDC_ISSUER");
+        rebuild();
+      }
+      return provider!;
+    };
+    const extensions = await Promise.all((opts.extensions ?? []).map((x) => x(core)));
+    const endpoints: Endpoint[] = [
+      ...directoryEndpoints(core, { escrow: opts.escrow, issuer: () => issuer ?? "cim-realm" }),
+      {
+        kind: "command",
+        name: "oidc.rotateKeys",
+        description: "Rotate the OIDC signing key: a new RS256 key signs from now on, the previous two stay in the JWKS",
+        input: { type: "object", additionalProperties: false, properties: {} },
+        async handle() {
+          const m = await keys.rotate();
+          rebuild();
+          return { kids: m.jwks.keys.map((k) => k.kid), rotatedAt: m.rotatedAt };
+        },
+      },
+      {
+        kind: "query",
+        name: "jwks",
+        description: "The public signing keys of the OIDC issuer, newest (signing) first",
+        input: { type: "object", additionalProperties: false, properties: {} },
+        async handle() {
+          return { keys: keys.publicKeys };
+        },
+      },
+      ...extensions.flatMap((x) => x.endpoints),
+    ];
+    return {
+      name: "identity",
+      endpoints,
+      core,
+      provider: () => provider,
+      issuer: () => issuer,
+      authenticate: createAuthenticator(core, () => provider),
+      async routes(app) {
+        await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!);
+      },
+      ready: () => core.projection.status === "live",
+      metrics: () => [
+        "# HELP realm_identity_principals Principals in the directory.",
+        "# TYPE realm_identity_principals gauge",
+        `realm_identity_principals ${[...core.dir.principals.values()].filter((p) => p.exists).length}`,
+      ],
+      async stop() {
+        unwatch();
+        for (const x of extensions) await x.stop?.();
+        await core.stop();
+      },
+    };
+  };
+}
+
+/** The identity context with options from the environment (REALM_OIDC_ISSUER). */
+export const identityContext: ContextFactory = createIdentityContext();
+
