@@ -7,6 +7,7 @@ import { createAuthenticator } from "./auth.js";
 import { IdentityCore } from "./core.js";
 import type { LockoutPolicy } from "./domain/principal.js";
 import { directoryEndpoints } from "./endpoints.js";
+import { ldapFederation } from "./ldap/federation.js";
 import { OidcKeys } from "./oidc/keys.js";
 import { openOidcBucket } from "./oidc/kv-adapter.js";
 import { buildProvider } from "./oidc/provider.js";
@@ -22,7 +23,7 @@ export interface IdentityOptions {
   lockout?: LockoutPolicy | undefined;
   /** Stream and bucket replicas (1 local, 3 in a cluster). */
   replicas?: number | undefined;
-  /** Extra endpoints built on the core (LDAP federation adds its own). */
+  /** Extra endpoints built on the core. Default: LDAP federation (`ldapFederation()`). */
   extensions?: ((core: IdentityCore) => Promise<{ endpoints: Endpoint[]; stop?: () => Promise<void> }>)[];
 }
 
@@ -54,7 +55,7 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
       }
       return provider!;
     };
-    const extensions = await Promise.all((opts.extensions ?? []).map((x) => x(core)));
+    const extensions = await Promise.all((opts.extensions ?? [ldapFederation()]).map((x) => x(core)));
     const endpoints: Endpoint[] = [
       ...directoryEndpoints(core, { escrow: opts.escrow, issuer: () => issuer ?? "cim-realm" }),
       {

@@ -1,6 +1,7 @@
 import type { Decider, EventEnvelope, ProjectionDefinition } from "../../services/kernel/index.js";
 import { apiKeyDecider, type ApiKeyState } from "./apikey.js";
 import { clientDecider, type ClientState } from "./client.js";
+import { federationDecider, type FederationState } from "./federation.js";
 import { groupDecider, type GroupState } from "./group.js";
 import { organizationDecider, type OrganizationState } from "./organization.js";
 import { effectiveRoles, policyDecider, type PolicyState } from "./policy.js";
@@ -16,6 +17,7 @@ export interface Directory {
   policies: Map<string, PolicyState>;
   apiKeys: Map<string, ApiKeyState>;
   clients: Map<string, ClientState>;
+  federations: Map<string, FederationState>;
 }
 
 type Slot = { [K in keyof Directory]: { key: K; decider: Decider<Directory[K] extends Map<string, infer S> ? S : never, never> } }[keyof Directory];
@@ -27,10 +29,11 @@ const slots: Record<string, Slot> = {
   policy: { key: "policies", decider: policyDecider as Decider<PolicyState, never> },
   apikey: { key: "apiKeys", decider: apiKeyDecider as Decider<ApiKeyState, never> },
   client: { key: "clients", decider: clientDecider as Decider<ClientState, never> },
+  directory: { key: "federations", decider: federationDecider as Decider<FederationState, never> },
 };
 
 export function emptyDirectory(): Directory {
-  return { principals: new Map(), organizations: new Map(), groups: new Map(), roles: new Map(), policies: new Map(), apiKeys: new Map(), clients: new Map() };
+  return { principals: new Map(), organizations: new Map(), groups: new Map(), roles: new Map(), policies: new Map(), apiKeys: new Map(), clients: new Map(), federations: new Map() };
 }
 
 /** Folds one event into the directory. Aggregates other parts of the context own (NATS accounts) are ignored. */
