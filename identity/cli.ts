@@ -1,0 +1,165 @@
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { callRealm } from "../services/host/client.js";
+import { connectRealm } from "../services/cli/connection.js";
+import { createLogger } from "../services/host/logger.js";
+import { newId } from "../services/kernel/index.js";
+import { IdentityCore } from "./core.js";
+import { directoryEndpoints } from "./endpoints.js";
+import { policyDecider } from "./domain/policy.js";
+import { principalDecider } from "./domain/principal.js";
+import { roleDecider } from "./domain/role.js";
+
+interface Conn {
+  nats?: string;
+  creds?: string;
+  token?: string;
+}
+
+const connOptions = (c: Command) =>
+  c
+    .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
+    .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
+    .addOption(new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN"));
+
+async function call(o: Conn, kind: "commands" | "queries", name: string, input: object): Promise<void> {
+  const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}) });
+  try {
+    const r = await callRealm(nc, `realm.identity.${kind}.${name}`, input, o.token ? { authorization: `Bearer ${o.token}` } : {});
+    process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+  } finally {
+    await nc.close();
+  }
+}
+
+/** A secret read from a file or stdin, never from argv (argv shows in `ps`). */
+function readSecret(file: string | undefined): string {
+  return readFileSync(file ?? 0, "utf8").replace(/\r?\n$/, "");
+}
+
+const list = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `realm identity ...`: principals, groups, roles, bindings, API keys, OIDC clients, LDAP directories, audit. */
+export function registerIdentityCommands(program: Command): void {
+  const id = program.command("identity").description("people, services and agents; groups, roles, API keys, OIDC clients, LDAP federation");
+  const verb = (parent: Command, name: string, description: string) => connOptions(parent.command(name).description(description));
+
+  const principal = id.command("principal").description("principals (person, service, agent)");
+  verb(principal, "create <id>", "create a principal")
+    .requiredOption("--name <displayName>", "display name")
+    .addOption(new Option("--kind <kind>", "kind").choices(["person", "service", "agent"]).default("person"))
+    .option("--email <email>", "email address")
+    .option("--org <organization>", "organization")
+    .option("--unit <orgUnit>", "organizational unit")
+    .action((pid: string, o: Conn & { name: string; kind: string; email?: string; org?: string; unit?: string }) =>
+      call(o, "commands", "principal.create", { id: pid, kind: o.kind, displayName: o.name, ...(o.email ? { email: o.email } : {}), ...(o.org ? { organization: o.org } : {}), ...(o.unit ? { orgUnit: o.unit } : {}) }),
+    );
+  verb(principal, "list", "list principals").action((o: Conn) => call(o, "queries", "principals", {}));
+  verb(principal, "show <id>", "a principal with its groups and roles").action((pid: string, o: Conn) => call(o, "queries", "principal", { id: pid }));
+  verb(principal, "set-password <id>", "set a person's password, read from --password-file or stdin")
+    .option("--password-file <file>", "file holding the password (default: stdin)")
+    .action((pid: string, o: Conn & { passwordFile?: string }) => call(o, "commands", "principal.setPassword", { id: pid, password: readSecret(o.passwordFile) }));
+  verb(principal, "disable <id>", "disable a principal").requiredOption("--reason <text>", "why").action((pid: string, o: Conn & { reason: string }) => call(o, "commands", "principal.disable", { id: pid, reason: o.reason }));
+  verb(principal, "enable <id>", "enable a principal").action((pid: string, o: Conn) => call(o, "commands", "principal.enable", { id: pid }));
+  verb(principal, "unlock <id>", "lift a lockout").action((pid: string, o: Conn) => call(o, "commands", "principal.unlock", { id: pid }));
+  verb(principal, "enroll-totp <id>", "start a TOTP enrollment (prints the otpauth:// URI once)").action((pid: string, o: Conn) => call(o, "commands", "principal.enrollTotp", { id: pid }));
+  verb(principal, "confirm-totp <id> <code>", "confirm a TOTP enrollment").action((pid: string, code: string, o: Conn) => call(o, "commands", "principal.confirmTotp", { id: pid, code }));
+
+  const org = id.command("org").description("organizations and organizational units");
+  verb(org, "create <id>", "create an organization").requiredOption("--name <displayName>", "display name").action((oid: string, o: Conn & { name: string }) => call(o, "commands", "organization.create", { id: oid, displayName: o.name }));
+  verb(org, "add-unit <id> <unit>", "add a unit").requiredOption("--name <displayName>", "display name").option("--parent <unit>", "parent unit")
+    .action((oid: string, unit: string, o: Conn & { name: string; parent?: string }) => call(o, "commands", "organization.addUnit", { id: oid, unit, displayName: o.name, ...(o.parent ? { parent: o.parent } : {}) }));
+
+  const group = id.command("group").description("groups");
+  verb(group, "create <id>", "create a group").requiredOption("--name <displayName>", "display name").action((gid: string, o: Conn & { name: string }) => call(o, "commands", "group.create", { id: gid, displayName: o.name }));
+  verb(group, "add <id> <principal>", "add a member").action((gid: string, p: string, o: Conn) => call(o, "commands", "group.addMember", { id: gid, principal: p }));
+  verb(group, "remove <id> <principal>", "remove a member").action((gid: string, p: string, o: Conn) => call(o, "commands", "group.removeMember", { id: gid, principal: p }));
+  verb(group, "list", "list groups").action((o: Conn) => call(o, "queries", "groups", {}));
+
+  const role = id.command("role").description("roles and role bindings");
+  verb(role, "define <id>", "define a role").requiredOption("--description <text>", "what it is for").option("--permission <perm>", "a permission (repeat)", list, [])
+    .action((rid: string, o: Conn & { description: string; permission: string[] }) => call(o, "commands", "role.define", { id: rid, description: o.description, permissions: o.permission }));
+  verb(role, "bind <policyId> <role>", "bind a role to a principal or group").option("--principal <id>", "principal").option("--group <id>", "group")
+    .option("--not-after <iso>", "binding ends").option("--not-before <iso>", "binding starts").option("--org <organization>", "only for members of this organization")
+    .action((pid: string, r: string, o: Conn & { principal?: string; group?: string; notAfter?: string; notBefore?: string; org?: string }) =>
+      call(o, "commands", "policy.bind", {
+        id: pid,
+        role: r,
+        subject: o.group ? { kind: "group", id: o.group } : { kind: "principal", id: o.principal },
+        conditions: { ...(o.notAfter ? { notAfter: o.notAfter } : {}), ...(o.notBefore ? { notBefore: o.notBefore } : {}), ...(o.org ? { organization: o.org } : {}) },
+      }),
+    );
+  verb(role, "unbind <policyId>", "revoke a role binding").action((pid: string, o: Conn) => call(o, "commands", "policy.revoke", { id: pid }));
+
+  const apikey = id.command("apikey").description("API keys (shown once, stored hashed)");
+  verb(apikey, "issue <owner>", "issue an API key").requiredOption("--label <text>", "what it is for").option("--role <role>", "a role (repeat)", list, []).option("--expires <iso>", "expiry")
+    .action((owner: string, o: Conn & { label: string; role: string[]; expires?: string }) => call(o, "commands", "apikey.issue", { owner, label: o.label, roles: o.role, ...(o.expires ? { expiresAt: o.expires } : {}) }));
+  verb(apikey, "revoke <id>", "revoke an API key").requiredOption("--reason <text>", "why").action((kid: string, o: Conn & { reason: string }) => call(o, "commands", "apikey.revoke", { id: kid, reason: o.reason }));
+  verb(apikey, "list", "list API keys").action((o: Conn) => call(o, "queries", "apikeys", {}));
+
+  const client = id.command("client").description("OIDC clients");
+  verb(client, "register <id>", "register an OIDC client (a confidential client's secret is printed once)")
+    .requiredOption("--name <displayName>", "display name").option("--public", "public client (PKCE, no secret)").option("--trusted", "first-party: skip consent")
+    .option("--redirect <uri>", "redirect URI (repeat)", list, []).option("--post-logout <uri>", "post-logout redirect URI (repeat)", list, [])
+    .option("--grant <type>", "grant type (repeat; default authorization_code + refresh_token)", list, []).option("--principal <id>", "service principal of client-credentials tokens")
+    .action((cid: string, o: Conn & { name: string; public?: boolean; trusted?: boolean; redirect: string[]; postLogout: string[]; grant: string[]; principal?: string }) =>
+      call(o, "commands", "client.register", {
+        id: cid,
+        displayName: o.name,
+        public: !!o.public,
+        trusted: !!o.trusted,
+        redirectUris: o.redirect,
+        postLogoutRedirectUris: o.postLogout,
+        grantTypes: o.grant.length ? o.grant : ["authorization_code", "refresh_token"],
+        ...(o.principal ? { principal: o.principal } : {}),
+      }),
+    );
+  verb(client, "rotate-secret <id>", "give a client a new secret").action((cid: string, o: Conn) => call(o, "commands", "client.rotateSecret", { id: cid }));
+  verb(client, "list", "list clients").action((o: Conn) => call(o, "queries", "clients", {}));
+  verb(id, "rotate-keys", "rotate the OIDC signing key").action((o: Conn) => call(o, "commands", "oidc.rotateKeys", {}));
+
+  const dir = id.command("directory").description("LDAP federation");
+  verb(dir, "register <id>", "register an LDAP directory (bind password from --password-file or stdin)")
+    .requiredOption("--url <ldap-url>", "ldap:// or ldaps:// URL").requiredOption("--bind-dn <dn>", "DN to bind as for sync").requiredOption("--users <dn>", "users base DN").requiredOption("--groups <dn>", "groups base DN")
+    .option("--password-file <file>", "file holding the bind password (default: stdin)").option("--interval <seconds>", "sync interval (0 = on demand)", (v) => Number(v), 900)
+    .action((did: string, o: Conn & { url: string; bindDn: string; users: string; groups: string; passwordFile?: string; interval: number }) =>
+      call(o, "commands", "directory.register", { id: did, url: o.url, bindDn: o.bindDn, bindPassword: readSecret(o.passwordFile), usersBase: o.users, groupsBase: o.groups, syncIntervalSeconds: o.interval }),
+    );
+  verb(dir, "sync <id>", "sync users and groups now").action((did: string, o: Conn) => {
+    process.stderr.write(`realm: syncing directory ${did}...\n`);
+    return call(o, "commands", "directory.sync", { id: did });
+  });
+  verb(dir, "list", "registered directories").action((o: Conn) => call(o, "queries", "directories", {}));
+
+  verb(id, "audit", "who did what: identity events with actor and correlation id")
+    .option("--actor <id>", "only this actor").option("--aggregate <type/id>", "only this aggregate").option("--correlation <id>", "only this correlation id").option("--limit <n>", "last n entries", (v) => Number(v), 100)
+    .action((o: Conn & { actor?: string; aggregate?: string; correlation?: string; limit: number }) => {
+      const [aggregateType, aggregateId] = o.aggregate?.split("/") ?? [];
+      return call(o, "queries", "audit", { limit: o.limit, ...(o.actor ? { actor: o.actor } : {}), ...(aggregateType ? { aggregateType } : {}), ...(aggregateId ? { aggregateId } : {}), ...(o.correlation ? { correlationId: o.correlation } : {}) });
+    });
+
+  id.command("bootstrap")
+    .description("create the first admin (principal, `admin` role, binding) and print its API key once; needs direct access to the realm's NATS stream, not the API")
+    .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
+    .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
+    .option("--principal <id>", "admin principal id", "admin")
+    .action(async (o: { nats?: string; creds?: string; principal: string }) => {
+      const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}) });
+      const log = createLogger({ level: "warn" });
+      const core = await IdentityCore.open(nc, log);
+      try {
+        const meta = () => ({ commandId: newId(), actor: "bootstrap" });
+        process.stderr.write("realm: creating the admin principal, role and binding...\n");
+        if (!core.dir.principals.get(o.principal)?.exists) await core.run(principalDecider, o.principal, { type: "create", kind: "service", displayName: "Realm administrator" }, meta());
+        if (!core.dir.roles.get("admin")?.exists) await core.run(roleDecider, "admin", { type: "define", description: "Realm administrator", permissions: ["*"] }, meta());
+        const bid = `${o.principal}-admin`;
+        if (!core.dir.policies.get(bid)?.exists) await core.run(policyDecider, bid, { type: "bind", role: "admin", subject: { kind: "principal", id: o.principal }, conditions: {} }, meta());
+        const issue = directoryEndpoints(core, { issuer: () => "cim-realm" }).find((e) => e.name === "apikey.issue")!;
+        const r = (await issue.handle({ owner: o.principal, label: "bootstrap", roles: ["admin"] }, { ...meta(), correlationId: newId(), causationId: newId(), log })) as { key: string; id: string };
+        process.stdout.write(`API key ${r.id} (shown once, store it now):\n${r.key}\n`);
+      } finally {
+        await core.stop();
+        await nc.close();
+      }
+    });
+}
