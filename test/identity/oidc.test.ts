@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as oc from "openid-client";
 import { decodeJwt } from "jose";
+import * as OTPAuth from "otpauth";
 import { startIdentity, type IdentityHarness } from "./harness.js";
 import { Agent, signIn } from "./agent.js";
 
@@ -114,6 +115,30 @@ describe("OIDC with openid-client as relying party", () => {
     const { tokens } = await codeFlow(cfg);
     const header = JSON.parse(Buffer.from(tokens.id_token!.split(".")[0]!, "base64url").toString()) as { kid: string };
     expect(header.kid).toBe(r.kids[0]);
+  });
+});
+
+describe("TOTP second factor", () => {
+  it("asks for the one-time code after the password and signs in with a valid one", async () => {
+    await h.call("principal.create", { id: "tom", kind: "person", displayName: "Tom" });
+    await h.call("principal.setPassword", { id: "tom", password: "tom's long passphrase" });
+    const { otpauthUri } = await h.call<{ otpauthUri: string }>("principal.enrollTotp", { id: "tom" });
+    const totp = OTPAuth.URI.parse(otpauthUri) as OTPAuth.TOTP;
+    await expect(h.call("principal.confirmTotp", { id: "tom", code: totp.generate() === "000000" ? "111111" : "000000" })).rejects.toMatchObject({ code: "VALIDATION" });
+    await h.call("principal.confirmTotp", { id: "tom", code: totp.generate() });
+    for await (const { event } of h.ctx.core.store.read()) expect(JSON.stringify(event)).not.toContain(totp.secret.base32);
+    const cfg = await discover("web", webSecret);
+    const url = oc.buildAuthorizationUrl(cfg, { redirect_uri: redirect, scope: "openid", code_challenge: await oc.calculatePKCECodeChallenge(oc.randomPKCECodeVerifier()), code_challenge_method: "S256" });
+    const agent = new Agent();
+    const login = await agent.go(url.href);
+    const ask = await agent.submit(login, { username: "tom", password: "tom's long passphrase" }, "/login");
+    expect(ask.status).toBe(401);
+    expect(ask.html).toContain("one-time code");
+    expect(ask.html).toContain('name="totp"');
+    const wrong = await agent.submit(ask, { username: "tom", password: "tom's long passphrase", totp: "12345x" }, "/login");
+    expect(wrong.status).toBe(401);
+    const ok = await agent.submit(ask, { username: "tom", password: "tom's long passphrase", totp: totp.generate() }, "/login", redirect);
+    expect(ok.url.startsWith(redirect)).toBe(true);
   });
 });
 
