@@ -51,6 +51,13 @@ export function buildProvider(issuer: string, core: IdentityCore, kv: KV, keys: 
     jwks: keys.jwks as Configuration["jwks"],
     cookies: { keys: keys.cookieKeys },
     clientAuthMethods: ["client_secret_basic", "client_secret_post", "none"],
+    // The stored client secret is a hash, so nothing may use it as an HMAC key: no HS* anywhere.
+    enabledJWA: {
+      clientAuthSigningAlgValues: ["RS256", "PS256", "ES256", "EdDSA"],
+      requestObjectSigningAlgValues: ["RS256", "PS256", "ES256", "EdDSA"],
+      idTokenSigningAlgValues: ["RS256"],
+      userinfoSigningAlgValues: ["RS256"],
+    },
     scopes: SCOPES,
     claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email"], groups: ["groups"], roles: ["roles"] },
     // Scope claims (groups, roles) go into the ID token too, not only /userinfo.
