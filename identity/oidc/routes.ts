@@ -64,11 +64,11 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
     scope.all("/oidc/*", toProvider);
 
     const csrfFor = (token: string, uid: string) => createHmac("sha256", csrfKey()).update(`${token}:${uid}`).digest("base64url");
-    const issueCsrf = (req: IncomingMessage, res: ServerResponse, uid: string) => {
+    const issueCsrf = (req: IncomingMessage, res: ServerResponse, uid: string, secure: boolean) => {
       let token = cookie(req, "realm_csrf");
       if (!token || !/^[A-Za-z0-9_-]{43}$/.test(token)) {
         token = randomBytes(32).toString("base64url");
-        res.setHeader("set-cookie", `realm_csrf=${token}; Path=/interaction; HttpOnly; SameSite=Strict`);
+        res.setHeader("set-cookie", `realm_csrf=${token}; Path=/interaction; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`);
       }
       return csrfFor(token, uid);
     };
@@ -79,7 +79,17 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
       const b = Buffer.from(given);
       return a.length === b.length && timingSafeEqual(a, b);
     };
-    const send = (reply: FastifyReply, status: number, html: string) => reply.code(status).type("text/html; charset=utf-8").header("cache-control", "no-store").send(html);
+    // No scripts, no framing, nothing from elsewhere. (No form-action: Chromium applies it to the redirect
+    // to the client's redirect_uri that follows a form post.)
+    const send = (reply: FastifyReply, status: number, html: string) =>
+      reply
+        .code(status)
+        .type("text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+        .header("x-frame-options", "DENY")
+        .header("referrer-policy", "no-referrer")
+        .send(html);
     const clientName = async (provider: Provider, id: unknown) => {
       const c = typeof id === "string" ? await provider.Client.find(id) : undefined;
       return c?.clientName ?? (typeof id === "string" ? id : "an application");
@@ -94,7 +104,7 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
         return send(reply, 400, messagePage("Sign-in expired", "This sign-in request has expired or is unknown. Go back to the application and start again."));
       }
       const uid = details.uid;
-      const csrf = issueCsrf(req.raw, reply.raw, uid);
+      const csrf = issueCsrf(req.raw, reply.raw, uid, req.protocol === "https");
       const client = await clientName(provider, details.params.client_id);
       if (details.prompt.name === "login") return send(reply, 200, loginPage({ uid, csrf, client }));
       const scopes = String(details.params.scope ?? "").split(" ").filter(Boolean);

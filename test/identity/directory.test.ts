@@ -121,3 +121,37 @@ describe("identity admin API", () => {
     expect(h.logs.join("")).not.toContain(password);
   });
 });
+
+describe("client secrets with an escrow", () => {
+  it("escrows the secret: the reply and the events carry only the reference", async () => {
+    const kept = new Map<string, string>();
+    const { createIdentityContext } = await import("../../identity/service.js");
+    const { createLogger } = await import("../../services/host/logger.js");
+    const { newId } = await import("../../services/kernel/index.js");
+    // An escrow that keeps secrets in memory: the contract only (the Vaultwarden client is tested in secrets-client).
+    const escrow = {
+      async store(req: { principal: string; name: string; secret: string }) {
+        const itemId = `item-${kept.size + 1}`;
+        kept.set(itemId, req.secret);
+        return { itemId, revision: new Date().toISOString() };
+      },
+      async get(ref: { itemId: string }) {
+        return kept.get(ref.itemId)!;
+      },
+    };
+    const log = createLogger({ level: "silent" });
+    const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", escrow })({ nc: h.nc, log, dataDir: h.nats.dataDir });
+    try {
+      const register = ctx.endpoints.find((e) => e.name === "client.register")!;
+      const r = (await register.handle({ id: "escrowed", displayName: "E", grantTypes: ["client_credentials"] }, { commandId: newId(), correlationId: newId(), causationId: newId(), actor: "root", log })) as Record<string, unknown>;
+      expect(r.clientSecret).toBeUndefined();
+      expect(r.secretRef).toMatchObject({ itemId: "item-1" });
+      const secret = kept.get("item-1")!;
+      expect(secret.length).toBeGreaterThan(40);
+      for await (const { event } of ctx.core.store.read()) expect(JSON.stringify(event)).not.toContain(secret);
+      expect(ctx.core.dir.clients.get("escrowed")?.secretRef).toBe("item-1");
+    } finally {
+      await ctx.stop?.();
+    }
+  });
+});
