@@ -53,7 +53,22 @@ export class IdentityCore {
    * consecutive ones lock it. A locked or disabled principal is refused before its password is checked,
    * so a flood of guesses costs no hashing and tells nothing. An unknown name spends one dummy hash.
    */
-  async login(username: string, password: string, totp: string | undefined, meta: Omit<CommandMeta, "commandId">): Promise<LoginResult> {
+  async login(username: string, password: string, totp: string | undefined, meta: Omit<CommandMeta, "commandId" | "actor">): Promise<LoginResult> {
+    const r = await this.attempt(username, password, totp, meta);
+    this.logins.set(r.ok ? "ok" : r.reason, (this.logins.get(r.ok ? "ok" : r.reason) ?? 0) + 1);
+    return r;
+  }
+
+  /** Sign-in outcomes since start, for /metrics. */
+  readonly logins = new Map<string, number>();
+
+  /**
+   * Failures are recorded with actor `anonymous` (whoever typed the name has not proved to be the
+   * principal); a success with the principal as actor. The interaction id is the correlation id, so every
+   * event of one sign-in correlates.
+   */
+  private async attempt(username: string, password: string, totp: string | undefined, base: Omit<CommandMeta, "commandId" | "actor">): Promise<LoginResult> {
+    const meta = { ...base, actor: "anonymous" };
     const now = new Date();
     const p = this.dir.principals.get(username);
     if (!p || !p.exists || p.kind !== "person") {
@@ -83,7 +98,7 @@ export class IdentityCore {
       const locked = await this.recordFailure(p.id, now, meta);
       return { ok: false, reason: locked ? "locked" : "invalid" };
     }
-    await this.run(principalDecider, p.id, { type: "recordLogin", at: now.toISOString(), method: p.source.kind === "local" ? "password" : "ldap" }, { ...meta, commandId: newId() });
+    await this.run(principalDecider, p.id, { type: "recordLogin", at: now.toISOString(), method: p.source.kind === "local" ? "password" : "ldap" }, { ...meta, actor: p.id, commandId: newId() });
     const m = membership(this.dir, p.id, now);
     return { ok: true, principal: this.dir.principals.get(p.id)!, ...m };
   }

@@ -70,20 +70,38 @@ export class CredentialStore {
   async startTotp(principal: string, issuer: string): Promise<{ uri: string; secret: string }> {
     const secret = new OTPAuth.Secret({ size: 20 });
     await this.kv.put(keyOf("totp", principal), secret.base32);
+    await this.kv.purge(keyOf("totp-step", principal));
     const totp = new OTPAuth.TOTP({ issuer, label: principal, secret, algorithm: "SHA1", digits: 6, period: 30 });
     return { uri: totp.toString(), secret: secret.base32 };
   }
 
-  /** Checks a 6-digit code against the principal's seed, allowing one period of clock drift. */
+  /**
+   * Checks a 6-digit code against the principal's seed, allowing one period of clock drift. A code is
+   * good once: the last accepted time step is kept, and a step not after it is refused (no replay).
+   */
   async verifyTotp(principal: string, code: string): Promise<boolean> {
     const e = await this.kv.get(keyOf("totp", principal));
     if (!e || e.operation !== "PUT" || !/^\d{6}$/.test(code)) return false;
     const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(e.string()), algorithm: "SHA1", digits: 6, period: 30 });
-    return totp.validate({ token: code, window: 1 }) !== null;
+    const delta = totp.validate({ token: code, window: 1 });
+    if (delta === null) return false;
+    const step = totp.counter() + delta;
+    const lastKey = keyOf("totp-step", principal);
+    const last = await this.kv.get(lastKey);
+    if (last && last.operation === "PUT" && Number(last.string()) >= step) return false;
+    try {
+      // Compare-and-set: two replicas cannot both accept the same code.
+      if (last && last.operation === "PUT") await this.kv.update(lastKey, String(step), last.revision);
+      else await this.kv.create(lastKey, String(step));
+    } catch {
+      return false;
+    }
+    return true;
   }
 
   async removeTotp(principal: string): Promise<void> {
     await this.kv.purge(keyOf("totp", principal));
+    await this.kv.purge(keyOf("totp-step", principal));
   }
 
   async setSecret(name: string, value: string): Promise<void> {

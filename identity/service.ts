@@ -95,6 +95,9 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
         "# HELP realm_identity_principals Principals in the directory.",
         "# TYPE realm_identity_principals gauge",
         `realm_identity_principals ${[...core.dir.principals.values()].filter((p) => p.exists).length}`,
+        "# HELP realm_identity_logins_total Password sign-ins since start, by outcome.",
+        "# TYPE realm_identity_logins_total counter",
+        ...[...core.logins].map(([outcome, n]) => `realm_identity_logins_total{outcome="${outcome}"} ${n}`),
       ],
       async stop() {
         unwatch();

@@ -135,7 +135,7 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
       if (action === "abort") return finish({ error: "access_denied", error_description: "the user cancelled the sign-in" }, false);
       if (action === "login" && details.prompt.name === "login") {
         const username = (form.username ?? "").trim();
-        const r = await core.login(username, form.password ?? "", form.totp || undefined, { actor: username || "anonymous" });
+        const r = await core.login(username, form.password ?? "", form.totp || undefined, { correlationId: uid });
         if (!r.ok) {
           const m = LOGIN_MESSAGES[r.reason];
           const client = await clientName(provider, details.params.client_id);

@@ -137,8 +137,20 @@ describe("TOTP second factor", () => {
     expect(ask.html).toContain('name="totp"');
     const wrong = await agent.submit(ask, { username: "tom", password: "tom's long passphrase", totp: "12345x" }, "/login");
     expect(wrong.status).toBe(401);
-    const ok = await agent.submit(ask, { username: "tom", password: "tom's long passphrase", totp: totp.generate() }, "/login", redirect);
+    // The confirmation used the current step; the next step's code (within the allowed drift) signs in.
+    const next = totp.generate({ timestamp: Date.now() + 30_000 });
+    const ok = await agent.submit(ask, { username: "tom", password: "tom's long passphrase", totp: next }, "/login", redirect);
     expect(ok.url.startsWith(redirect)).toBe(true);
+    // The same code again is a replay.
+    const agent2 = new Agent();
+    const login2 = await agent2.go(url.href);
+    const replay = await agent2.submit(login2, { username: "tom", password: "tom's long passphrase", totp: next }, "/login");
+    expect(replay.status).toBe(401);
+    expect(replay.html).toContain("wrong or has expired");
+    const audit = await h.call<{ entries: { type: string; actor: string; correlationId: string }[] }>("audit", { aggregateType: "principal", aggregateId: "tom" });
+    const success = audit.entries.find((e) => e.type === "LoginSucceeded")!;
+    expect(success.actor).toBe("tom");
+    expect(audit.entries.filter((e) => e.type === "LoginFailed").every((e) => e.actor === "anonymous")).toBe(true);
   });
 });
 
