@@ -10,7 +10,7 @@ import { policyDecider } from "../../identity/domain/policy.js";
 import { roleDecider } from "../../identity/domain/role.js";
 import { newId } from "../../services/kernel/index.js";
 import { createServer } from "node:net";
-import type { Writable } from "node:stream";
+import { Writable } from "node:stream";
 
 export interface IdentityHarness {
   nats: TestNats;
@@ -44,7 +44,7 @@ export async function startIdentity(opts: IdentityOptions = {}): Promise<Identit
   const nats = await startNats();
   const nc = await nats.connect();
   const logs: string[] = [];
-  const sink: Writable = new (await import("node:stream")).Writable({
+  const sink = new Writable({
     write(chunk, _enc, cb) {
       logs.push(String(chunk));
       cb();
