@@ -23,6 +23,8 @@ export interface IdentityOptions {
   lockout?: LockoutPolicy | undefined;
   /** Stream and bucket replicas (1 local, 3 in a cluster). */
   replicas?: number | undefined;
+  /** Rotate the OIDC signing key when it is older than this many days (checked hourly). Default 30; 0 = only on command. */
+  keyRotationDays?: number | undefined;
   /** Extra endpoints built on the core. Default: LDAP federation (`ldapFederation()`). */
   extensions?: ((core: IdentityCore) => Promise<{ endpoints: Endpoint[]; stop?: () => Promise<void> }>)[];
 }
@@ -47,6 +49,15 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
     };
     rebuild();
     const unwatch = await keys.watch(rebuild);
+    const rotationDays = opts.keyRotationDays ?? 30;
+    const rotation =
+      rotationDays > 0
+        ? setInterval(() => {
+            if (Date.now() - Date.parse(keys.material.rotatedAt) < rotationDays * 86_400_000) return;
+            // Replicas race here; the compare-and-set lets one win, the others follow through the watch.
+            keys.rotate().then(rebuild, (err: unknown) => log.debug({ err: err instanceof Error ? err.message : String(err) }, "scheduled key rotation skipped"));
+          }, 3_600_000).unref()
+        : undefined;
     const getProvider = (req: IncomingMessage): Provider => {
       if (!provider) {
         issuer = `http://${req.headers.host ?? "localhost"}/oidc`;
@@ -100,6 +111,7 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
         ...[...core.logins].map(([outcome, n]) => `realm_identity_logins_total{outcome="${outcome}"} ${n}`),
       ],
       async stop() {
+        if (rotation) clearInterval(rotation);
         unwatch();
         for (const x of extensions) await x.stop?.();
         await core.stop();
