@@ -1,0 +1,331 @@
+import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/index.js";
+import { alreadyExists, invalid, notFound } from "../../services/kernel/errors.js";
+import { absoluteName, inZone } from "./names.js";
+import { canonicalRdata, isRecordType, tokenize, type RecordType } from "./rdata.js";
+
+/** One resource record as the realm stores it: absolute owner, type, TTL and canonical data text. */
+export interface DnsRecord {
+  name: string;
+  type: RecordType;
+  ttl: number;
+  data: string;
+}
+
+export interface SoaFields {
+  mname: string;
+  rname: string;
+  refresh: number;
+  retry: number;
+  expire: number;
+  minimum: number;
+  ttl: number;
+}
+
+export interface ZoneState {
+  zone: string;
+  exists: boolean;
+  serial: number;
+  soa: SoaFields | null;
+  /** Key `${name} ${type}` -> the RRset (one TTL, canonical data in insertion order). */
+  rrsets: Map<string, { name: string; type: RecordType; ttl: number; data: string[] }>;
+}
+
+/** TTL bounds the realm accepts: 1 s .. 7 days (RFC 2181 allows more; the realm keeps caches honest). */
+export const TTL_MIN = 1;
+export const TTL_MAX = 604_800;
+
+export const DnsEvents = {
+  ZoneCreated: "ZoneCreated",
+  ZoneSoaChanged: "ZoneSoaChanged",
+  ZoneDeleted: "ZoneDeleted",
+  RecordAdded: "RecordAdded",
+  RecordRemoved: "RecordRemoved",
+  RecordSetChanged: "RecordSetChanged",
+  ZoneImported: "ZoneImported",
+} as const;
+
+export interface ZoneCreatedData {
+  zone: string;
+  serial: number;
+  soa: SoaFields;
+  ns: string[];
+}
+export interface RecordChangeData extends DnsRecord {
+  serial: number;
+}
+export interface RecordSetChangedData {
+  name: string;
+  type: RecordType;
+  ttl: number;
+  data: string[];
+  serial: number;
+}
+export interface ZoneImportedData {
+  serial: number;
+  soa: SoaFields;
+  records: DnsRecord[];
+}
+
+export type ZoneCommand =
+  | { type: "create"; soa: Partial<SoaFields> & { mname: string; rname: string }; ns: string[]; serial?: number }
+  | { type: "updateSoa"; soa: Partial<SoaFields> }
+  | { type: "delete" }
+  | { type: "add"; record: RecordInput }
+  | { type: "remove"; name: string; rtype: string; data?: string }
+  | { type: "set"; name: string; rtype: string; ttl?: number; data: string[] }
+  | { type: "import"; soa: SoaFields | null; serial?: number; records: DnsRecord[] };
+
+/** A record as a caller gives it: name relative to the zone or absolute, data in presentation form. */
+export interface RecordInput {
+  name: string;
+  type: string;
+  ttl?: number;
+  data: string;
+}
+
+export const rrKey = (name: string, type: string) => `${name} ${type}`;
+
+export function assertTtl(ttl: number, where = "TTL"): number {
+  if (!Number.isInteger(ttl) || ttl < TTL_MIN || ttl > TTL_MAX) throw invalid(`${where} ${ttl} is outside ${TTL_MIN}..${TTL_MAX} seconds`);
+  return ttl;
+}
+
+/** Validates and canonicalizes one record input for `zone` (throws VALIDATION naming what is wrong). */
+export function normalizeRecord(zone: string, r: RecordInput, defaultTtl: number): DnsRecord {
+  const type = r.type.toUpperCase();
+  if (!isRecordType(type)) throw invalid(`record type ${r.type} is not supported`);
+  const name = absoluteName(r.name, zone);
+  if (!inZone(name, zone)) throw invalid(`${name} is not in zone ${zone}`);
+  if (name.includes("*") && !name.startsWith("*.")) throw invalid(`wildcard ${name} must have * as its first label only`);
+  const ttl = assertTtl(r.ttl ?? defaultTtl);
+  return { name, type, ttl, data: canonicalRdata(type, tokenize(r.data), zone) };
+}
+
+function soaText(z: string, soa: SoaFields, serial: number): string {
+  return `${soa.mname} ${soa.rname} ${serial} ${soa.refresh} ${soa.retry} ${soa.expire} ${soa.minimum}`;
+}
+
+/** The zone's records including the SOA, in a stable order (SOA, apex NS, then by name and type). */
+export function zoneRecords(s: ZoneState): DnsRecord[] {
+  const out: DnsRecord[] = [];
+  if (s.soa) out.push({ name: s.zone, type: "SOA", ttl: s.soa.ttl, data: soaText(s.zone, s.soa, s.serial) });
+  const sets = [...s.rrsets.values()].sort((a, b) => {
+    if (a.name === s.zone && b.name !== s.zone) return -1;
+    if (b.name === s.zone && a.name !== s.zone) return 1;
+    if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+    if (a.type === "NS" && b.type !== "NS") return -1;
+    if (b.type === "NS" && a.type !== "NS") return 1;
+    return a.type < b.type ? -1 : a.type > b.type ? 1 : 0;
+  });
+  for (const set of sets) for (const d of set.data) out.push({ name: set.name, type: set.type, ttl: set.ttl, data: d });
+  return out;
+}
+
+/**
+ * Checks a whole set of records for the zone invariants: everything in zone, one TTL per RRset, CNAME
+ * alone at its name and never at the apex, NS at the apex, no duplicates. Used by import and by every
+ * single change (on the state it would produce).
+ */
+export function checkZoneInvariants(zone: string, rrsets: Iterable<{ name: string; type: RecordType; ttl: number; data: string[] }>): void {
+  const typesByName = new Map<string, Set<string>>();
+  let apexNs = false;
+  for (const set of rrsets) {
+    if (!inZone(set.name, zone)) throw invalid(`${set.name} is not in zone ${zone}`);
+    if (set.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
+    if (set.data.length === 0) continue;
+    if (new Set(set.data).size !== set.data.length) throw invalid(`duplicate ${set.type} record at ${set.name}`);
+    if (set.type === "CNAME" && set.data.length > 1) throw invalid(`${set.name} has more than one CNAME`);
+    if (set.type === "CNAME" && set.name === zone) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
+    if (set.type === "NS" && set.name === zone) apexNs = true;
+    const types = typesByName.get(set.name) ?? new Set<string>();
+    types.add(set.type);
+    typesByName.set(set.name, types);
+  }
+  for (const [name, types] of typesByName) {
+    if (types.has("CNAME") && types.size > 1) throw invalid(`${name} has a CNAME and other data (${[...types].filter((t) => t !== "CNAME").join(", ")}): a CNAME must be alone`);
+  }
+  if (!apexNs) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
+}
+
+function withChange(s: ZoneState, key: string, set: { name: string; type: RecordType; ttl: number; data: string[] } | null) {
+  const next = new Map(s.rrsets);
+  if (set && set.data.length > 0) next.set(key, set);
+  else next.delete(key);
+  return next;
+}
+
+function requireExists(s: ZoneState): void {
+  if (!s.exists) throw notFound(`zone ${s.zone} does not exist`);
+}
+
+const defaultSoa = (soa: Partial<SoaFields> & { mname: string; rname: string }, zone: string): SoaFields => ({
+  mname: absoluteName(soa.mname, zone),
+  rname: absoluteName(soa.rname, zone),
+  refresh: soa.refresh ?? 3600,
+  retry: soa.retry ?? 900,
+  expire: soa.expire ?? 1_209_600,
+  minimum: assertTtl(soa.minimum ?? 300, "SOA minimum"),
+  ttl: assertTtl(soa.ttl ?? 3600, "SOA TTL"),
+});
+
+/** The zone aggregate: id is the absolute zone name. SOA serial goes up by one with every change. */
+export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
+  aggregateType: "zone",
+  initialState: (zone) => ({ zone, exists: false, serial: 0, soa: null, rrsets: new Map() }),
+
+  decide(s, c): NewEvent[] {
+    const zone = s.zone;
+    const serial = s.serial + 1;
+    switch (c.type) {
+      case "create": {
+        if (s.exists) throw alreadyExists(`zone ${zone} already exists`);
+        absoluteName(zone);
+        const soa = defaultSoa(c.soa, zone);
+        const ns = c.ns.map((n) => absoluteName(n, zone));
+        if (ns.length === 0) throw invalid(`zone ${zone} needs at least one name server`);
+        const createSerial = c.serial ?? Math.max(1, s.serial + 1);
+        const data: ZoneCreatedData = { zone, serial: createSerial, soa, ns: [...new Set(ns)] };
+        return [{ type: DnsEvents.ZoneCreated, data }];
+      }
+      case "updateSoa": {
+        requireExists(s);
+        const soa = defaultSoa({ ...s.soa!, ...c.soa }, zone);
+        return [{ type: DnsEvents.ZoneSoaChanged, data: { soa, serial } }];
+      }
+      case "delete":
+        requireExists(s);
+        return [{ type: DnsEvents.ZoneDeleted, data: { zone, serial } }];
+      case "add": {
+        requireExists(s);
+        const r = normalizeRecord(zone, c.record, s.soa!.ttl);
+        if (r.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
+        const key = rrKey(r.name, r.type);
+        const cur = s.rrsets.get(key);
+        if (cur?.data.includes(r.data)) throw alreadyExists(`${r.name} ${r.type} ${r.data} already exists`);
+        if (cur && cur.ttl !== r.ttl && c.record.ttl !== undefined) throw invalid(`${r.name} ${r.type} has TTL ${cur.ttl}; records of one RRset share a TTL (use record.set to change it)`);
+        const ttl = cur ? cur.ttl : r.ttl;
+        checkZoneInvariants(zone, withChange(s, key, { name: r.name, type: r.type, ttl, data: [...(cur?.data ?? []), r.data] }).values());
+        const data: RecordChangeData = { ...r, ttl, serial };
+        return [{ type: DnsEvents.RecordAdded, data }];
+      }
+      case "remove": {
+        requireExists(s);
+        const type = c.rtype.toUpperCase();
+        if (!isRecordType(type)) throw invalid(`record type ${c.rtype} is not supported`);
+        const name = absoluteName(c.name, zone);
+        const cur = s.rrsets.get(rrKey(name, type));
+        if (!cur) throw notFound(`no ${type} records at ${name}`);
+        const victims = c.data === undefined ? cur.data : [canonicalRdata(type, tokenize(c.data), zone)];
+        for (const v of victims) if (!cur.data.includes(v)) throw notFound(`no ${name} ${type} ${v}`);
+        const left = cur.data.filter((d) => !victims.includes(d));
+        checkZoneInvariants(zone, withChange(s, rrKey(name, type), { ...cur, data: left }).values());
+        return victims.map((d, i) => ({ type: DnsEvents.RecordRemoved, data: { name, type, ttl: cur.ttl, data: d, serial: serial + i } satisfies RecordChangeData }));
+      }
+      case "set": {
+        requireExists(s);
+        const recs = c.data.map((d) => normalizeRecord(zone, { name: c.name, type: c.rtype, ttl: c.ttl, data: d }, s.soa!.ttl));
+        const type = c.rtype.toUpperCase() as RecordType;
+        const name = absoluteName(c.name, zone);
+        if (type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
+        const ttl = c.ttl ?? s.rrsets.get(rrKey(name, type))?.ttl ?? s.soa!.ttl;
+        const data = recs.map((r) => r.data);
+        checkZoneInvariants(zone, withChange(s, rrKey(name, type), { name, type, ttl, data }).values());
+        const ev: RecordSetChangedData = { name, type, ttl, data, serial };
+        return [{ type: DnsEvents.RecordSetChanged, data: ev }];
+      }
+      case "import": {
+        const soa = c.soa ?? s.soa;
+        if (!soa) throw invalid(`zone ${zone} does not exist yet: the imported file must carry its SOA record`);
+        const sets = groupRecords(zone, c.records);
+        checkZoneInvariants(zone, sets.values());
+        const data: ZoneImportedData = { serial: Math.max(serial, c.serial ?? 0), soa, records: c.records };
+        return [{ type: DnsEvents.ZoneImported, data }];
+      }
+    }
+  },
+
+  evolve(s, e: EventEnvelope): ZoneState {
+    return applyZoneEvent(s, e.type, e.data);
+  },
+};
+
+/** Groups records into RRsets, refusing RRsets whose records disagree on the TTL. */
+export function groupRecords(zone: string, records: DnsRecord[]): Map<string, { name: string; type: RecordType; ttl: number; data: string[] }> {
+  const sets = new Map<string, { name: string; type: RecordType; ttl: number; data: string[] }>();
+  for (const r of records) {
+    if (!inZone(r.name, zone)) throw invalid(`${r.name} is not in zone ${zone}`);
+    const key = rrKey(r.name, r.type);
+    const cur = sets.get(key);
+    if (cur) {
+      if (cur.ttl !== r.ttl) throw invalid(`${r.name} ${r.type} records have different TTLs (${cur.ttl} and ${r.ttl})`);
+      if (cur.data.includes(r.data)) throw invalid(`duplicate record ${r.name} ${r.type} ${r.data}`);
+      cur.data.push(r.data);
+    } else sets.set(key, { name: r.name, type: r.type, ttl: r.ttl, data: [r.data] });
+  }
+  return sets;
+}
+
+/** Folds one zone event into a state (mutates and returns it: states are never shared). */
+export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneState {
+  switch (type) {
+    case DnsEvents.ZoneCreated: {
+      const d = raw as ZoneCreatedData;
+      s.exists = true;
+      s.serial = d.serial;
+      s.soa = d.soa;
+      s.rrsets = new Map();
+      s.rrsets.set(rrKey(s.zone, "NS"), { name: s.zone, type: "NS", ttl: d.soa.ttl, data: d.ns });
+      return s;
+    }
+    case DnsEvents.ZoneSoaChanged: {
+      const d = raw as { soa: SoaFields; serial: number };
+      s.soa = d.soa;
+      s.serial = d.serial;
+      return s;
+    }
+    case DnsEvents.ZoneDeleted:
+      s.exists = false;
+      s.serial = (raw as { serial: number }).serial;
+      s.soa = null;
+      s.rrsets = new Map();
+      return s;
+    case DnsEvents.RecordAdded: {
+      const d = raw as RecordChangeData;
+      const key = rrKey(d.name, d.type);
+      const cur = s.rrsets.get(key);
+      if (cur) cur.data.push(d.data);
+      else s.rrsets.set(key, { name: d.name, type: d.type, ttl: d.ttl, data: [d.data] });
+      s.serial = d.serial;
+      return s;
+    }
+    case DnsEvents.RecordRemoved: {
+      const d = raw as RecordChangeData;
+      const key = rrKey(d.name, d.type);
+      const cur = s.rrsets.get(key);
+      if (cur) {
+        cur.data = cur.data.filter((x) => x !== d.data);
+        if (cur.data.length === 0) s.rrsets.delete(key);
+      }
+      s.serial = d.serial;
+      return s;
+    }
+    case DnsEvents.RecordSetChanged: {
+      const d = raw as RecordSetChangedData;
+      const key = rrKey(d.name, d.type);
+      if (d.data.length === 0) s.rrsets.delete(key);
+      else s.rrsets.set(key, { name: d.name, type: d.type, ttl: d.ttl, data: [...d.data] });
+      s.serial = d.serial;
+      return s;
+    }
+    case DnsEvents.ZoneImported: {
+      const d = raw as ZoneImportedData;
+      s.exists = true;
+      s.soa = d.soa;
+      s.serial = d.serial;
+      s.rrsets = groupRecords(s.zone, d.records);
+      return s;
+    }
+    default:
+      return s;
+  }
+}

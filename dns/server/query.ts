@@ -1,0 +1,84 @@
+/**
+ * A bounded, allocation-light reader of DNS queries. It never throws and never loops: names are read
+ * label by label with no compression pointers (a question never needs one), every length is checked
+ * against the buffer, and anything unexpected yields a verdict instead of an exception.
+ */
+export interface ParsedQuery {
+  id: number;
+  opcode: number;
+  rd: boolean;
+  /** Absolute, lower case (`www.example.com.`). */
+  qname: string;
+  /** End offset of the question (the question's bytes are [12, questionEnd)). */
+  questionEnd: number;
+  qtype: number;
+  qclass: number;
+  /** UDP payload size the client advertised with EDNS0, or null without an OPT record. */
+  ednsPayload: number | null;
+  ednsVersion: number;
+}
+
+export type QueryVerdict =
+  | { kind: "query"; q: ParsedQuery }
+  /** Too short or a response: nothing is sent back. */
+  | { kind: "drop" }
+  /** A header was readable but the rest is not: FORMERR with the header's id and opcode. */
+  | { kind: "formerr"; id: number; opcode: number; rd: boolean };
+
+export function readQuery(buf: Buffer): QueryVerdict {
+  if (buf.length < 12) return { kind: "drop" };
+  const id = buf.readUInt16BE(0);
+  const flags = buf.readUInt16BE(2);
+  if (flags & 0x8000) return { kind: "drop" }; // a response: never answer one (no reflection loops)
+  const opcode = (flags >> 11) & 0xf;
+  const rd = (flags & 0x0100) !== 0;
+  const formerr = { kind: "formerr" as const, id, opcode, rd };
+  const qd = buf.readUInt16BE(4);
+  const an = buf.readUInt16BE(6);
+  const ns = buf.readUInt16BE(8);
+  const ar = buf.readUInt16BE(10);
+  if (qd !== 1) return formerr;
+  let off = 12;
+  let qname = "";
+  let total = 0;
+  for (;;) {
+    if (off >= buf.length) return formerr;
+    const len = buf[off]!;
+    off++;
+    if (len === 0) break;
+    if (len > 63) return formerr; // compression pointer or reserved label type in a question
+    if (off + len > buf.length) return formerr;
+    total += len + 1;
+    if (total > 254) return formerr;
+    for (let i = off; i < off + len; i++) {
+      const c = buf[i]!;
+      // Lower-case ASCII; bytes that are not printable are escaped so they cannot forge label breaks.
+      if (c >= 0x41 && c <= 0x5a) qname += String.fromCharCode(c + 32);
+      else if (c === 0x2e || c === 0x5c || c <= 0x20 || c >= 0x7f) qname += `\\${c.toString().padStart(3, "0")}`;
+      else qname += String.fromCharCode(c);
+    }
+    qname += ".";
+    off += len;
+  }
+  if (qname === "") qname = ".";
+  if (off + 4 > buf.length) return formerr;
+  const qtype = buf.readUInt16BE(off);
+  const qclass = buf.readUInt16BE(off + 2);
+  const questionEnd = off + 4;
+  off = questionEnd;
+  let ednsPayload: number | null = null;
+  let ednsVersion = 0;
+  if (an === 0 && ns === 0 && ar >= 1 && off + 11 <= buf.length && buf[off] === 0 && buf.readUInt16BE(off + 1) === 41) {
+    ednsPayload = Math.max(512, buf.readUInt16BE(off + 3));
+    ednsVersion = buf[off + 6]!;
+  }
+  return { kind: "query", q: { id, opcode, rd, qname, questionEnd, qtype, qclass, ednsPayload, ednsVersion } };
+}
+
+/** A header-only reply (FORMERR, NOTIMP, ...) with the query's id and opcode. */
+export function headerOnly(id: number, opcode: number, rd: boolean, rcode: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt16BE(id, 0);
+  b.writeUInt16BE(0x8000 | (opcode << 11) | (rd ? 0x0100 : 0) | (rcode & 0xf), 2);
+  return b;
+}

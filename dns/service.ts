@@ -1,0 +1,342 @@
+import { isIPv4, isIPv6 } from "node:net";
+import type { ContextDeps, ContextFactory, Endpoint, RealmContext, RequestContext } from "../services/host/context.js";
+import { EventStore, execute, fold, Projection, type CommandMeta, type Decider, type NewEvent } from "../services/kernel/index.js";
+import { invalid, notFound } from "../services/kernel/errors.js";
+import { absoluteName, inZone, parentName, reverseName } from "./domain/names.js";
+import { expandIPv6 } from "./domain/rdata.js";
+import { zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
+import { exportZoneFile, parseZoneFile } from "./domain/zonefile.js";
+import { ownerOf, REGISTRY_ID, subjectDecider, assertSubject } from "./domain/subjects.js";
+import { assertObjectName, objectDecider } from "./domain/objects.js";
+import { verifyContent } from "./cid.js";
+import { nameProjection, type NameModel } from "./projection.js";
+import { Authority } from "./server/authority.js";
+import { DnsServer } from "./server/server.js";
+import { Forwarder, type ForwarderOptions } from "./server/forwarder.js";
+import { cloudflareEndpoints } from "./cloudflare/endpoints.js";
+
+export interface DnsOptions {
+  /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5353. */
+  dns?: { host?: string; port?: number; transferAllow?: string[]; notify?: { host: string; port: number }[] } | false;
+  forward?: ForwarderOptions;
+  replicas?: number;
+}
+
+export interface DnsContext extends RealmContext {
+  model(): NameModel;
+  server: DnsServer | undefined;
+  store: EventStore;
+  projection: Projection<NameModel>;
+}
+
+const S = (props: Record<string, object>, required: string[] = []) => ({ type: "object", additionalProperties: false, required, properties: props });
+const str = { type: "string", minLength: 1, maxLength: 1024 };
+const ttl = { type: "integer", minimum: 1, maxLength: undefined };
+
+export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => Promise<DnsContext> {
+  return async (deps) => {
+    const store = await EventStore.open(deps.nc, "dns", { replicas: opts.replicas });
+    let server: DnsServer | undefined;
+    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)));
+    const authority = new Authority(() => projection.state.zones);
+    await projection.start();
+    const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5353) } : opts.dns;
+    if (dnsCfg) {
+      server = new DnsServer(authority, { ...dnsCfg, forwarder: opts.forward ? new Forwarder(opts.forward) : undefined, log: deps.log });
+      await server.start();
+      deps.log.info({ port: server.port }, "dns server listening");
+    }
+    const meta = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
+
+    /** Runs a command and waits until the projection (and so the DNS server) has applied its events. */
+    async function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: RequestContext) {
+      const r = await execute(store, decider, id, cmd, meta(ctx));
+      await projection.waitFor(r.position.lastSeq);
+      return r;
+    }
+
+    const zoneName = (z: string) => absoluteName(z.endsWith(".") ? z : `${z}.`);
+    /** The closest zone of the realm that holds `name`. */
+    function zoneFor(name: string, given?: string): string {
+      if (given) return zoneName(given);
+      const abs = zoneName(name);
+      for (let n: string | null = abs; n; n = parentName(n)) if (projection.state.zones.has(n)) return n;
+      throw notFound(`no zone of the realm holds ${abs}`);
+    }
+    const zoneState = (zone: string): ZoneState => {
+      const st = projection.state.zones.get(zone);
+      if (!st) throw notFound(`zone ${zone} does not exist`);
+      return st;
+    };
+    const zoneReply = (st: ZoneState) => ({ zone: st.zone, serial: st.serial });
+
+    const endpoints: Endpoint[] = [
+      {
+        kind: "command",
+        name: "zone.create",
+        description: "Create a zone with its SOA and apex NS records",
+        input: S({ zone: str, ns: { type: "array", minItems: 1, items: str }, mname: str, rname: str, ttl, minimum: ttl, refresh: ttl, retry: ttl, expire: ttl, serial: { type: "integer", minimum: 1 } }, ["zone", "ns"]),
+        async handle(i: { zone: string; ns: string[]; mname?: string; rname?: string; ttl?: number; minimum?: number; refresh?: number; retry?: number; expire?: number; serial?: number }, ctx) {
+          const zone = zoneName(i.zone);
+          const cmd: ZoneCommand = { type: "create", ns: i.ns, soa: { mname: i.mname ?? i.ns[0]!, rname: i.rname ?? `hostmaster.${zone}`, ttl: i.ttl, minimum: i.minimum, refresh: i.refresh, retry: i.retry, expire: i.expire }, serial: i.serial };
+          return zoneReply((await run(zoneDecider, zone, cmd, ctx)).state);
+        },
+      },
+      {
+        kind: "command",
+        name: "zone.delete",
+        description: "Delete a zone and all its records",
+        input: S({ zone: str }, ["zone"]),
+        async handle(i: { zone: string }, ctx) {
+          return zoneReply((await run(zoneDecider, zoneName(i.zone), { type: "delete" }, ctx)).state);
+        },
+      },
+      {
+        kind: "command",
+        name: "zone.soa",
+        description: "Change SOA fields (serial goes up)",
+        input: S({ zone: str, mname: str, rname: str, ttl, minimum: ttl, refresh: ttl, retry: ttl, expire: ttl }, ["zone"]),
+        async handle(i: { zone: string; [k: string]: unknown }, ctx) {
+          const { zone, ...soa } = i;
+          return zoneReply((await run(zoneDecider, zoneName(zone), { type: "updateSoa", soa }, ctx)).state);
+        },
+      },
+      {
+        kind: "command",
+        name: "zone.import",
+        description: "Replace a zone's records with an RFC 1035 master file (all validated before anything is appended)",
+        input: S({ zone: str, text: { type: "string", maxLength: 8_000_000 } }, ["zone", "text"]),
+        async handle(i: { zone: string; text: string }, ctx) {
+          const zone = zoneName(i.zone);
+          const parsed = parseZoneFile(i.text, zone);
+          const r = await run(zoneDecider, zone, { type: "import", soa: parsed.soa, serial: parsed.serial ?? undefined, records: parsed.records }, ctx);
+          return { ...zoneReply(r.state), records: parsed.records.length };
+        },
+      },
+      {
+        kind: "query",
+        name: "zonefile",
+        description: "A zone as an RFC 1035 master file",
+        http: { method: "GET", path: "/zones/:zone/file" },
+        input: S({ zone: str }, ["zone"]),
+        async handle(i: { zone: string }) {
+          return { zone: zoneName(i.zone), text: exportZoneFile(zoneState(zoneName(i.zone))) };
+        },
+      },
+      {
+        kind: "query",
+        name: "zones",
+        description: "Every zone with its serial and record count",
+        input: S({}),
+        async handle() {
+          return { zones: [...projection.state.zones.values()].map((z) => ({ zone: z.zone, serial: z.serial, records: zoneRecords(z).length })) };
+        },
+      },
+      {
+        kind: "query",
+        name: "records",
+        description: "Records of a zone, optionally of one name and type",
+        http: { method: "GET", path: "/zones/:zone/records" },
+        input: S({ zone: str, name: str, type: str }, ["zone"]),
+        async handle(i: { zone: string; name?: string; type?: string }) {
+          const zone = zoneName(i.zone);
+          const name = i.name ? absoluteName(i.name, zone) : undefined;
+          return { zone, records: zoneRecords(zoneState(zone)).filter((r) => (!name || r.name === name) && (!i.type || r.type === i.type.toUpperCase())) };
+        },
+      },
+      {
+        kind: "command",
+        name: "record.add",
+        description: "Add one record (zone found from the name when not given)",
+        input: S({ zone: str, name: str, type: str, ttl, data: str }, ["name", "type", "data"]),
+        async handle(i: RecordInput & { zone?: string }, ctx) {
+          const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
+          return zoneReply((await run(zoneDecider, zone, { type: "add", record: i }, ctx)).state);
+        },
+      },
+      {
+        kind: "command",
+        name: "record.remove",
+        description: "Remove one record, or the whole RRset when data is absent",
+        input: S({ zone: str, name: str, type: str, data: str }, ["name", "type"]),
+        async handle(i: { zone?: string; name: string; type: string; data?: string }, ctx) {
+          const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
+          return zoneReply((await run(zoneDecider, zone, { type: "remove", name: i.name, rtype: i.type, data: i.data }, ctx)).state);
+        },
+      },
+      {
+        kind: "command",
+        name: "record.set",
+        description: "Replace an RRset (empty data removes it)",
+        input: S({ zone: str, name: str, type: str, ttl, data: { type: "array", items: str } }, ["name", "type", "data"]),
+        async handle(i: { zone?: string; name: string; type: string; ttl?: number; data: string[] }, ctx) {
+          const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
+          return zoneReply((await run(zoneDecider, zone, { type: "set", name: i.name, rtype: i.type, ttl: i.ttl, data: i.data }, ctx)).state);
+        },
+      },
+      {
+        kind: "command",
+        name: "host.add",
+        description: "Register a host: A/AAAA records, and PTR records in the reverse zones the realm has",
+        input: S({ name: str, zone: str, ips: { type: "array", minItems: 1, items: str }, ttl }, ["name", "ips"]),
+        async handle(i: { name: string; zone?: string; ips: string[]; ttl?: number }, ctx) {
+          const fqdn = i.name.endsWith(".") ? absoluteName(i.name) : i.zone ? absoluteName(i.name, zoneName(i.zone)) : absoluteName(`${i.name}.`);
+          const zone = zoneFor(fqdn, i.zone);
+          for (const ip of i.ips) if (!isIPv4(ip) && !isIPv6(ip)) throw invalid(`${ip} is not an IP address`);
+          // Decide every change first (forward and reverse zones), so a refusal leaves nothing applied.
+          const plans: { zone: string; cmds: ZoneCommand[] }[] = [];
+          plans.push({ zone, cmds: i.ips.map((ip) => ({ type: "add", record: { name: fqdn, type: isIPv4(ip) ? "A" : "AAAA", ttl: i.ttl, data: ip } })) });
+          const ptrs: string[] = [];
+          for (const ip of i.ips) {
+            const ptr = reverseName(ip, expandIPv6);
+            let rz: string | null = null;
+            for (let n: string | null = ptr; n; n = parentName(n)) if (projection.state.zones.has(n)) { rz = n; break; }
+            if (!rz) continue;
+            ptrs.push(ptr);
+            const p = plans.find((x) => x.zone === rz) ?? (plans.push({ zone: rz, cmds: [] }), plans[plans.length - 1]!);
+            p.cmds.push({ type: "add", record: { name: ptr, type: "PTR", ttl: i.ttl, data: fqdn } });
+          }
+          const batches: { zone: string; history: Awaited<ReturnType<EventStore["load"]>>; events: NewEvent[] }[] = [];
+          for (const p of plans) {
+            const history = await store.load({ type: "zone", id: p.zone });
+            let st = fold(zoneDecider, p.zone, history.events);
+            const events: NewEvent[] = [];
+            for (const c of p.cmds) {
+              const evs = zoneDecider.decide(st, c);
+              for (const e of evs) st = zoneDecider.evolve(st, { type: e.type, data: e.data } as Parameters<typeof zoneDecider.evolve>[1]);
+              events.push(...evs);
+            }
+            batches.push({ zone: p.zone, history, events });
+          }
+          let last = 0;
+          for (const [n, b] of batches.entries()) {
+            const r = await store.append({ type: "zone", id: b.zone }, b.history, b.events, { ...meta(ctx), commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
+            last = r.position.lastSeq;
+          }
+          await projection.waitFor(last);
+          return { name: fqdn, zone, ips: i.ips, ptr: ptrs };
+        },
+      },
+      {
+        kind: "command",
+        name: "subject.register",
+        description: "Register a NATS subject namespace (pattern) to an owner; overlapping another owner's namespace is refused",
+        input: S({ pattern: str, owner: str, description: str }, ["pattern", "owner"]),
+        async handle(i: { pattern: string; owner: string; description?: string }, ctx) {
+          await run(subjectDecider, REGISTRY_ID, { type: "register", ...i }, ctx);
+          return { pattern: i.pattern, owner: i.owner };
+        },
+      },
+      {
+        kind: "command",
+        name: "subject.release",
+        description: "Release a subject namespace",
+        input: S({ pattern: str }, ["pattern"]),
+        async handle(i: { pattern: string }, ctx) {
+          await run(subjectDecider, REGISTRY_ID, { type: "release", pattern: i.pattern }, ctx);
+          return { pattern: i.pattern };
+        },
+      },
+      {
+        kind: "query",
+        name: "subject-owner",
+        description: "Who owns a concrete subject (the most specific registered namespace matching it)",
+        input: S({ subject: str }, ["subject"]),
+        async handle(i: { subject: string }) {
+          assertSubject(i.subject, false);
+          const ns = ownerOf(projection.state.subjects, i.subject);
+          if (!ns) throw notFound(`no namespace owns ${i.subject}`);
+          return { subject: i.subject, owner: ns.owner, namespace: ns.pattern };
+        },
+      },
+      {
+        kind: "query",
+        name: "subjects",
+        description: "Every registered subject namespace",
+        input: S({}),
+        async handle() {
+          return { namespaces: [...projection.state.subjects.namespaces.values()] };
+        },
+      },
+      {
+        kind: "command",
+        name: "cid.register",
+        description: "Register (or repoint) a named object to a CIDv1; with `dnslink`, publish _dnslink TXT under that domain",
+        input: S({ name: str, cid: str, size: { type: "integer", minimum: 0 }, mediaType: str, dnslink: str }, ["name", "cid"]),
+        async handle(i: { name: string; cid: string; size?: number; mediaType?: string; dnslink?: string }, ctx) {
+          assertObjectName(i.name);
+          const r = await run(objectDecider, i.name, { type: "register", cid: i.cid, size: i.size, mediaType: i.mediaType }, ctx);
+          let dnslink: string | undefined;
+          if (i.dnslink) {
+            dnslink = `_dnslink.${absoluteName(i.dnslink)}`;
+            const zone = zoneFor(dnslink);
+            await run(zoneDecider, zone, { type: "set", name: dnslink, rtype: "TXT", data: [`"dnslink=/ipfs/${r.state!.cid}"`] }, { ...ctx, commandId: derivedId(ctx.commandId, 1) });
+          }
+          return { name: i.name, cid: r.state!.cid, ...(dnslink ? { dnslink } : {}) };
+        },
+      },
+      {
+        kind: "command",
+        name: "cid.remove",
+        description: "Remove a named object",
+        input: S({ name: str }, ["name"]),
+        async handle(i: { name: string }, ctx) {
+          await run(objectDecider, assertObjectName(i.name), { type: "remove" }, ctx);
+          return { name: i.name };
+        },
+      },
+      {
+        kind: "query",
+        name: "cid",
+        description: "The CID a name points at",
+        input: S({ name: str }, ["name"]),
+        async handle(i: { name: string }) {
+          const o = projection.state.objects.objects.get(i.name);
+          if (!o) throw notFound(`no object named ${i.name}`);
+          return { ...o };
+        },
+      },
+      {
+        kind: "query",
+        name: "cid-verify",
+        description: "Verify content (base64) against a CID or a registered name",
+        http: { method: "POST", path: "/cid-verify" },
+        input: S({ name: str, cid: str, content: { type: "string", maxLength: 8_000_000 } }, ["content"]),
+        async handle(i: { name?: string; cid?: string; content: string }) {
+          const cid = i.cid ?? (i.name ? projection.state.objects.objects.get(i.name)?.cid : undefined);
+          if (!cid) throw invalid("give a cid or the name of a registered object");
+          return { cid, valid: verifyContent(cid, Buffer.from(i.content, "base64")) };
+        },
+      },
+      ...cloudflareEndpoints({ zone: zoneState, zoneName }),
+    ];
+
+    return {
+      name: "dns",
+      endpoints,
+      model: () => projection.state,
+      server,
+      store,
+      projection,
+      ready: () => projection.status === "live",
+      metrics: () => {
+        const s = server?.stats;
+        const lines = [`# TYPE realm_dns_zones gauge`, `realm_dns_zones ${projection.state.zones.size}`];
+        if (s) for (const [k, v] of Object.entries(s)) lines.push(`# TYPE realm_dns_${k}_total counter`, `realm_dns_${k}_total ${v}`);
+        return lines;
+      },
+      async stop() {
+        await server?.stop();
+        await projection.stop();
+      },
+    };
+  };
+}
+
+/** A command id for the n-th aggregate a command touches (UUIDv7 shape kept: last 4 hex digits replaced). */
+function derivedId(commandId: string, n: number): string {
+  return `${commandId.slice(0, -4)}${((parseInt(commandId.slice(-4), 16) + n) & 0xffff).toString(16).padStart(4, "0")}`;
+}
+
+export const dnsContext: ContextFactory = createDnsContext();
+void inZone;
