@@ -62,6 +62,17 @@ export function tokenize(text: string): Token[] {
   return out;
 }
 
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** A TTL in seconds, or with BIND units (`1h30m`, `2d`); null when it is neither. */
+export function parseTtl(text: string): number | null {
+  if (/^\d+$/.test(text)) return Number(text);
+  if (!/^(\d+[smhdw])+$/i.test(text)) return null;
+  let total = 0;
+  for (const part of text.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(part[1]) * UNITS[part[2]!]!;
+  return total;
+}
+
 const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 
 function u(token: Token | undefined, bits: 8 | 16 | 32, what: string): number {
@@ -134,7 +145,7 @@ export function canonicalRdata(type: RecordType, tokens: Token[], origin?: strin
     }
     case "SOA": {
       arity(tokens, 7, type, "mname rname serial refresh retry expire minimum");
-      const nums = tokens.slice(2).map((t, i) => u(t, 32, ["serial", "refresh", "retry", "expire", "minimum"][i]!));
+      const nums = tokens.slice(2).map((t, i) => (i === 0 ? u(t, 32, "serial") : u({ text: String(parseTtl(t.text) ?? t.text), quoted: false }, 32, ["serial", "refresh", "retry", "expire", "minimum"][i]!)));
       return `${nameArg(tokens[0], origin, "SOA mname")} ${nameArg(tokens[1], origin, "SOA rname")} ${nums.join(" ")}`;
     }
     case "TLSA": {

@@ -1,6 +1,6 @@
 import { RealmError } from "../../services/kernel/errors.js";
 import { absoluteName, relativeName } from "./names.js";
-import { canonicalRdata, isRecordType, tokenize, type Token } from "./rdata.js";
+import { canonicalRdata, isRecordType, parseTtl, tokenize, type Token } from "./rdata.js";
 import { assertTtl, type DnsRecord, type SoaFields, type ZoneState, zoneRecords } from "./zone.js";
 
 /** What a master file holds: its records (SOA apart) and its SOA, if it has one. */
@@ -11,17 +11,7 @@ export interface ParsedZone {
   records: DnsRecord[];
 }
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
-/** A TTL in seconds, or with BIND units (`1h30m`, `2d`). */
-export function parseTtl(text: string): number | null {
-  if (/^\d+$/.test(text)) return Number(text);
-  const m = text.toLowerCase().match(/^(\d+[smhdw])+$/);
-  if (!m) return null;
-  let total = 0;
-  for (const part of text.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(part[1]) * UNITS[part[2]!]!;
-  return total;
-}
+export { parseTtl };
 
 interface LogicalLine {
   line: number;
