@@ -268,7 +268,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
           const r = await run(objectDecider, i.name, { type: "register", cid: i.cid, size: i.size, mediaType: i.mediaType }, ctx);
           let dnslink: string | undefined;
           if (i.dnslink) {
-            dnslink = `_dnslink.${absoluteName(i.dnslink)}`;
+            dnslink = `_dnslink.${zoneName(i.dnslink)}`;
             const zone = zoneFor(dnslink);
             await run(zoneDecider, zone, { type: "set", name: dnslink, rtype: "TXT", data: [`"dnslink=/ipfs/${r.state!.cid}"`] }, { ...ctx, commandId: derivedId(ctx.commandId, 1) });
           }
