@@ -55,6 +55,10 @@ export class DnsServer {
   readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0 };
   port = 0;
 
+  get forwarder(): Forwarder | undefined {
+    return this.opts.forwarder;
+  }
+
   constructor(
     readonly authority: Authority,
     private readonly opts: DnsServerOptions = {},
