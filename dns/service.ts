@@ -68,6 +68,13 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       if (!st) throw notFound(`zone ${zone} does not exist`);
       return st;
     };
+    /** `web1` alone: the realm's only forward zone holds it; `web1.example.com` is taken as absolute. */
+    function shortHost(name: string): string {
+      if (name.includes(".")) return zoneName(name);
+      const forward = [...projection.state.zones.keys()].filter((z) => !z.endsWith(".arpa."));
+      if (forward.length !== 1) throw invalid(`${name} is a short name and the realm has ${forward.length} forward zones: give the zone`);
+      return absoluteName(name, forward[0]);
+    }
     const zoneReply = (st: ZoneState) => ({ zone: st.zone, serial: st.serial });
 
     const endpoints: Endpoint[] = [
@@ -180,7 +187,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         description: "Register a host: A/AAAA records, and PTR records in the reverse zones the realm has",
         input: S({ name: str, zone: str, ips: { type: "array", minItems: 1, items: str }, ttl }, ["name", "ips"]),
         async handle(i: { name: string; zone?: string; ips: string[]; ttl?: number }, ctx) {
-          const fqdn = i.name.endsWith(".") ? absoluteName(i.name) : i.zone ? absoluteName(i.name, zoneName(i.zone)) : absoluteName(`${i.name}.`);
+          const fqdn = i.name.endsWith(".") ? absoluteName(i.name) : i.zone ? absoluteName(i.name, zoneName(i.zone)) : shortHost(i.name);
           const zone = zoneFor(fqdn, i.zone);
           for (const ip of i.ips) if (!isIPv4(ip) && !isIPv6(ip)) throw invalid(`${ip} is not an IP address`);
           // Decide every change first (forward and reverse zones), so a refusal leaves nothing applied.

@@ -61,7 +61,7 @@ describe("bad input never crashes or hangs the server", () => {
       // Every 2,000 packets the server must still answer a real question (and this paces the sender).
       if (n % 2000 === 1999) {
         const p = await probe(sock, h.port, 40000 + (probes++ % 20000));
-        expect(p.answers?.map((a) => a.data)).toEqual(["192.0.2.20"]);
+        expect(p.answers?.map((a) => (a as { data?: unknown }).data)).toEqual(["192.0.2.20"]);
       }
     }
     // TCP: garbage frames, a frame longer than the data sent, a huge length prefix, then a valid question.

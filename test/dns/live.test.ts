@@ -34,7 +34,7 @@ function waitForAnswer(sock: dgram.Socket, port: number, name: string, ip: strin
     const on = (m: Buffer) => {
       try {
         const p = dnsPacket.decode(m);
-        if (p.questions?.[0]?.name === name && p.answers?.some((a) => a.data === ip)) done(null);
+        if (p.questions?.[0]?.name === name && p.answers?.some((a) => (a as { data?: unknown }).data === ip)) done(null);
       } catch {
         /* not ours */
       }
@@ -75,7 +75,7 @@ describe("the server follows the event stream live", () => {
     await h.command("record.add", { name: "notify-me.example.test.", type: "TXT", data: '"hi"' });
     for (let i = 0; i < 100 && notified.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(notified.length).toBeGreaterThan(0);
-    expect(notified[0]!.opcode).toBe("NOTIFY");
+    expect((notified[0] as { opcode?: string }).opcode).toBe("NOTIFY");
     expect(notified[0]!.questions?.[0]).toMatchObject({ name: "example.test", type: "SOA" });
   });
 

@@ -1,0 +1,147 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { callRealm } from "../services/host/client.js";
+import { connectRealm } from "../services/cli/connection.js";
+import { parseZoneFile } from "./domain/zonefile.js";
+import { cidOfBytes } from "./cid.js";
+
+interface Conn {
+  nats?: string;
+  creds?: string;
+  token?: string;
+}
+
+const connOptions = (c: Command) =>
+  c
+    .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
+    .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
+    .addOption(new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN"));
+
+async function call(o: Conn, kind: "commands" | "queries", name: string, input: object): Promise<Record<string, unknown>> {
+  const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: "realm-cli dns" });
+  try {
+    return await callRealm(nc, `realm.dns.${kind}.${name}`, input, { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), timeoutMs: 60_000 });
+  } finally {
+    await nc.close();
+  }
+}
+
+const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+const list = (v: string, prev: string[] = []) => [...prev, v];
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`${v} is not an integer`);
+  return n;
+};
+
+/**
+ * `realm zone ...`, `realm record ...`, `realm host ...`, `realm subject ...`, `realm cid ...`: the name
+ * domain over NATS. `realm zone check <file>` and `realm cid of <file>` work offline.
+ */
+export function registerDnsCommands(program: Command): void {
+  const verb = (parent: Command, name: string, description: string) => connOptions(parent.command(name).description(description));
+
+  const zone = program.command("zone").description("DNS zones: create, import/export RFC 1035 master files, Cloudflare mirror");
+  verb(zone, "create <zone>", "create a zone with its SOA and NS records")
+    .requiredOption("--ns <name>", "a name server (repeat)", list, [])
+    .option("--rname <mailbox>", "SOA mailbox as a name (hostmaster.<zone>)")
+    .option("--ttl <seconds>", "default TTL", int)
+    .option("--minimum <seconds>", "negative-answer TTL", int)
+    .action(async (z: string, o: Conn & { ns: string[]; rname?: string; ttl?: number; minimum?: number }) =>
+      print(await call(o, "commands", "zone.create", { zone: z, ns: o.ns, ...(o.rname ? { rname: o.rname } : {}), ...(o.ttl ? { ttl: o.ttl } : {}), ...(o.minimum ? { minimum: o.minimum } : {}) })),
+    );
+  verb(zone, "list", "list zones").action(async (o: Conn) => print(await call(o, "queries", "zones", {})));
+  verb(zone, "delete <zone>", "delete a zone").action(async (z: string, o: Conn) => print(await call(o, "commands", "zone.delete", { zone: z })));
+  verb(zone, "import <zone> <file>", "replace a zone's records with a master file (validated whole first; an error names its line)").action(async (z: string, file: string, o: Conn) => {
+    process.stderr.write(`checking ${file} ...\n`);
+    const text = readFileSync(file, "utf8");
+    const parsed = parseZoneFile(text, z.endsWith(".") ? z : `${z}.`);
+    process.stderr.write(`${parsed.records.length} records read, importing ...\n`);
+    print(await call(o, "commands", "zone.import", { zone: z, text }));
+  });
+  verb(zone, "export <zone>", "print a zone as a master file")
+    .option("-o, --output <file>", "write to a file")
+    .action(async (z: string, o: Conn & { output?: string }) => {
+      const r = (await call(o, "queries", "zonefile", { zone: z })) as { text: string };
+      if (o.output) writeFileSync(o.output, r.text);
+      else process.stdout.write(r.text);
+    });
+  zone
+    .command("check <zone> <file>")
+    .description("parse and validate a master file offline (no realm needed)")
+    .action((z: string, file: string) => {
+      const parsed = parseZoneFile(readFileSync(file, "utf8"), z.endsWith(".") ? z : `${z}.`);
+      print({ zone: parsed.origin, records: parsed.records.length, serial: parsed.serial, soa: parsed.soa });
+    });
+  const cf = zone.command("cloudflare").description("mirror a public zone to Cloudflare (API token from CLOUDFLARE_API_TOKEN in the realm's environment)");
+  verb(cf, "plan <zone>", "show the creates/updates/deletes an apply would make")
+    .option("--cloudflare-zone <name>", "Cloudflare zone name (default: the same)")
+    .action(async (z: string, o: Conn & { cloudflareZone?: string }) => print(await call(o, "queries", "cloudflare-plan", { zone: z, ...(o.cloudflareZone ? { cloudflareZone: o.cloudflareZone } : {}) })));
+  verb(cf, "apply <zone>", "apply the plan (only records the realm owns are touched)")
+    .option("--cloudflare-zone <name>", "Cloudflare zone name (default: the same)")
+    .action(async (z: string, o: Conn & { cloudflareZone?: string }) => print(await call(o, "commands", "cloudflare.apply", { zone: z, ...(o.cloudflareZone ? { cloudflareZone: o.cloudflareZone } : {}) })));
+
+  const record = program.command("record").description("DNS records (A, AAAA, CNAME, MX, TXT, SRV, CAA, NS, PTR, HTTPS, SVCB, TLSA)");
+  verb(record, "add <name> <type> <data...>", "add a record; the zone is found from the name")
+    .option("--zone <zone>", "zone (names are then relative to it)")
+    .option("--ttl <seconds>", "TTL", int)
+    .action(async (name: string, type: string, data: string[], o: Conn & { zone?: string; ttl?: number }) =>
+      print(await call(o, "commands", "record.add", { name, type, data: data.join(" "), ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
+    );
+  verb(record, "remove <name> <type> [data...]", "remove a record, or the whole RRset without data")
+    .option("--zone <zone>", "zone")
+    .action(async (name: string, type: string, data: string[], o: Conn & { zone?: string }) =>
+      print(await call(o, "commands", "record.remove", { name, type, ...(data.length ? { data: data.join(" ") } : {}), ...(o.zone ? { zone: o.zone } : {}) })),
+    );
+  verb(record, "set <name> <type>", "replace an RRset")
+    .option("--zone <zone>", "zone")
+    .option("--ttl <seconds>", "TTL", int)
+    .option("--data <rdata>", "a record's data (repeat; none = delete the RRset)", list, [])
+    .action(async (name: string, type: string, o: Conn & { zone?: string; ttl?: number; data: string[] }) =>
+      print(await call(o, "commands", "record.set", { name, type, data: o.data, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
+    );
+  verb(record, "list <zone>", "list a zone's records")
+    .option("--name <name>", "only this name")
+    .option("--type <type>", "only this type")
+    .action(async (z: string, o: Conn & { name?: string; type?: string }) => print(await call(o, "queries", "records", { zone: z, ...(o.name ? { name: o.name } : {}), ...(o.type ? { type: o.type } : {}) })));
+
+  const host = program.command("host").description("hosts: address records plus PTR records in the realm's reverse zones");
+  verb(host, "add <name>", "register a host (web1 = web1.<zone> with --zone, or a full name)")
+    .requiredOption("--ip <address>", "an IPv4 or IPv6 address (repeat)", list, [])
+    .option("--zone <zone>", "zone of a short name")
+    .option("--ttl <seconds>", "TTL", int)
+    .action(async (name: string, o: Conn & { ip: string[]; zone?: string; ttl?: number }) =>
+      print(await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
+    );
+
+  const subject = program.command("subject").description("NATS subject namespaces and their owners");
+  verb(subject, "register <pattern>", "register a namespace (a.b.>, a.*.c, a.b) to an owner")
+    .requiredOption("--owner <owner>", "account or principal")
+    .option("--description <text>", "what it is for")
+    .action(async (pattern: string, o: Conn & { owner: string; description?: string }) => print(await call(o, "commands", "subject.register", { pattern, owner: o.owner, ...(o.description ? { description: o.description } : {}) })));
+  verb(subject, "release <pattern>", "release a namespace").action(async (pattern: string, o: Conn) => print(await call(o, "commands", "subject.release", { pattern })));
+  verb(subject, "owner <subject>", "who owns a subject").action(async (s: string, o: Conn) => print(await call(o, "queries", "subject-owner", { subject: s })));
+  verb(subject, "list", "list namespaces").action(async (o: Conn) => print(await call(o, "queries", "subjects", {})));
+
+  const cid = program.command("cid").description("named objects and their CIDs (CIDv1), DNSLink");
+  verb(cid, "register <name> <cid>", "point a name at a CIDv1")
+    .option("--dnslink <domain>", "also publish _dnslink.<domain> TXT dnslink=/ipfs/<cid>")
+    .option("--size <bytes>", "object size", int)
+    .option("--media-type <type>", "media type")
+    .action(async (name: string, c: string, o: Conn & { dnslink?: string; size?: number; mediaType?: string }) =>
+      print(await call(o, "commands", "cid.register", { name, cid: c, ...(o.dnslink ? { dnslink: o.dnslink } : {}), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.mediaType ? { mediaType: o.mediaType } : {}) })),
+    );
+  verb(cid, "show <name>", "the CID of a name").action(async (name: string, o: Conn) => print(await call(o, "queries", "cid", { name })));
+  verb(cid, "verify <file>", "check a file against a CID or a registered name")
+    .option("--cid <cid>", "CID to check against")
+    .option("--name <name>", "registered name to check against")
+    .action(async (file: string, o: Conn & { cid?: string; name?: string }) => {
+      const r = (await call(o, "queries", "cid-verify", { content: readFileSync(file).toString("base64"), ...(o.cid ? { cid: o.cid } : {}), ...(o.name ? { name: o.name } : {}) })) as { valid: boolean };
+      print(r);
+      if (!r.valid) process.exitCode = 1;
+    });
+  cid
+    .command("of <file>")
+    .description("compute a file's CIDv1 (raw, sha2-256) offline")
+    .action((file: string) => print({ cid: cidOfBytes(readFileSync(file)) }));
+}
