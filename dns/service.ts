@@ -13,12 +13,13 @@ import { nameProjection, type NameModel } from "./projection.js";
 import { Authority } from "./server/authority.js";
 import { DnsServer } from "./server/server.js";
 import { Forwarder, type ForwarderOptions } from "./server/forwarder.js";
-import { cloudflareEndpoints } from "./cloudflare/endpoints.js";
+import { cloudflareEndpoints, type CloudflareConfig } from "./cloudflare/endpoints.js";
 
 export interface DnsOptions {
   /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5353. */
   dns?: { host?: string; port?: number; transferAllow?: string[]; notify?: { host: string; port: number }[] } | false;
   forward?: ForwarderOptions;
+  cloudflare?: CloudflareConfig;
   replicas?: number;
 }
 
@@ -315,7 +316,14 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
           return { cid, valid: verifyContent(cid, Buffer.from(i.content, "base64")) };
         },
       },
-      ...cloudflareEndpoints({ zone: zoneState, zoneName }),
+      ...cloudflareEndpoints({
+        zone: zoneState,
+        zoneName,
+        config: opts.cloudflare,
+        async recordApplied(zone, summary, ctx) {
+          await execute(store, mirrorDecider, zone, summary, { ...meta(ctx), commandId: derivedId(ctx.commandId, 1) });
+        },
+      }),
     ];
 
     return {
@@ -344,6 +352,14 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
 function derivedId(commandId: string, n: number): string {
   return `${commandId.slice(0, -4)}${((parseInt(commandId.slice(-4), 16) + n) & 0xffff).toString(16).padStart(4, "0")}`;
 }
+
+/** The log of Cloudflare mirror runs of a zone: one event per apply (counts only, never the token). */
+const mirrorDecider: Decider<null, Record<string, unknown>> = {
+  aggregateType: "mirror",
+  initialState: () => null,
+  decide: (_s, summary) => [{ type: "CloudflareMirrorApplied", data: summary }],
+  evolve: (s) => s,
+};
 
 export const dnsContext: ContextFactory = createDnsContext();
 void inZone;
