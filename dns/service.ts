@@ -13,11 +13,23 @@ import { nameProjection, type NameModel } from "./projection.js";
 import { Authority } from "./server/authority.js";
 import { DnsServer } from "./server/server.js";
 import { Forwarder, type ForwarderOptions } from "./server/forwarder.js";
+import { startDnsWorkers, type DnsWorkers } from "./server/workers.js";
+import dgram from "node:dgram";
+import net from "node:net";
 import { cloudflareEndpoints, type CloudflareConfig } from "./cloudflare/endpoints.js";
 
 export interface DnsOptions {
   /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5353. */
-  dns?: { host?: string; port?: number; transferAllow?: string[]; notify?: { host: string; port: number }[] } | false;
+  dns?: {
+    host?: string;
+    port?: number;
+    transferAllow?: string[];
+    notify?: { host: string; port: number }[];
+    /** Worker processes sharing the port (0 = answer in this process). Needs natsUrl. Default $REALM_DNS_WORKERS or 0. */
+    workers?: number;
+    natsUrl?: string;
+    natsCreds?: string;
+  } | false;
   forward?: ForwarderOptions;
   cloudflare?: CloudflareConfig;
   replicas?: number;
@@ -26,6 +38,8 @@ export interface DnsOptions {
 export interface DnsContext extends RealmContext {
   model(): NameModel;
   server: DnsServer | undefined;
+  /** Set when the DNS server runs in worker processes. */
+  workers: DnsWorkers | undefined;
   store: EventStore;
   projection: Projection<NameModel>;
 }
@@ -42,7 +56,15 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
     const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5353) } : opts.dns;
-    if (dnsCfg) {
+    let workers: DnsWorkers | undefined;
+    const nWorkers = dnsCfg ? (dnsCfg.workers ?? Number(process.env.REALM_DNS_WORKERS ?? 0)) : 0;
+    if (dnsCfg && nWorkers > 0) {
+      if (!dnsCfg.natsUrl) throw invalid("DNS workers need the NATS url to follow the stream");
+      const host = dnsCfg.host ?? "127.0.0.1";
+      const port = dnsCfg.port || (await freeDnsPort(host));
+      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
+      deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
+    } else if (dnsCfg) {
       server = new DnsServer(authority, { ...dnsCfg, forwarder: opts.forward ? new Forwarder(opts.forward) : undefined, log: deps.log });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
@@ -331,6 +353,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       endpoints,
       model: () => projection.state,
       server,
+      workers,
       store,
       projection,
       ready: () => projection.status === "live",
@@ -342,10 +365,30 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       },
       async stop() {
         await server?.stop();
+        await workers?.stop();
         await projection.stop();
       },
     };
   };
+}
+
+/** A port free for both TCP and UDP on `host`. */
+async function freeDnsPort(host: string): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((res) => {
+      const s = net.createServer().listen(0, host, () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => res(p));
+      });
+    });
+    const udp = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
+    const ok = await new Promise<boolean>((res) => {
+      udp.once("error", () => res(false));
+      udp.bind(port, host, () => res(true));
+    });
+    await new Promise<void>((r) => (ok ? udp.close(() => r()) : r()));
+    if (ok) return port;
+  }
 }
 
 /** A command id for the n-th aggregate a command touches (UUIDv7 shape kept: last 4 hex digits replaced). */

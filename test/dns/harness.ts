@@ -25,14 +25,15 @@ export async function startDns(opts: DnsOptions = {}): Promise<DnsHarness> {
   const nats = await startNats();
   const nc = await nats.connect();
   const log = createLogger({ level: "silent" });
-  const dns = await createDnsContext({ dns: { port: 0, ...(opts.dns || {}) }, ...opts })({ nc, log, dataDir: nats.dataDir });
+  const dnsOpts = { port: 0, ...(opts.dns || {}), ...(opts.dns && opts.dns.workers ? { natsUrl: nats.url } : {}) };
+  const dns = await createDnsContext({ ...opts, dns: dnsOpts })({ nc, log, dataDir: nats.dataDir });
   const host = await startHost({ nc, contexts: [dns], httpPort: 0, log });
   return {
     nats,
     nc,
     dns,
     host,
-    port: dns.server!.port,
+    port: dns.server?.port ?? dns.workers!.port,
     command: (name, input) => callRealm(nc, `realm.dns.commands.${name}`, input),
     query: (name, input) => callRealm(nc, `realm.dns.queries.${name}`, input),
     async stop() {

@@ -1,0 +1,34 @@
+/** One DNS worker process (see workers.ts): its own projection of REALM_DNS and a server on the shared port. */
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import { EventStore, Projection } from "../../services/kernel/index.js";
+import { nameProjection } from "../projection.js";
+import { Authority } from "./authority.js";
+import { DnsServer } from "./server.js";
+import type { DnsWorkerConfig } from "./workers.js";
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.env.REALM_DNS_WORKER ?? "{}") as DnsWorkerConfig;
+  const nc = await connect({ servers: cfg.natsUrl, name: `realm-dns-worker-${process.pid}`, noAsyncTraces: true, ...(cfg.natsCreds ? { authenticator: credsAuthenticator(readFileSync(cfg.natsCreds)) } : {}) });
+  const store = await EventStore.open(nc, "dns");
+  let server: DnsServer | undefined;
+  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)));
+  server = new DnsServer(new Authority(() => projection.state.zones), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify });
+  await projection.start();
+  await server.start();
+  process.send?.({ ready: true, port: server.port });
+  process.on("message", (m: { stop?: boolean }) => {
+    if (!m.stop) return;
+    void (async () => {
+      await server?.stop();
+      await projection.stop();
+      await nc.close();
+      process.exit(0);
+    })();
+  });
+}
+
+main().catch((err: unknown) => {
+  process.send?.({ error: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+});

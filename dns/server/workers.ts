@@ -1,0 +1,78 @@
+import cluster, { type Worker } from "node:cluster";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface DnsWorkerConfig {
+  natsUrl: string;
+  natsCreds?: string;
+  host: string;
+  port: number;
+  transferAllow?: string[];
+  notify?: { host: string; port: number }[];
+}
+
+export interface DnsWorkers {
+  port: number;
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the DNS server in `n` worker processes (node:cluster) sharing one UDP socket and one TCP listener.
+ * Each worker follows REALM_DNS with its own projection, so answers stay live; the hot path then scales
+ * with cores, since sending a datagram is most of the cost of an answer. Only worker 1 sends NOTIFY.
+ */
+export async function startDnsWorkers(n: number, cfg: DnsWorkerConfig): Promise<DnsWorkers> {
+  if (!cluster.isPrimary) throw new Error("DNS workers are started from the primary process");
+  const here = fileURLToPath(import.meta.url);
+  const exec = here.replace(/workers(\.[cm]?[jt]s)$/, `worker${extname(here)}`);
+  // From source (tests, tsx) the worker is TypeScript: load it through tsx; built, it is plain JS.
+  cluster.setupPrimary({ exec, execArgv: exec.endsWith(".ts") ? ["--import", "tsx"] : [], silent: false });
+  const workers: Worker[] = [];
+  const ready: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const w = cluster.fork({ REALM_DNS_WORKER: JSON.stringify({ ...cfg, notify: i === 0 ? cfg.notify : [] }) });
+    workers.push(w);
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`DNS worker ${i + 1} did not start within 30 s`)), 30_000);
+        w.on("message", (m: { ready?: boolean; error?: string }) => {
+          if (m.ready) {
+            clearTimeout(timer);
+            resolve();
+          } else if (m.error) {
+            clearTimeout(timer);
+            reject(new Error(`DNS worker ${i + 1}: ${m.error}`));
+          }
+        });
+        w.on("exit", (code) => {
+          clearTimeout(timer);
+          reject(new Error(`DNS worker ${i + 1} exited with ${code}`));
+        });
+      }),
+    );
+  }
+  try {
+    await Promise.all(ready);
+  } catch (err) {
+    for (const w of workers) w.kill();
+    throw err;
+  }
+  return {
+    port: cfg.port,
+    pids: workers.map((w) => w.process.pid!),
+    async stop() {
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.isDead()) return resolve();
+              w.once("exit", () => resolve());
+              w.send({ stop: true });
+              setTimeout(() => w.kill("SIGKILL"), 5000).unref();
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dig, startDns, ZONE, type DnsHarness } from "./harness.js";
+
+let h: DnsHarness;
+beforeAll(async () => {
+  h = await startDns({ dns: { port: 0, workers: 2 } });
+  await h.command("zone.import", { zone: "example.test", text: ZONE });
+});
+afterAll(async () => h?.stop());
+
+describe("DNS in worker processes (node:cluster, one shared port)", () => {
+  it("answers from every worker and follows changes live", async () => {
+    expect(h.dns.workers!.pids).toHaveLength(2);
+    for (let i = 0; i < 50; i++) {
+      const r = await dig(h.port, ["www.example.test", "A"]);
+      if (r.answer.length > 0) {
+        expect(r.answer).toEqual(["www.example.test. 3600 IN A 192.0.2.20"]);
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    await h.command("record.add", { name: "late.example.test.", type: "A", data: "192.0.2.123" });
+    let seen = 0;
+    for (let i = 0; i < 200 && seen < 10; i++) {
+      const r = await dig(h.port, ["late.example.test", "A"]);
+      if (r.answer[0] === "late.example.test. 3600 IN A 192.0.2.123") seen++;
+      else await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(seen).toBe(10);
+    expect((await dig(h.port, ["+tcp", "chain1.example.test", "A"])).answer).toHaveLength(4);
+  });
+});
