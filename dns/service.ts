@@ -19,7 +19,7 @@ import net from "node:net";
 import { cloudflareEndpoints, type CloudflareConfig } from "./cloudflare/endpoints.js";
 
 export interface DnsOptions {
-  /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5353. */
+  /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5300. */
   dns?: {
     host?: string;
     port?: number;
@@ -46,7 +46,8 @@ export interface DnsContext extends RealmContext {
 
 const S = (props: Record<string, object>, required: string[] = []) => ({ type: "object", additionalProperties: false, required, properties: props });
 const str = { type: "string", minLength: 1, maxLength: 1024 };
-const ttl = { type: "integer", minimum: 1, maxLength: undefined };
+const ttl = { type: "integer", minimum: 1, maximum: 604_800 };
+const secs = { type: "integer", minimum: 1, maximum: 2_147_483_647 };
 
 export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => Promise<DnsContext> {
   return async (deps) => {
@@ -55,7 +56,8 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)));
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
-    const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5353) } : opts.dns;
+    const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
+    const forward = opts.forward ?? forwardFromEnv(process.env.REALM_DNS_FORWARD);
     let workers: DnsWorkers | undefined;
     const nWorkers = dnsCfg ? (dnsCfg.workers ?? Number(process.env.REALM_DNS_WORKERS ?? 0)) : 0;
     if (dnsCfg && nWorkers > 0) {
@@ -65,7 +67,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, forwarder: opts.forward ? new Forwarder(opts.forward) : undefined, log: deps.log });
+      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -105,7 +107,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "zone.create",
         description: "Create a zone with its SOA and apex NS records",
-        input: S({ zone: str, ns: { type: "array", minItems: 1, items: str }, mname: str, rname: str, ttl, minimum: ttl, refresh: ttl, retry: ttl, expire: ttl, serial: { type: "integer", minimum: 1 } }, ["zone", "ns"]),
+        input: S({ zone: str, ns: { type: "array", minItems: 1, items: str }, mname: str, rname: str, ttl, minimum: ttl, refresh: secs, retry: secs, expire: secs, serial: { type: "integer", minimum: 1 } }, ["zone", "ns"]),
         async handle(i: { zone: string; ns: string[]; mname?: string; rname?: string; ttl?: number; minimum?: number; refresh?: number; retry?: number; expire?: number; serial?: number }, ctx) {
           const zone = zoneName(i.zone);
           const cmd: ZoneCommand = { type: "create", ns: i.ns, soa: { mname: i.mname ?? i.ns[0]!, rname: i.rname ?? `hostmaster.${zone}`, ttl: i.ttl, minimum: i.minimum, refresh: i.refresh, retry: i.retry, expire: i.expire }, serial: i.serial };
@@ -125,7 +127,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "zone.soa",
         description: "Change SOA fields (serial goes up)",
-        input: S({ zone: str, mname: str, rname: str, ttl, minimum: ttl, refresh: ttl, retry: ttl, expire: ttl }, ["zone"]),
+        input: S({ zone: str, mname: str, rname: str, ttl, minimum: ttl, refresh: secs, retry: secs, expire: secs }, ["zone"]),
         async handle(i: { zone: string; [k: string]: unknown }, ctx) {
           const { zone, ...soa } = i;
           return zoneReply((await run(zoneDecider, zoneName(zone), { type: "updateSoa", soa }, ctx)).state);
@@ -370,6 +372,16 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       },
     };
   };
+}
+
+/** `REALM_DNS_FORWARD=9.9.9.9,1.1.1.1:53` -> upstreams (port 53 by default); unset = no forwarding. */
+function forwardFromEnv(text: string | undefined): ForwarderOptions | undefined {
+  if (!text) return undefined;
+  const upstreams = text.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(s.includes(".") && s.split(":").length === 2 ? s : s.includes("]") ? s : `[${s}]`);
+    return { host: m?.[1] ?? s, port: Number(m?.[2] ?? 53) };
+  });
+  return { upstreams };
 }
 
 /** A port free for both TCP and UDP on `host`. */
