@@ -112,6 +112,8 @@ describe("subjects, CIDs and DNSLink over the realm's API", () => {
     const err = await h.command("subject.register", { pattern: "orders.eu.*", owner: "ACC_OTHER" }).catch((e: unknown) => e);
     expect((err as RealmError).code).toBe("CONFLICT");
     expect(await h.query("subject-owner", { subject: "orders.eu.paid" })).toMatchObject({ owner: "ACC_SHOP", namespace: "orders.>" });
+    const zf = await fetch(`${h.host.httpUrl}/api/dns/zones/example.test/records?name=www&type=AAAA`);
+    expect(await zf.json()).toMatchObject({ ok: true, records: [{ name: "www.example.test.", type: "AAAA", data: "2001:db8::20" }] });
     const res = await fetch(`${h.host.httpUrl}/api/dns/subject-owner?subject=orders.x`);
     expect(await res.json()).toMatchObject({ ok: true, owner: "ACC_SHOP" });
     expect(((await h.query("subject-owner", { subject: "nobody.x" }).catch((e: unknown) => e)) as RealmError).code).toBe("NOT_FOUND");
