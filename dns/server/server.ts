@@ -199,6 +199,7 @@ export class DnsServer {
     }
     const q = v.q;
     if (q.opcode !== 0) return headerOnly(q.id, q.opcode, q.rd, Rcode.NOTIMP);
+    if (q.ednsPayload !== null && q.ednsVersion > 0) return badVersion(q, msg);
     if (q.qclass !== 1 && q.qclass !== 255) return this.reply(q, msg, transport, refused());
     if (q.qtype === 252 || q.qtype === 251 || q.qtype === OPT_TYPE) {
       // Zone transfers only over TCP (handled before this); OPT is not a question.
@@ -296,6 +297,23 @@ export class DnsServer {
     out.push(frame(batch, 0));
     return out;
   }
+}
+
+/** RFC 6891 6.1.3: an EDNS version above 0 gets BADVERS (extended rcode 16) and our OPT with version 0. */
+function badVersion(q: ParsedQuery, msg: Buffer): Buffer {
+  const question = msg.subarray(12, q.questionEnd);
+  const out = Buffer.alloc(12 + question.length + 11);
+  out.writeUInt16BE(q.id, 0);
+  out.writeUInt16BE(0x8000 | (q.rd ? 0x0100 : 0), 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(1, 10);
+  question.copy(out, 12);
+  const o = 12 + question.length;
+  out[o] = 0;
+  out.writeUInt16BE(41, o + 1);
+  out.writeUInt16BE(1232, o + 3);
+  out[o + 5] = 16 >> 4; // upper 8 bits of the 12-bit rcode
+  return out;
 }
 
 function refused(): AnswerPlan {

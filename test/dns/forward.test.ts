@@ -63,6 +63,16 @@ describe("forwarding to upstream resolvers", () => {
     expect((await dig(realm.port, ["www.other.test", "A"])).status).toBe("REFUSED");
   });
 
+  it("forwards only the listed zones when zones are given", async () => {
+    const only = await startDns({ forward: { upstreams: [{ host: "127.0.0.1", port: upstream.port }], zones: ["sub.other.test."] } });
+    try {
+      expect((await dig(only.port, ["+rec", "www.other.test", "A"])).status).toBe("REFUSED");
+      expect((await dig(only.port, ["+rec", "x.sub.other.test", "A"])).status).toBe("NXDOMAIN");
+    } finally {
+      await only.stop();
+    }
+  });
+
   it("SERVFAIL when no upstream answers", async () => {
     await upstream.dns.server!.stop();
     expect((await dig(realm.port, ["+rec", "fresh.other.test", "A"])).status).toBe("SERVFAIL");

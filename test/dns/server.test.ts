@@ -85,6 +85,10 @@ describe("authoritative answers (dig against the realm's server)", () => {
     expect(r.additional).toContain("ns.sub.example.test. 3600 IN A 192.0.2.53");
   });
 
+  it("answers an EDNS version it does not know with BADVERS", async () => {
+    expect((await dig(h.port, ["+edns=1", "+noednsnegotiation", "www.example.test", "A"])).status).toBe("BADVERS");
+  });
+
   it("REFUSED outside its zones when forwarding is off", async () => {
     expect((await dig(h.port, ["example.org", "A"])).status).toBe("REFUSED");
   });
