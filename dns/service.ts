@@ -241,9 +241,22 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
             batches.push({ zone: p.zone, history, events });
           }
           let last = 0;
+          const applied: { zone: string; cmds: ZoneCommand[] }[] = [];
           for (const [n, b] of batches.entries()) {
-            const r = await store.append({ type: "zone", id: b.zone }, b.history, b.events, { ...meta(ctx), commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
-            last = r.position.lastSeq;
+            try {
+              const r = await store.append({ type: "zone", id: b.zone }, b.history, b.events, { ...meta(ctx), commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
+              last = r.position.lastSeq;
+              applied.push(plans[n]!);
+            } catch (err) {
+              // A later zone refused (a concurrent writer): take back what the earlier zones got.
+              for (const [k, p] of applied.entries()) {
+                for (const [j, c] of p.cmds.entries()) {
+                  if (c.type !== "add") continue;
+                  await execute(store, zoneDecider, p.zone, { type: "remove", name: c.record.name, rtype: c.record.type, data: c.record.data }, { ...meta(ctx), commandId: derivedId(ctx.commandId, 100 + k * 50 + j) }).catch(() => undefined);
+                }
+              }
+              throw err;
+            }
           }
           await projection.waitFor(last);
           return { name: fqdn, zone, ips: i.ips, ptr: ptrs };

@@ -127,6 +127,10 @@ describe("subjects, CIDs and DNSLink over the realm's API", () => {
     expect(await h.query("cid", { name: "site/bundle" })).toMatchObject({ cid });
     expect(await h.query("cid-verify", { name: "site/bundle", content: bytes.toString("base64") })).toMatchObject({ valid: true });
     expect(await h.query("cid-verify", { cid, content: Buffer.from("tampered").toString("base64") })).toMatchObject({ valid: false });
+    const viaHttp = await fetch(`${h.host.httpUrl}/api/dns/cid-verify`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ cid, content: bytes.toString("base64") }) });
+    expect(await viaHttp.json()).toMatchObject({ ok: true, valid: true });
+    const file = await fetch(`${h.host.httpUrl}/api/dns/zones/example.test/file`);
+    expect(((await file.json()) as { text: string }).text).toContain(`_dnslink\t3600\tIN\tTXT\t"dnslink=/ipfs/${cid}"`);
     expect((await dig(h.port, ["_dnslink.example.test", "TXT"])).answer).toEqual([`_dnslink.example.test. 3600 IN TXT "dnslink=/ipfs/${cid}"`]);
     const v0 = await h.command("cid.register", { name: "x", cid: "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG" }).catch((e: unknown) => e);
     expect((v0 as RealmError).code).toBe("VALIDATION");
