@@ -128,6 +128,11 @@ describe("authoritative answers (dig against the realm's server)", () => {
     expect((await dig(h.port, ["web1.example.test", "A"])).answer).toEqual(["web1.example.test. 3600 IN A 192.0.2.41"]);
     expect((await dig(h.port, ["-x", "192.0.2.41"])).answer).toEqual(["41.2.0.192.in-addr.arpa. 300 IN PTR web1.example.test."]);
     expect((await dig(h.port, ["web1.example.test", "AAAA"])).answer).toEqual(["web1.example.test. 3600 IN AAAA 2001:db8::41"]);
+    // A second registration with one new and one existing address is refused whole: the new one is not added.
+    const again = await h.command("host.add", { name: "web1.example.test", ips: ["192.0.2.42", "192.0.2.41"] }).catch((e: unknown) => e as { code: string });
+    expect(again).toMatchObject({ code: "ALREADY_EXISTS" });
+    expect((await dig(h.port, ["web1.example.test", "A"])).answer).toEqual(["web1.example.test. 3600 IN A 192.0.2.41"]);
+    expect((await dig(h.port, ["-x", "192.0.2.42"])).status).toBe("NXDOMAIN");
   });
 
   it("kdig agrees (SOA serial went up with every change)", async () => {
