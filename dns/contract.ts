@@ -1,0 +1,63 @@
+/**
+ * What other contexts may rely on from the name domain: its subjects, event types and reply shapes.
+ * (PKI derives name constraints from the realm's zones; identity derives NATS permissions from subject owners.)
+ */
+export const DNS_CONTEXT = "dns";
+export const DNS_STREAM = "REALM_DNS";
+
+export const DnsSubjects = {
+  zones: "realm.dns.queries.zones",
+  records: "realm.dns.queries.records",
+  zonefile: "realm.dns.queries.zonefile",
+  subjectOwner: "realm.dns.queries.subject-owner",
+  subjects: "realm.dns.queries.subjects",
+  cid: "realm.dns.queries.cid",
+  recordAdd: "realm.dns.commands.record.add",
+  hostAdd: "realm.dns.commands.host.add",
+  subjectRegister: "realm.dns.commands.subject.register",
+  cidRegister: "realm.dns.commands.cid.register",
+  /** Events of one zone: `realm.dns.events.zone.<encodeToken(zone)>`; all of them: `realm.dns.events.>`. */
+  events: "realm.dns.events.>",
+} as const;
+
+export const DnsEventTypes = {
+  ZoneCreated: "ZoneCreated",
+  ZoneSoaChanged: "ZoneSoaChanged",
+  ZoneDeleted: "ZoneDeleted",
+  ZoneImported: "ZoneImported",
+  RecordAdded: "RecordAdded",
+  RecordRemoved: "RecordRemoved",
+  RecordSetChanged: "RecordSetChanged",
+  NamespaceRegistered: "NamespaceRegistered",
+  NamespaceReleased: "NamespaceReleased",
+  ObjectRegistered: "ObjectRegistered",
+  ObjectRemoved: "ObjectRemoved",
+  CloudflareMirrorApplied: "CloudflareMirrorApplied",
+} as const;
+
+/** Reply of `zones`: absolute zone names (trailing dot) with their SOA serial. */
+export interface ZonesReply {
+  zones: { zone: string; serial: number; records: number }[];
+}
+
+/** Reply of `subject-owner` (NOT_FOUND when no namespace matches). */
+export interface SubjectOwnerReply {
+  subject: string;
+  owner: string;
+  namespace: string;
+}
+
+/** Payload of NamespaceRegistered. */
+export interface NamespaceRegisteredData {
+  pattern: string;
+  owner: string;
+  description?: string;
+}
+
+/** Reply of `cid`. */
+export interface CidReply {
+  name: string;
+  cid: string;
+  size?: number;
+  mediaType?: string;
+}
