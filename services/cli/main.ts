@@ -6,6 +6,13 @@ import { createLogger } from "../host/logger.js";
 import { connectRealm } from "./connection.js";
 import { startRealm } from "./runtime.js";
 import { registerContextCommands } from "./register.js";
+import type { DnsContext } from "../../dns/service.js";
+
+function dnsLine(dns: DnsContext | undefined): string[] {
+  if (!dns) return [];
+  if (dns.server) return [`  dns       udp+tcp ${dns.server.port} (authoritative; zones with realm zone ...)`];
+  return dns.workers ? ["  dns       served by worker processes (REALM_DNS_WORKERS)"] : [];
+}
 
 const natsOption = () => new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL");
 const credsOption = () => new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS");
@@ -25,13 +32,17 @@ export function buildProgram(): Command {
     .option("--nats-port <port>", "client port of the local nats-server", (v) => Number(v), 4222)
     .option("--http-port <port>", "HTTP API port (0 = any free port)", (v) => Number(v), 8080)
     .option("--http-host <host>", "HTTP API address", "127.0.0.1")
-    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string }) => {
+    .addOption(new Option("--dns-port <port>", "authoritative DNS port, UDP and TCP (0 = any free port)").env("REALM_DNS_PORT").argParser((v) => Number(v)).default(5300))
+    .option("--insecure-no-auth", "serve the admin API without authentication (single-user development only)")
+    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; insecureNoAuth?: boolean }) => {
       const say = (l: string) => process.stderr.write(`realm: ${l}\n`);
       const realm = await startRealm({
         dataDir: o.data,
         natsPort: o.natsPort,
         httpPort: o.httpPort,
         httpHost: o.httpHost,
+        dnsPort: o.dnsPort,
+        noAuth: o.insecureNoAuth === true,
         log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }),
         progress: say,
         ...(o.nats ? { natsUrl: o.nats } : {}),
@@ -40,7 +51,9 @@ export function buildProgram(): Command {
       const lines = [
         "cim-realm is up",
         `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
-        `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/...)`,
+        `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
+        ...dnsLine(realm.contexts.find((c) => c.name === "dns") as DnsContext | undefined),
+        ...(o.insecureNoAuth ? [] : ["  admin     create the first admin API key with: realm identity bootstrap --help"]),
         `  contexts  ${realm.contexts.map((c) => c.name).join(", ")}`,
         "  stop      Ctrl-C or SIGTERM",
       ];

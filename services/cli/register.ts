@@ -1,4 +1,9 @@
 import type { Command } from "commander";
+import { registerDnsCommands } from "../../dns/cli.js";
+import { registerIdentityCommands } from "../../identity/cli.js";
 
-/** Adds each context's verb group (`realm zone ...`, `realm cert ...`) to the command line. */
-export function registerContextCommands(_program: Command): void {}
+/** Adds each context's verb group (`realm zone ...`, `realm identity ...`) to the command line. */
+export function registerContextCommands(program: Command): void {
+  registerIdentityCommands(program);
+  registerDnsCommands(program);
+}

@@ -9,6 +9,7 @@ import type { RealmContext } from "../host/context.js";
 import { createLogger } from "../host/logger.js";
 import { connectRealm } from "./connection.js";
 import { contextFactories } from "./contexts.js";
+import { authenticatorOf } from "../../identity/auth.js";
 
 export interface RealmOptions {
   dataDir: string;
@@ -18,6 +19,10 @@ export interface RealmOptions {
   natsPort?: number;
   httpPort?: number;
   httpHost?: string;
+  /** DNS port (0 = a free one). Default $REALM_DNS_PORT or 5300. */
+  dnsPort?: number;
+  /** Serve the admin API without authentication (single-user development only). */
+  noAuth?: boolean;
   log?: Logger;
   /** Progress lines for the operator (stderr in the CLI). */
   progress?: (line: string) => void;
@@ -51,14 +56,19 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
   const contexts: RealmContext[] = [];
   try {
     nc = await connectRealm({ nats: natsUrl, name: "cim-realm", ...(opts.natsCreds ? { creds: opts.natsCreds } : {}) });
-    for (const { name, factory } of contextFactories) {
+    const httpHost = opts.httpHost ?? "127.0.0.1";
+    const httpPort = opts.httpPort ?? 8080;
+    if (!process.env.REALM_OIDC_ISSUER && httpPort !== 0) process.env.REALM_OIDC_ISSUER = `http://${httpHost}:${httpPort}/oidc`;
+    const dnsPort = opts.dnsPort ?? Number(process.env.REALM_DNS_PORT ?? 5300);
+    for (const { name, factory } of contextFactories({ natsUrl, ...(opts.natsCreds ? { natsCreds: opts.natsCreds } : {}), dnsPort })) {
       progress(`starting context ${name}`);
       contexts.push(await factory({ nc, log: log.child({ context: name }), dataDir: join(dataDir, name) }));
     }
+    const identity = contexts.find((c) => c.name === "identity");
     const conn = nc;
     const all = [...contexts];
     all.push(systemContext(conn, () => all.map((c) => ({ name: c.name, endpoints: c.endpoints.map((e) => ({ kind: e.kind, name: e.name, description: e.description })) }))));
-    const host = await startHost({ nc, contexts: all, httpPort: opts.httpPort ?? 8080, httpHost: opts.httpHost ?? "127.0.0.1", log });
+    const host = await startHost({ nc, contexts: all, httpPort, httpHost, log, ...(identity && !opts.noAuth ? { authenticate: authenticatorOf(identity) } : {}) });
     let stopped = false;
     return {
       natsUrl,

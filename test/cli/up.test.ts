@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,10 +29,20 @@ describe("realm command line", () => {
     dirs.push(data);
     const natsPort = await freePort();
     const httpPort = await freePort();
-    const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort)], "cim-realm is up");
+    const dnsPort = await freePort();
+    const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort), "--dns-port", String(dnsPort)], "cim-realm is up");
     expect(realm.stdout()).toContain(`nats://127.0.0.1:${natsPort}`);
     expect(realm.stdout()).toContain(`http://127.0.0.1:${httpPort}`);
+    expect(realm.stdout()).toContain(`dns       udp+tcp ${dnsPort}`);
+    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, realm/);
     expect(existsSync(join(data, "nats", "nats-server.conf"))).toBe(true);
+    // the admin API is protected: no credential, no answer
+    const anon = await fetch(`http://127.0.0.1:${httpPort}/api/realm/contexts`);
+    expect(anon.status).toBe(401);
+    expect(((await anon.json()) as { error: { code: string } }).error.code).toBe("UNAUTHORIZED");
+    // the OIDC issuer is the realm's own HTTP address
+    const discovery = (await (await fetch(`http://127.0.0.1:${httpPort}/oidc/.well-known/openid-configuration`)).json()) as { issuer: string };
+    expect(discovery.issuer).toBe(`http://127.0.0.1:${httpPort}/oidc`);
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
     expect(health.status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
@@ -44,6 +55,24 @@ describe("realm command line", () => {
     const audit = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${natsPort}`]);
     expect(audit.code).toBe(0);
     expect(audit.stdout).toContain("clitest: 5 events in 5 aggregates verified");
+
+    // first admin key, then the name domain through the CLI with it, answered by the realm's DNS server
+    const nats = ["--nats", `nats://127.0.0.1:${natsPort}`];
+    const boot = await runRealm(["identity", "bootstrap", ...nats]);
+    expect(boot.code).toBe(0);
+    const key = boot.stdout.trim().split("\n").pop()!;
+    expect(key).toMatch(/^rk_/);
+    expect(boot.stderr).not.toContain(key);
+    const denied = await runRealm(["zone", "create", "lab.example", "--ns", "ns1.lab.example", ...nats]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain("UNAUTHORIZED");
+    const env = { REALM_TOKEN: key };
+    expect((await runRealm(["zone", "create", "lab.example", "--ns", "ns1.lab.example", ...nats], env)).code).toBe(0);
+    expect((await runRealm(["host", "add", "web1.lab.example", "--ip", "192.0.2.80", ...nats], env)).code).toBe(0);
+    const dig = spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(dnsPort), "@127.0.0.1", "web1.lab.example", "A"], { encoding: "utf8" });
+    expect(dig.stdout.trim()).toBe("192.0.2.80");
+    const authed = await fetch(`http://127.0.0.1:${httpPort}/api/realm/contexts`, { headers: { authorization: `Bearer ${key}` } });
+    expect(authed.status).toBe(200);
 
     realm.child.kill("SIGTERM");
     expect(await realm.exited).toBe(0);
