@@ -1,30 +1,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { callRealm } from "../services/host/client.js";
-import { connectRealm } from "../services/cli/connection.js";
+import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
 import { parseZoneFile } from "./domain/zonefile.js";
 import { cidOfBytes } from "./cid.js";
 
-interface Conn {
-  nats?: string;
-  creds?: string;
-  token?: string;
-}
-
-const connOptions = (c: Command) =>
-  c
-    .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
-    .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
-    .addOption(new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN"));
-
-async function call(o: Conn, kind: "commands" | "queries", name: string, input: object): Promise<Record<string, unknown>> {
-  const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: "realm-cli dns" });
-  try {
-    return await callRealm(nc, `realm.dns.${kind}.${name}`, input, { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), timeoutMs: 60_000 });
-  } finally {
-    await nc.close();
-  }
-}
+type Conn = ConnectionFlags;
+const connOptions = withConnectionOptions;
+const call = (o: Conn, kind: "commands" | "queries", name: string, input: object) => callContext(o, "dns", kind, name, input);
 
 const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
 const list = (v: string, prev: string[] = []) => [...prev, v];

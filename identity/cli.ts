@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { callRealm } from "../services/host/client.js";
+import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
 import { connectRealm } from "../services/cli/connection.js";
 import { createLogger } from "../services/host/logger.js";
 import { newId } from "../services/kernel/index.js";
@@ -10,26 +10,11 @@ import { policyDecider } from "./domain/policy.js";
 import { principalDecider } from "./domain/principal.js";
 import { roleDecider } from "./domain/role.js";
 
-interface Conn {
-  nats?: string;
-  creds?: string;
-  token?: string;
-}
-
-const connOptions = (c: Command) =>
-  c
-    .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
-    .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
-    .addOption(new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN"));
+type Conn = ConnectionFlags;
+const connOptions = withConnectionOptions;
 
 async function call(o: Conn, kind: "commands" | "queries", name: string, input: object): Promise<void> {
-  const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}) });
-  try {
-    const r = await callRealm(nc, `realm.identity.${kind}.${name}`, input, o.token ? { authorization: `Bearer ${o.token}` } : {});
-    process.stdout.write(JSON.stringify(r, null, 2) + "\n");
-  } finally {
-    await nc.close();
-  }
+  process.stdout.write(JSON.stringify(await callContext(o, "identity", kind, name, input, 10_000), null, 2) + "\n");
 }
 
 /** A secret read from a file or stdin, never from argv (argv shows in `ps`). */
