@@ -1,0 +1,263 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createAccount, createUser } from "@nats-io/jwt";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { EventStore, execute, fold, newId, type CommandMeta } from "../../services/kernel/index.js";
+import { RealmError, invalid, notFound } from "../../services/kernel/errors.js";
+import { Projection } from "../../services/kernel/projection.js";
+import type { ContextDeps, ContextFactory, Endpoint, RealmContext, RequestContext } from "../../services/host/context.js";
+import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
+import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
+import { userDecider, checkUserSpec, type UserSpec } from "./domain/user.js";
+import { JETSTREAM_UNLIMITED, type AccountLimitsSpec, type UserPermissions } from "./domain/validation.js";
+import { credsFile, fingerprint, kpFromSeed, seedOf, signAccount, signActivation, signUser, validateAccountJwt, validateUserJwt } from "./jwt.js";
+import { KeyStore } from "./keystore.js";
+import { ClaimsPusher, type PushResult } from "./push.js";
+import type { OperatorState } from "./bootstrap.js";
+import { REALM_ACCOUNT, SYSTEM_ACCOUNT } from "./bootstrap.js";
+import { natsProjection, isRevoked } from "./projection.js";
+
+export interface NatsAccountsOptions {
+  /** Directory written by `bootstrapOperator` (operator.json, keys/, sys.creds). Default: deps.dataDir. */
+  dir?: string;
+  /** Servers to push claims to (any one of the cluster; every full-resolver server answers). Default: the server `nc` is on. */
+  servers?: string | string[];
+  escrow?: SecretEscrow;
+  pushTimeoutMs?: number;
+}
+
+export interface IssuedCreds {
+  account: string;
+  user: string;
+  publicKey: string;
+  expiresAt: number;
+  /** The .creds file, present only when no escrow was given (delivered once, stored nowhere). */
+  creds?: string;
+  secretRef?: SecretRef;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+const userId = (account: string, name: string) => `${account}:${name}`;
+
+/** The NATS accounts service: commands validated by the deciders, JWTs signed, validated, pushed, then recorded. */
+export class NatsAccounts {
+  private constructor(
+    readonly store: EventStore,
+    readonly projection: Projection<ReturnType<typeof natsProjection.initial>>,
+    readonly state: OperatorState,
+    private readonly keys: KeyStore,
+    private readonly pusher: ClaimsPusher,
+    private readonly escrow: SecretEscrow | undefined,
+  ) {}
+
+  static async open(nc: NatsConnection, opts: NatsAccountsOptions & { dir: string }): Promise<NatsAccounts> {
+    const state = JSON.parse(readFileSync(join(opts.dir, "operator.json"), "utf8")) as OperatorState;
+    const sysCreds = readFileSync(join(opts.dir, "sys.creds"), "utf8");
+    const store = await EventStore.open(nc, "identity", { source: "identity/nats" });
+    const pusher = await ClaimsPusher.open(opts.servers ?? nc.getServer(), sysCreds, opts.pushTimeoutMs ? { timeoutMs: opts.pushTimeoutMs } : {});
+    const projection = new Projection(store, natsProjection);
+    const svc = new NatsAccounts(store, projection, state, new KeyStore(opts.dir), pusher, opts.escrow);
+    await svc.adoptBootstrapAccounts();
+    await projection.start();
+    return svc;
+  }
+
+  async close(): Promise<void> {
+    await this.projection.stop();
+    await this.pusher.close();
+  }
+
+  get trust() {
+    return { operatorJwt: this.state.operatorJwt };
+  }
+
+  /** Records the accounts `bootstrapOperator` made (SYS, realm) as events, once. */
+  private async adoptBootstrapAccounts(): Promise<void> {
+    const sys = { type: "create", publicKey: this.state.system.publicKey, signingKey: this.state.system.signingKey, description: "system account", system: true } as const;
+    const realm = { type: "create", publicKey: this.state.realm.publicKey, signingKey: this.state.realm.signingKey, description: "the realm's own services", limits: JETSTREAM_UNLIMITED } as const;
+    for (const [name, cmd] of [[SYSTEM_ACCOUNT, sys], [REALM_ACCOUNT, realm]] as const) {
+      const a = await this.account(name);
+      if (!a.exists) await execute(this.store, accountDecider, name, cmd, { commandId: newId(), actor: "realm-init" });
+    }
+  }
+
+  async account(name: string): Promise<AccountState> {
+    const h = await this.store.load({ type: "account", id: name });
+    return fold(accountDecider, name, h.events);
+  }
+
+  private async accountKey(name: string): Promise<string> {
+    const a = await this.account(name);
+    if (!a.exists || a.deleted) throw notFound(`unknown NATS account ${name}`);
+    return a.publicKey;
+  }
+
+  /** Signs and validates the account JWT of `state` (nothing pushed). */
+  async accountJwt(state: AccountState): Promise<string> {
+    const keyOf = new Map<string, string>();
+    for (const im of state.imports) keyOf.set(im.account, await this.accountKey(im.account));
+    const exporters = new Map<string, AccountState>();
+    for (const im of state.imports) exporters.set(im.account, await this.account(im.account));
+    const jwt = await signAccount(state, { operatorPublicKey: this.state.operatorPublicKey, signingKey: kpFromSeed(this.keys.seed(this.state.operatorSigningKey)) }, {
+      accountKey: (n) => keyOf.get(n)!,
+      activation: async (importer, exporter, subject, type) => {
+        const ex = exporters.get(exporter)!;
+        const e = ex.exports.find((x) => x.subject === subject && x.type === type);
+        if (!e) throw notFound(`account ${exporter} exports no ${type} ${subject}`);
+        return e.tokenRequired ? signActivation(importer.publicKey, kpFromSeed(this.keys.seed(ex.publicKey)), subject, type) : undefined;
+      },
+    });
+    validateAccountJwt(jwt, this.trust);
+    return jwt;
+  }
+
+  /** Decide without appending (dry run), sign + validate + push, then append: bad input pushes nothing. */
+  private async applyAccount(name: string, command: AccountCommand, meta: CommandMeta, push: (next: AccountState) => Promise<PushResult>): Promise<{ state: AccountState; push: PushResult }> {
+    const h = await this.store.load({ type: "account", id: name });
+    let next = fold(accountDecider, name, h.events);
+    const events = accountDecider.decide(next, command);
+    for (const e of events) next = accountDecider.evolve(next, { ...e, aggregate: { type: "account", id: name } } as never);
+    const pushed = await push(next);
+    const r = await execute(this.store, accountDecider, name, command, meta);
+    return { state: r.state, push: pushed };
+  }
+
+  private pushAccount = async (s: AccountState) => this.pusher.update(await this.accountJwt(s));
+
+  async createAccount(input: { name: string; limits?: Partial<AccountLimitsSpec>; jetstream?: boolean; description?: string }, meta: CommandMeta) {
+    const id = createAccount();
+    const sk = createAccount();
+    const limits = { ...(input.jetstream ? JETSTREAM_UNLIMITED : {}), ...(input.limits ?? {}) };
+    const cmd: AccountCommand = { type: "create", publicKey: id.getPublicKey(), signingKey: sk.getPublicKey(), limits, ...(input.description ? { description: input.description } : {}) };
+    // Keys are written only after the command decided cleanly (inside push, before the server sees the JWT).
+    const r = await this.applyAccount(input.name, cmd, meta, async (next) => {
+      this.keys.put(id.getPublicKey(), seedOf(id));
+      this.keys.put(sk.getPublicKey(), seedOf(sk));
+      return this.pushAccount(next);
+    });
+    return { name: input.name, publicKey: r.state.publicKey, signingKeys: r.state.signingKeys, servers: r.push.replies.length };
+  }
+
+  async updateAccount(input: { name: string; limits?: Partial<AccountLimitsSpec>; exports?: ExportSpec[]; imports?: ImportSpec[]; mappings?: MappingSpec; description?: string }, meta: CommandMeta) {
+    const known = [...this.projection.state.accounts.values()].filter((a) => a.exists && !a.deleted).map((a) => a.name);
+    for (const im of input.imports ?? []) if (!known.includes(im.account)) known.push(...((await this.account(im.account)).exists ? [im.account] : []));
+    const { name, ...rest } = input;
+    const r = await this.applyAccount(name, { type: "update", ...rest, knownAccounts: known }, meta, this.pushAccount);
+    return { name, limits: r.state.limits, servers: r.push.replies.length };
+  }
+
+  async deleteAccount(input: { name: string }, meta: CommandMeta) {
+    const r = await this.applyAccount(input.name, { type: "delete" }, meta, (next) => this.pusher.delete([next.publicKey], kpFromSeed(this.keys.seed(this.state.operatorSigningKey))));
+    return { name: input.name, deleted: r.state.deleted, servers: r.push.replies.length };
+  }
+
+  async addSigningKey(input: { account: string; role?: string; template?: UserPermissions }, meta: CommandMeta) {
+    const sk = createAccount();
+    const entry = input.role ? { key: sk.getPublicKey(), scope: { role: input.role, template: input.template ?? {} } } : { key: sk.getPublicKey() };
+    await this.applyAccount(input.account, { type: "addSigningKey", entry }, meta, async (next) => {
+      this.keys.put(sk.getPublicKey(), seedOf(sk));
+      return this.pushAccount(next);
+    });
+    return { account: input.account, key: sk.getPublicKey(), ...(input.role ? { role: input.role } : {}) };
+  }
+
+  /** Removes a signing key from the account and pushes: users it signed are refused from then on. */
+  async revokeSigningKey(input: { account: string; key: string }, meta: CommandMeta) {
+    const r = await this.applyAccount(input.account, { type: "revokeSigningKey", key: input.key }, meta, this.pushAccount);
+    return { account: input.account, key: input.key, servers: r.push.replies.length };
+  }
+
+  async createUser(input: UserSpec & { role?: string }, meta: CommandMeta): Promise<IssuedCreds> {
+    const account = await this.account(input.account);
+    const spec: UserSpec = { ...input };
+    delete (spec as { role?: string }).role;
+    if (input.role) {
+      const sk = account.signingKeys.find((k) => k.scope?.role === input.role);
+      if (!sk) throw notFound(`account ${input.account} has no scoped signing key with role ${input.role}`);
+      spec.scopedSigningKey = sk.key;
+    }
+    checkUserSpec(spec, account.exists ? account : undefined);
+    const signerKey = spec.scopedSigningKey ?? account.signingKeys.find((k) => !k.scope)?.key;
+    if (!signerKey) throw invalid(`account ${account.name} has no unscoped signing key`);
+    const u = createUser();
+    const t = now();
+    const id = userId(input.account, input.name);
+    const r = await execute(this.store, userDecider, id, { type: "issue", spec, account, publicKey: u.getPublicKey(), signer: signerKey, now: t }, meta);
+    const issued = r.state;
+    const jwt = await signUser(spec, u.getPublicKey(), account.publicKey, kpFromSeed(this.keys.seed(signerKey)), t, issued.expiresAt);
+    validateUserJwt(jwt, await this.accountJwt(account), this.trust);
+    const creds = credsFile(jwt, seedOf(u));
+    const out: IssuedCreds = { account: input.account, user: input.name, publicKey: u.getPublicKey(), expiresAt: issued.expiresAt };
+    if (this.escrow) out.secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}` });
+    else out.creds = creds;
+    return out;
+  }
+
+  /** Revokes the user's current key (account revocation entry), pushed at once: live connections drop. */
+  async revokeUser(input: { account: string; name: string }, meta: CommandMeta) {
+    const h = await this.store.load({ type: "user", id: userId(input.account, input.name) });
+    const u = fold(userDecider, userId(input.account, input.name), h.events);
+    if (!u.exists || u.account !== input.account) throw notFound(`no NATS user ${input.account}/${input.name}`);
+    const at = Math.max(now(), u.issuedAt);
+    const r = await this.applyAccount(input.account, { type: "revokeUser", userPublicKey: u.publicKey, user: input.name, at }, meta, this.pushAccount);
+    return { account: input.account, user: input.name, publicKey: u.publicKey, revokedAt: at, servers: r.push.replies.length };
+  }
+
+  accounts() {
+    return [...this.projection.state.accounts.values()].filter((a) => a.exists).map((a) => ({
+      name: a.name, publicKey: a.publicKey, deleted: a.deleted, system: a.system, limits: a.limits, exports: a.exports, imports: a.imports,
+      signingKeys: a.signingKeys.map((k) => ({ key: k.key, ...(k.scope ? { role: k.scope.role } : {}) })), revocations: a.revocations,
+    }));
+  }
+
+  users(account?: string) {
+    return [...this.projection.state.users.values()].filter((u) => u.exists && (!account || u.account === account)).map((u) => ({
+      account: u.account, name: u.name, kind: u.kind, publicKey: u.publicKey, scoped: u.scoped, issuedAt: u.issuedAt, expiresAt: u.expiresAt,
+      revoked: isRevoked(u, this.projection.state.accounts.get(u.account)),
+    }));
+  }
+
+  /** nsc-compatible tree: `<operator>/<operator>.jwt`, `<operator>/accounts/<acct>/<acct>.jwt` (public JWTs only). */
+  async nscExport(): Promise<Record<string, string>> {
+    const op = this.state.operatorName;
+    const files: Record<string, string> = { [`${op}/${op}.jwt`]: this.state.operatorJwt };
+    for (const a of this.projection.state.accounts.values()) {
+      if (!a.exists || a.deleted) continue;
+      files[`${op}/accounts/${a.name}/${a.name}.jwt`] = a.system ? this.state.system.jwt : await this.accountJwt(a);
+    }
+    return files;
+  }
+}
+
+const meta = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
+const str = { type: "string", minLength: 1, maxLength: 64 };
+const perm = { type: "object", additionalProperties: false, properties: { allow: { type: "array", items: { type: "string" } }, deny: { type: "array", items: { type: "string" } } } };
+const perms = { type: "object", additionalProperties: false, properties: { pub: perm, sub: perm, resp: { type: "object", required: ["max", "ttlMs"], properties: { max: { type: "integer" }, ttlMs: { type: "integer" } } } } };
+const limits = { type: "object", additionalProperties: { type: ["integer", "boolean"] } };
+
+export function natsEndpoints(svc: NatsAccounts): Endpoint[] {
+  return [
+    { kind: "command", name: "account.create", description: "Create a NATS account (full limits sent; JetStream on with jetstream:true) and push it", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str, limits, jetstream: { type: "boolean" }, description: { type: "string" } } }, handle: (i, ctx) => svc.createAccount(i, meta(ctx)) },
+    { kind: "command", name: "account.update", description: "Change limits, exports, imports or mappings of a NATS account and push it", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str, limits, exports: { type: "array" }, imports: { type: "array" }, mappings: { type: "object" }, description: { type: "string" } } }, handle: (i, ctx) => svc.updateAccount(i, meta(ctx)) },
+    { kind: "command", name: "account.delete", description: "Delete a NATS account on every server (its users are refused)", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str } }, handle: (i, ctx) => svc.deleteAccount(i, meta(ctx)) },
+    { kind: "command", name: "signingkey.add", description: "Add an account signing key; with role + template a scoped one", input: { type: "object", required: ["account"], additionalProperties: false, properties: { account: str, role: str, template: perms } }, handle: (i, ctx) => svc.addSigningKey(i, meta(ctx)) },
+    { kind: "command", name: "signingkey.revoke", description: "Remove an account signing key; users it signed are refused", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.revokeSigningKey(i, meta(ctx)) },
+    { kind: "command", name: "user.create", description: "Issue a NATS user and its creds (delivered once, or escrowed)", input: { type: "object", required: ["account", "name", "kind"], additionalProperties: false, properties: { account: str, name: str, kind: { enum: ["person", "service", "agent"] }, permissions: perms, src: { type: "array", items: { type: "string" } }, connectionTypes: { type: "array", items: { type: "string" } }, bearer: { type: "boolean" }, expiresInDays: { type: "integer" }, tags: { type: "array", items: { type: "string" } }, role: str } }, handle: (i, ctx) => svc.createUser(i, meta(ctx)) },
+    { kind: "command", name: "user.revoke", description: "Revoke a NATS user now; live connections drop", input: { type: "object", required: ["account", "name"], additionalProperties: false, properties: { account: str, name: str } }, handle: (i, ctx) => svc.revokeUser(i, meta(ctx)) },
+    { kind: "query", name: "accounts", description: "NATS accounts with limits, signing keys, revocations", input: { type: "object" }, handle: async () => ({ accounts: svc.accounts() }) },
+    { kind: "query", name: "users", description: "NATS users (optionally of one account)", input: { type: "object", properties: { account: { type: "string" } } }, handle: async (i: { account?: string }) => ({ users: svc.users(i.account) }) },
+    { kind: "query", name: "nsc-export", description: "The operator/account JWT tree in nsc's layout (public JWTs only)", input: { type: "object" }, handle: async () => ({ files: await svc.nscExport() }) },
+  ];
+}
+
+export function createNatsAccountsContext(opts: NatsAccountsOptions = {}): ContextFactory {
+  return async (deps: ContextDeps): Promise<RealmContext & { nats: NatsAccounts }> => {
+    const svc = await NatsAccounts.open(deps.nc, { ...opts, dir: opts.dir ?? deps.dataDir });
+    return { name: "identity", nats: svc, endpoints: natsEndpoints(svc), ready: () => svc.projection.status === "live", stop: () => svc.close() };
+  };
+}
+
+/** Context factory with defaults: keys and operator state in the context's data dir. */
+export const natsAccountsContext: ContextFactory = createNatsAccountsContext();
+
+export { RealmError };

@@ -1,0 +1,181 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { newId } from "../../services/kernel/index.js";
+import { RealmError } from "../../services/kernel/errors.js";
+import { NatsSupervisor } from "../../services/nats/supervisor.js";
+import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
+import { NatsAccounts } from "../../identity/nats/service.js";
+import { validateUserJwt } from "../../identity/nats/jwt.js";
+
+let dir: string;
+let server: NatsSupervisor;
+let boot: Bootstrap;
+let nc: NatsConnection;
+let svc: NatsAccounts;
+const open: NatsConnection[] = [];
+const meta = () => ({ commandId: newId(), actor: "test" });
+
+async function as(creds: string, opts: object = {}): Promise<NatsConnection> {
+  const c = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(creds)), reconnect: false, ...opts });
+  open.push(c);
+  return c;
+}
+
+/** Publishes and flushes; resolves with the async error the server reports for this connection, if any. */
+async function pubError(c: NatsConnection, subject: string): Promise<string | undefined> {
+  let err: string | undefined;
+  const done = (async () => {
+    for await (const s of c.status()) if (s.type === "error") err = String((s as { error?: unknown }).error ?? s.type);
+  })();
+  c.publish(subject, "x");
+  await c.flush();
+  await new Promise((r) => setTimeout(r, 150));
+  void done;
+  return err;
+}
+
+async function refused(creds: string): Promise<boolean> {
+  try {
+    const c = await as(creds);
+    await c.flush();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "realm-nats-acc-"));
+  boot = await bootstrapOperator(join(dir, "nats"), "test passphrase");
+  server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
+  await server.start();
+  nc = await as(boot.serviceCreds);
+  svc = await NatsAccounts.open(nc, { dir: join(dir, "nats") });
+}, 30_000);
+
+afterAll(async () => {
+  await svc?.close();
+  await Promise.all(open.map((c) => c.close().catch(() => undefined)));
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("NATS accounts against nats-server in operator mode", () => {
+  it("bootstrap: realm services connect with realm-issued creds, the operator identity seed is only in the sealed bundle", async () => {
+    expect(svc.accounts().map((a) => a.name).sort()).toEqual(["SYS", "realm"]);
+    const { readFileSync, readdirSync } = await import("node:fs");
+    const keys = readdirSync(join(dir, "nats", "keys"));
+    expect(keys.some((k) => k.startsWith(boot.state.operatorPublicKey))).toBe(false);
+    expect(readFileSync(boot.bundleFile, "utf8")).not.toMatch(/SO[A-Z2-7]{50}/);
+    const again = await bootstrapOperator(join(dir, "nats"));
+    expect(again.state.operatorPublicKey).toBe(boot.state.operatorPublicKey);
+  });
+
+  it("a user's creds connect; allowed publish works, a forbidden one is a permissions violation", async () => {
+    await svc.createAccount({ name: "ops" }, meta());
+    const u = await svc.createUser({ account: "ops", name: "alice", kind: "person", permissions: { pub: { allow: ["ops.>"] }, sub: { allow: ["ops.>", "_INBOX.>"] } } }, meta());
+    expect(u.creds).toContain("BEGIN NATS USER JWT");
+    const c = await as(u.creds!);
+    const sub = c.subscribe("ops.in", { max: 1 });
+    await c.flush();
+    expect(await pubError(c, "ops.in")).toBeUndefined();
+    for await (const m of sub) expect(m.string()).toBe("x");
+    const err = await pubError(c, "billing.x");
+    expect(err).toMatch(/permissions violation/i);
+  });
+
+  it("a scoped-signing-key user gets exactly the template's permissions", async () => {
+    await svc.addSigningKey({ account: "ops", role: "team", template: { pub: { allow: ["{{name()}}.>"] }, sub: { allow: ["_INBOX.>"] } } }, meta());
+    const u = await svc.createUser({ account: "ops", name: "bob", kind: "agent", role: "team" }, meta());
+    const c = await as(u.creds!);
+    expect(await pubError(c, "bob.x")).toBeUndefined();
+    expect(await pubError(c, "alice.x")).toMatch(/permissions violation/i);
+    await expect(svc.createUser({ account: "ops", name: "carol", kind: "agent", role: "team", permissions: { pub: { allow: ["x"] } } }, meta())).rejects.toMatchObject({ code: "VALIDATION" });
+  });
+
+  it("JetStream works in a JetStream-enabled account and is refused in one without", async () => {
+    await svc.createAccount({ name: "js", jetstream: true }, meta());
+    const withJs = await as((await svc.createUser({ account: "js", name: "svc", kind: "service" }, meta())).creds!);
+    const jsm = await jetstreamManager(withJs);
+    await jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"] });
+    expect((await jsm.streams.info("ORDERS")).config.name).toBe("ORDERS");
+    const noJs = await as((await svc.createUser({ account: "ops", name: "nojs", kind: "service" }, meta())).creds!);
+    await expect(jetstreamManager(noJs).then((m) => m.getAccountInfo())).rejects.toThrow();
+  });
+
+  it("account limits changed by an event take effect without restart; a deleted account's users are refused", async () => {
+    await svc.createAccount({ name: "lim" }, meta());
+    const creds = (await svc.createUser({ account: "lim", name: "u", kind: "service" }, meta())).creds!;
+    await as(creds);
+    expect(await refused(creds)).toBe(false);
+    await svc.updateAccount({ name: "lim", limits: { conn: 2 } }, meta());
+    expect(await refused(creds)).toBe(true);
+    await svc.updateAccount({ name: "lim", limits: { conn: -1 } }, meta());
+    expect(await refused(creds)).toBe(false);
+    await svc.deleteAccount({ name: "lim" }, meta());
+    expect(await refused(creds)).toBe(true);
+    await expect(svc.createUser({ account: "lim", name: "v", kind: "service" }, meta())).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("a revoked user's live connection is closed and a reconnect is refused", async () => {
+    const creds = (await svc.createUser({ account: "ops", name: "mallory", kind: "person" }, meta())).creds!;
+    const c = await as(creds);
+    const closed = c.closed();
+    await svc.revokeUser({ account: "ops", name: "mallory" }, meta());
+    const why = await closed;
+    expect(String(why)).toMatch(/revoked|authorization/i);
+    expect(await refused(creds)).toBe(true);
+    expect(svc.users("ops").find((u) => u.name === "mallory")?.revoked).toBe(true);
+  });
+
+  it("a service in account A answers a request from account B only after the import is granted", async () => {
+    await svc.createAccount({ name: "a" }, meta());
+    await svc.createAccount({ name: "b" }, meta());
+    await svc.updateAccount({ name: "a", exports: [{ name: "time", subject: "svc.time", type: "service", tokenRequired: true }] }, meta());
+    const ca = await as((await svc.createUser({ account: "a", name: "srv", kind: "service" }, meta())).creds!);
+    ca.subscribe("svc.time", { callback: (_e, m) => {
+        m.respond("tick");
+      } });
+    await ca.flush();
+    const cb = await as((await svc.createUser({ account: "b", name: "cli", kind: "service" }, meta())).creds!);
+    await expect(cb.request("svc.time", "", { timeout: 500 })).rejects.toThrow();
+    await svc.updateAccount({ name: "b", imports: [{ name: "time", account: "a", subject: "svc.time", type: "service" }] }, meta());
+    expect((await cb.request("svc.time", "", { timeout: 2000 })).string()).toBe("tick");
+  });
+
+  it("bad input is a typed error and nothing is pushed or recorded", async () => {
+    const before = await svc.store.lastSequence();
+    await expect(svc.createUser({ account: "ops", name: "e1", kind: "person", permissions: { pub: { allow: ["a..b"] } } }, meta())).rejects.toMatchObject({ code: "VALIDATION", message: expect.stringMatching(/empty token/) });
+    await expect(svc.createUser({ account: "ops", name: "e2", kind: "person", permissions: { sub: { allow: ["a.>.b"] } } }, meta())).rejects.toMatchObject({ code: "VALIDATION", message: expect.stringMatching(/'>'/) });
+    await expect(svc.updateAccount({ name: "ops", limits: { conn: -5 } }, meta())).rejects.toMatchObject({ code: "VALIDATION" });
+    await expect(svc.createUser({ account: "nosuch", name: "e3", kind: "person" }, meta())).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(svc.createAccount({ name: "bad", limits: { payload: -2 } }, meta())).rejects.toMatchObject({ code: "VALIDATION" });
+    expect(await svc.store.lastSequence()).toBe(before);
+    expect(svc.accounts().find((a) => a.name === "bad")).toBeUndefined();
+    const ops = await svc.account("ops");
+    const acctJwt = await svc.accountJwt(ops);
+    // expired JWT
+    const { encodeUser, createUser, createAccount } = await import("@nats-io/jwt");
+    const { kpFromSeed } = await import("../../identity/nats/jwt.js");
+    const { KeyStore } = await import("../../identity/nats/keystore.js");
+    const ks = new KeyStore(join(dir, "nats"));
+    const sk = kpFromSeed(ks.seed(ops.signingKeys.find((k) => !k.scope)!.key));
+    const expired = await encodeUser("old", createUser(), ops.publicKey, {}, { signer: sk, exp: Math.floor(Date.now() / 1000) - 10 });
+    expect(() => validateUserJwt(expired, acctJwt, svc.trust)).toThrow(/expired/);
+    const foreign = await encodeUser("f", createUser(), ops.publicKey, {}, { signer: createAccount() });
+    expect(() => validateUserJwt(foreign, acctJwt, svc.trust)).toThrow(RealmError);
+  });
+
+  it("nsc export lists the operator and every live account JWT", async () => {
+    const files = await svc.nscExport();
+    expect(Object.keys(files)).toContain("cim-realm/cim-realm.jwt");
+    expect(Object.keys(files)).toContain("cim-realm/accounts/ops/ops.jwt");
+    expect(Object.keys(files).some((f) => f.includes("/lim/"))).toBe(false);
+    expect(JSON.stringify(files)).not.toMatch(/S[OAU][A-Z2-7]{50}/);
+  });
+});
