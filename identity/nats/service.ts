@@ -182,10 +182,14 @@ export class NatsAccounts {
     const u = createUser();
     const t = now();
     const id = userId(input.account, input.name);
+    const normalized = checkUserSpec(spec, account.exists ? account : undefined);
+    // Sign and validate first: a JWT that does not validate is never recorded nor handed out.
+    const expiresAt = t + (normalized.expiresInDays ?? 90) * 86400;
+    const jwt = await signUser(normalized, u.getPublicKey(), account.publicKey, kpFromSeed(this.keys.seed(signerKey)), t, expiresAt);
+    validateUserJwt(jwt, await this.accountJwt(account), this.trust);
     const r = await execute(this.store, userDecider, id, { type: "issue", spec, account, publicKey: u.getPublicKey(), signer: signerKey, now: t }, meta);
     const issued = r.state;
-    const jwt = await signUser(spec, u.getPublicKey(), account.publicKey, kpFromSeed(this.keys.seed(signerKey)), t, issued.expiresAt);
-    validateUserJwt(jwt, await this.accountJwt(account), this.trust);
+    if (r.replayed) throw new RealmError("CONFLICT", "this command already issued creds; they are delivered only once");
     const creds = credsFile(jwt, seedOf(u));
     const out: IssuedCreds = { account: input.account, user: input.name, publicKey: u.getPublicKey(), expiresAt: issued.expiresAt };
     if (this.escrow) out.secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}` });

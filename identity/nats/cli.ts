@@ -1,0 +1,125 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Command } from "commander";
+import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
+import { bootstrapOperator } from "./bootstrap.js";
+
+/**
+ * `realm account ...`, `realm user ...`, `realm creds ...`: talk to a running realm over NATS
+ * (`realm.identity.commands.account.create` etc.). `realm account bootstrap` works offline.
+ */
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(",").map((s) => s.trim()).filter(Boolean)];
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
+  return n;
+};
+const print = (o: unknown) => console.log(JSON.stringify(o, null, 2));
+type Flags = ConnectionFlags & Record<string, unknown>;
+const call = (o: Flags, kind: "commands" | "queries", name: string, input: object) => callContext(o, "identity", kind, name, input);
+
+function limitsFrom(o: Flags): Record<string, number | boolean> {
+  const map: Record<string, string> = { conns: "conn", subs: "subs", payload: "payload", data: "data", leafConns: "leaf", imports: "imports", exports: "exports", jsMem: "memStorage", jsDisk: "diskStorage", jsStreams: "streams", jsConsumers: "consumer" };
+  const out: Record<string, number | boolean> = {};
+  for (const [flag, key] of Object.entries(map)) if (o[flag] !== undefined) out[key] = o[flag] as number;
+  if (o.wildcardExports !== undefined) out.wildcards = o.wildcardExports as boolean;
+  return out;
+}
+
+const withLimits = (c: Command) =>
+  c
+    .option("--conns <n>", "max connections (-1 unlimited)", num)
+    .option("--subs <n>", "max subscriptions", num)
+    .option("--payload <n>", "max payload bytes", num)
+    .option("--data <n>", "max data bytes", num)
+    .option("--leaf-conns <n>", "max leaf node connections", num)
+    .option("--imports <n>", "max imports", num)
+    .option("--exports <n>", "max exports", num)
+    .option("--wildcard-exports <bool>", "allow wildcard exports", (v) => v === "true")
+    .option("--js-mem <n>", "JetStream memory bytes (0 = off)", num)
+    .option("--js-disk <n>", "JetStream disk bytes (0 = off)", num)
+    .option("--js-streams <n>", "JetStream streams", num)
+    .option("--js-consumers <n>", "JetStream consumers", num);
+
+export function registerNatsAccountCommands(program: Command): void {
+  const account = program.command("account").description("NATS accounts (operator mode): create, update, delete, signing keys, export");
+  withLimits(withConnectionOptions(account.command("create <name>").description("create an account and push it to every server")))
+    .option("--jetstream", "enable JetStream (unlimited unless --js-* given)")
+    .option("--description <text>")
+    .action(async (name: string, o: Flags) => print(await call(o, "commands", "account.create", { name, limits: limitsFrom(o), ...(o.jetstream ? { jetstream: true } : {}), ...(o.description ? { description: o.description } : {}) })));
+  withLimits(withConnectionOptions(account.command("update <name>").description("change limits (exports/imports/mappings via --json) and push")))
+    .option("--json <json>", "extra fields: {exports:[...], imports:[...], mappings:{...}}")
+    .action(async (name: string, o: Flags) => print(await call(o, "commands", "account.update", { name, limits: limitsFrom(o), ...(o.json ? (JSON.parse(o.json as string) as object) : {}) })));
+  withConnectionOptions(account.command("delete <name>").description("delete an account on every server; its users are refused")).action(async (name: string, o: Flags) => print(await call(o, "commands", "account.delete", { name })));
+  withConnectionOptions(account.command("list").description("accounts with limits, signing keys, revocations")).action(async (o: Flags) => print(await call(o, "queries", "accounts", {})));
+  withConnectionOptions(account.command("signing-key <account>").description("add an account signing key; --role + --template make it scoped"))
+    .option("--role <role>", "scope role name")
+    .option("--template <json>", 'permission template, e.g. {"pub":{"allow":["{{name()}}.>"]}}')
+    .action(async (acct: string, o: Flags) => print(await call(o, "commands", "signingkey.add", { account: acct, ...(o.role ? { role: o.role } : {}), ...(o.template ? { template: JSON.parse(o.template as string) as object } : {}) })));
+  withConnectionOptions(account.command("revoke-signing-key <account> <key>").description("remove a signing key; users it signed are refused")).action(async (acct: string, key: string, o: Flags) => print(await call(o, "commands", "signingkey.revoke", { account: acct, key })));
+  withConnectionOptions(account.command("export-nsc <dir>").description("write the operator/account JWT tree in nsc's layout (public JWTs only)")).action(async (dir: string, o: Flags) => {
+    const r = (await call(o, "queries", "nsc-export", {})) as { files: Record<string, string> };
+    for (const [p, jwt] of Object.entries(r.files)) {
+      mkdirSync(dirname(join(dir, p)), { recursive: true });
+      writeFileSync(join(dir, p), jwt);
+      console.error(`wrote ${join(dir, p)}`);
+    }
+  });
+  account
+    .command("bootstrap <dir>")
+    .description("offline: make the operator (identity key sealed in a ceremony bundle), SYS and realm accounts, service creds")
+    .option("--passphrase-env <var>", "environment variable holding the bundle passphrase", "REALM_CEREMONY_PASSPHRASE")
+    .action(async (dir: string, o: { passphraseEnv: string }) => {
+      console.error("generating operator, system and realm accounts ...");
+      const b = await bootstrapOperator(dir, process.env[o.passphraseEnv]);
+      print({ operator: b.state.operatorPublicKey, systemAccount: b.state.system.publicKey, realmAccount: b.state.realm.publicKey, bundle: b.bundleFile });
+      if (b.generatedPassphrase) console.error(`bundle passphrase (shown once, keep it offline): ${b.generatedPassphrase}`);
+    });
+
+  const user = program.command("user").description("NATS users: create (creds once), revoke, list");
+  withConnectionOptions(user.command("create <account> <name>").description("issue a user; prints the .creds once (or its escrow reference)"))
+    .option("--kind <kind>", "person | service | agent", "person")
+    .option("--allow-pub <subjects>", "comma list", list)
+    .option("--deny-pub <subjects>", "comma list", list)
+    .option("--allow-sub <subjects>", "comma list", list)
+    .option("--deny-sub <subjects>", "comma list", list)
+    .option("--allow-pub-response <n>", "reply to up to n requests", num)
+    .option("--response-ttl-ms <ms>", "response permission TTL", num)
+    .option("--source-network <cidrs>", "comma list of CIDRs", list)
+    .option("--conn-type <types>", "STANDARD,WEBSOCKET,LEAFNODE,...", list)
+    .option("--bearer", "bearer token (no nonce signing); off by default")
+    .option("--expiry-days <n>", "default 90 (person/agent), 365 (service)", num)
+    .option("--tag <tags>", "comma list", list)
+    .option("--role <role>", "sign with the account's scoped signing key of this role")
+    .option("--out <file>", "write the creds here (mode 0600) instead of stdout")
+    .action(async (acct: string, name: string, o: Flags) => {
+      const perm = (a?: unknown, d?: unknown) => (a || d ? { ...(a ? { allow: a } : {}), ...(d ? { deny: d } : {}) } : undefined);
+      const pub = perm(o.allowPub, o.denyPub);
+      const sub = perm(o.allowSub, o.denySub);
+      const permissions = { ...(pub ? { pub } : {}), ...(sub ? { sub } : {}), ...(o.allowPubResponse ? { resp: { max: o.allowPubResponse, ttlMs: (o.responseTtlMs as number) ?? 0 } } : {}) };
+      const r = await call(o, "commands", "user.create", {
+        account: acct, name, kind: o.kind,
+        ...(Object.keys(permissions).length ? { permissions } : {}),
+        ...(o.sourceNetwork ? { src: o.sourceNetwork } : {}), ...(o.connType ? { connectionTypes: o.connType } : {}),
+        ...(o.bearer ? { bearer: true } : {}), ...(o.expiryDays ? { expiresInDays: o.expiryDays } : {}), ...(o.tag ? { tags: o.tag } : {}), ...(o.role ? { role: o.role } : {}),
+      });
+      const { creds, ...rest } = r as { creds?: string };
+      if (creds && o.out) {
+        writeFileSync(o.out as string, creds, { mode: 0o600 });
+        console.error(`creds written to ${String(o.out)} (delivered once)`);
+      } else if (creds) process.stdout.write(creds);
+      print(rest);
+    });
+  withConnectionOptions(user.command("revoke <account> <name>").description("revoke now; live connections drop")).action(async (acct: string, name: string, o: Flags) => print(await call(o, "commands", "user.revoke", { account: acct, name })));
+  withConnectionOptions(user.command("list").description("users, optionally of one account").option("--account <name>")).action(async (o: Flags) => print(await call(o, "queries", "users", o.account ? { account: o.account } : {})));
+
+  const creds = program.command("creds").description("NATS creds files");
+  withConnectionOptions(creds.command("issue <account> <name>").description("re-issue creds for a user whose creds were revoked or expired (new key)"))
+    .option("--kind <kind>", "person | service | agent", "person")
+    .option("--out <file>", "write the creds here (mode 0600)")
+    .action(async (acct: string, name: string, o: Flags) => {
+      const r = (await call(o, "commands", "user.create", { account: acct, name, kind: o.kind })) as { creds?: string };
+      if (r.creds && o.out) writeFileSync(o.out as string, r.creds, { mode: 0o600 });
+      else if (r.creds) process.stdout.write(r.creds);
+    });
+}

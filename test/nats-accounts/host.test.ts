@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { startHost, type Host } from "../../services/host/host.js";
+import { callRealm } from "../../services/host/client.js";
+import { createLogger } from "../../services/host/logger.js";
+import { NatsSupervisor } from "../../services/nats/supervisor.js";
+import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
+import { createNatsAccountsContext } from "../../identity/nats/service.js";
+
+let dir: string;
+let server: NatsSupervisor;
+let nc: NatsConnection;
+let host: Host;
+const conns: NatsConnection[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "realm-nats-host-"));
+  const boot = await bootstrapOperator(join(dir, "nats"), "pw");
+  server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
+  await server.start();
+  nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(boot.serviceCreds)) });
+  const ctx = await createNatsAccountsContext({ dir: join(dir, "nats") })({ nc, log: createLogger({ level: "silent" }), dataDir: dir });
+  host = await startHost({ nc, contexts: [ctx], httpPort: 0, log: createLogger({ level: "silent" }) });
+}, 30_000);
+
+afterAll(async () => {
+  await host?.stop();
+  await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+  await nc?.close();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("NATS accounts over the host (NATS subjects and HTTP)", () => {
+  it("account.create / user.create over NATS; the creds connect; queries list them without secrets", async () => {
+    await callRealm(nc, "realm.identity.commands.account.create", { name: "app", jetstream: true });
+    const u = await callRealm<{ creds: string; publicKey: string }>(nc, "realm.identity.commands.user.create", { account: "app", name: "svc", kind: "service", permissions: { pub: { allow: ["app.>"] } } });
+    const c = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(u.creds)) });
+    conns.push(c);
+    await c.flush();
+    const users = await callRealm<{ users: { name: string; publicKey: string }[] }>(nc, "realm.identity.queries.users", { account: "app" });
+    expect(users.users.map((x) => x.name)).toEqual(["svc"]);
+    expect(JSON.stringify(users)).not.toContain("SU");
+  });
+
+  it("HTTP: bad input is a typed 400 and a user for an unknown account a 404", async () => {
+    const post = (path: string, body: unknown) => fetch(`${host.httpUrl}/api/identity${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const bad = await post("/account/update", { name: "app", limits: { conn: -7 } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("VALIDATION");
+    const unknown = await post("/user/create", { account: "ghost", name: "x", kind: "person" });
+    expect(unknown.status).toBe(404);
+    const list = await fetch(`${host.httpUrl}/api/identity/accounts`);
+    expect(((await list.json()) as { accounts: { name: string }[] }).accounts.map((a) => a.name).sort()).toEqual(["SYS", "app", "realm"]);
+  });
+
+  it("events carry no creds, seeds or JWT secrets", async () => {
+    const { jetstreamManager } = await import("@nats-io/jetstream");
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("REALM_IDENTITY");
+    let all = "";
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) all += new TextDecoder().decode((await jsm.streams.getMessage("REALM_IDENTITY", { seq }))!.data);
+    expect(all).toContain("NatsUserIssued");
+    expect(all).not.toMatch(/S[OAU][A-Z2-7]{50}|NATS USER JWT|eyJ/);
+  });
+});
