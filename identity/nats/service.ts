@@ -10,7 +10,7 @@ import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
 import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
 import { userDecider, checkUserSpec, type UserSpec } from "./domain/user.js";
 import { JETSTREAM_UNLIMITED, type AccountLimitsSpec, type UserPermissions } from "./domain/validation.js";
-import { credsFile, fingerprint, kpFromSeed, seedOf, signAccount, signActivation, signUser, validateAccountJwt, validateUserJwt } from "./jwt.js";
+import { credsFile, fastKey, fingerprint, kpFromSeed, seedOf, signAccount, signActivation, signUser, validateAccountJwt, validateUserJwt } from "./jwt.js";
 import { KeyStore } from "./keystore.js";
 import { ClaimsPusher, type PushResult } from "./push.js";
 import type { OperatorState } from "./bootstrap.js";
@@ -92,8 +92,19 @@ export class NatsAccounts {
     return a.publicKey;
   }
 
-  /** Signs and validates the account JWT of `state` (nothing pushed). */
+  private jwtCache = new Map<string, { key: string; jwt: string }>();
+
+  /** Signs and validates the account JWT of `state` (nothing pushed); the last JWT per account is reused while the state is unchanged. */
   async accountJwt(state: AccountState): Promise<string> {
+    const key = JSON.stringify(state);
+    const hit = this.jwtCache.get(state.name);
+    if (hit && hit.key === key && state.imports.length === 0) return hit.jwt;
+    const jwt = await this.signAccountJwt(state);
+    this.jwtCache.set(state.name, { key, jwt });
+    return jwt;
+  }
+
+  private async signAccountJwt(state: AccountState): Promise<string> {
     const keyOf = new Map<string, string>();
     for (const im of state.imports) keyOf.set(im.account, await this.accountKey(im.account));
     const exporters = new Map<string, AccountState>();
@@ -179,7 +190,7 @@ export class NatsAccounts {
     checkUserSpec(spec, account.exists ? account : undefined);
     const signerKey = spec.scopedSigningKey ?? account.signingKeys.find((k) => !k.scope)?.key;
     if (!signerKey) throw invalid(`account ${account.name} has no unscoped signing key`);
-    const u = createUser();
+    const u = fastKey(createUser());
     const t = now();
     const id = userId(input.account, input.name);
     const normalized = checkUserSpec(spec, account.exists ? account : undefined);

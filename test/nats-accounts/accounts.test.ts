@@ -133,6 +133,30 @@ describe("NATS accounts against nats-server in operator mode", () => {
     expect(svc.users("ops").find((u) => u.name === "mallory")?.revoked).toBe(true);
   });
 
+  it("revoking a signing key drops the users it signed; the account's other users stay", async () => {
+    const sk = await svc.addSigningKey({ account: "ops", role: "temp", template: { pub: { allow: ["tmp.>"] } } }, meta());
+    const temp = await as((await svc.createUser({ account: "ops", name: "tempuser", kind: "agent", role: "temp" }, meta())).creds!);
+    const stays = await as((await svc.createUser({ account: "ops", name: "stays", kind: "person" }, meta())).creds!);
+    const closed = temp.closed();
+    await svc.revokeSigningKey({ account: "ops", key: sk.key }, meta());
+    await closed;
+    expect(temp.isClosed()).toBe(true);
+    await stays.flush();
+    expect(stays.isClosed()).toBe(false);
+    expect(svc.accounts().find((a) => a.name === "ops")!.signingKeys.map((k) => k.key)).not.toContain(sk.key);
+  });
+
+  it("subject mappings on an account take effect after the update", async () => {
+    await svc.createAccount({ name: "map" }, meta());
+    const c = await as((await svc.createUser({ account: "map", name: "m", kind: "service" }, meta())).creds!);
+    const sub = c.subscribe("new.orders", { max: 1 });
+    await c.flush();
+    await svc.updateAccount({ name: "map", mappings: { "old.orders": [{ subject: "new.orders", weight: 100 }] } }, meta());
+    c.publish("old.orders", "moved");
+    for await (const m of sub) expect(m.string()).toBe("moved");
+    await expect(svc.updateAccount({ name: "map", mappings: { "a.*": [{ subject: "b.*", weight: 100 }] } }, meta())).rejects.toMatchObject({ code: "VALIDATION" });
+  });
+
   it("a service in account A answers a request from account B only after the import is granted", async () => {
     await svc.createAccount({ name: "a" }, meta());
     await svc.createAccount({ name: "b" }, meta());

@@ -1,0 +1,97 @@
+/**
+ * NATS accounts bench: user creds issued per second (JWT signed, validated, event appended) beside bare
+ * jwt.js signing (reference), and the time from `account update` to the server enforcing it (p50/p99)
+ * beside a bare `$SYS.REQ.CLAIMS.UPDATE` of a pre-signed JWT (reference). One local nats-server in operator mode.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { createUser, encodeUser, fmtCreds } from "@nats-io/jwt";
+import { newId } from "../services/kernel/index.js";
+import { NatsSupervisor } from "../services/nats/supervisor.js";
+import { bootstrapOperator } from "../identity/nats/bootstrap.js";
+import { NatsAccounts } from "../identity/nats/service.js";
+import { KeyStore } from "../identity/nats/keystore.js";
+import { kpFromSeed } from "../identity/nats/jwt.js";
+import { ClaimsPusher } from "../identity/nats/push.js";
+
+const N = Number(process.env.BENCH_USERS ?? 300);
+const R = Number(process.env.BENCH_UPDATES ?? 40);
+const dir = mkdtempSync(join(tmpdir(), "realm-nats-bench-"));
+const boot = await bootstrapOperator(join(dir, "nats"), "bench");
+const server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
+await server.start();
+const enc = new TextEncoder();
+const as = (creds: string) => connect({ servers: server.url, authenticator: credsAuthenticator(enc.encode(creds)), reconnect: false });
+const nc = await as(boot.serviceCreds);
+const svc = await NatsAccounts.open(nc, { dir: join(dir, "nats") });
+const meta = () => ({ commandId: newId(), actor: "bench" });
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+try {
+  await svc.createAccount({ name: "bench" }, meta());
+  // creds/s through the realm
+  let t0 = performance.now();
+  for (let i = 0; i < N; i++) await svc.createUser({ account: "bench", name: `u${i}`, kind: "service", permissions: { pub: { allow: ["bench.>"] } } }, meta());
+  const oursPerSec = N / ((performance.now() - t0) / 1000);
+  // reference: bare jwt.js signing + creds formatting, no validation, no event
+  const acct = await svc.account("bench");
+  const sk = kpFromSeed(new KeyStore(join(dir, "nats")).seed(acct.signingKeys[0]!.key));
+  t0 = performance.now();
+  for (let i = 0; i < N; i++) {
+    const u = createUser();
+    fmtCreds(await encodeUser(`r${i}`, u, acct.publicKey, { pub: { allow: ["bench.>"], deny: [] } }, { signer: sk }), u);
+  }
+  const rawPerSec = N / ((performance.now() - t0) / 1000);
+
+  // update -> enforcement: one live connection, toggle conn limit 1 / -1; enforced when a new connect is refused / accepted
+  const creds = (await svc.createUser({ account: "bench", name: "probe", kind: "service" }, meta())).creds!;
+  const live = await as(creds);
+  const canConnect = async () => {
+    try {
+      const c: NatsConnection = await as(creds);
+      await c.close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const lat: number[] = [];
+  for (let i = 0; i < R; i++) {
+    const limit = i % 2 === 0 ? 1 : -1;
+    const start = performance.now();
+    await svc.updateAccount({ name: "bench", limits: { conn: limit } }, meta());
+    while ((await canConnect()) !== (limit === -1)) await new Promise((r) => setTimeout(r, 1));
+    lat.push(performance.now() - start);
+  }
+  // reference: bare CLAIMS.UPDATE of a pre-signed JWT and the same enforcement probe
+  const pusher = await ClaimsPusher.open(server.url, boot.systemCreds);
+  const jwts = { 1: await svc.accountJwt({ ...acct, limits: { ...acct.limits, conn: 1 } }), [-1]: await svc.accountJwt({ ...acct, limits: { ...acct.limits, conn: -1 } }) } as Record<number, string>;
+  const raw: number[] = [];
+  for (let i = 0; i < R; i++) {
+    const limit = i % 2 === 0 ? 1 : -1;
+    const start = performance.now();
+    await pusher.update(jwts[limit]!);
+    while ((await canConnect()) !== (limit === -1)) await new Promise((r) => setTimeout(r, 1));
+    raw.push(performance.now() - start);
+  }
+  await pusher.close();
+  await live.close();
+
+  const f = (n: number) => n.toFixed(1).padStart(10);
+  console.log(`nats-accounts bench: ${N} users, ${R} account updates, one local nats-server ${server.url} (operator mode, full resolver), node ${process.versions.node}`);
+  console.log(`${"figure".padEnd(34)} ${"cim-realm".padStart(10)} ${"reference".padStart(10)} ${"ratio".padStart(7)}`);
+  console.log(`${"user creds issued/s".padEnd(34)} ${f(oursPerSec)} ${f(rawPerSec)} ${((oursPerSec / rawPerSec) * 100).toFixed(0).padStart(6)}%   (ref: bare jwt.js sign + fmtCreds)`);
+  for (const p of [50, 99]) {
+    const a = pct(lat, p);
+    const b = pct(raw, p);
+    console.log(`${`update -> enforced p${p} (ms)`.padEnd(34)} ${f(a)} ${f(b)} ${((a / b) * 100).toFixed(0).padStart(6)}%   (ref: bare CLAIMS.UPDATE of a signed JWT)`);
+  }
+} finally {
+  await svc.close();
+  await nc.close();
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
