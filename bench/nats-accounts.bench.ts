@@ -79,6 +79,16 @@ try {
   }
   await pusher.close();
   await live.close();
+  // revoke -> live connection closed (issue target: within 1 s)
+  const rev: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const c = await as((await svc.createUser({ account: "bench", name: `rv${i}`, kind: "person" }, meta())).creds!);
+    const start = performance.now();
+    const closed = c.closed();
+    await svc.revokeUser({ account: "bench", name: `rv${i}` }, meta());
+    await closed;
+    rev.push(performance.now() - start);
+  }
 
   const f = (n: number) => n.toFixed(1).padStart(10);
   console.log(`nats-accounts bench: ${N} users, ${R} account updates, one local nats-server ${server.url} (operator mode, full resolver), node ${process.versions.node}`);
@@ -89,6 +99,7 @@ try {
     const b = pct(raw, p);
     console.log(`${`update -> enforced p${p} (ms)`.padEnd(34)} ${f(a)} ${f(b)} ${((a / b) * 100).toFixed(0).padStart(6)}%   (ref: bare CLAIMS.UPDATE of a signed JWT)`);
   }
+  console.log(`${"revoke -> connection closed p50 (ms)".padEnd(34)} ${f(pct(rev, 50))}   p99 ${pct(rev, 99).toFixed(1)} ms (target < 1000)`);
 } finally {
   await svc.close();
   await nc.close();
