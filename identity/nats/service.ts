@@ -265,8 +265,10 @@ export function natsEndpoints(svc: NatsAccounts): Endpoint[] {
   ];
 }
 
-export function createNatsAccountsContext(opts: NatsAccountsOptions = {}): ContextFactory {
-  return async (deps: ContextDeps): Promise<RealmContext & { nats: NatsAccounts }> => {
+export type NatsAccountsContext = RealmContext & { nats: NatsAccounts };
+
+export function createNatsAccountsContext(opts: NatsAccountsOptions = {}): (deps: ContextDeps) => Promise<NatsAccountsContext> {
+  return async (deps: ContextDeps): Promise<NatsAccountsContext> => {
     const svc = await NatsAccounts.open(deps.nc, { ...opts, dir: opts.dir ?? deps.dataDir });
     return { name: "identity", nats: svc, endpoints: natsEndpoints(svc), ready: () => svc.projection.status === "live", stop: () => svc.close() };
   };

@@ -10,11 +10,16 @@ import { createLogger } from "../../services/host/logger.js";
 import { NatsSupervisor } from "../../services/nats/supervisor.js";
 import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
 import { createNatsAccountsContext } from "../../identity/nats/service.js";
+import { registerNatsAccountCommands } from "../../identity/nats/cli.js";
+import { Command } from "commander";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import type { SecretEscrow } from "../../secrets-client/contract.js";
 
 let dir: string;
 let server: NatsSupervisor;
 let nc: NatsConnection;
 let host: Host;
+let serviceCreds: string;
 const conns: NatsConnection[] = [];
 
 beforeAll(async () => {
@@ -22,6 +27,7 @@ beforeAll(async () => {
   const boot = await bootstrapOperator(join(dir, "nats"), "pw");
   server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
   await server.start();
+  serviceCreds = boot.serviceCreds;
   nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(boot.serviceCreds)) });
   const ctx = await createNatsAccountsContext({ dir: join(dir, "nats") })({ nc, log: createLogger({ level: "silent" }), dataDir: dir });
   host = await startHost({ nc, contexts: [ctx], httpPort: 0, log: createLogger({ level: "silent" }) });
@@ -66,5 +72,59 @@ describe("NATS accounts over the host (NATS subjects and HTTP)", () => {
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) all += new TextDecoder().decode((await jsm.streams.getMessage("REALM_IDENTITY", { seq }))!.data);
     expect(all).toContain("NatsUserIssued");
     expect(all).not.toMatch(/S[OAU][A-Z2-7]{50}|NATS USER JWT|eyJ/);
+  });
+
+  it("CLI: realm account create, user create --out, user revoke, account export-nsc; --help on each", async () => {
+    const credsFile = join(dir, "svc.creds");
+    writeFileSync(credsFile, serviceCreds, { mode: 0o600 });
+    const out: string[] = [];
+    const log = console.log;
+    const write = process.stdout.write.bind(process.stdout);
+    console.log = (...a: unknown[]) => void out.push(a.join(" "));
+    const run = async (...args: string[]) => {
+      const program = new Command().exitOverride();
+      registerNatsAccountCommands(program);
+      await program.parseAsync(["node", "realm", ...args, "--nats", server.url, "--creds", credsFile]);
+    };
+    try {
+      await run("account", "create", "cli", "--conns", "10");
+      await run("user", "create", "cli", "dev", "--allow-pub", "cli.>", "--out", join(dir, "dev.creds"));
+      expect(readFileSync(join(dir, "dev.creds"), "utf8")).toContain("BEGIN USER NKEY SEED");
+      await run("user", "revoke", "cli", "dev");
+      await run("account", "export-nsc", join(dir, "nsc"));
+    } finally {
+      console.log = log;
+      process.stdout.write = write;
+    }
+    expect(out.join("\n")).toContain('"servers": 1');
+    expect(existsSync(join(dir, "nsc", "cim-realm", "accounts", "cli", "cli.jwt"))).toBe(true);
+    const help = new Command();
+    registerNatsAccountCommands(help);
+    for (const group of help.commands) for (const c of group.commands) expect(c.helpInformation()).toContain("Usage:");
+  });
+
+  it("with an escrow the creds go to the escrow; the reply carries only the reference", async () => {
+    const kept = new Map<string, string>();
+    const escrow: SecretEscrow = {
+      async store(req) {
+        const itemId = `item-${kept.size + 1}`;
+        kept.set(itemId, req.secret);
+        return { itemId, revision: "r1" };
+      },
+      async get(ref) {
+        return kept.get(ref.itemId)!;
+      },
+    };
+    const ctx = await createNatsAccountsContext({ dir: join(dir, "nats"), escrow })({ nc, log: createLogger({ level: "silent" }), dataDir: dir });
+    try {
+      const r = await ctx.nats.createUser({ account: "app", name: "escrowed", kind: "agent" }, { commandId: (await import("../../services/kernel/index.js")).newId(), actor: "t" });
+      expect(r.creds).toBeUndefined();
+      expect(r.secretRef?.itemId).toBe("item-1");
+      const c = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(await escrow.get(r.secretRef!))) });
+      conns.push(c);
+      await c.flush();
+    } finally {
+      await ctx.stop?.();
+    }
   });
 });
