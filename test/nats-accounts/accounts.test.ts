@@ -172,6 +172,39 @@ describe("NATS accounts against nats-server in operator mode", () => {
     expect((await cb.request("svc.time", "", { timeout: 2000 })).string()).toBe("tick");
   });
 
+  it("a public stream export reaches an importing account without a token", async () => {
+    await svc.createAccount({ name: "feed" }, meta());
+    await svc.createAccount({ name: "reader" }, meta());
+    await svc.updateAccount({ name: "feed", exports: [{ name: "prices", subject: "prices.>", type: "stream" }] }, meta());
+    await svc.updateAccount({ name: "reader", imports: [{ name: "prices", account: "feed", subject: "prices.>", type: "stream", localSubject: "ext.prices.>" }] }, meta());
+    const pubc = await as((await svc.createUser({ account: "feed", name: "p", kind: "service" }, meta())).creds!);
+    const subc = await as((await svc.createUser({ account: "reader", name: "r", kind: "service" }, meta())).creds!);
+    const sub = subc.subscribe("ext.prices.eur", { max: 1 });
+    await subc.flush();
+    pubc.publish("prices.eur", "1.08");
+    for await (const m of sub) expect(m.string()).toBe("1.08");
+  });
+
+  it("user restrictions: response permission, source network, connection types, tag templates", async () => {
+    const responder = await as((await svc.createUser({ account: "ops", name: "responder", kind: "service", permissions: { sub: { allow: ["ops.svc"] }, pub: { allow: ["ops.none"] }, resp: { max: 1, ttlMs: 5000 } } }, meta())).creds!);
+    responder.subscribe("ops.svc", { callback: (_e, m) => {
+      m.respond("pong");
+    } });
+    await responder.flush();
+    const caller = await as((await svc.createUser({ account: "ops", name: "caller", kind: "service" }, meta())).creds!);
+    expect((await caller.request("ops.svc", "", { timeout: 2000 })).string()).toBe("pong");
+    const far = (await svc.createUser({ account: "ops", name: "far", kind: "person", src: ["10.99.0.0/16"] }, meta())).creds!;
+    expect(await refused(far)).toBe(true);
+    const near = (await svc.createUser({ account: "ops", name: "near", kind: "person", src: ["127.0.0.0/8"] }, meta())).creds!;
+    expect(await refused(near)).toBe(false);
+    const wsOnly = (await svc.createUser({ account: "ops", name: "ws", kind: "person", connectionTypes: ["WEBSOCKET"] }, meta())).creds!;
+    expect(await refused(wsOnly)).toBe(true);
+    await svc.addSigningKey({ account: "ops", role: "teams", template: { pub: { allow: ["team.{{tag(team)}}.>"] } } }, meta());
+    const red = await as((await svc.createUser({ account: "ops", name: "red1", kind: "agent", role: "teams", tags: ["team:red"] }, meta())).creds!);
+    expect(await pubError(red, "team.red.x")).toBeUndefined();
+    expect(await pubError(red, "team.blue.x")).toMatch(/permissions violation/i);
+  });
+
   it("bad input is a typed error and nothing is pushed or recorded", async () => {
     const before = await svc.store.lastSequence();
     await expect(svc.createUser({ account: "ops", name: "e1", kind: "person", permissions: { pub: { allow: ["a..b"] } } }, meta())).rejects.toMatchObject({ code: "VALIDATION", message: expect.stringMatching(/empty token/) });
