@@ -130,6 +130,7 @@ export class NatsAccounts {
     for (const e of events) next = accountDecider.evolve(next, { ...e, aggregate: { type: "account", id: name } } as never);
     const pushed = await push(next);
     const r = await execute(this.store, accountDecider, name, command, meta);
+    await this.projection.waitFor(r.position.lastSeq); // read-your-writes for the queries
     return { state: r.state, push: pushed };
   }
 
@@ -200,6 +201,7 @@ export class NatsAccounts {
     validateUserJwt(jwt, await this.accountJwt(account), this.trust);
     const r = await execute(this.store, userDecider, id, { type: "issue", spec, account, publicKey: u.getPublicKey(), signer: signerKey, now: t }, meta);
     const issued = r.state;
+    await this.projection.waitFor(r.position.lastSeq);
     if (r.replayed) throw new RealmError("CONFLICT", "this command already issued creds; they are delivered only once");
     const creds = credsFile(jwt, seedOf(u));
     const out: IssuedCreds = { account: input.account, user: input.name, publicKey: u.getPublicKey(), expiresAt: issued.expiresAt };
