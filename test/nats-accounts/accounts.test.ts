@@ -225,7 +225,14 @@ describe("NATS accounts against nats-server in operator mode", () => {
     const expired = await encodeUser("old", createUser(), ops.publicKey, {}, { signer: sk, exp: Math.floor(Date.now() / 1000) - 10 });
     expect(() => validateUserJwt(expired, acctJwt, svc.trust)).toThrow(/expired/);
     const foreign = await encodeUser("f", createUser(), ops.publicKey, {}, { signer: createAccount() });
-    expect(() => validateUserJwt(foreign, acctJwt, svc.trust)).toThrow(RealmError);
+    expect(() => validateUserJwt(foreign, acctJwt, svc.trust)).toThrow(expect.objectContaining({ code: "INTEGRITY" }));
+    const { encodeAccount, createOperator } = await import("@nats-io/jwt");
+    const { validateAccountJwt } = await import("../../identity/nats/jwt.js");
+    const foreignAcct = await encodeAccount("ops", ops.publicKey, { limits: { conn: -1, subs: -1, payload: -1, data: -1, leaf: -1, imports: -1, exports: -1, wildcards: true } } as never, { signer: createOperator() });
+    expect(() => validateAccountJwt(foreignAcct, svc.trust)).toThrow(expect.objectContaining({ code: "INTEGRITY" }));
+    const tampered = acctJwt.slice(0, -4) + (acctJwt.endsWith("AAAA") ? "BBBB" : "AAAA");
+    expect(() => validateAccountJwt(tampered, svc.trust)).toThrow(expect.objectContaining({ code: "INTEGRITY" }));
+    expect(validateAccountJwt(acctJwt, svc.trust).sub).toBe(ops.publicKey);
   });
 
   it("nsc export lists the operator and every live account JWT", async () => {
