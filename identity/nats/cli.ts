@@ -57,6 +57,7 @@ export function registerNatsAccountCommands(program: Command): void {
     .option("--template <json>", 'permission template, e.g. {"pub":{"allow":["{{name()}}.>"]}}')
     .action(async (acct: string, o: Flags) => print(await call(o, "commands", "signingkey.add", { account: acct, ...(o.role ? { role: o.role } : {}), ...(o.template ? { template: JSON.parse(o.template as string) as object } : {}) })));
   withConnectionOptions(account.command("revoke-signing-key <account> <key>").description("remove a signing key; users it signed are refused")).action(async (acct: string, key: string, o: Flags) => print(await call(o, "commands", "signingkey.revoke", { account: acct, key })));
+  withConnectionOptions(account.command("rotate-signing-key <account> <key>").description("replace a signing key by a new one with the same scope; re-issue its users")).action(async (acct: string, key: string, o: Flags) => print(await call(o, "commands", "signingkey.rotate", { account: acct, key })));
   withConnectionOptions(account.command("export-nsc <dir>").description("write the operator/account JWT tree in nsc's layout (public JWTs only)")).action(async (dir: string, o: Flags) => {
     const r = (await call(o, "queries", "nsc-export", {})) as { files: Record<string, string> };
     for (const [p, jwt] of Object.entries(r.files)) {

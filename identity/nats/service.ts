@@ -179,6 +179,16 @@ export class NatsAccounts {
     return { account: input.account, key: input.key, servers: r.push.replies.length };
   }
 
+  /** New key with the old one's scope replaces it in one push; re-issue the old key's users afterwards. */
+  async rotateSigningKey(input: { account: string; key: string }, meta: CommandMeta) {
+    const sk = createAccount();
+    const r = await this.applyAccount(input.account, { type: "rotateSigningKey", key: input.key, newKey: sk.getPublicKey() }, meta, async (next) => {
+      this.keys.put(sk.getPublicKey(), seedOf(sk));
+      return this.pushAccount(next);
+    });
+    return { account: input.account, revoked: input.key, key: sk.getPublicKey(), servers: r.push.replies.length };
+  }
+
   async createUser(input: UserSpec & { role?: string }, meta: CommandMeta): Promise<IssuedCreds> {
     const account = await this.account(input.account);
     const spec: UserSpec = { ...input };
@@ -259,6 +269,7 @@ export function natsEndpoints(svc: NatsAccounts): Endpoint[] {
     { kind: "command", name: "account.delete", description: "Delete a NATS account on every server (its users are refused)", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str } }, handle: (i, ctx) => svc.deleteAccount(i, meta(ctx)) },
     { kind: "command", name: "signingkey.add", description: "Add an account signing key; with role + template a scoped one", input: { type: "object", required: ["account"], additionalProperties: false, properties: { account: str, role: str, template: perms } }, handle: (i, ctx) => svc.addSigningKey(i, meta(ctx)) },
     { kind: "command", name: "signingkey.revoke", description: "Remove an account signing key; users it signed are refused", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.revokeSigningKey(i, meta(ctx)) },
+    { kind: "command", name: "signingkey.rotate", description: "Replace a signing key by a new one with the same scope (one push); its users must be re-issued", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.rotateSigningKey(i, meta(ctx)) },
     { kind: "command", name: "user.create", description: "Issue a NATS user and its creds (delivered once, or escrowed)", input: { type: "object", required: ["account", "name", "kind"], additionalProperties: false, properties: { account: str, name: str, kind: { enum: ["person", "service", "agent"] }, permissions: perms, src: { type: "array", items: { type: "string" } }, connectionTypes: { type: "array", items: { type: "string" } }, bearer: { type: "boolean" }, expiresInDays: { type: "integer" }, tags: { type: "array", items: { type: "string" } }, role: str } }, handle: (i, ctx) => svc.createUser(i, meta(ctx)) },
     { kind: "command", name: "user.revoke", description: "Revoke a NATS user now; live connections drop", input: { type: "object", required: ["account", "name"], additionalProperties: false, properties: { account: str, name: str } }, handle: (i, ctx) => svc.revokeUser(i, meta(ctx)) },
     { kind: "query", name: "accounts", description: "NATS accounts with limits, signing keys, revocations", input: { type: "object" }, handle: async () => ({ accounts: svc.accounts() }) },

@@ -146,6 +146,22 @@ describe("NATS accounts against nats-server in operator mode", () => {
     expect(svc.accounts().find((a) => a.name === "ops")!.signingKeys.map((k) => k.key)).not.toContain(sk.key);
   });
 
+  it("rotating a scoped signing key keeps the scope: old-key users drop, new users get the same template", async () => {
+    const sk = await svc.addSigningKey({ account: "ops", role: "rot", template: { pub: { allow: ["rot.>"] } } }, meta());
+    const old = await as((await svc.createUser({ account: "ops", name: "rot1", kind: "agent", role: "rot" }, meta())).creds!);
+    const closed = old.closed();
+    const r = await svc.rotateSigningKey({ account: "ops", key: sk.key }, meta());
+    await closed;
+    expect(old.isClosed()).toBe(true);
+    const keys = svc.accounts().find((a) => a.name === "ops")!.signingKeys;
+    expect(keys).toContainEqual({ key: r.key, role: "rot" });
+    expect(keys.map((k) => k.key)).not.toContain(sk.key);
+    await svc.revokeUser({ account: "ops", name: "rot1" }, meta());
+    const fresh = await as((await svc.createUser({ account: "ops", name: "rot1", kind: "agent", role: "rot" }, meta())).creds!);
+    expect(await pubError(fresh, "rot.x")).toBeUndefined();
+    expect(await pubError(fresh, "other.x")).toMatch(/permissions violation/i);
+  });
+
   it("subject mappings on an account take effect after the update", async () => {
     await svc.createAccount({ name: "map" }, meta());
     const c = await as((await svc.createUser({ account: "map", name: "m", kind: "service" }, meta())).creds!);

@@ -52,6 +52,8 @@ export type AccountCommand =
   | { type: "update"; limits?: Partial<AccountLimitsSpec>; exports?: ExportSpec[]; imports?: ImportSpec[]; mappings?: MappingSpec; description?: string; knownAccounts: string[] }
   | { type: "addSigningKey"; entry: SigningKeyEntry }
   | { type: "revokeSigningKey"; key: string }
+  /** Replace a signing key by a new one with the same scope, in one push: users of the old key drop. */
+  | { type: "rotateSigningKey"; key: string; newKey: string }
   | { type: "revokeUser"; userPublicKey: string; user: string; at: number }
   | { type: "delete" };
 
@@ -147,6 +149,16 @@ export const accountDecider: Decider<AccountState, AccountCommand> = {
         live(s);
         if (!s.signingKeys.some((k) => k.key === c.key)) throw notFound(`signing key ${c.key} is not on account ${s.name}`);
         return [{ type: AccountEvents.signingKeyRevoked, data: { key: c.key } }];
+      }
+      case "rotateSigningKey": {
+        live(s);
+        const old = s.signingKeys.find((k) => k.key === c.key);
+        if (!old) throw notFound(`signing key ${c.key} is not on account ${s.name}`);
+        if (!/^A[A-Z2-7]{55}$/.test(c.newKey) || s.signingKeys.some((k) => k.key === c.newKey)) throw invalid("new signing key must be a fresh account public nkey");
+        return [
+          { type: AccountEvents.signingKeyAdded, data: old.scope ? { key: c.newKey, scope: old.scope } : { key: c.newKey } },
+          { type: AccountEvents.signingKeyRevoked, data: { key: c.key, replacedBy: c.newKey } },
+        ];
       }
       case "revokeUser": {
         live(s);
