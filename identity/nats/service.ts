@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAccount, createUser } from "@nats-io/jwt";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { EventStore, execute, fold, newId, type CommandMeta } from "../../services/kernel/index.js";
+import { EventStore, eventIdFor, execute, fold, newId, type CommandMeta } from "../../services/kernel/index.js";
 import { RealmError, invalid, notFound } from "../../services/kernel/errors.js";
 import { Projection } from "../../services/kernel/projection.js";
 import type { ContextDeps, ContextFactory, Endpoint, RealmContext, RequestContext } from "../../services/host/context.js";
@@ -126,6 +126,8 @@ export class NatsAccounts {
   private async applyAccount(name: string, command: AccountCommand, meta: CommandMeta, push: (next: AccountState) => Promise<PushResult>): Promise<{ state: AccountState; push: PushResult }> {
     const h = await this.store.load({ type: "account", id: name });
     let next = fold(accountDecider, name, h.events);
+    // A retried command (same id) is answered from its events, without deciding or pushing again.
+    if (h.events.some((e) => e.id === eventIdFor(meta.commandId, 0))) return { state: next, push: { replies: [] } };
     const events = accountDecider.decide(next, command);
     for (const e of events) next = accountDecider.evolve(next, { ...e, aggregate: { type: "account", id: name } } as never);
     const pushed = await push(next);

@@ -76,6 +76,15 @@ describe("NATS accounts against nats-server in operator mode", () => {
     expect(again.state.operatorPublicKey).toBe(boot.state.operatorPublicKey);
   });
 
+  it("a retried account command (same command id) is answered without a second event", async () => {
+    const m = meta();
+    await svc.createAccount({ name: "retry" }, m);
+    const before = await svc.store.lastSequence();
+    await expect(svc.createAccount({ name: "retry" }, m)).resolves.toMatchObject({ name: "retry" });
+    expect(await svc.store.lastSequence()).toBe(before);
+    await expect(svc.createAccount({ name: "retry" }, meta())).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
+  });
+
   it("a user's creds connect; allowed publish works, a forbidden one is a permissions violation", async () => {
     await svc.createAccount({ name: "ops" }, meta());
     const u = await svc.createUser({ account: "ops", name: "alice", kind: "person", permissions: { pub: { allow: ["ops.>"] }, sub: { allow: ["ops.>", "_INBOX.>"] } } }, meta());
