@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
 import { encodeAccount, encodeActivation, encodeOperator, encodeUser, fmtCreds, type ClaimsData } from "@nats-io/jwt";
 import { fromPublic, fromSeed, type KeyPair } from "@nats-io/nkeys";
 import { RealmError, invalid } from "../../services/kernel/errors.js";
@@ -37,6 +37,61 @@ export function fastKey(kp: KeyPair): KeyPair {
 export const kpFromSeed = (seed: string) => fastKey(fromSeed(enc.encode(seed)));
 
 const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+function crc16(data: Buffer): number {
+  let crc = 0;
+  for (const b of data) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+function toBase32(buf: Buffer): string {
+  let bits = 0, value = 0, out = "";
+  for (const b of buf) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += B32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += B32[(value << (5 - bits)) & 31];
+  return out;
+}
+const withCrc = (b: Buffer) => {
+  const c = Buffer.alloc(2);
+  c.writeUInt16LE(crc16(b));
+  return Buffer.concat([b, c]);
+};
+
+/**
+ * A new user nkey made with node's Ed25519 (nkeys.js derives the public key in pure JS, ~5 ms): same
+ * encoding as nkeys (prefix byte, CRC16-XMODEM little endian, base32 without padding).
+ */
+export function newUserKey(): KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const rawSeed = (privateKey.export({ format: "der", type: "pkcs8" }) as Buffer).subarray(16);
+  const rawPub = (publicKey.export({ format: "der", type: "spki" }) as Buffer).subarray(12);
+  const prefix = 20 << 3; // 'U'
+  const pub = toBase32(withCrc(Buffer.concat([Buffer.from([prefix]), rawPub])));
+  const seed = toBase32(withCrc(Buffer.concat([Buffer.from([(18 << 3) | (prefix >> 5), (prefix & 31) << 3]), rawSeed])));
+  const seedBytes = new TextEncoder().encode(seed);
+  return {
+    getPublicKey: () => pub,
+    getSeed: () => seedBytes,
+    getPrivateKey: () => {
+      throw new RealmError("INTERNAL", "not needed");
+    },
+    sign: (input: Uint8Array) => new Uint8Array(edSign(null, input, privateKey)),
+    verify: (input: Uint8Array, sig: Uint8Array) => edVerify(null, input, publicKey, sig),
+    clear: () => seedBytes.fill(0),
+    seal: () => {
+      throw new RealmError("INTERNAL", "not a curve key");
+    },
+    open: () => null,
+  } as KeyPair;
+}
 function base32(s: string): Buffer {
   let bits = 0, value = 0;
   const out: number[] = [];

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createAccount, createUser } from "@nats-io/jwt";
+import { createAccount } from "@nats-io/jwt";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { EventStore, eventIdFor, execute, fold, newId, type CommandMeta } from "../../services/kernel/index.js";
 import { RealmError, invalid, notFound } from "../../services/kernel/errors.js";
@@ -10,7 +10,7 @@ import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
 import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
 import { userDecider, checkUserSpec, type UserSpec } from "./domain/user.js";
 import { JETSTREAM_UNLIMITED, type AccountLimitsSpec, type UserPermissions } from "./domain/validation.js";
-import { credsFile, fastKey, fingerprint, kpFromSeed, seedOf, signAccount, signActivation, signUser, validateAccountJwt, validateUserJwt } from "./jwt.js";
+import { credsFile, newUserKey, fingerprint, kpFromSeed, seedOf, signAccount, signActivation, signUser, validateAccountJwt, validateUserJwt } from "./jwt.js";
 import { KeyStore } from "./keystore.js";
 import { ClaimsPusher, type PushResult } from "./push.js";
 import type { OperatorState } from "./bootstrap.js";
@@ -203,7 +203,7 @@ export class NatsAccounts {
     checkUserSpec(spec, account.exists ? account : undefined);
     const signerKey = spec.scopedSigningKey ?? account.signingKeys.find((k) => !k.scope)?.key;
     if (!signerKey) throw invalid(`account ${account.name} has no unscoped signing key`);
-    const u = fastKey(createUser());
+    const u = newUserKey();
     const t = now();
     const id = userId(input.account, input.name);
     const normalized = checkUserSpec(spec, account.exists ? account : undefined);

@@ -47,6 +47,18 @@ describe("NATS domain validation (pure)", () => {
     expect(checkUserSpec({ account: "x", name: "u", kind: "person" }, s).expiresInDays).toBe(90);
   });
 
+  it("user nkeys made with node crypto decode and sign as nkeys.js reads them", async () => {
+    const { newUserKey } = await import("../../identity/nats/jwt.js");
+    const { fromSeed, fromPublic } = await import("@nats-io/nkeys");
+    for (let i = 0; i < 20; i++) {
+      const k = newUserKey();
+      const ref = fromSeed(k.getSeed());
+      expect(ref.getPublicKey()).toBe(k.getPublicKey());
+      const msg = new TextEncoder().encode(`m${i}`);
+      expect(fromPublic(k.getPublicKey()).verify(msg, k.sign(msg))).toBe(true);
+    }
+  });
+
   it("ceremony bundle: opens with the passphrase, refuses a wrong one", () => {
     const b = sealBundle("OPUB", "SOSECRET", "right");
     expect(JSON.stringify(b)).not.toContain("SOSECRET");
