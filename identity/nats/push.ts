@@ -1,5 +1,5 @@
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { createInbox, type NatsConnection } from "@nats-io/nats-core";
 import { encodeGeneric } from "@nats-io/jwt";
 import type { KeyPair } from "@nats-io/nkeys";
 import { RealmError } from "../../services/kernel/errors.js";
@@ -22,12 +22,20 @@ export interface PushResult {
 export class ClaimsPusher {
   private constructor(private readonly nc: NatsConnection, private readonly timeoutMs: number, private expected: number) {}
 
-  /** Connects as the system user; counts the servers once (`$SYS.REQ.SERVER.PING`) to stop waiting early. */
+  /**
+   * Connects as the system user; counts the servers once (`$SYS.REQ.SERVER.PING`) to stop waiting early.
+   * Every server receives each request regardless; a server that joins later is counted after `recount()`.
+   */
   static async open(servers: string | string[], sysCreds: string, opts: { timeoutMs?: number } = {}): Promise<ClaimsPusher> {
     const nc = await connect({ servers, authenticator: credsAuthenticator(new TextEncoder().encode(sysCreds)), name: "realm-claims-pusher" });
     const p = new ClaimsPusher(nc, opts.timeoutMs ?? 2_000, 0);
     p.expected = (await p.multi("$SYS.REQ.SERVER.PING", new Uint8Array(), 300, 0)).length || 1;
     return p;
+  }
+
+  async recount(): Promise<number> {
+    this.expected = (await this.multi("$SYS.REQ.SERVER.PING", new Uint8Array(), 300, 0)).length || 1;
+    return this.expected;
   }
 
   get servers(): number {
@@ -63,7 +71,7 @@ export class ClaimsPusher {
 
   /** Publish (no headers) and collect replies until `timeoutMs`, or until `expect` replies if > 0. */
   private async multi(subject: string, data: Uint8Array, timeoutMs: number, expect: number): Promise<Uint8Array[]> {
-    const inbox = `_INBOX.${Math.random().toString(36).slice(2)}${Date.now()}`;
+    const inbox = createInbox();
     const out: Uint8Array[] = [];
     const sub = this.nc.subscribe(inbox);
     const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);
