@@ -45,12 +45,15 @@ export function buildProgram(): Command {
         noAuth: o.insecureNoAuth === true,
         log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }),
         progress: say,
+        onGeneratedPassphrase: (passphrase, file) =>
+          process.stdout.write(`operator identity bundle ${file} sealed with a generated passphrase (shown once, store it offline):\n${passphrase}\n`),
         ...(o.nats ? { natsUrl: o.nats } : {}),
         ...(o.creds ? { natsCreds: o.creds } : {}),
       });
       const lines = [
         "cim-realm is up",
-        `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
+        `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, operator mode, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
+        ...(realm.natsCreds ? [`  creds     ${realm.natsCreds} (the realm account's service user; the CLI uses it by default)`] : []),
         `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
         ...dnsLine(realm.contexts.find((c) => c.name === "dns") as DnsContext | undefined),
         ...(o.insecureNoAuth ? [] : ["  admin     create the first admin API key with: realm identity bootstrap --help"]),

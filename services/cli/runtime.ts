@@ -10,6 +10,9 @@ import { createLogger } from "../host/logger.js";
 import { connectRealm } from "./connection.js";
 import { contextFactories } from "./contexts.js";
 import { authenticatorOf } from "../../identity/auth.js";
+import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
+import { createNatsAccountsContext } from "../../identity/nats/service.js";
+import { serviceCredsFile } from "./connection.js";
 
 export interface RealmOptions {
   dataDir: string;
@@ -24,12 +27,16 @@ export interface RealmOptions {
   /** Serve the admin API without authentication (single-user development only). */
   noAuth?: boolean;
   log?: Logger;
+  /** Called once, on first init, with the generated passphrase of the operator identity bundle. */
+  onGeneratedPassphrase?: (passphrase: string, bundleFile: string) => void;
   /** Progress lines for the operator (stderr in the CLI). */
   progress?: (line: string) => void;
 }
 
 export interface RunningRealm {
   natsUrl: string;
+  /** Creds the realm's services (and a local CLI) connect with, in operator mode. */
+  natsCreds: string | undefined;
   httpUrl: string | undefined;
   nats: NatsSupervisor | undefined;
   nc: NatsConnection;
@@ -46,21 +53,31 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
   mkdirSync(dataDir, { recursive: true });
   let nats: NatsSupervisor | undefined;
   let natsUrl = opts.natsUrl;
+  let natsCreds = opts.natsCreds;
+  let operator: Bootstrap | undefined;
+  const operatorDir = join(dataDir, "operator");
   if (!natsUrl) {
-    nats = new NatsSupervisor({ dataDir: join(dataDir, "nats"), port: opts.natsPort ?? 4222 });
-    progress(`starting nats-server (data ${nats.storeDir})`);
+    // Operator mode: the operator identity key lives only in the sealed bundle; online the realm holds
+    // the operator signing key, and its services connect with realm-issued creds.
+    operator = await bootstrapOperator(operatorDir, process.env.REALM_CEREMONY_PASSPHRASE);
+    if (operator.generatedPassphrase) opts.onGeneratedPassphrase?.(operator.generatedPassphrase, operator.bundleFile);
+    nats = new NatsSupervisor({ dataDir: join(dataDir, "nats"), port: opts.natsPort ?? 4222, operator: operator.operator });
+    progress(`starting nats-server in operator mode (data ${nats.storeDir})`);
     await nats.start();
     natsUrl = nats.url;
+    natsCreds = serviceCredsFile(dataDir);
   }
   let nc: NatsConnection | undefined;
   const contexts: RealmContext[] = [];
   try {
-    nc = await connectRealm({ nats: natsUrl, name: "cim-realm", ...(opts.natsCreds ? { creds: opts.natsCreds } : {}) });
+    nc = await connectRealm({ nats: natsUrl, name: "cim-realm", ...(natsCreds ? { creds: natsCreds } : {}) });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     const httpPort = opts.httpPort ?? 8080;
     if (!process.env.REALM_OIDC_ISSUER && httpPort !== 0) process.env.REALM_OIDC_ISSUER = `http://${httpHost}:${httpPort}/oidc`;
     const dnsPort = opts.dnsPort ?? Number(process.env.REALM_DNS_PORT ?? 5300);
-    for (const { name, factory } of contextFactories({ natsUrl, ...(opts.natsCreds ? { natsCreds: opts.natsCreds } : {}), dnsPort })) {
+    const factories = contextFactories({ natsUrl, ...(natsCreds ? { natsCreds } : {}), dnsPort });
+    if (operator) factories.push({ name: "nats accounts", factory: createNatsAccountsContext({ dir: operatorDir, servers: natsUrl }) });
+    for (const { name, factory } of factories) {
       progress(`starting context ${name}`);
       contexts.push(await factory({ nc, log: log.child({ context: name }), dataDir: join(dataDir, name) }));
     }
@@ -72,6 +89,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     let stopped = false;
     return {
       natsUrl,
+      natsCreds,
       httpUrl: host.httpUrl,
       nats,
       nc,

@@ -34,6 +34,8 @@ export interface Host {
 }
 
 interface Bound {
+  /** The context object the endpoint belongs to: two contexts may share a name (one subject namespace). */
+  owner: RealmContext;
   context: string;
   endpoint: Endpoint;
   subject: string;
@@ -59,7 +61,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
       const subject = ep.kind === "command" ? (b && more.length === 0 ? commandSubject(ctx.name, a!, b) : bad(ep)) : querySubject(ctx.name, ep.name);
       const def = ep.kind === "command" ? { method: "POST" as const, path: `/${ep.name.replace(/\./g, "/")}` } : { method: "GET" as const, path: `/${ep.name}` };
       const http = ep.http ?? def;
-      bound.push({ context: ctx.name, endpoint: ep, subject, validator: compileInput(ep.input), method: http.method, path: `/api/${ctx.name}${http.path}` });
+      bound.push({ owner: ctx, context: ctx.name, endpoint: ep, subject, validator: compileInput(ep.input), method: http.method, path: `/api/${ctx.name}${http.path}` });
     }
   }
 
@@ -107,7 +109,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
   for (const ctx of opts.contexts) {
     const srv = await svcm.add({ name: `realm-${ctx.name}`, version: opts.version ?? "0.1.0", description: `cim-realm ${ctx.name} context`, queue: "realm" });
     services.push(srv);
-    for (const b of bound.filter((x) => x.context === ctx.name)) {
+    for (const b of bound.filter((x) => x.owner === ctx)) {
       srv.addEndpoint(`${b.endpoint.kind}-${b.endpoint.name.replace(/\./g, "-")}`, {
         subject: b.subject,
         metadata: { description: b.endpoint.description, http: `${b.method} ${b.path}` },

@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connect } from "@nats-io/transport-node";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import { EventStore, EMPTY_POSITION } from "../../services/kernel/index.js";
 import { freePort } from "../../services/nats/supervisor.js";
@@ -34,7 +34,8 @@ describe("realm command line", () => {
     expect(realm.stdout()).toContain(`nats://127.0.0.1:${natsPort}`);
     expect(realm.stdout()).toContain(`http://127.0.0.1:${httpPort}`);
     expect(realm.stdout()).toContain(`dns       udp+tcp ${dnsPort}`);
-    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, realm/);
+    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, identity, realm/);
+    expect(realm.stdout()).toContain("sealed with a generated passphrase");
     expect(existsSync(join(data, "nats", "nats-server.conf"))).toBe(true);
     // the admin API is protected: no credential, no answer
     const anon = await fetch(`http://127.0.0.1:${httpPort}/api/realm/contexts`);
@@ -48,16 +49,20 @@ describe("realm command line", () => {
     expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
 
     // write a few events through the kernel, then audit them with the CLI
-    const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
+    // operator mode: anonymous connections are refused, the realm's service creds are accepted
+    await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false })).rejects.toThrow();
+    const credsFile = join(data, "operator", "realm-service.creds");
+    expect(realm.stdout()).toContain(credsFile);
+    const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}`, authenticator: credsAuthenticator(readFileSync(credsFile)) });
     const store = await EventStore.open(nc, "clitest");
     for (let i = 0; i < 5; i++) await store.append({ type: "thing", id: `t${i}` }, EMPTY_POSITION, [{ type: "ThingMade", data: { i } }], { commandId: uuidv7(), actor: "test" });
     await nc.close();
-    const audit = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${natsPort}`]);
+    const audit = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${natsPort}`, "--creds", credsFile]);
     expect(audit.code).toBe(0);
     expect(audit.stdout).toContain("clitest: 5 events in 5 aggregates verified");
 
     // first admin key, then the name domain through the CLI with it, answered by the realm's DNS server
-    const nats = ["--nats", `nats://127.0.0.1:${natsPort}`];
+    const nats = ["--nats", `nats://127.0.0.1:${natsPort}`, "--creds", credsFile];
     const boot = await runRealm(["identity", "bootstrap", ...nats]);
     expect(boot.code).toBe(0);
     const key = boot.stdout.trim().split("\n").pop()!;
@@ -71,6 +76,13 @@ describe("realm command line", () => {
     expect((await runRealm(["host", "add", "web1.lab.example", "--ip", "192.0.2.80", ...nats], env)).code).toBe(0);
     const dig = spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(dnsPort), "@127.0.0.1", "web1.lab.example", "A"], { encoding: "utf8" });
     expect(dig.stdout.trim()).toBe("192.0.2.80");
+    // a NATS account and user through the CLI; the creds connect
+    expect((await runRealm(["account", "create", "lab", ...nats], env)).code).toBe(0);
+    const userCreds = join(data, "alice.creds");
+    expect((await runRealm(["user", "create", "lab", "alice", "--out", userCreds, ...nats], env)).code).toBe(0);
+    const alice = await connect({ servers: `nats://127.0.0.1:${natsPort}`, authenticator: credsAuthenticator(readFileSync(userCreds)) });
+    await alice.flush();
+    await alice.close();
     const authed = await fetch(`http://127.0.0.1:${httpPort}/api/realm/contexts`, { headers: { authorization: `Bearer ${key}` } });
     expect(authed.status).toBe(200);
 
