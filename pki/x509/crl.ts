@@ -1,0 +1,77 @@
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { CertificateList, CRLNumber, CRLReason, TBSCertList, Time, RevokedCertificate, Version, id_ce_cRLNumber, id_ce_cRLReasons, type Name } from "@peculiar/asn1-x509";
+import { malformed } from "../../services/kernel/errors.js";
+import { authorityKeyIdExt, ext, signedEnvelope } from "./cert.js";
+import { serialBytes, serialHex } from "./der.js";
+import type { Signer } from "./keys.js";
+
+/** RFC 5280 5.3.1 reason codes by name (7 is unused). */
+export const REVOCATION_REASONS = {
+  unspecified: 0,
+  keyCompromise: 1,
+  cACompromise: 2,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  certificateHold: 6,
+  removeFromCRL: 8,
+  privilegeWithdrawn: 9,
+  aACompromise: 10,
+} as const;
+export type RevocationReason = keyof typeof REVOCATION_REASONS;
+export const REVOCATION_REASON_NAMES = Object.keys(REVOCATION_REASONS) as RevocationReason[];
+
+export interface CrlEntry {
+  serial: string;
+  revokedAt: Date;
+  reason: RevocationReason;
+}
+
+export interface CrlParams {
+  issuer: Name;
+  issuerKeyId: Buffer;
+  signer: Signer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  crlNumber: number;
+  entries: CrlEntry[];
+}
+
+/** Builds and signs a v2 CRL (CRL number, authority key id; reason code per entry unless unspecified). */
+export function buildCrl(p: CrlParams): Buffer {
+  const revoked = p.entries.map(
+    (e) =>
+      new RevokedCertificate({
+        userCertificate: new Uint8Array(serialBytes(e.serial)).buffer,
+        revocationDate: new Time(e.revokedAt),
+        ...(e.reason !== "unspecified" ? { crlEntryExtensions: [ext(id_ce_cRLReasons, false, new CRLReason(REVOCATION_REASONS[e.reason]))] } : {}),
+      }),
+  );
+  const tbs = new TBSCertList({
+    version: Version.v2,
+    signature: p.signer.algorithm,
+    issuer: p.issuer,
+    thisUpdate: new Time(p.thisUpdate),
+    nextUpdate: new Time(p.nextUpdate),
+    ...(revoked.length ? { revokedCertificates: revoked } : {}),
+    crlExtensions: [authorityKeyIdExt(p.issuerKeyId), ext(id_ce_cRLNumber, false, new CRLNumber(p.crlNumber))],
+  });
+  return signedEnvelope(new Uint8Array(AsnConvert.serialize(tbs)), p.signer);
+}
+
+/** Serials (normal hex) listed in a DER CRL, with thisUpdate/nextUpdate. */
+export function readCrl(der: Uint8Array): { serials: string[]; thisUpdate: Date; nextUpdate: Date | undefined; list: CertificateList } {
+  let list: CertificateList;
+  try {
+    list = AsnConvert.parse(der, CertificateList);
+  } catch {
+    throw malformed("not a DER CRL");
+  }
+  const t = list.tbsCertList;
+  return {
+    serials: (t.revokedCertificates ?? []).map((r) => serialHex(r.userCertificate)),
+    thisUpdate: t.thisUpdate.getTime(),
+    nextUpdate: t.nextUpdate?.getTime(),
+    list,
+  };
+}
