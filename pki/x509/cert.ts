@@ -208,3 +208,9 @@ export function extensionOf<T>(cert: Certificate, oid: string, type: new () => T
 
 /** Seconds precision, as X.509 times carry. */
 export const wholeSeconds = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
+
+/** Permitted DNS subtrees of a CA certificate's name constraints (empty when it has none). */
+export function nameConstraintsOf(cert: Certificate): string[] {
+  const nc = extensionOf(cert, id_ce_nameConstraints, NameConstraints);
+  return [...(nc?.permittedSubtrees ?? [])].map((s) => s.base.dNSName).filter((d): d is string => typeof d === "string");
+}

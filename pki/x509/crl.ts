@@ -3,7 +3,8 @@ import { CertificateList, CRLNumber, CRLReason, TBSCertList, Time, RevokedCertif
 import { malformed } from "../../services/kernel/errors.js";
 import { authorityKeyIdExt, ext, signedEnvelope } from "./cert.js";
 import { serialBytes, serialHex } from "./der.js";
-import type { Signer } from "./keys.js";
+import type { KeyObject } from "node:crypto";
+import { verifySignature, type Signer } from "./keys.js";
 
 /** RFC 5280 5.3.1 reason codes by name (7 is unused). */
 export const REVOCATION_REASONS = {
@@ -74,4 +75,16 @@ export function readCrl(der: Uint8Array): { serials: string[]; thisUpdate: Date;
     nextUpdate: t.nextUpdate?.getTime(),
     list,
   };
+}
+
+/** True when a DER CRL's signature verifies with `issuerKey`. */
+export function crlSignedBy(list: CertificateList, issuerKey: KeyObject): boolean {
+  const tbs = list.tbsCertListRaw ? new Uint8Array(list.tbsCertListRaw) : new Uint8Array(AsnConvert.serialize(list.tbsCertList));
+  return verifySignature(list.signatureAlgorithm.algorithm, tbs, new Uint8Array(list.signature), issuerKey);
+}
+
+/** CRL number of a CRL (0 when absent). */
+export function crlNumberOf(list: CertificateList): number {
+  const e = list.tbsCertList.crlExtensions?.find((x) => x.extnID === id_ce_cRLNumber);
+  return e ? Number(AsnConvert.parse(e.extnValue, CRLNumber).value) : 0;
 }

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairCb, sign as nodeSign, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairCb, sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier, SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
@@ -119,3 +119,23 @@ export function privateKeyFromPem(pem: string): KeyObject {
 
 export const privateKeyPem = (key: KeyObject): string => key.export({ format: "pem", type: "pkcs8" }).toString();
 export const publicKeyPem = (key: KeyObject): string => key.export({ format: "pem", type: "spki" }).toString();
+
+const SIGNATURE_HASH: Record<string, string> = {
+  [OID.ecdsaWithSHA256]: "sha256",
+  [OID.ecdsaWithSHA384]: "sha384",
+  "1.2.840.10045.4.3.4": "sha512",
+  [OID.sha256WithRSA]: "sha256",
+  [OID.sha384WithRSA]: "sha384",
+  "1.2.840.113549.1.1.13": "sha512",
+};
+
+/** Verifies an X.509-style signature (ECDSA DER or RSA PKCS#1 v1.5) by algorithm OID; false on any mismatch. */
+export function verifySignature(algorithmOid: string, data: Uint8Array, signature: Uint8Array, publicKey: KeyObject): boolean {
+  const hash = SIGNATURE_HASH[algorithmOid];
+  if (!hash) return false;
+  try {
+    return nodeVerify(hash, data, publicKey.asymmetricKeyType === "ec" ? { key: publicKey, dsaEncoding: "der" } : publicKey, signature);
+  } catch {
+    return false;
+  }
+}
