@@ -1,0 +1,35 @@
+/**
+ * What other contexts and clients may rely on from the PKI context: its subjects, event types, routes.
+ */
+export const PKI_CONTEXT = "pki";
+export const PKI_STREAM = "REALM_PKI";
+
+export const PkiSubjects = {
+  issue: "realm.pki.commands.certificate.issue",
+  revoke: "realm.pki.commands.certificate.revoke",
+  certificates: "realm.pki.queries.certificates",
+  certificate: "realm.pki.queries.certificate",
+  issuers: "realm.pki.queries.issuers",
+  crl: "realm.pki.queries.crl",
+  /** Events of one certificate: `realm.pki.events.certificate.<serial>`; all: `realm.pki.events.>`. */
+  events: "realm.pki.events.>",
+} as const;
+
+export const PkiEventTypes = {
+  IntermediateKeyPrepared: "IntermediateKeyPrepared",
+  IntermediateImported: "IntermediateImported",
+  IssuerPolicyChanged: "IssuerPolicyChanged",
+  RootCrlImported: "RootCrlImported",
+  CertificateIssued: "CertificateIssued",
+  CertificateRevoked: "CertificateRevoked",
+} as const;
+
+/** Public HTTP routes (no credential needed): relying parties fetch these. */
+export const PkiRoutes = {
+  /** DER CRL of one issuer: `/pki/crl/<issuer>.crl`; the root's (as imported from the ceremony): `/pki/crl/root.crl`. */
+  crl: (issuer: string) => `/pki/crl/${issuer}.crl`,
+  /** RFC 6960 responder: POST application/ocsp-request, or GET `/pki/ocsp/<base64 request>`. */
+  ocsp: "/pki/ocsp",
+  /** PEM of an issuer's intermediate followed by the root: `/pki/ca/<issuer>.pem`. */
+  chain: (issuer: string) => `/pki/ca/${issuer}.pem`,
+} as const;
