@@ -1,0 +1,65 @@
+import type { FastifyInstance } from "fastify";
+import type { IssuerState } from "./domain/issuer.js";
+import type { IssuerKeyStore } from "./keystore.js";
+import type { PkiModel } from "./projection.js";
+import { ocspIssuers, type CrlCache } from "./revocation.js";
+import { answerOcsp } from "./x509/ocsp.js";
+import { toRealmError } from "../services/kernel/errors.js";
+
+/** Largest OCSP request accepted (a request for a handful of certificates is a few hundred bytes). */
+const MAX_OCSP_REQUEST = 16 * 1024;
+
+/**
+ * Public PKI routes relying parties use without credentials: CRLs (DER), the CA chain (PEM) and the OCSP
+ * responder (RFC 6960 GET and POST). Errors are answered as RFC 6960 status-only responses or plain text,
+ * never with key material.
+ */
+export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiModel; crls: CrlCache; keys: IssuerKeyStore; now: () => Date }): Promise<void> {
+  const keyOf = (st: IssuerState) => d.keys.load(st.active!.publicKeySha256);
+  const ocsp = (body: Buffer) => answerOcsp(body, ocspIssuers(d.model(), keyOf), d.now());
+  return registerOn(app, async (scope) => {
+    scope.addContentTypeParser(["application/ocsp-request", "application/octet-stream"], { parseAs: "buffer", bodyLimit: MAX_OCSP_REQUEST }, (_req, body, done) => done(null, body));
+
+    scope.get<{ Params: { file: string } }>("/pki/crl/:file", async (req, reply) => {
+      const m = /^([a-z][a-z0-9-]{0,31})\.crl$/.exec(req.params.file);
+      if (!m) return reply.code(404).type("text/plain").send("no such CRL\n");
+      const id = m[1]!;
+      try {
+        if (id === "root") {
+          const root = [...d.model().issuers.values()].map((s) => s.rootCrl).filter((c) => c !== undefined).sort((a, b) => b.crlNumber - a.crlNumber)[0];
+          if (!root) return reply.code(404).type("text/plain").send("no root CRL has been published\n");
+          return reply.type("application/pkix-crl").header("cache-control", "max-age=300").send(Buffer.from(root.der, "base64"));
+        }
+        const crl = d.crls.forIssuer(id);
+        const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - d.now().getTime()) / 1000 / 2));
+        return reply.type("application/pkix-crl").header("cache-control", `max-age=${Math.min(maxAge, 300)}`).header("last-modified", crl.thisUpdate.toUTCString()).send(crl.der);
+      } catch (err) {
+        const e = toRealmError(err);
+        return reply.code(e.code === "NOT_FOUND" ? 404 : 500).type("text/plain").send(`${e.message}\n`);
+      }
+    });
+
+    scope.get<{ Params: { file: string } }>("/pki/ca/:file", async (req, reply) => {
+      const m = /^([a-z][a-z0-9-]{0,31})\.pem$/.exec(req.params.file);
+      const st = m ? d.model().issuers.get(m[1]!) : undefined;
+      if (!st?.active) return reply.code(404).type("text/plain").send("no such issuer\n");
+      return reply.type("application/x-pem-file").send(st.active.certPem + st.active.rootPem);
+    });
+
+    scope.post("/pki/ocsp", async (req, reply) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      return reply.type("application/ocsp-response").send(ocsp(body));
+    });
+
+    // GET form: the base64 (then URL-encoded) DER request is the rest of the path (RFC 6960 A.1).
+    scope.get<{ Params: { "*": string } }>("/pki/ocsp/*", async (req, reply) => {
+      const raw = decodeURIComponent(req.params["*"] ?? "");
+      const der = /^[A-Za-z0-9+/=_-]+$/.test(raw) && raw.length <= (MAX_OCSP_REQUEST * 4) / 3 ? Buffer.from(raw.replace(/-/g, "+").replace(/_/g, "/"), "base64") : Buffer.alloc(0);
+      return reply.type("application/ocsp-response").header("cache-control", "max-age=60").send(ocsp(der));
+    });
+  });
+}
+
+async function registerOn(app: FastifyInstance, plugin: (scope: FastifyInstance) => Promise<void>): Promise<void> {
+  await app.register(plugin);
+}
