@@ -84,7 +84,7 @@ describe("EncString type 2", () => {
     for (const which of ["iv", "ct", "mac"] as const) {
       for (let i = 0; i < parts[which].length; i++) {
         const t = { ...parts, [which]: Buffer.from(parts[which]) };
-        t[which][i] ^= 0x01;
+        t[which][i] = t[which][i]! ^ 0x01;
         const tampered = `${head}${t.iv.toString("base64")}|${t.ct.toString("base64")}|${t.mac.toString("base64")}`;
         const e = catchErr(() => decryptString(tampered, key));
         expect(e).toBeInstanceOf(SecretsError);
@@ -140,7 +140,7 @@ describe("EncString type 4 (RSA-OAEP-SHA1)", () => {
   it("a flipped byte is an INTEGRITY error", () => {
     const { publicKey, privateKey } = generateRsaKeyPair();
     const raw = Buffer.from(rsaEncrypt(Buffer.alloc(64, 1), publicKey).slice(2), "base64");
-    raw[10] ^= 1;
+    raw[10] = raw[10]! ^ 1;
     expect((catchErr(() => rsaDecrypt(`4.${raw.toString("base64")}`, privateKey)) as SecretsError).kind).toBe("INTEGRITY");
   });
 });
