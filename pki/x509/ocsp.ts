@@ -70,7 +70,9 @@ export const OCSP_VALIDITY_MS = 60 * 60 * 1000;
  * responder does not serve gets `unauthorized`; otherwise one signed basic response covering every
  * CertID, echoing the nonce.
  */
-export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], now = new Date()): Buffer {
+export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = new Date()): Buffer {
+  // GeneralizedTime without fractions (RFC 5280 4.1.2.5.2 style; some clients reject fractional seconds).
+  const now = new Date(Math.floor(at.getTime() / 1000) * 1000);
   let req: OCSPRequest;
   try {
     req = AsnConvert.parse(requestDer, OCSPRequest);
