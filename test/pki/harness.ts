@@ -42,23 +42,23 @@ export interface PkiHarness {
  * real nats-server, served by the realm host over NATS and HTTP) prepares issuer "ops", the ceremony signs
  * its CSR (name constraint example.test), the realm imports it. The realm owns zone example.test.
  */
-export async function startPki(opts: PkiOptions & { zones?: string[]; permittedDns?: string[]; log?: Logger } = {}): Promise<PkiHarness> {
+export async function startPki(opts: PkiOptions & { zones?: string[]; permittedDns?: string[]; log?: Logger; ceremonyAt?: Date } = {}): Promise<PkiHarness> {
   const work = mkdtempSync(join(tmpdir(), "realm-pki-"));
   const ceremonyDir = join(work, "ceremony");
-  await initCeremony({ dir: ceremonyDir, passphrase: CEREMONY_PASSPHRASE, subject: { CN: "Example Realm Root CA", O: "Example" }, scrypt: TEST_SCRYPT });
+  await initCeremony({ dir: ceremonyDir, passphrase: CEREMONY_PASSPHRASE, subject: { CN: "Example Realm Root CA", O: "Example" }, scrypt: TEST_SCRYPT, ...(opts.ceremonyAt ? { now: opts.ceremonyAt } : {}) });
   const nats = await startNats();
   const nc = await nats.connect();
   const log = opts.log ?? createLogger({ level: "silent" });
   const httpPort = await freePort();
   const baseUrl = `http://127.0.0.1:${httpPort}`;
   const zones = opts.zones ?? ["example.test."];
-  const { zones: _z, permittedDns: _p, log: _l, ...pkiOpts } = opts;
+  const { zones: _z, permittedDns: _p, log: _l, ceremonyAt: _c, ...pkiOpts } = opts;
   const pki = await createPkiContext({ publicUrl: baseUrl, ownedZones: () => zones, ...pkiOpts })({ nc, log, dataDir: nats.dataDir });
   const host = await startHost({ nc, contexts: [pki], httpPort, httpHost: "127.0.0.1", log });
   const command = <T extends object>(name: string, input: unknown, commandId?: string) => callRealm<T>(nc, `realm.pki.commands.${name}`, input, commandId ? { commandId } : {});
   const query = <T extends object>(name: string, input: unknown) => callRealm<T>(nc, `realm.pki.queries.${name}`, input);
   const { csrPem } = await command<{ csrPem: string }>("issuer.prepare", { issuer: "ops", commonName: "Example Realm Ops CA", organization: "Example" });
-  const signed = signIntermediate({ dir: ceremonyDir, passphrase: CEREMONY_PASSPHRASE, csrPem, permittedDns: opts.permittedDns ?? ["example.test"] });
+  const signed = signIntermediate({ dir: ceremonyDir, passphrase: CEREMONY_PASSPHRASE, csrPem, permittedDns: opts.permittedDns ?? ["example.test"], ...(opts.ceremonyAt ? { now: opts.ceremonyAt } : {}) });
   await command("issuer.import", { issuer: "ops", certificate: signed.certPem, root: signed.rootPem });
   await command("issuer.policy", { issuer: "ops", allowIps: ["127.0.0.0/8", "::1/128"] });
   const file = (name: string, text: string | Buffer) => {

@@ -1,4 +1,5 @@
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createServer as createHttpsServer, get as httpsGet, type Server } from "node:https";
 import { connect as tlsConnect, createServer, type TLSSocket } from "node:tls";
 import { once } from "node:events";
 import { readFileSync, readdirSync, statSync } from "node:fs";
@@ -30,9 +31,11 @@ describe("realm certificates in real TLS: node https/tls, mutual TLS with revoca
   const logLines: string[] = [];
   let server: Issued;
   let client: Issued;
+  let clockOffset = 0;
   beforeAll(async () => {
     const sink = new Writable({ write: (chunk, _e, cb) => (logLines.push(String(chunk)), cb()) });
-    h = await startPki({ log: createLogger({ level: "debug", destination: sink }) });
+    // The ceremony ran a month ago and the realm's clock can be turned back, to make an expired certificate.
+    h = await startPki({ log: createLogger({ level: "debug", destination: sink }), ceremonyAt: new Date(Date.now() - 30 * 86_400_000), clock: () => new Date(Date.now() + clockOffset) });
     server = await h.command<Issued>("certificate.issue", { profile: "server", commonName: "tls.example.test", ip: ["127.0.0.1"] });
     client = await h.command<Issued>("certificate.issue", { profile: "client", commonName: "alice.example.test", principal: "alice" });
   }, 60_000);
@@ -68,14 +71,41 @@ describe("realm certificates in real TLS: node https/tls, mutual TLS with revoca
     });
   }
 
-  it("a client that trusts only the root accepts the realm server certificate, and refuses a name the certificate lacks", async () => {
-    const srv = await tlsServer();
+  it("https: a client that trusts only the root accepts the realm server certificate; a wrong name or an expired certificate fails", async () => {
+    const serve = (cert: Issued) =>
+      new Promise<Server>((resolve) => {
+        const srv = createHttpsServer({ key: cert.privateKeyPem, cert: cert.certPem + h.intermediatePem }, (_req, res) => res.end("hello over https"));
+        srv.listen(0, "127.0.0.1", () => resolve(srv));
+      });
+    const get = (srv: Server, servername = "tls.example.test") =>
+      new Promise<string>((resolve, reject) => {
+        const req = httpsGet({ host: "127.0.0.1", port: (srv.address() as { port: number }).port, path: "/", ca: [h.rootPem], servername, agent: false }, (res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => resolve(body));
+        });
+        req.on("error", reject);
+      });
+    const srv = await serve(server);
     try {
-      expect(await talk(srv.port)).toBe("hello anonymous");
-      await expect(talk(srv.port, { servername: "other.example.test" })).rejects.toMatchObject({ code: "ERR_TLS_CERT_ALTNAME_INVALID" });
+      expect(await get(srv)).toBe("hello over https");
+      await expect(get(srv, "other.example.test")).rejects.toMatchObject({ code: "ERR_TLS_CERT_ALTNAME_INVALID" });
     } finally {
-      await srv.close();
+      srv.close();
     }
+    // Issued twenty days ago for one day.
+    clockOffset = -20 * 86_400_000;
+    const old = await h.command<Issued>("certificate.issue", { profile: "server", commonName: "tls.example.test", days: 1 });
+    clockOffset = 0;
+    expect(new Date(new X509Certificate(old.certPem).validTo).getTime()).toBeLessThan(Date.now());
+    const stale = await serve(old);
+    try {
+      await expect(get(stale)).rejects.toMatchObject({ code: "CERT_HAS_EXPIRED" });
+    } finally {
+      stale.close();
+    }
+    const listed = await h.query<{ certificates: { serial: string }[] }>("certificates", { status: "expired" });
+    expect(listed.certificates.map((c) => c.serial)).toEqual([old.serial]);
   });
 
   it("mutual TLS: the realm client certificate is accepted; after revocation the CRLs the realm publishes make the server refuse it", async () => {
