@@ -1,5 +1,6 @@
 import type { ContextFactory } from "../host/context.js";
-import { createDnsContext } from "../../dns/service.js";
+import { createDnsContext, type DnsContext } from "../../dns/service.js";
+import { createPkiContext } from "../../pki/service.js";
 import { identityContext } from "../../identity/service.js";
 
 export interface ContextSettings {
@@ -10,19 +11,20 @@ export interface ContextSettings {
 
 /** The bounded contexts `realm up` hosts, in start order. */
 export function contextFactories(s: ContextSettings): { name: string; factory: ContextFactory }[] {
+  // The PKI certifies names the realm owns: the zones of the name domain (read live from its projection).
+  let dns: DnsContext | undefined;
+  const dnsFactory = createDnsContext({
+    dns: {
+      port: s.dnsPort,
+      host: process.env.REALM_DNS_HOST ?? "127.0.0.1",
+      workers: Number(process.env.REALM_DNS_WORKERS ?? 0),
+      natsUrl: s.natsUrl,
+      ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),
+    },
+  });
   return [
     { name: "identity", factory: identityContext },
-    {
-      name: "dns",
-      factory: createDnsContext({
-        dns: {
-          port: s.dnsPort,
-          host: process.env.REALM_DNS_HOST ?? "127.0.0.1",
-          workers: Number(process.env.REALM_DNS_WORKERS ?? 0),
-          natsUrl: s.natsUrl,
-          ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),
-        },
-      }),
-    },
+    { name: "dns", factory: async (deps) => (dns = await dnsFactory(deps)) },
+    { name: "pki", factory: createPkiContext({ ownedZones: () => (dns ? dns.model().zones.keys() : []) }) },
   ];
 }

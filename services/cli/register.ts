@@ -2,10 +2,14 @@ import type { Command } from "commander";
 import { registerDnsCommands } from "../../dns/cli.js";
 import { registerIdentityCommands } from "../../identity/cli.js";
 import { registerNatsAccountCommands } from "../../identity/nats/cli.js";
+import { registerPkiCommands } from "../../pki/cli.js";
+import { registerCeremonyCommands } from "../../pki/ceremony/cli.js";
 
 /** Adds each context's verb group (`realm zone ...`, `realm identity ...`) to the command line. */
 export function registerContextCommands(program: Command): void {
   registerIdentityCommands(program);
   registerDnsCommands(program);
   registerNatsAccountCommands(program);
+  registerPkiCommands(program);
+  registerCeremonyCommands(program);
 }

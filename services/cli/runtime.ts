@@ -74,6 +74,8 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     const httpHost = opts.httpHost ?? "127.0.0.1";
     const httpPort = opts.httpPort ?? 8080;
     if (!process.env.REALM_OIDC_ISSUER && httpPort !== 0) process.env.REALM_OIDC_ISSUER = `http://${httpHost}:${httpPort}/oidc`;
+    // Leaves name their CRL and OCSP URLs under this base; set it to the address relying parties reach.
+    if (!process.env.REALM_PKI_URL && httpPort !== 0) process.env.REALM_PKI_URL = `http://${httpHost}:${httpPort}`;
     const dnsPort = opts.dnsPort ?? Number(process.env.REALM_DNS_PORT ?? 5300);
     const factories = contextFactories({ natsUrl, ...(natsCreds ? { natsCreds } : {}), dnsPort });
     if (operator) factories.push({ name: "nats accounts", factory: createNatsAccountsContext({ dir: operatorDir, servers: natsUrl }) });

@@ -34,7 +34,9 @@ describe("realm command line", () => {
     expect(realm.stdout()).toContain(`nats://127.0.0.1:${natsPort}`);
     expect(realm.stdout()).toContain(`http://127.0.0.1:${httpPort}`);
     expect(realm.stdout()).toContain(`dns       udp+tcp ${dnsPort}`);
-    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, identity, realm/);
+    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, pki, identity, realm/);
+    // the PKI's public routes answer without credentials (no issuer yet, so no CRL)
+    expect((await fetch(`http://127.0.0.1:${httpPort}/pki/crl/ops.crl`)).status).toBe(404);
     expect(realm.stdout()).toContain("sealed with a generated passphrase");
     expect(existsSync(join(data, "nats", "nats-server.conf"))).toBe(true);
     // the admin API is protected: no credential, no answer

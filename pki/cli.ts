@@ -1,0 +1,156 @@
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { Option, type Command } from "commander";
+import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { invalid } from "../services/kernel/errors.js";
+import { PKI_CONTEXT } from "./contract.js";
+import { PROFILE_NAMES } from "./domain/profiles.js";
+import { REVOCATION_REASON_NAMES } from "./x509/crl.js";
+
+/**
+ * `realm cert ...` and `realm pki issuer ...`: the online PKI over NATS (`realm.pki.commands.*`).
+ * The offline half is `realm ceremony ...` (pki/ceremony/cli.ts).
+ */
+type Flags = ConnectionFlags & Record<string, unknown>;
+const call = (o: Flags, kind: "commands" | "queries", name: string, input: object) => callContext(o, PKI_CONTEXT, kind, name, input);
+const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+const say = (line: string) => void process.stderr.write(`${line}\n`);
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(",").map((s) => s.trim()).filter(Boolean)];
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw invalid(`${v} is not an integer`);
+  return n;
+};
+const readText = (file: string, what: string) => {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    throw invalid(`cannot read ${what} ${file}`);
+  }
+};
+/** A file name from a common name: `*.example.test` → `_wildcard.example.test`. */
+const fileStem = (cn: string) => cn.replace(/^\*\./, "_wildcard.").replace(/[^A-Za-z0-9._-]/g, "_");
+
+interface IssueReply {
+  serial: string;
+  commonName: string;
+  certPem: string;
+  chainPem: string;
+  privateKeyPem?: string;
+  [k: string]: unknown;
+}
+
+export function registerPkiCommands(program: Command): void {
+  const verb = (parent: Command, name: string, description: string) => withConnectionOptions(parent.command(name).description(description));
+
+  const cert = program.command("cert").description("certificates from the realm's online issuers: issue, list, show, revoke, CRL");
+  verb(cert, "issue", "issue a certificate by profile, from a CSR or with a key made for you (written to <out>.key, mode 0600)")
+    .addOption(new Option("--profile <profile>", "certificate profile").choices(PROFILE_NAMES).default("server"))
+    .option("--csr <file>", "PEM certificate request (its key never leaves you)")
+    .option("--cn <name>", "common name (default: the CSR's, or the first DNS name)")
+    .option("--dns <names>", "DNS names (comma separated or repeated)", list, [])
+    .option("--ip <addresses>", "IP addresses", list, [])
+    .option("--email <addresses>", "email addresses", list, [])
+    .option("--uri <uris>", "URIs (e.g. spiffe://...)", list, [])
+    .option("--key-spec <spec>", "key to generate when no CSR: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
+    .option("--days <n>", "lifetime in days (default 90)", int)
+    .option("--issuer <id>", "issuer (needed when the realm has several)")
+    .option("--principal <id>", "principal the certificate is for (escrow collection)")
+    .option("--out <prefix>", "write <prefix>.crt (with chain) and <prefix>.key; default: the common name")
+    .action(async (o: Flags & { profile: string; csr?: string; cn?: string; dns: string[]; ip: string[]; email: string[]; uri: string[]; keySpec?: string; days?: number; issuer?: string; principal?: string; out?: string }) => {
+      const input = {
+        profile: o.profile,
+        ...(o.csr ? { csr: readText(o.csr, "CSR") } : {}),
+        ...(o.cn ? { commonName: o.cn } : {}),
+        ...(o.dns.length ? { dns: o.dns } : {}),
+        ...(o.ip.length ? { ip: o.ip } : {}),
+        ...(o.email.length ? { email: o.email } : {}),
+        ...(o.uri.length ? { uri: o.uri } : {}),
+        ...(o.keySpec ? { keySpec: o.keySpec } : {}),
+        ...(o.days ? { days: o.days } : {}),
+        ...(o.issuer ? { issuer: o.issuer } : {}),
+        ...(o.principal ? { principal: o.principal } : {}),
+      };
+      const r = (await call(o, "commands", "certificate.issue", input)) as IssueReply;
+      const stem = o.out ?? fileStem(r.commonName);
+      writeFileSync(`${stem}.crt`, r.certPem + r.chainPem);
+      say(`wrote ${stem}.crt (certificate, intermediate, root)`);
+      if (r.privateKeyPem) {
+        writeFileSync(`${stem}.key`, r.privateKeyPem, { mode: 0o600 });
+        chmodSync(`${stem}.key`, 0o600);
+        say(`wrote ${stem}.key (private key, shown this once; the realm keeps no copy)`);
+      }
+      const { certPem: _c, chainPem: _ch, privateKeyPem: _k, ...summary } = r;
+      print(summary);
+    });
+  verb(cert, "list", "list certificates")
+    .option("--issuer <id>")
+    .option("--name <name>", "a common name or SAN")
+    .addOption(new Option("--status <status>").choices(["valid", "revoked", "expired"]))
+    .option("--expiring <days>", "valid certificates that expire within N days", int)
+    .option("--limit <n>", "at most N", int)
+    .action(async (o: Flags & { issuer?: string; name?: string; status?: string; expiring?: number; limit?: number }) =>
+      print(
+        await call(o, "queries", "certificates", {
+          ...(o.issuer ? { issuer: o.issuer } : {}),
+          ...(o.name ? { name: o.name } : {}),
+          ...(o.status ? { status: o.status } : {}),
+          ...(o.expiring !== undefined ? { expiringWithinDays: o.expiring } : {}),
+          ...(o.limit ? { limit: o.limit } : {}),
+        }),
+      ),
+    );
+  verb(cert, "show <serial>", "one certificate by serial (hex); --pem prints the certificate and chain")
+    .option("--pem", "print PEM instead of JSON")
+    .action(async (serial: string, o: Flags & { pem?: boolean }) => {
+      const r = (await call(o, "queries", "certificate", { serial })) as { certPem: string; chainPem: string };
+      if (o.pem) process.stdout.write(r.certPem + r.chainPem);
+      else print(r);
+    });
+  verb(cert, "revoke <serial>", "revoke a certificate (RFC 5280 reason); the CRL and OCSP answer revoked at once")
+    .addOption(new Option("--reason <reason>").choices(REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL")).default("unspecified"))
+    .action(async (serial: string, o: Flags & { reason: string }) => print(await call(o, "commands", "certificate.revoke", { serial, reason: o.reason })));
+  verb(cert, "crl", "an issuer's current CRL as PEM")
+    .option("--issuer <id>")
+    .option("-o, --output <file>", "write the PEM to a file")
+    .action(async (o: Flags & { issuer?: string; output?: string }) => {
+      const r = (await call(o, "queries", "crl", o.issuer ? { issuer: o.issuer } : {})) as { crlPem: string; crlNumber: number; nextUpdate: string; revoked: string[] };
+      if (o.output) {
+        writeFileSync(o.output, r.crlPem);
+        say(`wrote ${o.output}: CRL ${r.crlNumber}, ${r.revoked.length} revoked, next update ${r.nextUpdate}`);
+      } else process.stdout.write(r.crlPem);
+    });
+
+  const pki = program.command("pki").description("the realm's online issuers (intermediates signed by the offline ceremony)");
+  const issuer = pki.command("issuer").description("prepare, import, policy, list, root CRL");
+  verb(issuer, "prepare <issuer>", "make the issuer's intermediate key online and write its CSR for the ceremony")
+    .requiredOption("--cn <name>", "intermediate common name, e.g. 'Example Ops CA'")
+    .option("--org <name>", "organization")
+    .addOption(new Option("--key-spec <spec>").choices(["ecdsa-p256", "ecdsa-p384"]).default("ecdsa-p256"))
+    .option("-o, --output <file>", "CSR file (default <issuer>.csr)")
+    .action(async (id: string, o: Flags & { cn: string; org?: string; keySpec: string; output?: string }) => {
+      const r = (await call(o, "commands", "issuer.prepare", { issuer: id, commonName: o.cn, keySpec: o.keySpec, ...(o.org ? { organization: o.org } : {}) })) as { csrPem: string; publicKeySha256: string };
+      const file = o.output ?? `${id}.csr`;
+      writeFileSync(file, r.csrPem);
+      say(`wrote ${file}: take it to the ceremony (realm ceremony sign-intermediate <dir> ${file} --permit <domain>)`);
+      print({ issuer: id, csr: file, publicKeySha256: r.publicKeySha256 });
+    });
+  verb(issuer, "import <issuer>", "import the intermediate certificate the ceremony signed, with the root")
+    .requiredOption("--cert <file>", "intermediate certificate (PEM)")
+    .requiredOption("--root <file>", "root certificate (PEM)")
+    .action(async (id: string, o: Flags & { cert: string; root: string }) => print(await call(o, "commands", "issuer.import", { issuer: id, certificate: readText(o.cert, "certificate"), root: readText(o.root, "root certificate") })));
+  verb(issuer, "policy <issuer>", "set the allow-list: domains besides the realm's zones, IP ranges")
+    .option("--allow-domain <domains>", "domain (repeat or comma separate)", list, [])
+    .option("--allow-ip <cidrs>", "IP range in CIDR form", list, [])
+    .action(async (id: string, o: Flags & { allowDomain: string[]; allowIp: string[] }) => print(await call(o, "commands", "issuer.policy", { issuer: id, allowDomains: o.allowDomain, allowIps: o.allowIp })));
+  verb(issuer, "list", "issuers, their intermediates, pending CSRs and policy").action(async (o: Flags) => print(await call(o, "queries", "issuers", {})));
+  verb(issuer, "root-crl <issuer> <file>", "publish a root CRL the ceremony issued (DER or PEM)").action(async (id: string, file: string, o: Flags) => {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch {
+      throw invalid(`cannot read CRL ${file}`);
+    }
+    const text = bytes.toString("latin1");
+    print(await call(o, "commands", "issuer.root-crl", { issuer: id, crl: text.includes("-----BEGIN") ? text : bytes.toString("base64") }));
+  });
+}
