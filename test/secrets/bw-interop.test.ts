@@ -94,15 +94,22 @@ describe("official bw CLI 2026.9.0 <-> secrets-client", () => {
     expect(seen.passwordHistory.map((p) => p.password)).toEqual(["bw-password-Ω"]);
   }, 120_000);
 
-  it("bw also logs in with the personal API key and unlocks locally", async () => {
+  it("bw logs in with the personal API key, unlocks locally, and with cipher-key encryption on creates items with their own key that secrets-client decrypts", async () => {
     const other = bwCli(vw.caFile);
+    // A fresh bw profile fetches /api/config at login: turn the per-item key flag on for it.
+    vw.featureStates.enableCipherKeyEncryption = true;
     try {
       await other.run(["config", "server", vw.url]);
       await other.run(["login", "--apikey"], { BW_CLIENTID: realm.apiKey.clientId, BW_CLIENTSECRET: realm.apiKey.clientSecret });
       other.session = (await other.run(["unlock", "--passwordenv", "BW_PASSWORD", "--raw"], { BW_PASSWORD: realm.owner.password })).trim();
       const orgs = JSON.parse(await other.run(["list", "organizations"])) as { id: string }[];
       expect(orgs.map((o) => o.id)).toEqual([realm.organizationId]);
+      const template = { type: 2, name: "bw keyed note", notes: "per-item key from bw", secureNote: { type: 0 }, organizationId: realm.organizationId, collectionIds: [realm.collectionId] };
+      const out = JSON.parse(await other.run(["create", "item", Buffer.from(JSON.stringify(template)).toString("base64")])) as { id: string };
+      expect(vw.ciphers.get(out.id)!.key).toMatch(/^2\./);
+      expect(await realm.client.getItem(out.id)).toMatchObject({ type: "secureNote", name: "bw keyed note", notes: "per-item key from bw", hasItemKey: true });
     } finally {
+      delete vw.featureStates.enableCipherKeyEncryption;
       other.cleanup();
     }
   }, 120_000);

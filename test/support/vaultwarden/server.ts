@@ -136,6 +136,11 @@ export interface VaultwardenDouble {
   tokenLifetime: number;
   /** Inject failures: each request matching a fault consumes one `times`. */
   faults: VwFault[];
+  /**
+   * Feature flags served in /api/config. Vaultwarden does not send `enableCipherKeyEncryption`; setting it
+   * makes bw give the ciphers it creates their own key (what Bitwarden's cloud does).
+   */
+  featureStates: Record<string, boolean>;
   /** Makes every access token issued so far expired (401 on use). */
   expireAccessTokens(): void;
   /** Forgets every refresh token (refresh grant answers invalid_grant). */
@@ -212,6 +217,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   const log: VaultwardenDouble["log"] = [];
   const bodies: string[] = [];
   const state = { tokenLifetime: opts.tokenLifetime ?? 7200, faults: [] as VwFault[] };
+  const featureStates: Record<string, boolean> = { "duo-redirect": true, "email-verification": true, "unauth-ui-refresh": true };
   let port = 0;
 
   const userByEmail = (email: string) => [...users.values()].find((u) => u.email === email.trim().toLowerCase());
@@ -523,7 +529,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     settings: { disableUserRegistration: false, suppressOnboardingInterstitials: true },
     environment: { vault: `https://127.0.0.1:${port}`, api: `https://127.0.0.1:${port}/api`, identity: `https://127.0.0.1:${port}/identity`, notifications: `https://127.0.0.1:${port}/notifications`, sso: "", cloudRegion: null },
     push: { pushTechnology: 0, vapidPublicKey: null },
-    featureStates: { "duo-redirect": true, "email-verification": true, "unauth-ui-refresh": true },
+    featureStates,
     communication: null,
     object: "config",
   });
@@ -886,6 +892,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     set faults(f: VwFault[]) {
       state.faults = f;
     },
+    featureStates,
     expireAccessTokens() {
       for (const t of accessTokens.values()) t.exp = 0;
     },
