@@ -1,5 +1,6 @@
 import { eventIdFor, type EventEnvelope } from "./envelope.js";
-import type { AggregateRef, CommandMeta, EventStore, NewEvent, AggregatePosition } from "./store.js";
+import { EMPTY_POSITION, type AggregateRef, type CommandMeta, type EventStore, type NewEvent, type AggregatePosition } from "./store.js";
+import { RealmError } from "./errors.js";
 
 /**
  * The pure core of an aggregate: `decide` turns a command and the current state into new events (or throws
@@ -51,4 +52,25 @@ function eventsOfCommand(events: EventEnvelope[], commandId: string): EventEnvel
   const out: EventEnvelope[] = [];
   for (let i = start, n = 0; i < events.length && events[i]!.id === eventIdFor(commandId, n); i++, n++) out.push(events[i]!);
   return out;
+}
+
+/**
+ * `execute` for an aggregate the caller expects to be new (its id freshly derived, e.g. a certificate
+ * serial): decides on the initial state and appends expecting no earlier event, saving the load. If the
+ * aggregate exists after all (a retry, another replica) the append is refused and this falls back to
+ * `execute`, which answers a retry from its events or decides again on the real state.
+ */
+export async function executeNew<S, C>(store: EventStore, decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<Execution<S>> {
+  const ref: AggregateRef = { type: decider.aggregateType, id };
+  const state = decider.initialState(id);
+  const decided = decider.decide(state, command);
+  try {
+    const { events, position } = await store.append(ref, EMPTY_POSITION, decided, meta);
+    let next = state;
+    for (const e of events) next = decider.evolve(next, e);
+    return { state: next, events, position, replayed: false };
+  } catch (err) {
+    if (err instanceof RealmError && err.code === "CONFLICT") return execute(store, decider, id, command, meta);
+    throw err;
+  }
 }

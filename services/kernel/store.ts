@@ -181,8 +181,14 @@ export class EventStore {
           expect: { lastSubjectSequence: lastSeq },
           headers: h,
         });
+        if (ack.duplicate) {
+          // The same event id is already stored: a retry of this command raced ahead of us. Report a
+          // conflict so the caller loads and answers from what is stored, instead of claiming a new write.
+          throw conflict(`aggregate ${ref.type}/${ref.id} already holds the events of command ${meta.commandId}`, { aggregate: ref, duplicate: true, written: stored.length });
+        }
         lastSeq = ack.seq;
       } catch (err) {
+        if (err instanceof RealmError) throw err;
         if (err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164)) {
           throw conflict(`aggregate ${ref.type}/${ref.id} was changed by another writer (expected version ${version})`, {
             aggregate: ref,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { v7 as uuidv7 } from "uuid";
-import { EventStore, execute, fold, RealmError, verifyCid, Projection, type EventEnvelope } from "../../services/kernel/index.js";
+import { EventStore, execute, executeNew, fold, RealmError, verifyCid, Projection, type EventEnvelope } from "../../services/kernel/index.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { ledgerDecider } from "../fixtures/ledger.js";
 
@@ -28,6 +28,20 @@ describe("event store on JetStream", () => {
     expect(h.events.every(verifyCid)).toBe(true);
     expect(fold(ledgerDecider, "acct-1", h.events).balance).toBe(30);
     expect(h.events[0]!.cid).toMatch(/^bagaa/); // CIDv1, json codec, base32
+  });
+
+  it("executeNew appends a new aggregate without loading it, and falls back to execute when it exists", async () => {
+    const m = meta();
+    const first = await executeNew(store, ledgerDecider, "acct-new", { type: "open" }, m);
+    expect(first.replayed).toBe(false);
+    expect(first.position.version).toBe(1);
+    // A retry of the same command after it landed is answered from the stored events.
+    const again = await executeNew(store, ledgerDecider, "acct-new", { type: "open" }, { ...m, commandId: m.commandId });
+    expect(again.replayed).toBe(true);
+    expect(again.events[0]!.id).toBe(first.events[0]!.id);
+    // A different command on an aggregate that exists is decided on its real state (here: refused).
+    await expect(executeNew(store, ledgerDecider, "acct-new", { type: "open" }, meta())).rejects.toBeInstanceOf(RealmError);
+    expect((await store.load({ type: "ledger", id: "acct-new" })).events).toHaveLength(1);
   });
 
   it("keeps root command ids as correlation and causation", async () => {
