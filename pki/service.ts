@@ -1,7 +1,7 @@
 import { createHash, createHmac, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import type { ContextDeps, Endpoint, RealmContext, RequestContext } from "../services/host/context.js";
-import { EventStore, execute, Projection, type CommandMeta, type Decider } from "../services/kernel/index.js";
+import { EventStore, execute, executeNew, Projection, type CommandMeta, type Decider } from "../services/kernel/index.js";
 import { conflict, invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
 import { PKI_CONTEXT, PkiRoutes } from "./contract.js";
@@ -19,8 +19,6 @@ import { createCsr, parseCsr } from "./x509/csr.js";
 import { fromPem, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
 import { generateKeyPair, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
 import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 
 export interface PkiOptions {
   /** Base URL relying parties reach the realm's HTTP API at (CRL and OCSP pointers in leaves). Default $REALM_PKI_URL. */
@@ -136,7 +134,6 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       const earlier = model().certificates.get(serialHex(serial));
       if (earlier?.exists) return { ...replyOf(earlier, sig.chainPem), replayed: true };
       // Read the request: a CSR (its key proven by its signature) or a key made here.
-      let spki: SubjectPublicKeyInfo;
       let spkiBytes: Buffer;
       let keyInfoOf: ReturnType<typeof parseCsr>["key"];
       let generated: KeyObject | undefined;
@@ -144,7 +141,6 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       let commonName = i.commonName;
       if (i.csr) {
         const csr = parseCsr(i.csr);
-        spki = csr.spki;
         spkiBytes = csr.spkiDer;
         keyInfoOf = csr.key;
         for (const k of ["dns", "ip", "email", "uri"] as const) given[k] = [...given[k], ...csr.sans[k]];
@@ -155,7 +151,6 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         const pair = await generateKeyPair(spec);
         generated = pair.privateKey;
         spkiBytes = spkiDer(pair.publicKey);
-        spki = AsnConvert.parse(spkiBytes, SubjectPublicKeyInfo);
         keyInfoOf = { spec, kind: spec.startsWith("rsa") ? "rsa" : "ec", bits: Number(spec.slice(spec.startsWith("rsa") ? 4 : 7)) };
       }
       const a = st.active!;
@@ -170,7 +165,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         permittedDns: a.permittedDns,
         issuerNotAfter: new Date(a.notAfter),
       });
-      const der = buildLeaf({ plan, serial, spki, spkiDer: spkiBytes, key: keyInfoOf, issuer: sig.issuer });
+      const der = buildLeaf({ plan, serial, spkiDer: spkiBytes, key: keyInfoOf, issuer: sig.issuer });
       const certPem = toPem(der, "CERTIFICATE");
       const facts: IssuedCertificate = {
         serial: serialHex(serial),
@@ -200,7 +195,9 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           });
         } else privateKeyPem_ = keyPem;
       }
-      const r = await run(certificateDecider, facts.serial, { type: "issue", certificate: facts } satisfies CertificateCommand, ctx);
+      // The serial is new by construction (the projection knew no certificate for it): append without a load.
+      const r = await executeNew(store, certificateDecider, facts.serial, { type: "issue", certificate: facts } satisfies CertificateCommand, meta(ctx));
+      await projection.waitFor(r.position.lastSeq);
       return { ...replyOf(r.state, sig.chainPem), ...(privateKeyPem_ ? { privateKeyPem: privateKeyPem_ } : {}), ...(r.replayed ? { replayed: true } : {}) };
     }
 

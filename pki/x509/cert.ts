@@ -39,6 +39,7 @@ import {
 } from "@peculiar/asn1-x509";
 import { malformed } from "../../services/kernel/errors.js";
 import { keyIdentifier, type Signer } from "./keys.js";
+import { derTlv } from "./tlv.js";
 
 export { KeyUsageFlags } from "@peculiar/asn1-x509";
 
@@ -144,21 +145,11 @@ export const crlDistributionExt = (url: string) =>
 export const authorityInfoAccessExt = (ocspUrl: string) =>
   ext(id_pe_authorityInfoAccess, false, new AuthorityInfoAccessSyntax([new AccessDescription({ accessMethod: "1.3.6.1.5.5.7.48.1", accessLocation: new GeneralName({ uniformResourceIdentifier: ocspUrl }) })]));
 
-/** DER length octets. */
-export function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-export const derTlv = (tag: number, content: Uint8Array): Buffer => Buffer.concat([Buffer.from([tag]), derLength(content.length), content]);
-
 /** SEQUENCE { tbs, algorithm, BIT STRING signature }: the shape of a certificate, a CRL and a basic OCSP response. */
 export function signedEnvelope(tbsDer: Uint8Array, signer: Signer, extra?: Uint8Array): Buffer {
   const sig = signer.sign(tbsDer);
-  const alg = Buffer.from(AsnConvert.serialize(signer.algorithm));
-  const bits = derTlv(0x03, Buffer.concat([Buffer.from([0]), sig]));
-  return derTlv(0x30, Buffer.concat([tbsDer, alg, bits, ...(extra ? [extra] : [])]));
+  const bits = derTlv(0x03, Buffer.from([0]), sig);
+  return derTlv(0x30, tbsDer, signer.algorithmDer, bits, ...(extra ? [extra] : []));
 }
 
 export interface CertificateParams {
@@ -175,6 +166,11 @@ export interface CertificateParams {
 
 /** Builds and signs an X.509 v3 certificate; returns its DER. */
 export function buildCertificate(p: CertificateParams): Buffer {
+  return signedEnvelope(tbsCertificateDer(p), p.signer);
+}
+
+/** The to-be-signed part of a certificate, encoded by the ASN.1 schemas. */
+export function tbsCertificateDer(p: Omit<CertificateParams, "signer"> & { signer: Pick<Signer, "algorithm"> }): Buffer {
   const tbs = new TBSCertificate({
     version: Version.v3,
     serialNumber: new Uint8Array(p.serial).buffer,
@@ -185,7 +181,7 @@ export function buildCertificate(p: CertificateParams): Buffer {
     subjectPublicKeyInfo: p.spki,
     extensions: new Extensions(p.extensions),
   });
-  return signedEnvelope(new Uint8Array(AsnConvert.serialize(tbs)), p.signer);
+  return Buffer.from(AsnConvert.serialize(tbs));
 }
 
 export function parseCertificate(der: Uint8Array): Certificate {

@@ -1,8 +1,9 @@
 import { createPublicKey, verify as nodeVerify, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificationRequest, CertificationRequestInfo, Attributes } from "@peculiar/asn1-csr";
-import { Attribute, Extensions, SubjectAlternativeName, SubjectPublicKeyInfo, id_ce_subjectAltName, type Name } from "@peculiar/asn1-x509";
-import { invalid, malformed } from "../../services/kernel/errors.js";
+import { AlgorithmIdentifier, Attribute, Extensions, Name, SubjectAlternativeName, SubjectPublicKeyInfo, id_ce_subjectAltName } from "@peculiar/asn1-x509";
+import { invalid, malformed, RealmError } from "../../services/kernel/errors.js";
+import { childrenOf, content, raw, readWhole } from "./tlv.js";
 import { emptySans, nameAttribute, nameToString, sansOf, signedEnvelope, type SanSet } from "./cert.js";
 import { fromPem } from "./der.js";
 import { assertStrongKey, keyInfo, OID, spkiDer, type KeyInfo, type Signer } from "./keys.js";
@@ -32,45 +33,80 @@ const SIG_HASH: Record<string, string> = {
 
 /**
  * Parses a CSR (PEM or DER), checks its self-signature and its key (RSA >= 2048, EC P-256/P-384). Garbage
- * is MALFORMED; a bad signature or a weak key is VALIDATION.
+ * is MALFORMED; a bad signature or a weak key is VALIDATION. The request is sliced with the DER reader and
+ * only its small parts (subject, algorithm, attributes) are decoded with the schemas: the signed bytes and
+ * the key go to node:crypto as they came.
  */
 export function parseCsr(input: string | Uint8Array): ParsedCsr {
   const der = typeof input === "string" ? fromPem(input, ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"], "the CSR") : Buffer.from(input);
-  let req: CertificationRequest;
+  let parts: { info: Buffer; subject: Name; spkiDer: Buffer; attributes: Attribute[]; algorithm: string; signature: Buffer };
   try {
-    req = AsnConvert.parse(der, CertificationRequest);
+    parts = sliceCsr(der);
   } catch {
     throw malformed("the CSR is not a DER PKCS#10 certification request");
   }
-  const info = req.certificationRequestInfo;
-  const spkiBytes = Buffer.from(AsnConvert.serialize(info.subjectPKInfo));
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: spkiBytes, format: "der", type: "spki" });
+    publicKey = createPublicKey({ key: parts.spkiDer, format: "der", type: "spki" });
   } catch {
     throw malformed("the CSR's public key cannot be read");
   }
   const key = keyInfo(publicKey);
   assertStrongKey(key);
-  const hash = SIG_HASH[req.signatureAlgorithm.algorithm];
-  if (!hash) throw invalid(`the CSR is signed with an unsupported algorithm ${req.signatureAlgorithm.algorithm}`);
-  const signed = req.certificationRequestInfoRaw ? Buffer.from(req.certificationRequestInfoRaw) : Buffer.from(AsnConvert.serialize(info));
-  const ok = nodeVerify(hash, signed, key.kind === "ec" ? { key: publicKey, dsaEncoding: "der" } : publicKey, Buffer.from(req.signature));
+  const hash = SIG_HASH[parts.algorithm];
+  if (!hash) throw invalid(`the CSR is signed with an unsupported algorithm ${parts.algorithm}`);
+  const ok = nodeVerify(hash, parts.info, key.kind === "ec" ? { key: publicKey, dsaEncoding: "der" } : publicKey, parts.signature);
   if (!ok) throw invalid("the CSR's signature does not verify (proof of possession failed)");
+  let sans: SanSet;
+  try {
+    sans = requestedSans(parts.attributes);
+  } catch (err) {
+    if (err instanceof RealmError) throw err;
+    throw malformed("the CSR's extension request cannot be read");
+  }
+  let spki: SubjectPublicKeyInfo | undefined;
   return {
-    subject: info.subject,
-    subjectText: nameToString(info.subject),
-    commonName: nameAttribute(info.subject, "CN"),
-    spki: info.subjectPKInfo,
-    spkiDer: spkiBytes,
+    subject: parts.subject,
+    subjectText: nameToString(parts.subject),
+    commonName: nameAttribute(parts.subject, "CN"),
+    get spki() {
+      return (spki ??= AsnConvert.parse(parts.spkiDer, SubjectPublicKeyInfo));
+    },
+    spkiDer: parts.spkiDer,
     publicKey,
     key,
-    sans: requestedSans(info),
+    sans,
   };
 }
 
-function requestedSans(info: CertificationRequestInfo): SanSet {
-  for (const attr of info.attributes) {
+/** CertificationRequest ::= SEQUENCE { info SEQUENCE { version, subject, spki, [0] attributes }, algorithm, BIT STRING }. */
+function sliceCsr(der: Buffer) {
+  const outer = readWhole(der, 0x30, "the CSR");
+  const [info, alg, sig, ...extra] = childrenOf(der, outer);
+  if (!info || !alg || !sig || extra.length || info.tag !== 0x30 || alg.tag !== 0x30 || sig.tag !== 0x03) throw malformed("not a CSR");
+  const [version, subject, spki, attrs, ...more] = childrenOf(der, info);
+  if (!version || !subject || !spki || more.length || version.tag !== 0x02 || subject.tag !== 0x30 || spki.tag !== 0x30 || (attrs && attrs.tag !== 0xa0)) throw malformed("not a CSR");
+  const bits = content(der, sig);
+  if (bits.length < 2 || bits[0] !== 0) throw malformed("CSR signature has unused bits");
+  // [0] IMPLICIT SET OF Attribute: read as the schema's sequence of attributes by retagging a copy.
+  const attributes: Attribute[] = [];
+  if (attrs && attrs.end > attrs.contentStart) {
+    const copy = Buffer.from(raw(der, attrs));
+    copy[0] = 0x30;
+    attributes.push(...AsnConvert.parse(copy, Attributes));
+  }
+  return {
+    info: raw(der, info),
+    subject: AsnConvert.parse(raw(der, subject), Name),
+    spkiDer: raw(der, spki),
+    attributes,
+    algorithm: AsnConvert.parse(raw(der, alg), AlgorithmIdentifier).algorithm,
+    signature: bits.subarray(1),
+  };
+}
+
+function requestedSans(attributes: Iterable<Attribute>): SanSet {
+  for (const attr of attributes) {
     if (attr.type !== EXTENSION_REQUEST) continue;
     for (const v of attr.values) {
       const exts = AsnConvert.parse(v, Extensions);

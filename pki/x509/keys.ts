@@ -84,6 +84,8 @@ export function keyIdentifier(spki: Buffer | ArrayBuffer): Buffer {
 export interface Signer {
   key: KeyObject;
   algorithm: AlgorithmIdentifier;
+  /** `algorithm` encoded once (it goes into every certificate and CRL this signer makes). */
+  algorithmDer: Buffer;
   /** Node's digest name for the signature. */
   hash: "sha256" | "sha384";
   sign(data: Uint8Array): Buffer;
@@ -104,6 +106,7 @@ export function signerFor(key: KeyObject): Signer {
   return {
     key,
     algorithm,
+    algorithmDer: Buffer.from(AsnConvert.serialize(algorithm)),
     hash,
     sign: (data) => nodeSign(hash, data, info.kind === "ec" ? { key, dsaEncoding: "der" } : key),
   };
