@@ -58,6 +58,8 @@ export class VaultwardenEscrow implements SecretEscrow {
   private readonly organization: string;
   private readonly prefix: string;
   private ready: Promise<void> | undefined;
+  /** store() calls run one at a time per escrow: no duplicate collection or item from concurrent calls. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(config: VaultwardenEscrowConfig) {
     this.client = new VaultwardenClient({
@@ -126,39 +128,43 @@ export class VaultwardenEscrow implements SecretEscrow {
   async store(req: EscrowRequest): Promise<SecretRef> {
     if (!req.principal || !req.name) throw new SecretsError("VALIDATION", "escrow needs a principal and a name");
     if (typeof req.secret !== "string" || req.secret.length === 0) throw new SecretsError("VALIDATION", "escrow needs a non-empty secret");
-    return this.withSession(async () => {
-      const collectionId = await this.collectionFor(req.principal);
-      const now = new Date().toISOString();
-      for (let attempt = 0; ; attempt++) {
-        const existing = await this.findItem(collectionId, req.principal, req.name);
-        const version = existing ? Number(fieldOf(existing, F_VERSION) ?? "1") + 1 : 1;
-        const previous = existing?.login?.password;
-        const history = existing ? [...(previous !== null && previous !== undefined ? [{ password: previous, lastUsedDate: now }] : []), ...existing.passwordHistory] : [];
-        const input: ItemInput = {
-          type: "login",
-          name: req.name,
-          notes: req.notes ?? null,
-          organizationId: this.orgId(),
-          collectionIds: [collectionId],
-          login: { username: req.principal, password: req.secret, uris: [] },
-          fields: [
-            { name: F_PRINCIPAL, value: req.principal, type: 0 },
-            { name: F_VERSION, value: String(version), type: 0 },
-            { name: F_WRITTEN, value: now, type: 0 },
-            { name: F_CURRENT, value: `version ${version} is the login password; ${history.length} earlier version(s) in the password history, newest first`, type: 0 },
-          ],
-          passwordHistory: history,
-        };
-        try {
-          const item = existing ? await this.client.updateItem(existing.id, input, existing.revisionDate) : await this.client.createItem(input);
-          return { itemId: item.id, revision: item.revisionDate };
-        } catch (e) {
-          // A concurrent rotation of the same item: read it again and rotate on top of it, once.
-          if (e instanceof SecretsError && e.kind === "CONFLICT" && attempt === 0) continue;
-          throw e;
-        }
+    const run = this.queue.then(() => this.withSession(() => this.storeNow(req)));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async storeNow(req: EscrowRequest): Promise<SecretRef> {
+    const collectionId = await this.collectionFor(req.principal);
+    const now = new Date().toISOString();
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.findItem(collectionId, req.principal, req.name);
+      const version = existing ? Number(fieldOf(existing, F_VERSION) ?? "1") + 1 : 1;
+      const previous = existing?.login?.password;
+      const history = existing ? [...(previous !== null && previous !== undefined ? [{ password: previous, lastUsedDate: now }] : []), ...existing.passwordHistory] : [];
+      const input: ItemInput = {
+        type: "login",
+        name: req.name,
+        notes: req.notes ?? null,
+        organizationId: this.orgId(),
+        collectionIds: [collectionId],
+        login: { username: req.principal, password: req.secret, uris: [] },
+        fields: [
+          { name: F_PRINCIPAL, value: req.principal, type: 0 },
+          { name: F_VERSION, value: String(version), type: 0 },
+          { name: F_WRITTEN, value: now, type: 0 },
+          { name: F_CURRENT, value: `version ${version} is the login password; ${history.length} earlier version(s) in the password history, newest first`, type: 0 },
+        ],
+        passwordHistory: history,
+      };
+      try {
+        const item = existing ? await this.client.updateItem(existing.id, input, existing.revisionDate) : await this.client.createItem(input);
+        return { itemId: item.id, revision: item.revisionDate };
+      } catch (e) {
+        // A concurrent rotation of the same item: read it again and rotate on top of it, once.
+        if (e instanceof SecretsError && e.kind === "CONFLICT" && attempt === 0) continue;
+        throw e;
       }
-    });
+    }
   }
 
   async get(ref: Pick<SecretRef, "itemId">): Promise<string> {

@@ -3,6 +3,7 @@ import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vault
 import { setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
 import { bwCli, type BwCli } from "../support/vaultwarden/bw.js";
 import { VaultwardenClient } from "../../secrets-client/client.js";
+import { VaultwardenEscrow } from "../../secrets-client/escrow.js";
 
 /**
  * Interop with the official client, @bitwarden/cli pinned to 2026.9.0: what secrets-client writes, bw decrypts,
@@ -92,6 +93,26 @@ describe("official bw CLI 2026.9.0 <-> secrets-client", () => {
     const seen = JSON.parse(await bw.run(["get", "item", out.id])) as { login: { password: string }; passwordHistory: { password: string }[] };
     expect(seen.login.password).toBe("rotated");
     expect(seen.passwordHistory.map((p) => p.password)).toEqual(["bw-password-Ω"]);
+  }, 120_000);
+
+  it("bw reads an escrowed, rotated secret: current value as the password, earlier ones in the history", async () => {
+    const escrow = new VaultwardenEscrow({ url: vw.url, ca: vw.ca, organization: realm.organizationId, email: realm.owner.email, password: realm.owner.password, apiKey: realm.apiKey });
+    try {
+      await escrow.store({ principal: "svc-api", name: "api-key:svc-api", secret: "first-key", notes: "issued by the realm" });
+      const ref = await escrow.store({ principal: "svc-api", name: "api-key:svc-api", secret: "second-key", notes: "issued by the realm" });
+      await bw.run(["sync"]);
+      const item = JSON.parse(await bw.run(["get", "item", ref.itemId])) as { login: { password: string; username: string }; passwordHistory: { password: string }[]; fields: { name: string; value: string }[]; notes: string };
+      expect(item.login).toMatchObject({ username: "svc-api", password: "second-key" });
+      expect(item.passwordHistory.map((p) => p.password)).toEqual(["first-key"]);
+      expect(item.fields).toContainEqual(expect.objectContaining({ name: "realm:version", value: "2" }));
+      expect(item.notes).toBe("issued by the realm");
+      const cols = JSON.parse(await bw.run(["list", "collections"])) as { name: string }[];
+      expect(cols.map((c) => c.name)).toContain("principal:svc-api");
+      // bw sees the escrow's own read path agree.
+      expect(await bw.run(["get", "password", ref.itemId])).toBe("second-key");
+    } finally {
+      escrow.close();
+    }
   }, 120_000);
 
   it("bw logs in with the personal API key, unlocks locally, and with cipher-key encryption on creates items with their own key that secrets-client decrypts", async () => {

@@ -85,6 +85,16 @@ describe("VaultwardenEscrow (SecretEscrow on Vaultwarden)", () => {
     expect(await escrow.find("nobody", "x")).toBeUndefined();
   });
 
+  it("concurrent stores for a new principal make one collection and one item, every value kept", async () => {
+    const refs = await Promise.all([1, 2, 3, 4, 5].map((n) => escrow.store({ principal: "gina", name: "rotating", secret: `value ${n}` })));
+    expect(new Set(refs.map((r) => r.itemId)).size).toBe(1);
+    await realm.client.sync();
+    expect(realm.client.collections().filter((c) => c.name === "principal:gina")).toHaveLength(1);
+    const v = await escrow.versions(refs[0]!);
+    expect(v.version).toBe(5);
+    expect([v.current, ...v.previous.map((p) => p.value)].sort()).toEqual(["value 1", "value 2", "value 3", "value 4", "value 5"]);
+  });
+
   it("the same name for another principal is another item in another collection", async () => {
     const a = await escrow.store({ principal: "carol", name: "api-key", secret: "carol-key" });
     const b = await escrow.store({ principal: "dave", name: "api-key", secret: "dave-key" });
