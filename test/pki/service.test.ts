@@ -215,6 +215,26 @@ describe("online PKI: issuance by profile, checked by openssl", () => {
     expect(status.status).toBe("revoked");
   });
 
+  it("the same over HTTP: issue (Idempotency-Key retries safely), list with query parameters, revoke", async () => {
+    const { csrPem } = opensslCsr("http.example.test", ["DNS:http.example.test"]);
+    const post = (path: string, body: object, key: string) =>
+      fetch(`${h.baseUrl}/api/pki/${path}`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": key }, body: JSON.stringify(body) });
+    const key = newId();
+    const a = (await (await post("certificate/issue", { profile: "server", csr: csrPem }, key)).json()) as Issued & { ok: boolean };
+    const b = (await (await post("certificate/issue", { profile: "server", csr: csrPem }, key)).json()) as Issued & { ok: boolean };
+    expect(a.ok).toBe(true);
+    expect(b.serial).toBe(a.serial);
+    expect(b.replayed).toBe(true);
+    const listed = (await (await fetch(`${h.baseUrl}/api/pki/certificates?name=http.example.test&status=valid`)).json()) as { certificates: { serial: string }[] };
+    expect(listed.certificates.map((c) => c.serial)).toEqual([a.serial]);
+    const rev = await post("certificate/revoke", { serial: a.serial, reason: "cessationOfOperation" }, newId());
+    expect(rev.status).toBe(200);
+    const after = (await (await fetch(`${h.baseUrl}/api/pki/certificates?name=http.example.test`)).json()) as { certificates: { status: string }[] };
+    expect(after.certificates.map((c) => c.status)).toEqual(["revoked"]);
+    const badQuery = await fetch(`${h.baseUrl}/api/pki/certificates?status=sideways`);
+    expect(badQuery.status).toBe(400);
+  });
+
   it("serves the CA chain and 404s unknown issuers and CRLs", async () => {
     const ca = await fetch(`${h.baseUrl}/pki/ca/ops.pem`);
     expect(await ca.text()).toBe(h.intermediatePem + h.rootPem);
