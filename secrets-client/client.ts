@@ -186,6 +186,14 @@ export class VaultwardenClient {
     this.itemKeys = opts.itemKeys ?? true;
   }
 
+  /** Never print tokens, keys or the API key secret held here. */
+  toJSON(): string {
+    return "[VaultwardenClient]";
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `[VaultwardenClient ${this.http.baseUrl.origin}${this.loggedIn ? " unlocked" : ""}]`;
+  }
+
   // ------------------------------------------------------------------ low level
 
   private async call(method: string, path: string, body?: { json?: unknown; form?: Record<string, string> }, token?: string): Promise<unknown> {

@@ -115,6 +115,11 @@ describe("secrets-client against the double", () => {
     const c = newClient();
     await c.login({ email: realm.owner.email, password: realm.owner.password, apiKey: realm.apiKey });
     expect(c.organization("realm").id).toBe(realm.organizationId);
+    const { inspect } = await import("node:util");
+    for (const shown of [inspect(c, { showHidden: true, depth: 5 }), JSON.stringify({ c })]) {
+      expect(shown).not.toContain(realm.apiKey.clientSecret);
+      expect(shown).not.toContain(c.accessToken!);
+    }
     const it1 = await c.createItem({ type: "secureNote", name: "via api key", notes: "ok", organizationId: realm.organizationId, collectionIds: [realm.collectionId] });
     expect((await realm.client.getItem(it1.id)).notes).toBe("ok");
     c.close();
