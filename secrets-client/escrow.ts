@@ -122,7 +122,10 @@ export class VaultwardenEscrow implements SecretEscrow {
 
   private async findItem(collectionId: string, principal: string, name: string): Promise<Item | undefined> {
     const items = await this.client.listItems({ organizationId: this.orgId(), collectionId });
-    return items.find((i) => i.name === name && i.type === "login" && fieldOf(i, F_PRINCIPAL) === principal);
+    // The newest one if a retried create ever left a duplicate behind.
+    return items
+      .filter((i) => i.name === name && i.type === "login" && fieldOf(i, F_PRINCIPAL) === principal)
+      .sort((a, b) => Date.parse(b.revisionDate) - Date.parse(a.revisionDate))[0];
   }
 
   async store(req: EscrowRequest): Promise<SecretRef> {
