@@ -46,6 +46,8 @@ export interface IssuancePlan {
 const DAY_MS = 86_400_000;
 /** Clock skew allowance: leaves are valid from a minute before issuance. */
 const BACKDATE_MS = 60_000;
+/** Printable ASCII: what an IA5String SAN (email, URI) may hold here. */
+const IA5 = /^[\x21-\x7e]+$/;
 const HOSTLIKE = /^[a-z0-9*-]+(\.[a-z0-9-]+)+\.?$/i;
 
 /**
@@ -87,10 +89,12 @@ export function planIssuance(r: IssuanceRequest): IssuancePlan {
   for (const raw of r.names.email) {
     const email = raw.trim();
     assertEmail(email);
+    if (!IA5.test(email)) throw invalid(`email ${JSON.stringify(email)} must be ASCII (an rfc822Name is an IA5String; use the punycode form of the domain)`);
     ownsDomain(email.slice(email.lastIndexOf("@") + 1).toLowerCase(), "email domain");
     if (!names.email.includes(email)) names.email.push(email);
   }
   for (const raw of r.names.uri) {
+    if (!IA5.test(raw)) throw invalid(`URI ${JSON.stringify(raw)} must be ASCII (percent-encode it)`);
     let url: URL;
     try {
       url = new URL(raw);

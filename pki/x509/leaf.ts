@@ -4,6 +4,7 @@ import type { IssuancePlan, LeafNames } from "../domain/issuance.js";
 import { PROFILES } from "../domain/profiles.js";
 import { GeneralName, type Extension } from "@peculiar/asn1-x509";
 import type { ProfileName } from "../domain/profiles.js";
+import { invalid } from "../../services/kernel/errors.js";
 import { derTime, derTlv, derUnsignedInteger, readTlv } from "./tlv.js";
 import {
   authorityInfoAccessExt,
@@ -90,11 +91,16 @@ const cnNameDer = (cn: string) => derTlv(0x30, derTlv(0x31, derTlv(0x30, OID_CN,
 const skiExtDer = (spki: Buffer) => derTlv(0x30, OID_SKI, derTlv(0x04, derTlv(0x04, keyIdentifier(spki))));
 /** GeneralNames in the order generalNames() gives: DNS [2], IP [7], email [1], URI [6] (IA5 strings, IP as octets). */
 function sanExtDer(n: LeafNames): Buffer {
+  const ia5 = (v: string) => {
+    // planIssuance only lets printable ASCII through; an IA5String must never be a lossy conversion.
+    if (!/^[\x21-\x7e]+$/.test(v)) throw invalid(`${JSON.stringify(v)} cannot be an IA5String`);
+    return Buffer.from(v, "ascii");
+  };
   const names = [
-    ...n.dns.map((d) => derTlv(0x82, Buffer.from(d, "ascii"))),
+    ...n.dns.map((d) => derTlv(0x82, ia5(d))),
     ...n.ip.map((ip) => Buffer.from(AsnConvert.serialize(new GeneralName({ iPAddress: ip })))),
-    ...n.email.map((e) => derTlv(0x81, Buffer.from(e, "ascii"))),
-    ...n.uri.map((u) => derTlv(0x86, Buffer.from(u, "ascii"))),
+    ...n.email.map((e) => derTlv(0x81, ia5(e))),
+    ...n.uri.map((u) => derTlv(0x86, ia5(u))),
   ];
   // Critical when the subject is empty (RFC 5280 4.2.1.6); the realm always sets a CN, so never here.
   return derTlv(0x30, OID_SAN, derTlv(0x04, derTlv(0x30, ...names)));

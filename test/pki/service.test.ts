@@ -122,6 +122,8 @@ describe("online PKI: issuance by profile, checked by openssl", () => {
     expect(await codeOf(h.command("certificate.revoke", { serial: "not-hex" }))).toBe("VALIDATION");
     expect(await codeOf(h.command("certificate.revoke", { serial: "1234abcd" }))).toBe("NOT_FOUND");
     expect(await codeOf(h.command("issuer.import", { issuer: "ops", certificate: "junk", root: "junk" }))).toBe("VALIDATION");
+    expect(await codeOf(h.command("certificate.issue", { profile: "client", commonName: "u", email: ["jürgen@example.test"] }))).toBe("VALIDATION");
+    expect(await codeOf(h.command("certificate.issue", { profile: "client", commonName: "u", uri: ["spiffe://example.test/ü"] }))).toBe("VALIDATION");
     expect(await h.pki.store.lastSequence()).toBe(before);
     // Over HTTP the same typed error, as JSON with a 4xx status.
     const res = await fetch(`${h.baseUrl}/api/pki/certificate/issue`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ profile: "server", csr: weak.csrPem }) });
