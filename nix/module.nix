@@ -53,6 +53,42 @@ in
       description = "Port of the HTTP API.";
     };
 
+    pkiUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://realm.example.org";
+      description = "Base URL relying parties reach the realm at: leaves name their CRL (/pki/crl/...) and OCSP (/pki/ocsp) under it. Null: http://httpHost:httpPort.";
+    };
+
+    vaultwarden = {
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://vault.example.org";
+        description = "Vaultwarden the realm escrows generated keys, creds and client secrets in. Null: private material is returned once and kept nowhere.";
+      };
+      organization = mkOption {
+        type = types.str;
+        default = "cim-realm";
+        description = "Organization (id or name) holding one collection per principal.";
+      };
+      email = mkOption {
+        type = types.str;
+        default = "";
+        description = "Account the realm logs in as (a member of the organization).";
+      };
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/cim-realm.env";
+      description = ''
+        systemd EnvironmentFile kept outside the Nix store (agenix, sops-nix): REALM_VAULTWARDEN_PASSWORD,
+        REALM_VAULTWARDEN_CLIENT_ID / REALM_VAULTWARDEN_CLIENT_SECRET, REALM_CEREMONY_PASSPHRASE for the operator bundle.
+      '';
+    };
+
     logLevel = mkOption {
       type = types.enum [ "fatal" "error" "warn" "info" "debug" "trace" ];
       default = "info";
@@ -72,7 +108,15 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
-      environment.REALM_LOG_LEVEL = cfg.logLevel;
+      environment = {
+        REALM_LOG_LEVEL = cfg.logLevel;
+      } // lib.optionalAttrs (cfg.pkiUrl != null) {
+        REALM_PKI_URL = cfg.pkiUrl;
+      } // lib.optionalAttrs (cfg.vaultwarden.url != null) {
+        REALM_VAULTWARDEN_URL = cfg.vaultwarden.url;
+        REALM_VAULTWARDEN_ORG = cfg.vaultwarden.organization;
+        REALM_VAULTWARDEN_EMAIL = cfg.vaultwarden.email;
+      };
       serviceConfig = {
         ExecStart = escapeShellArgs ([
           "${cfg.package}/bin/realm" "up"
@@ -82,6 +126,7 @@ in
           "--nats-port" (toString cfg.natsPort)
         ] ++ optionals (cfg.natsUrl != null) [ "--nats" cfg.natsUrl ]
           ++ optionals (cfg.natsCredsFile != null) [ "--creds" (toString cfg.natsCredsFile) ]);
+        EnvironmentFile = optionals (cfg.environmentFile != null) [ (toString cfg.environmentFile) ];
         DynamicUser = true;
         StateDirectory = "cim-realm";
         WorkingDirectory = cfg.dataDir;
