@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
-import { setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
+import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
 import { VaultwardenEscrow, vaultwardenEscrowFromEnv } from "../../secrets-client/escrow.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import { SecretsError } from "../../secrets-client/errors.js";
@@ -150,6 +150,10 @@ describe("VaultwardenEscrow (SecretEscrow on Vaultwarden)", () => {
     expect(() => vaultwardenEscrowFromEnv({ REALM_VAULTWARDEN_URL: vw.url, REALM_VAULTWARDEN_ORG: "o", REALM_VAULTWARDEN_EMAIL: "a@b.c", REALM_VAULTWARDEN_PASSWORD: "pw", REALM_VAULTWARDEN_CLIENT_ID: "user.x" })).toThrow(/set together/);
     expect(() => vaultwardenEscrowFromEnv({ REALM_VAULTWARDEN_URL: "http://vault.example", REALM_VAULTWARDEN_ORG: "o", REALM_VAULTWARDEN_EMAIL: "a@b.c", REALM_VAULTWARDEN_PASSWORD: "pw" })).toThrow(/https/);
     expect(inspect(escrow)).not.toContain(realm.owner.password);
+    // The helper for end-to-end tests builds a working configuration (password grant here).
+    const fromHelper = vaultwardenEscrowFromEnv(escrowEnv(vw, realm, { useApiKey: false }));
+    expect(fromHelper).toBeInstanceOf(VaultwardenEscrow);
+    fromHelper!.close();
     expect(JSON.stringify({ escrow })).not.toContain(realm.owner.password);
   });
 });

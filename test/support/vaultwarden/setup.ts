@@ -73,3 +73,15 @@ export async function setupOrganization(vw: Pick<VaultwardenDouble, "url" | "ca"
   const apiKey = await client.fetchApiKey(owner.password);
   return { owner, client, organizationId: organization.id, collectionId: collection!.id, apiKey };
 }
+
+/** The environment `vaultwardenEscrowFromEnv()` reads, pointing at the double (API key + master password). */
+export function escrowEnv(vw: Pick<VaultwardenDouble, "url" | "caFile">, realm: RealmVault, opts: { useApiKey?: boolean } = {}): Record<string, string> {
+  return {
+    REALM_VAULTWARDEN_URL: vw.url,
+    REALM_VAULTWARDEN_ORG: realm.organizationId,
+    REALM_VAULTWARDEN_EMAIL: realm.owner.email,
+    REALM_VAULTWARDEN_PASSWORD: realm.owner.password,
+    REALM_VAULTWARDEN_CA: vw.caFile,
+    ...(opts.useApiKey === false ? {} : { REALM_VAULTWARDEN_CLIENT_ID: realm.apiKey.clientId, REALM_VAULTWARDEN_CLIENT_SECRET: realm.apiKey.clientSecret }),
+  };
+}
