@@ -82,6 +82,14 @@ export class VaultwardenEscrow implements SecretEscrow {
     return "[VaultwardenEscrow]";
   }
 
+  /**
+   * Logs in, unlocks and finds the organization: what `realm up` calls at start so that a wrong URL, wrong
+   * credentials or a missing organization stop it with a clear error instead of failing the first issuance.
+   */
+  async check(): Promise<{ organizationId: string }> {
+    return this.withSession(async () => ({ organizationId: this.orgId() }));
+  }
+
   private login(): Promise<void> {
     if (!this.ready) {
       this.ready = this.client.login(this.creds).catch((e: unknown) => {

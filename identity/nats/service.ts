@@ -8,7 +8,7 @@ import { Projection } from "../../services/kernel/projection.js";
 import type { ContextDeps, ContextFactory, Endpoint, RealmContext, RequestContext } from "../../services/host/context.js";
 import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
 import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
-import { userDecider, checkUserSpec, type UserSpec } from "./domain/user.js";
+import { userDecider, checkUserSpec, type UserCommand, type UserSpec } from "./domain/user.js";
 import { JETSTREAM_UNLIMITED, type AccountLimitsSpec, type UserPermissions } from "./domain/validation.js";
 import { credsFile, newUserKey, fingerprint, kpFromSeed, seedOf, signAccount, signActivation, signUser, validateAccountJwt, validateUserJwt } from "./jwt.js";
 import { KeyStore } from "./keystore.js";
@@ -211,13 +211,23 @@ export class NatsAccounts {
     const expiresAt = t + (normalized.expiresInDays ?? 90) * 86400;
     const jwt = await signUser(normalized, u.getPublicKey(), account.publicKey, kpFromSeed(this.keys.seed(signerKey)), t, expiresAt);
     validateUserJwt(jwt, await this.accountJwt(account), this.trust);
-    const r = await execute(this.store, userDecider, id, { type: "issue", spec, account, publicKey: u.getPublicKey(), signer: signerKey, now: t }, meta);
+    const cmd: UserCommand = { type: "issue", spec, account, publicKey: u.getPublicKey(), signer: signerKey, now: t };
+    const creds = credsFile(jwt, seedOf(u));
+    let secretRef: SecretRef | undefined;
+    if (this.escrow) {
+      // Decide first on the current state (a refused command escrows nothing), then escrow, then record the
+      // reference: if the escrow fails nothing is recorded and the command can simply be retried.
+      const prior = await this.store.load({ type: "user", id });
+      if (prior.events.some((e) => e.id === eventIdFor(meta.commandId, 0))) throw new RealmError("CONFLICT", "this command already issued creds; they are delivered only once");
+      userDecider.decide(fold(userDecider, id, prior.events), cmd);
+      secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}` });
+    }
+    const r = await execute(this.store, userDecider, id, { ...cmd, ...(secretRef ? { secretRef } : {}) }, meta);
     const issued = r.state;
     await this.projection.waitFor(r.position.lastSeq);
     if (r.replayed) throw new RealmError("CONFLICT", "this command already issued creds; they are delivered only once");
-    const creds = credsFile(jwt, seedOf(u));
     const out: IssuedCreds = { account: input.account, user: input.name, publicKey: u.getPublicKey(), expiresAt: issued.expiresAt };
-    if (this.escrow) out.secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}` });
+    if (secretRef) out.secretRef = secretRef;
     else out.creds = creds;
     return out;
   }

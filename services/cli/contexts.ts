@@ -1,12 +1,15 @@
 import type { ContextFactory } from "../host/context.js";
 import { createDnsContext, type DnsContext } from "../../dns/service.js";
 import { createPkiContext } from "../../pki/service.js";
-import { identityContext } from "../../identity/service.js";
+import { createIdentityContext } from "../../identity/service.js";
+import type { SecretEscrow } from "../../secrets-client/contract.js";
 
 export interface ContextSettings {
   natsUrl: string;
   natsCreds?: string;
   dnsPort: number;
+  /** Where generated private material goes (Vaultwarden); without it, it is returned once and kept nowhere. */
+  escrow?: SecretEscrow | undefined;
 }
 
 /** The bounded contexts `realm up` hosts, in start order. */
@@ -23,8 +26,8 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
     },
   });
   return [
-    { name: "identity", factory: identityContext },
+    { name: "identity", factory: createIdentityContext({ escrow: s.escrow }) },
     { name: "dns", factory: async (deps) => (dns = await dnsFactory(deps)) },
-    { name: "pki", factory: createPkiContext({ ownedZones: () => (dns ? dns.model().zones.keys() : []) }) },
+    { name: "pki", factory: createPkiContext({ ownedZones: () => (dns ? dns.model().zones.keys() : []), escrow: s.escrow }) },
   ];
 }

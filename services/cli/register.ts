@@ -4,6 +4,7 @@ import { registerIdentityCommands } from "../../identity/cli.js";
 import { registerNatsAccountCommands } from "../../identity/nats/cli.js";
 import { registerPkiCommands } from "../../pki/cli.js";
 import { registerCeremonyCommands } from "../../pki/ceremony/cli.js";
+import { registerSecretsCommands } from "../../secrets-client/cli.js";
 
 /** Adds each context's verb group (`realm zone ...`, `realm identity ...`) to the command line. */
 export function registerContextCommands(program: Command): void {
@@ -12,4 +13,5 @@ export function registerContextCommands(program: Command): void {
   registerNatsAccountCommands(program);
   registerPkiCommands(program);
   registerCeremonyCommands(program);
+  registerSecretsCommands(program);
 }

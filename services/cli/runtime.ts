@@ -13,6 +13,7 @@ import { authenticatorOf } from "../../identity/auth.js";
 import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
 import { createNatsAccountsContext } from "../../identity/nats/service.js";
 import { serviceCredsFile } from "./connection.js";
+import { vaultwardenEscrowFromEnv } from "../../secrets-client/escrow.js";
 
 export interface RealmOptions {
   dataDir: string;
@@ -77,8 +78,13 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     // Leaves name their CRL and OCSP URLs under this base; set it to the address relying parties reach.
     if (!process.env.REALM_PKI_URL && httpPort !== 0) process.env.REALM_PKI_URL = `http://${httpHost}:${httpPort}`;
     const dnsPort = opts.dnsPort ?? Number(process.env.REALM_DNS_PORT ?? 5300);
-    const factories = contextFactories({ natsUrl, ...(natsCreds ? { natsCreds } : {}), dnsPort });
-    if (operator) factories.push({ name: "nats accounts", factory: createNatsAccountsContext({ dir: operatorDir, servers: natsUrl }) });
+    const escrow = vaultwardenEscrowFromEnv();
+    if (escrow) {
+      progress(`checking the Vaultwarden escrow at ${process.env.REALM_VAULTWARDEN_URL}`);
+      await escrow.check();
+    } else progress("no escrow configured (REALM_VAULTWARDEN_URL unset): generated keys and creds are returned once and kept nowhere");
+    const factories = contextFactories({ natsUrl, ...(natsCreds ? { natsCreds } : {}), dnsPort, escrow });
+    if (operator) factories.push({ name: "nats accounts", factory: createNatsAccountsContext({ dir: operatorDir, servers: natsUrl, ...(escrow ? { escrow } : {}) }) });
     for (const { name, factory } of factories) {
       progress(`starting context ${name}`);
       contexts.push(await factory({ nc, log: log.child({ context: name }), dataDir: join(dataDir, name) }));
@@ -103,6 +109,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         await host.stop();
         await conn.drain().catch(() => undefined);
         await nats?.stop();
+        escrow?.close();
       },
     };
   } catch (err) {

@@ -32,9 +32,11 @@ export interface UserState {
   issuedAt: number;
   expiresAt: number;
   revoked: boolean;
+  /** Where the creds were escrowed (Vaultwarden item), when an escrow is configured. */
+  secretRef?: { itemId: string; revision: string } | undefined;
 }
 
-export type UserCommand = { type: "issue"; spec: UserSpec; account: AccountState; publicKey: string; signer: string; now: number };
+export type UserCommand = { type: "issue"; spec: UserSpec; account: AccountState; publicKey: string; signer: string; now: number; secretRef?: { itemId: string; revision: string } | undefined };
 
 export const UserEvents = { issued: "NatsUserIssued" } as const;
 
@@ -73,13 +75,14 @@ export const userDecider: Decider<UserState, UserCommand> = {
         account: spec.account, accountPublicKey: c.account.publicKey, name: spec.name, kind: spec.kind, publicKey: c.publicKey, signer: c.signer,
         scoped: !!spec.scopedSigningKey, permissions: spec.permissions ?? {}, src: spec.src ?? [], connectionTypes: spec.connectionTypes ?? [],
         bearer: !!spec.bearer, tags: spec.tags ?? [], issuedAt: c.now, expiresAt,
+        ...(c.secretRef ? { secretRef: c.secretRef } : {}),
       },
     }];
   },
   evolve(s, e: EventEnvelope): UserState {
     const d = e.data as Record<string, unknown>;
     if (e.type === UserEvents.issued) {
-      return { ...s, exists: true, account: d.account as string, name: d.name as string, publicKey: d.publicKey as string, issuedAt: d.issuedAt as number, expiresAt: d.expiresAt as number, revoked: false };
+      return { ...s, exists: true, account: d.account as string, name: d.name as string, publicKey: d.publicKey as string, issuedAt: d.issuedAt as number, expiresAt: d.expiresAt as number, revoked: false, secretRef: d.secretRef as UserState["secretRef"] };
     }
     return s;
   },

@@ -1,0 +1,64 @@
+import { chmodSync, writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { SecretsError } from "./errors.js";
+import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "./escrow.js";
+
+/**
+ * `realm secrets ...`: read back what the realm escrowed in Vaultwarden (certificate keys, NATS creds, client
+ * secrets), by the reference its events and replies carry. Talks to Vaultwarden directly with the caller's
+ * own account (REALM_VAULTWARDEN_* in the environment), decrypting on this machine; the realm is not involved.
+ */
+const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+
+async function withEscrow<T>(op: (e: VaultwardenEscrow) => Promise<T>): Promise<T> {
+  const escrow = vaultwardenEscrowFromEnv();
+  if (!escrow) throw new SecretsError("VALIDATION", "no Vaultwarden configured: set REALM_VAULTWARDEN_URL, REALM_VAULTWARDEN_ORG, REALM_VAULTWARDEN_EMAIL, REALM_VAULTWARDEN_PASSWORD (and optionally the API key and CA)");
+  try {
+    return await op(escrow);
+  } finally {
+    escrow.close();
+  }
+}
+
+export function registerSecretsCommands(program: Command): void {
+  const secrets = program.command("secrets").description("escrowed secrets in Vaultwarden: get one back by its reference, list its versions, check the configuration");
+  secrets
+    .command("get <itemId>")
+    .description("print the current value of an escrowed secret (the itemId of a secretRef)")
+    .option("-o, --output <file>", "write it to a file with mode 0600 instead of stdout")
+    .action(async (itemId: string, o: { output?: string }) => {
+      const value = await withEscrow((e) => e.get({ itemId }));
+      if (o.output) {
+        writeFileSync(o.output, value, { mode: 0o600 });
+        chmodSync(o.output, 0o600);
+        process.stderr.write(`wrote ${o.output}\n`);
+      } else process.stdout.write(value.endsWith("\n") ? value : `${value}\n`);
+    });
+  secrets
+    .command("versions <itemId>")
+    .description("which value is current, and the earlier ones rotation kept (values shown only with --reveal)")
+    .option("--reveal", "include the values")
+    .action(async (itemId: string, o: { reveal?: boolean }) => {
+      const v = await withEscrow((e) => e.versions({ itemId }));
+      print({
+        itemId: v.itemId,
+        revision: v.revision,
+        principal: v.principal,
+        name: v.name,
+        current: { version: v.version, ...(o.reveal ? { value: v.current } : {}) },
+        previous: v.previous.map((p, i) => ({ version: v.version - i - 1, replacedAt: p.replacedAt, ...(o.reveal ? { value: p.value } : {}) })),
+      });
+    });
+  secrets
+    .command("find <principal> <name>")
+    .description("the reference of a principal's secret by name, e.g. find alice cert:<serial>:key")
+    .action(async (principal: string, name: string) => {
+      const ref = await withEscrow((e) => e.find(principal, name));
+      if (!ref) throw new SecretsError("NOT_FOUND", `no secret ${name} for principal ${principal}`);
+      print(ref);
+    });
+  secrets
+    .command("check")
+    .description("log in, unlock and find the organization with the configured settings")
+    .action(async () => print({ ok: true, ...(await withEscrow((e) => e.check())) }));
+}

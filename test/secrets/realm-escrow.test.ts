@@ -1,0 +1,201 @@
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { Command } from "commander";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { createLogger } from "../../services/host/logger.js";
+import { newId } from "../../services/kernel/index.js";
+import { RealmError } from "../../services/kernel/errors.js";
+import { NatsSupervisor } from "../../services/nats/supervisor.js";
+import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
+import { createNatsAccountsContext, type NatsAccountsContext } from "../../identity/nats/service.js";
+import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "../../secrets-client/escrow.js";
+import { registerSecretsCommands } from "../../secrets-client/cli.js";
+import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
+import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
+import { startPki, type PkiHarness } from "../pki/harness.js";
+
+/** Every file under a directory, recursively. */
+const filesUnder = (dir: string): string[] => (readdirSync(dir, { recursive: true }) as string[]).map((f) => join(dir, f)).filter((p) => statSync(p).isFile());
+/** The base64 body of a PEM or the seed line of a creds file: what a leak would carry. */
+const secretLines = (text: string): string[] => text.split("\n").filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l.trim()) || /^SU[A-Z2-7]{56}$/.test(l.trim()));
+
+describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, events and logs keep only the reference", () => {
+  let vw: VaultwardenDouble;
+  let vault: RealmVault;
+  let env: Record<string, string>;
+  let escrow: VaultwardenEscrow;
+  let pki: PkiHarness;
+  const logLines: string[] = [];
+  const log = createLogger({ level: "debug", destination: new Writable({ write: (c, _e, cb) => (logLines.push(String(c)), cb()) }) });
+  // NATS accounts (operator mode) with the same escrow.
+  let dir: string;
+  let server: NatsSupervisor;
+  let nc: NatsConnection;
+  let accounts: NatsAccountsContext;
+
+  beforeAll(async () => {
+    vw = await startVaultwardenDouble();
+    vault = await setupOrganization(vw, { orgName: "realm" });
+    env = escrowEnv(vw, vault);
+    escrow = vaultwardenEscrowFromEnv(env)!;
+    expect((await escrow.check()).organizationId).toBe(vault.organizationId);
+    pki = await startPki({ escrow, log });
+    dir = mkdtempSync(join(tmpdir(), "realm-escrow-"));
+    const boot = await bootstrapOperator(join(dir, "nats"), "escrow test passphrase");
+    server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
+    await server.start();
+    nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(boot.serviceCreds)) });
+    accounts = await createNatsAccountsContext({ dir: join(dir, "nats"), escrow })({ nc, log, dataDir: dir });
+  }, 120_000);
+  afterAll(async () => {
+    await accounts?.stop?.();
+    await nc?.close();
+    await server?.stop();
+    await pki?.stop();
+    escrow?.close();
+    vault?.client.close();
+    await vw?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const meta = () => {
+    const id = newId();
+    return { commandId: id, actor: "test", correlationId: id, causationId: id };
+  };
+
+  async function streamText(store: { read(): AsyncGenerator<unknown> }): Promise<string> {
+    const out: string[] = [];
+    for await (const e of store.read()) out.push(JSON.stringify(e));
+    return out.join("\n");
+  }
+
+  it("a certificate with a generated key: the key is in Vaultwarden (only ciphertext on the wire), the reply and the event carry the reference", async () => {
+    const r = await pki.pki.issue({ profile: "client", commonName: "alice.example.test", principal: "alice" }, meta());
+    expect(r.privateKeyPem).toBeUndefined();
+    expect(r.secretRef).toMatchObject({ itemId: expect.any(String), revision: expect.any(String) });
+    const key = await escrow.get(r.secretRef!);
+    expect(new X509Certificate(r.certPem).checkPrivateKey(createPrivateKey(key))).toBe(true);
+    const versions = await escrow.versions(r.secretRef!);
+    expect(versions).toMatchObject({ principal: "alice", name: `cert:${r.serial}:key`, version: 1 });
+    const stored = pki.pki.projection.state.certificates.get(r.serial)!;
+    expect(stored.secretRef).toEqual(r.secretRef);
+
+    const leaks = secretLines(key);
+    expect(leaks.length).toBeGreaterThan(0);
+    const events = await streamText(pki.pki.store);
+    const logs = logLines.join("");
+    const wire = vw.bodies.join("\n");
+    const files = filesUnder(pki.nats.dataDir).map((f) => readFileSync(f).toString("latin1")).join("\n");
+    for (const l of leaks) {
+      expect(events).not.toContain(l);
+      expect(logs).not.toContain(l);
+      expect(wire).not.toContain(l);
+      expect(files).not.toContain(l);
+    }
+    expect(events).toContain(r.secretRef!.itemId);
+  });
+
+  it("NATS creds: escrowed, they connect, and neither the seed nor the JWT+seed file appears in the stream or the logs", async () => {
+    await accounts.nats.createAccount({ name: "app" }, meta());
+    const u = await accounts.nats.createUser({ account: "app", name: "worker", kind: "service" }, meta());
+    expect(u.creds).toBeUndefined();
+    const creds = await escrow.get(u.secretRef!);
+    expect(creds).toContain("BEGIN USER NKEY SEED");
+    const c = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(creds)), reconnect: false });
+    await c.flush();
+    await c.close();
+    const seed = creds.split("\n").find((l) => /^SU[A-Z2-7]{56}$/.test(l.trim()))!.trim();
+    const events = await streamText(accounts.nats.store);
+    expect(events).toContain(u.secretRef!.itemId);
+    expect(events).not.toContain(seed);
+    expect(logLines.join("")).not.toContain(seed);
+    expect(vw.bodies.join("\n")).not.toContain(seed);
+  });
+
+  it("an escrow that fails leaves the issuance pending, not half-done: no event, a typed error, and the retry issues once", async () => {
+    const before = await pki.pki.store.lastSequence();
+    const m = meta();
+    vw.faults.push({ status: 500, times: Infinity, path: /ciphers/ });
+    let err: unknown;
+    try {
+      await pki.pki.issue({ profile: "client", commonName: "bob.example.test", principal: "bob" }, m);
+    } catch (e) {
+      err = e;
+    } finally {
+      vw.faults.length = 0;
+    }
+    expect(err).toBeInstanceOf(RealmError);
+    expect((err as RealmError).code).toBe("UNAVAILABLE");
+    expect(String((err as Error).message)).not.toMatch(/PRIVATE KEY|password/i);
+    expect(await pki.pki.store.lastSequence()).toBe(before);
+    // The same command again (the caller's retry) now completes, exactly once.
+    const r = await pki.pki.issue({ profile: "client", commonName: "bob.example.test", principal: "bob" }, m);
+    expect(r.secretRef).toBeDefined();
+    const again = await pki.pki.issue({ profile: "client", commonName: "bob.example.test", principal: "bob" }, m);
+    expect(again.serial).toBe(r.serial);
+    expect(again.replayed).toBe(true);
+    expect(await pki.pki.store.lastSequence()).toBe(before + 1);
+    expect(new X509Certificate(r.certPem).checkPrivateKey(createPrivateKey(await escrow.get(r.secretRef!)))).toBe(true);
+
+    // The same for NATS creds: a failed escrow records no user, the retry issues it.
+    const seqBefore = await accounts.nats.store.lastSequence();
+    vw.faults.push({ status: 503, times: Infinity, path: /ciphers/ });
+    const m2 = meta();
+    const e2 = await accounts.nats.createUser({ account: "app", name: "late", kind: "agent" }, m2).catch((e: RealmError) => e);
+    vw.faults.length = 0;
+    expect((e2 as RealmError).code).toBe("UNAVAILABLE");
+    expect(await accounts.nats.store.lastSequence()).toBe(seqBefore);
+    const u = await accounts.nats.createUser({ account: "app", name: "late", kind: "agent" }, m2);
+    expect(u.secretRef).toBeDefined();
+    expect(await accounts.nats.store.lastSequence()).toBe(seqBefore + 1);
+  });
+
+  it("`realm secrets get|versions|find` read it back with the caller's own Vaultwarden settings", async () => {
+    const r = await pki.pki.issue({ profile: "client", commonName: "carol.example.test", principal: "carol" }, meta());
+    const realm = async (...args: string[]) => {
+      const program = new Command("realm").exitOverride();
+      registerSecretsCommands(program);
+      let out = "";
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      const spy = vi.spyOn(process.stdout, "write").mockImplementation((c: string | Uint8Array) => ((out += c.toString()), true));
+      try {
+        await program.parseAsync(["node", "realm", ...args]);
+      } finally {
+        spy.mockRestore();
+        for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+      return out;
+    };
+    const key = await realm("secrets", "get", r.secretRef!.itemId);
+    expect(new X509Certificate(r.certPem).checkPrivateKey(createPrivateKey(key))).toBe(true);
+    expect(JSON.parse(await realm("secrets", "find", "carol", `cert:${r.serial}:key`))).toMatchObject({ itemId: r.secretRef!.itemId });
+    const v = JSON.parse(await realm("secrets", "versions", r.secretRef!.itemId)) as { current: { version: number; value?: string } };
+    expect(v.current.version).toBe(1);
+    expect(v.current.value).toBeUndefined();
+    await expect(realm("secrets", "get", "00000000-0000-0000-0000-000000000000")).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("misconfiguration is a clear error at start: wrong password, unreachable server, unknown organization", async () => {
+    const wrong = vaultwardenEscrowFromEnv({ ...env, REALM_VAULTWARDEN_PASSWORD: "not the password" })!;
+    const e1 = await wrong.check().catch((e: RealmError) => e);
+    wrong.close();
+    expect(e1).toBeInstanceOf(RealmError);
+    expect((e1 as RealmError).message).not.toContain("not the password");
+    const gone = vaultwardenEscrowFromEnv({ ...env, REALM_VAULTWARDEN_URL: "https://127.0.0.1:1" })!;
+    const e2 = await gone.check().catch((e: RealmError) => e);
+    gone.close();
+    expect((e2 as RealmError).code).toBe("UNAVAILABLE");
+    const org = vaultwardenEscrowFromEnv({ ...env, REALM_VAULTWARDEN_ORG: "no-such-org" })!;
+    const e3 = await org.check().catch((e: RealmError) => e);
+    org.close();
+    expect((e3 as RealmError).code).toBe("NOT_FOUND");
+    expect((e3 as RealmError).message).toContain("no-such-org");
+  });
+});
