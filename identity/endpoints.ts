@@ -150,7 +150,7 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
     }),
     cmd<{ owner: string; label: string; roles: string[]; expiresAt?: string }>(
       "apikey.issue",
-      "Issue an API key for a principal, scoped to roles; the key is returned once and stored hashed",
+      "Issue an API key for a principal, scoped to roles; the key is returned once (or escrowed) and stored hashed",
       obj(["owner", "label", "roles"], { owner: id, label: str(), roles: strings, expiresAt: str(64) }),
       async (i, ctx) => {
         const owner = core.dir.principals.get(i.owner);
@@ -158,8 +158,14 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         for (const r of i.roles) if (!core.dir.roles.get(r)?.exists) throw notFound(`no role ${r}`);
         const keyId = randomBytes(8).toString("hex");
         const secret = randomBytes(32).toString("base64url");
-        const r = await core.run(apiKeyDecider, keyId, { type: "issue", owner: i.owner, label: i.label, roles: i.roles, secretHash: sha256(secret), expiresAt: i.expiresAt, now: new Date().toISOString() }, metaOf(ctx));
-        return { id: keyId, key: `rk_${keyId}_${secret}`, roles: r.state.roles, expiresAt: r.state.expiresAt };
+        const key = `rk_${keyId}_${secret}`;
+        const issue = { type: "issue" as const, owner: i.owner, label: i.label, roles: i.roles, secretHash: sha256(secret), expiresAt: i.expiresAt, now: new Date().toISOString() };
+        // With an escrow the key goes to the owner's collection (after the command proved valid) and only its
+        // reference to the event and the reply; without one it is returned once.
+        apiKeyDecider.decide(apiKeyDecider.initialState(keyId), issue);
+        const ref = opts.escrow ? await opts.escrow.store({ principal: i.owner, name: `apikey:${keyId}`, secret: key, notes: `API key ${keyId} (${i.label}), roles ${i.roles.join(", ")}` }) : undefined;
+        const r = await core.run(apiKeyDecider, keyId, { ...issue, ...(ref ? { secretRef: ref } : {}) }, metaOf(ctx));
+        return { id: keyId, ...(ref ? { secretRef: ref } : { key }), roles: r.state.roles, expiresAt: r.state.expiresAt };
       },
     ),
     cmd<{ id: string; reason: string }>("apikey.revoke", "Revoke an API key", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {

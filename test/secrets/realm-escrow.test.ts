@@ -13,6 +13,7 @@ import { RealmError } from "../../services/kernel/errors.js";
 import { NatsSupervisor } from "../../services/nats/supervisor.js";
 import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
 import { createNatsAccountsContext, type NatsAccountsContext } from "../../identity/nats/service.js";
+import { createIdentityContext } from "../../identity/service.js";
 import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "../../secrets-client/escrow.js";
 import { registerSecretsCommands } from "../../secrets-client/cli.js";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
@@ -115,6 +116,37 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     expect(events).not.toContain(seed);
     expect(logLines.join("")).not.toContain(seed);
     expect(vw.bodies.join("\n")).not.toContain(seed);
+  });
+
+  it("identity: an API key and an OIDC client secret are escrowed in their principal's collection; events hold only hashes and references", async () => {
+    const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", escrow })({ nc: pki.nc, log, dataDir: join(pki.work, "identity") });
+    try {
+      const call = (name: string, input: object) => {
+        const m = meta();
+        return ctx.endpoints.find((e) => e.name === name)!.handle(input as never, { ...m, log } as never) as Promise<Record<string, unknown>>;
+      };
+      await call("principal.create", { id: "svc-billing", kind: "service", displayName: "Billing" });
+      await call("role.define", { id: "reader", description: "Read", permissions: ["identity:principals"] });
+      const k = await call("apikey.issue", { owner: "svc-billing", label: "ci", roles: ["reader"] });
+      expect(k.key).toBeUndefined();
+      const apiKey = await escrow.get(k.secretRef as { itemId: string });
+      expect(apiKey).toMatch(new RegExp(`^rk_${k.id as string}_`));
+      expect((await escrow.versions(k.secretRef as { itemId: string })).principal).toBe("svc-billing");
+      // The escrowed key works: the identity context authenticates it.
+      expect(await ctx.authenticate(`Bearer ${apiKey}`)).toMatchObject({ id: "svc-billing" });
+      const c = await call("client.register", { id: "billing-app", displayName: "Billing", grantTypes: ["client_credentials"], principal: "svc-billing" });
+      expect(c.clientSecret).toBeUndefined();
+      const clientSecret = await escrow.get(c.secretRef as { itemId: string });
+      const events = await streamText(ctx.core.store);
+      expect(events).toContain((k.secretRef as { itemId: string }).itemId);
+      for (const secret of [apiKey, apiKey.split("_").pop()!, clientSecret]) {
+        expect(events).not.toContain(secret);
+        expect(logLines.join("")).not.toContain(secret);
+        expect(vw.bodies.join("\n")).not.toContain(secret);
+      }
+    } finally {
+      await ctx.stop?.();
+    }
   });
 
   it("an escrow that fails leaves the issuance pending, not half-done: no event, a typed error, and the retry issues once", async () => {
