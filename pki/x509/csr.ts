@@ -6,7 +6,7 @@ import { invalid, malformed, RealmError } from "../../services/kernel/errors.js"
 import { childrenOf, content, raw, readWhole } from "./tlv.js";
 import { emptySans, nameAttribute, nameToString, sansOf, signedEnvelope, type SanSet } from "./cert.js";
 import { fromPem } from "./der.js";
-import { assertStrongKey, keyInfo, OID, spkiDer, type KeyInfo, type Signer } from "./keys.js";
+import { assertStrongKey, keyInfo, SIGNATURE_HASH, spkiDer, type KeyInfo, type Signer } from "./keys.js";
 
 /** A verified PKCS#10 request: what the realm reads from it. */
 export interface ParsedCsr {
@@ -22,14 +22,6 @@ export interface ParsedCsr {
 }
 
 const EXTENSION_REQUEST = "1.2.840.113549.1.9.14";
-const SIG_HASH: Record<string, string> = {
-  [OID.ecdsaWithSHA256]: "sha256",
-  [OID.ecdsaWithSHA384]: "sha384",
-  "1.2.840.10045.4.3.4": "sha512",
-  [OID.sha256WithRSA]: "sha256",
-  [OID.sha384WithRSA]: "sha384",
-  "1.2.840.113549.1.1.13": "sha512",
-};
 
 /**
  * Parses a CSR (PEM or DER), checks its self-signature and its key (RSA >= 2048, EC P-256/P-384). Garbage
@@ -53,7 +45,7 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   }
   const key = keyInfo(publicKey);
   assertStrongKey(key);
-  const hash = SIG_HASH[parts.algorithm];
+  const hash = SIGNATURE_HASH[parts.algorithm];
   if (!hash) throw invalid(`the CSR is signed with an unsupported algorithm ${parts.algorithm}`);
   const ok = nodeVerify(hash, parts.info, key.kind === "ec" ? { key: publicKey, dsaEncoding: "der" } : publicKey, parts.signature);
   if (!ok) throw invalid("the CSR's signature does not verify (proof of possession failed)");

@@ -123,7 +123,8 @@ export function privateKeyFromPem(pem: string): KeyObject {
 export const privateKeyPem = (key: KeyObject): string => key.export({ format: "pem", type: "pkcs8" }).toString();
 export const publicKeyPem = (key: KeyObject): string => key.export({ format: "pem", type: "spki" }).toString();
 
-const SIGNATURE_HASH: Record<string, string> = {
+/** Digest of each signature algorithm the realm accepts on CSRs, certificates and CRLs. */
+export const SIGNATURE_HASH: Record<string, string> = {
   [OID.ecdsaWithSHA256]: "sha256",
   [OID.ecdsaWithSHA384]: "sha384",
   "1.2.840.10045.4.3.4": "sha512",
