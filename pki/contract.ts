@@ -26,8 +26,13 @@ export const PkiEventTypes = {
 
 /** Public HTTP routes (no credential needed): relying parties fetch these. */
 export const PkiRoutes = {
-  /** DER CRL of one issuer: `/pki/crl/<issuer>.crl`; the root's (as imported from the ceremony): `/pki/crl/root.crl`. */
+  /** DER CRL of an issuer's current intermediate: `/pki/crl/<issuer>.crl`; the root's (as imported from the ceremony): `/pki/crl/root.crl`. */
   crl: (issuer: string) => `/pki/crl/${issuer}.crl`,
+  /**
+   * DER CRL of one intermediate of an issuer, by its serial: what leaves name in their CRL distribution point,
+   * so that they stay checkable after the issuer rotates to a new intermediate.
+   */
+  intermediateCrl: (issuer: string, intermediateSerial: string) => `/pki/crl/${issuer}/${intermediateSerial}.crl`,
   /** RFC 6960 responder: POST application/ocsp-request, or GET `/pki/ocsp/<base64 request>`. */
   ocsp: "/pki/ocsp",
   /** PEM of an issuer's intermediate followed by the root: `/pki/ca/<issuer>.pem`. */

@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
-import type { IssuerState } from "./domain/issuer.js";
+import type { IntermediateFacts, IssuerState } from "./domain/issuer.js";
 import type { PkiModel } from "./projection.js";
 import { parseCertificate } from "./x509/cert.js";
 import { buildCrl, type CrlEntry } from "./x509/crl.js";
@@ -21,33 +21,36 @@ export interface IssuedCrl {
 }
 
 /**
- * The CRL of each issuer, signed on demand from the read model and kept until a revocation changes it or
- * half its validity has passed. CRL numbers are the signing time in seconds, so they only grow.
+ * The CRL of each intermediate, signed on demand from the read model with that intermediate's key and kept
+ * until a revocation changes it or half its validity has passed. CRL numbers are the signing time in seconds,
+ * so they only grow. An issuer's earlier intermediates keep their own CRL (their leaves point at it).
  */
 export class CrlCache {
-  private cache = new Map<string, { crl: IssuedCrl; revocations: number; fingerprint: string }>();
+  private cache = new Map<string, { crl: IssuedCrl; revocations: number }>();
   private lastNumber = 0;
 
   constructor(
     private readonly model: () => PkiModel,
-    private readonly keyOf: (st: IssuerState) => KeyObject,
+    private readonly keyOf: (intermediate: IntermediateFacts) => KeyObject,
     private readonly now: () => Date,
   ) {}
 
-  forIssuer(id: string): IssuedCrl {
+  /** The CRL of the issuer's current intermediate, or of the one with `intermediateSerial`. */
+  forIssuer(id: string, intermediateSerial?: string): IssuedCrl {
     const st = this.model().issuers.get(id);
     if (!st?.active) throw notFound(`issuer ${id} has no intermediate`);
+    const inter = intermediateSerial === undefined ? st.active : intermediatesOf(st).find((i) => i.serial === intermediateSerial);
+    if (!inter) throw notFound(`issuer ${id} has no intermediate with serial ${intermediateSerial}`);
     const m = this.model();
     const t = this.now();
-    const hit = this.cache.get(id);
-    if (hit && hit.revocations === m.revocations && hit.fingerprint === st.active.fingerprint && t.getTime() - hit.crl.thisUpdate.getTime() < CRL_REFRESH_MS) return hit.crl;
-    const cert = parseCertificate(fromPem(st.active.certPem, ["CERTIFICATE"], "the intermediate"));
-    const key = this.keyOf(st);
+    const hit = this.cache.get(inter.fingerprint);
+    if (hit && hit.revocations === m.revocations && t.getTime() - hit.crl.thisUpdate.getTime() < CRL_REFRESH_MS) return hit.crl;
+    const cert = parseCertificate(fromPem(inter.certPem, ["CERTIFICATE"], "the intermediate"));
+    const key = this.keyOf(inter);
     const entries: CrlEntry[] = [];
     for (const serial of m.revokedBy.get(id) ?? []) {
       const c = m.certificates.get(serial);
-      // Leaves of an earlier intermediate of this issuer are not listed: their CRL needs that earlier key.
-      if (c?.revoked && c.issuerFingerprint === st.active.fingerprint) entries.push({ serial, revokedAt: new Date(c.revoked.at), reason: c.revoked.reason });
+      if (c?.revoked && c.issuerFingerprint === inter.fingerprint) entries.push({ serial, revokedAt: new Date(c.revoked.at), reason: c.revoked.reason });
     }
     const thisUpdate = new Date(Math.floor(t.getTime() / 1000) * 1000);
     const crlNumber = Math.max(this.lastNumber + 1, Math.floor(thisUpdate.getTime() / 1000));
@@ -55,29 +58,60 @@ export class CrlCache {
     const nextUpdate = new Date(thisUpdate.getTime() + CRL_VALIDITY_MS);
     const der = buildCrl({ issuer: cert.tbsCertificate.subject, issuerKeyId: keyIdentifier(spkiDer(createPublicKey(key))), signer: signerFor(key), thisUpdate, nextUpdate, crlNumber, entries });
     const crl = { der, crlNumber, thisUpdate, nextUpdate, revoked: entries.length };
-    this.cache.set(id, { crl, revocations: m.revocations, fingerprint: st.active.fingerprint });
+    this.cache.set(inter.fingerprint, { crl, revocations: m.revocations });
     return crl;
   }
 }
 
-/** The OCSP responder's view of each issuer with an intermediate: the intermediate signs its own responses. */
-export function ocspIssuers(model: PkiModel, keyOf: (st: IssuerState) => KeyObject): OcspIssuer[] {
-  const out: OcspIssuer[] = [];
-  for (const st of model.issuers.values()) {
-    const a = st.active;
-    if (!a) continue;
-    const certDer = fromPem(a.certPem, ["CERTIFICATE"], "the intermediate");
-    out.push({
+/** The current intermediate first, then the earlier ones, newest first. */
+export const intermediatesOf = (st: IssuerState): IntermediateFacts[] => [...(st.active ? [st.active] : []), ...[...st.previous].reverse()];
+
+/**
+ * The OCSP responder's view: every intermediate of every issuer that has not expired and whose key this
+ * service holds signs the answers about its own leaves. Signers are built once per intermediate.
+ */
+export class OcspIssuers {
+  private signers = new Map<string, OcspIssuer>();
+  constructor(
+    private readonly model: () => PkiModel,
+    private readonly keyOf: (intermediate: IntermediateFacts) => KeyObject,
+    private readonly now: () => Date,
+  ) {}
+
+  current(): OcspIssuer[] {
+    const out: OcspIssuer[] = [];
+    const t = this.now().getTime();
+    for (const st of this.model().issuers.values()) {
+      for (const inter of intermediatesOf(st)) {
+        if (Date.parse(inter.notAfter) < t) continue;
+        const entry = this.signers.get(inter.fingerprint) ?? this.build(inter);
+        if (entry) out.push(entry);
+      }
+    }
+    return out;
+  }
+
+  private build(inter: IntermediateFacts): OcspIssuer | undefined {
+    let key: KeyObject;
+    try {
+      key = this.keyOf(inter);
+    } catch {
+      return undefined; // another replica's key: that replica answers for it
+    }
+    const certDer = fromPem(inter.certPem, ["CERTIFICATE"], "the intermediate");
+    const model = this.model;
+    const entry: OcspIssuer = {
       certDer,
-      signer: signerFor(keyOf(st)),
+      signer: signerFor(key),
       responderCertDer: certDer,
       lookup(serial) {
-        const c = model.certificates.get(serial);
-        if (!c?.exists || c.issuerFingerprint !== a.fingerprint) return { status: "unknown" };
+        const c = model().certificates.get(serial);
+        if (!c?.exists || c.issuerFingerprint !== inter.fingerprint) return { status: "unknown" };
         if (c.revoked) return { status: "revoked", revokedAt: new Date(c.revoked.at), reason: c.revoked.reason };
         return { status: "good" };
       },
-    });
+    };
+    this.signers.set(inter.fingerprint, entry);
+    return entry;
   }
-  return out;
 }

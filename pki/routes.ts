@@ -1,8 +1,6 @@
-import type { FastifyInstance } from "fastify";
-import type { IssuerState } from "./domain/issuer.js";
-import type { IssuerKeyStore } from "./keystore.js";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import type { PkiModel } from "./projection.js";
-import { ocspIssuers, type CrlCache } from "./revocation.js";
+import type { CrlCache, OcspIssuers } from "./revocation.js";
 import { answerOcsp } from "./x509/ocsp.js";
 import { toRealmError } from "../services/kernel/errors.js";
 
@@ -14,9 +12,18 @@ const MAX_OCSP_REQUEST = 16 * 1024;
  * responder (RFC 6960 GET and POST). Errors are answered as RFC 6960 status-only responses or plain text,
  * never with key material.
  */
-export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiModel; crls: CrlCache; keys: IssuerKeyStore; now: () => Date }): Promise<void> {
-  const keyOf = (st: IssuerState) => d.keys.load(st.active!.publicKeySha256);
-  const ocsp = (body: Buffer) => answerOcsp(body, ocspIssuers(d.model(), keyOf), d.now());
+export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiModel; crls: CrlCache; ocsp: OcspIssuers; now: () => Date }): Promise<void> {
+  const ocsp = (body: Buffer) => answerOcsp(body, d.ocsp.current(), d.now());
+  const sendCrl = (reply: FastifyReply, issuer: string, intermediateSerial?: string) => {
+    try {
+      const crl = d.crls.forIssuer(issuer, intermediateSerial);
+      const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - d.now().getTime()) / 1000 / 2));
+      return reply.type("application/pkix-crl").header("cache-control", `max-age=${Math.min(maxAge, 300)}`).header("last-modified", crl.thisUpdate.toUTCString()).send(crl.der);
+    } catch (err) {
+      const e = toRealmError(err);
+      return reply.code(e.code === "NOT_FOUND" ? 404 : 500).type("text/plain").send(`${e.message}\n`);
+    }
+  };
   return registerOn(app, async (scope) => {
     scope.addContentTypeParser(["application/ocsp-request", "application/octet-stream"], { parseAs: "buffer", bodyLimit: MAX_OCSP_REQUEST }, (_req, body, done) => done(null, body));
 
@@ -24,19 +31,18 @@ export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiMod
       const m = /^([a-z][a-z0-9-]{0,31})\.crl$/.exec(req.params.file);
       if (!m) return reply.code(404).type("text/plain").send("no such CRL\n");
       const id = m[1]!;
-      try {
-        if (id === "root") {
-          const root = [...d.model().issuers.values()].map((s) => s.rootCrl).filter((c) => c !== undefined).sort((a, b) => b.crlNumber - a.crlNumber)[0];
-          if (!root) return reply.code(404).type("text/plain").send("no root CRL has been published\n");
-          return reply.type("application/pkix-crl").header("cache-control", "max-age=300").send(Buffer.from(root.der, "base64"));
-        }
-        const crl = d.crls.forIssuer(id);
-        const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - d.now().getTime()) / 1000 / 2));
-        return reply.type("application/pkix-crl").header("cache-control", `max-age=${Math.min(maxAge, 300)}`).header("last-modified", crl.thisUpdate.toUTCString()).send(crl.der);
-      } catch (err) {
-        const e = toRealmError(err);
-        return reply.code(e.code === "NOT_FOUND" ? 404 : 500).type("text/plain").send(`${e.message}\n`);
-      }
+      if (id !== "root") return sendCrl(reply, id);
+      const root = [...d.model().issuers.values()].map((s) => s.rootCrl).filter((c) => c !== undefined).sort((a, b) => b.crlNumber - a.crlNumber)[0];
+      if (!root) return reply.code(404).type("text/plain").send("no root CRL has been published\n");
+      return reply.type("application/pkix-crl").header("cache-control", "max-age=300").send(Buffer.from(root.der, "base64"));
+    });
+
+    // One intermediate's CRL (what leaves point at; stays served after the issuer rotates).
+    scope.get<{ Params: { issuer: string; file: string } }>("/pki/crl/:issuer/:file", async (req, reply) => {
+      const issuer = /^[a-z][a-z0-9-]{0,31}$/.exec(req.params.issuer)?.[0];
+      const serial = /^([0-9a-f]{1,40})\.crl$/.exec(req.params.file)?.[1];
+      if (!issuer || !serial) return reply.code(404).type("text/plain").send("no such CRL\n");
+      return sendCrl(reply, issuer, serial);
     });
 
     scope.get<{ Params: { file: string } }>("/pki/ca/:file", async (req, reply) => {

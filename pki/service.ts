@@ -11,7 +11,7 @@ import { assertIssuerId, issuerDecider, type IntermediateFacts, type IssuerComma
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "./domain/profiles.js";
 import { IssuerKeyStore, publicKeySha256 } from "./keystore.js";
 import { certificateView, pkiProjection, type PkiModel } from "./projection.js";
-import { CrlCache } from "./revocation.js";
+import { CrlCache, intermediatesOf, OcspIssuers } from "./revocation.js";
 import { registerPkiRoutes } from "./routes.js";
 import { buildName, nameConstraintsOf, parseCertificate } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
@@ -109,7 +109,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       if (hit && hit.fingerprint === a.fingerprint) return hit;
       const key = keys.load(a.publicKeySha256);
       const cert = parseCertificate(fromPem(a.certPem, ["CERTIFICATE"], "the intermediate"));
-      const urls = publicUrl ? { crlUrl: `${publicUrl}${PkiRoutes.crl(st.id)}`, ocspUrl: `${publicUrl}${PkiRoutes.ocsp}` } : {};
+      const urls = publicUrl ? { crlUrl: `${publicUrl}${PkiRoutes.intermediateCrl(st.id, a.serial)}`, ocspUrl: `${publicUrl}${PkiRoutes.ocsp}` } : {};
       const entry = { fingerprint: a.fingerprint, issuer: leafIssuer(cert, signerFor(key), urls), serialKey: serialKeyOf(key), chainPem: a.certPem + a.rootPem };
       signing.set(st.id, entry);
       return entry;
@@ -201,10 +201,12 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       return { ...replyOf(r.state, sig.chainPem), ...(privateKeyPem_ ? { privateKeyPem: privateKeyPem_ } : {}), ...(r.replayed ? { replayed: true } : {}) };
     }
 
-    const crls = new CrlCache(() => model(), (st) => keys.load(st.active!.publicKeySha256), now);
+    const keyOfIntermediate = (i: IntermediateFacts) => keys.load(i.publicKeySha256);
+    const crls = new CrlCache(() => model(), keyOfIntermediate, now);
+    const ocsp = new OcspIssuers(() => model(), keyOfIntermediate, now);
     const chainOf = (c: CertificateState) => {
       const st = c.issuer ? model().issuers.get(c.issuer) : undefined;
-      const inter = [st?.active, ...(st?.previous ?? [])].find((x) => x?.fingerprint === c.issuerFingerprint);
+      const inter = st ? intermediatesOf(st).find((x) => x.fingerprint === c.issuerFingerprint) : undefined;
       return inter ? inter.certPem + inter.rootPem : "";
     };
 
@@ -342,12 +344,12 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       {
         kind: "query",
         name: "crl",
-        description: "An issuer's current CRL (PEM), as served at /pki/crl/<issuer>.crl",
-        input: S({ issuer: str }),
-        async handle(i: { issuer?: string }) {
+        description: "An issuer's CRL (PEM) for its current intermediate, or an earlier one by serial; as served under /pki/crl/",
+        input: S({ issuer: str, intermediate: { type: "string", pattern: "^[0-9a-f]{1,40}$" } }),
+        async handle(i: { issuer?: string; intermediate?: string }) {
           const st = issuerState(i.issuer);
-          const c = crls.forIssuer(st.id);
-          return { issuer: st.id, crlPem: toPem(c.der, "X509 CRL"), crlNumber: c.crlNumber, thisUpdate: c.thisUpdate.toISOString(), nextUpdate: c.nextUpdate.toISOString(), revoked: c.revoked };
+          const c = crls.forIssuer(st.id, i.intermediate);
+          return { issuer: st.id, intermediate: i.intermediate ?? st.active!.serial, crlPem: toPem(c.der, "X509 CRL"), crlNumber: c.crlNumber, thisUpdate: c.thisUpdate.toISOString(), nextUpdate: c.nextUpdate.toISOString(), revoked: c.revoked };
         },
       },
     ];
@@ -358,7 +360,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       store,
       projection,
       issue,
-      routes: (app) => registerPkiRoutes(app, { model, crls, keys, now }),
+      routes: (app) => registerPkiRoutes(app, { model, crls, ocsp, now }),
       ready: () => projection.status === "live",
       metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`],
       stop: async () => projection.stop(),

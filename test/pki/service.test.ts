@@ -6,7 +6,8 @@ import { RealmError } from "../../services/kernel/errors.js";
 import { newId } from "../../services/kernel/index.js";
 import { buildOcspRequest, readOcspResponse } from "../../pki/x509/ocsp.js";
 import { fromPem } from "../../pki/x509/der.js";
-import { startPki, type PkiHarness } from "./harness.js";
+import { CEREMONY_PASSPHRASE, startPki, type PkiHarness } from "./harness.js";
+import { signIntermediate } from "../../pki/ceremony/ceremony.js";
 import { openssl, opensslAsync, opensslCsr } from "./openssl.js";
 
 interface Issued {
@@ -49,7 +50,8 @@ describe("online PKI: issuance by profile, checked by openssl", () => {
     const t = text(r.certPem);
     expect(t).toMatch(/Extended Key Usage:\s+TLS Web Server Authentication\n/);
     expect(t).toContain("DNS:www.example.test, DNS:api.example.test, IP Address:127.0.0.1");
-    expect(t).toContain(`URI:${h.baseUrl}/pki/crl/ops.crl`);
+    const intermediateSerial = new X509Certificate(h.intermediatePem).serialNumber.toLowerCase().replace(/^(00)+/, "");
+    expect(t).toContain(`URI:${h.baseUrl}/pki/crl/ops/${intermediateSerial}.crl`);
     expect(t).toContain(`OCSP - URI:${h.baseUrl}/pki/ocsp`);
     expect(t).toMatch(/CA:FALSE/);
     const x = new X509Certificate(r.certPem);
@@ -237,11 +239,44 @@ describe("online PKI: issuance by profile, checked by openssl", () => {
     expect(badQuery.status).toBe(400);
   });
 
+  it("rotating the intermediate: new leaves come from the new one, the old one's leaves stay answerable by OCSP and by the CRL they name", async () => {
+    const before = await h.command<Issued>("certificate.issue", { profile: "server", commonName: "old.example.test" });
+    const oldIntermediate = h.file("old-intermediate.pem", h.intermediatePem);
+    const { csrPem } = await h.command<{ csrPem: string }>("issuer.prepare", { issuer: "ops", commonName: "Example Realm Ops CA 2" });
+    const signed = signIntermediate({ dir: h.ceremonyDir, passphrase: CEREMONY_PASSPHRASE, csrPem, permittedDns: ["example.test"] });
+    await h.command("issuer.import", { issuer: "ops", certificate: signed.certPem, root: signed.rootPem });
+    const newIntermediate = h.file("new-intermediate.pem", signed.certPem);
+    const after = await h.command<Issued>("certificate.issue", { profile: "server", commonName: "new.example.test" });
+    expect(openssl(["verify", "-CAfile", h.files.root, "-untrusted", newIntermediate, h.file("new.pem", after.certPem)]).code).toBe(0);
+    expect(after.chainPem).toBe(signed.certPem + signed.rootPem);
+    // The old leaf: still its old chain, revocable, and both OCSP and its own CRL say so with the old key.
+    expect(((await h.query("certificate", { serial: before.serial })) as { chainPem: string }).chainPem).toBe(h.intermediatePem + h.rootPem);
+    await h.command("certificate.revoke", { serial: before.serial, reason: "superseded" });
+    const oldLeaf = h.file("old.pem", before.certPem);
+    const ocsp = await opensslAsync(["ocsp", "-issuer", oldIntermediate, "-cert", oldLeaf, "-url", `${h.baseUrl}/pki/ocsp`, "-CAfile", h.files.root]);
+    expect(ocsp.out).toContain("Response verify OK");
+    expect(ocsp.out).toContain(`${oldLeaf}: revoked`);
+    const crlUrl = /URI:(http:\/\/\S+\.crl)/.exec(openssl(["x509", "-noout", "-ext", "crlDistributionPoints", "-in", oldLeaf]).out)![1]!;
+    const crl = h.file("old.crl", Buffer.from(await (await fetch(crlUrl)).arrayBuffer()));
+    const checked = openssl(["verify", "-crl_check", "-CRLfile", h.file("old-crl.pem", openssl(["crl", "-inform", "DER", "-in", crl]).out), "-CAfile", h.files.root, "-untrusted", oldIntermediate, oldLeaf]);
+    expect(checked.out).toContain("certificate revoked");
+    // The issuer's plain CRL URL now serves the new intermediate's CRL (signed by it, not listing the old leaf).
+    const current = openssl(["crl", "-inform", "DER", "-noout", "-text", "-CAfile", h.file("chain-new.pem", signed.certPem + signed.rootPem)], Buffer.from(await (await fetch(`${h.baseUrl}/pki/crl/ops.crl`)).arrayBuffer()));
+    expect(current.out).toContain("verify OK");
+    expect(current.out).toContain("Example Realm Ops CA 2");
+    expect(current.out.toLowerCase().replace(/:/g, "")).not.toContain(before.serial);
+    h.intermediatePem = signed.certPem;
+    h.files.intermediate = newIntermediate;
+    h.files.chain = h.file("chain2.pem", signed.certPem + signed.rootPem);
+  });
+
   it("serves the CA chain and 404s unknown issuers and CRLs", async () => {
     const ca = await fetch(`${h.baseUrl}/pki/ca/ops.pem`);
     expect(await ca.text()).toBe(h.intermediatePem + h.rootPem);
     expect((await fetch(`${h.baseUrl}/pki/ca/nope.pem`)).status).toBe(404);
     expect((await fetch(`${h.baseUrl}/pki/crl/nope.crl`)).status).toBe(404);
     expect((await fetch(`${h.baseUrl}/pki/crl/..%2Fetc.crl`)).status).toBe(404);
+    expect((await fetch(`${h.baseUrl}/pki/crl/ops/abcdef.crl`)).status).toBe(404);
+    expect((await fetch(`${h.baseUrl}/pki/crl/ops/..%2F..%2Fx.crl`)).status).toBe(404);
   });
 });
