@@ -20,7 +20,8 @@ import {
 } from "@peculiar/asn1-ocsp";
 import { AlgorithmIdentifier, Certificate, CRLReason, Extension } from "@peculiar/asn1-x509";
 import { malformed } from "../../services/kernel/errors.js";
-import { ext, parseCertificate } from "./cert.js";
+import { ext, parseCertificate, signedEnvelope } from "./cert.js";
+import { derTlv } from "./tlv.js";
 import { REVOCATION_REASONS, type RevocationReason } from "./crl.js";
 import { serialHex } from "./der.js";
 import { OID, type Signer } from "./keys.js";
@@ -54,10 +55,33 @@ const HASHES: Record<string, "sha1" | "sha256" | "sha384" | "sha512"> = {
 
 /** The two hashes a CertID carries for an issuer: of its subject Name DER and of its public key bits. */
 export function issuerHashes(certDer: Buffer, hash: "sha1" | "sha256" | "sha384" | "sha512"): { nameHash: string; keyHash: string } {
-  const cert = parseCertificate(certDer);
-  const nameDer = Buffer.from(AsnConvert.serialize(cert.tbsCertificate.subject));
-  const keyBits = Buffer.from(cert.tbsCertificate.subjectPublicKeyInfo.subjectPublicKey);
+  const { nameDer, keyBits } = issuerParts(certDer);
   return { nameHash: createHash(hash).update(nameDer).digest("hex"), keyHash: createHash(hash).update(keyBits).digest("hex") };
+}
+
+/** Per issuer certificate, what every response repeats: read once, not per request. */
+interface IssuerParts {
+  nameDer: Buffer;
+  keyBits: Buffer;
+  hashes: Map<string, { nameHash: string; keyHash: string }>;
+  responderKeyId: Buffer;
+}
+const partsCache = new WeakMap<Buffer, IssuerParts>();
+function issuerParts(certDer: Buffer): IssuerParts {
+  let p = partsCache.get(certDer);
+  if (!p) {
+    const cert = parseCertificate(certDer);
+    const keyBits = Buffer.from(cert.tbsCertificate.subjectPublicKeyInfo.subjectPublicKey);
+    p = { nameDer: Buffer.from(AsnConvert.serialize(cert.tbsCertificate.subject)), keyBits, hashes: new Map(), responderKeyId: createHash("sha1").update(keyBits).digest() };
+    partsCache.set(certDer, p);
+  }
+  return p;
+}
+function cachedHashes(certDer: Buffer, hash: "sha1" | "sha256" | "sha384" | "sha512") {
+  const parts = issuerParts(certDer);
+  let h = parts.hashes.get(hash);
+  if (!h) parts.hashes.set(hash, (h = issuerHashes(certDer, hash)));
+  return h;
 }
 
 const statusOnly = (status: OCSPResponseStatus): Buffer => Buffer.from(AsnConvert.serialize(new OCSPResponse({ responseStatus: status })));
@@ -90,7 +114,7 @@ export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = n
     const nameHash = Buffer.from(id.issuerNameHash.buffer).toString("hex");
     const keyHash = Buffer.from(id.issuerKeyHash.buffer).toString("hex");
     const issuer = issuers.find((i) => {
-      const h = issuerHashes(i.certDer, hash);
+      const h = cachedHashes(i.certDer, hash);
       return h.nameHash === nameHash && h.keyHash === keyHash;
     });
     if (!issuer || (chosen && chosen !== issuer)) return statusOnly(OCSPResponseStatus.unauthorized);
@@ -111,29 +135,22 @@ export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = n
   }
   const issuer = chosen!;
   const nonce = req.tbsRequest.requestExtensions?.find((e) => e.extnID === id_pkix_ocsp_nonce);
-  const responderCert = parseCertificate(issuer.responderCertDer);
   const tbs = new ResponseData({
-    responderID: new ResponderID({ byKey: new OctetString(createHash("sha1").update(Buffer.from(responderCert.tbsCertificate.subjectPublicKeyInfo.subjectPublicKey)).digest()) }),
+    responderID: new ResponderID({ byKey: new OctetString(issuerParts(issuer.responderCertDer).responderKeyId) }),
     producedAt: now,
     responses,
     ...(nonce ? { responseExtensions: [new Extension({ extnID: id_pkix_ocsp_nonce, critical: false, extnValue: nonce.extnValue })] } : {}),
   });
-  const tbsDer = new Uint8Array(AsnConvert.serialize(tbs));
-  const basic = new BasicOCSPResponse({
-    tbsResponseData: tbs,
-    signatureAlgorithm: issuer.signer.algorithm,
-    signature: new Uint8Array(issuer.signer.sign(tbsDer)).buffer,
-    certs: [responderCert],
-  });
-  return Buffer.from(
-    AsnConvert.serialize(
-      new OCSPResponse({
-        responseStatus: OCSPResponseStatus.successful,
-        responseBytes: new ResponseBytes({ responseType: id_pkix_ocsp_basic, response: new OctetString(AsnConvert.serialize(basic)) }),
-      }),
-    ),
-  );
+  // BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature, [0] EXPLICIT SEQUENCE OF Certificate },
+  // wrapped in OCSPResponse { successful, [0] EXPLICIT ResponseBytes { id-pkix-ocsp-basic, OCTET STRING } }:
+  // assembled from DER so the responder certificate is copied, not decoded and encoded again per request.
+  const basic = signedEnvelope(new Uint8Array(AsnConvert.serialize(tbs)), issuer.signer, derTlv(0xa0, derTlv(0x30, issuer.responderCertDer)));
+  return derTlv(0x30, SUCCESSFUL, derTlv(0xa0, derTlv(0x30, BASIC_OID, derTlv(0x04, basic))));
 }
+
+const SUCCESSFUL = Buffer.from([0x0a, 0x01, 0x00]);
+/** OBJECT IDENTIFIER id-pkix-ocsp-basic (1.3.6.1.5.5.7.48.1.1). */
+const BASIC_OID = Buffer.from("06092b0601050507300101", "hex");
 
 /** A request for one certificate (SHA-1 CertID as most clients send, with a nonce). */
 export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer, nonce: Buffer = randomBytes(16)): Buffer {
