@@ -5,7 +5,7 @@ import { parseCertificate } from "./x509/cert.js";
 import { buildCrl, type CrlEntry } from "./x509/crl.js";
 import { fromPem } from "./x509/der.js";
 import { keyIdentifier, signerFor, spkiDer } from "./x509/keys.js";
-import type { OcspIssuer } from "./x509/ocsp.js";
+import { answerOcsp, type OcspIssuer } from "./x509/ocsp.js";
 import { notFound } from "../services/kernel/errors.js";
 
 /** How long a CRL is valid, and when it is re-signed even without a new revocation. */
@@ -113,5 +113,53 @@ export class OcspIssuers {
     };
     this.signers.set(inter.fingerprint, entry);
     return entry;
+  }
+}
+
+/** OBJECT IDENTIFIER id-pkix-ocsp-nonce (1.3.6.1.5.5.7.48.1.2), DER. */
+const NONCE_OID = Buffer.from("06092b0601050507300102", "hex");
+const PRESIGNED_MAX_AGE_MS = 5 * 60_000;
+const PRESIGNED_MAX_ENTRIES = 10_000;
+
+/**
+ * The OCSP responder. A request without a nonce (what browsers and most TLS stacks send; RFC 5019) is
+ * answered from a pre-signed good/revoked response while nothing was revoked since it was signed and it is
+ * younger than five minutes; a request with a nonce, or about a serial the realm does not know, is always
+ * signed afresh.
+ */
+export class OcspResponder {
+  private presigned = new Map<string, { der: Buffer; at: number; revocations: number }>();
+  constructor(
+    private readonly issuers: OcspIssuers,
+    private readonly model: () => PkiModel,
+    private readonly now: () => Date,
+  ) {}
+
+  answer(requestDer: Buffer): Buffer {
+    const t = this.now();
+    const revocations = this.model().revocations;
+    const cacheable = requestDer.length > 0 && !requestDer.includes(NONCE_OID);
+    const key = cacheable ? requestDer.toString("base64") : "";
+    if (cacheable) {
+      const hit = this.presigned.get(key);
+      if (hit && hit.revocations === revocations && t.getTime() - hit.at < PRESIGNED_MAX_AGE_MS) return hit.der;
+    }
+    // "unknown" is not kept: the certificate may be issued (or reach this replica's projection) any moment.
+    let unknown = false;
+    const issuers = this.issuers.current().map((i) => ({
+      ...i,
+      lookup: (serial: string) => {
+        const a = i.lookup(serial);
+        if (a.status === "unknown") unknown = true;
+        return a;
+      },
+    }));
+    const der = answerOcsp(requestDer, issuers, t);
+    // Only signed good/revoked answers are kept (a status-only error is cheap to repeat and may be transient).
+    if (cacheable && !unknown && der.length > 16) {
+      if (this.presigned.size >= PRESIGNED_MAX_ENTRIES) this.presigned.clear();
+      this.presigned.set(key, { der, at: t.getTime(), revocations });
+    }
+    return der;
   }
 }

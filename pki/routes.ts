@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { PkiModel } from "./projection.js";
-import type { CrlCache, OcspIssuers } from "./revocation.js";
-import { answerOcsp } from "./x509/ocsp.js";
+import type { CrlCache, OcspResponder } from "./revocation.js";
 import { toRealmError } from "../services/kernel/errors.js";
 
 /** Largest OCSP request accepted (a request for a handful of certificates is a few hundred bytes). */
@@ -12,8 +11,8 @@ const MAX_OCSP_REQUEST = 16 * 1024;
  * responder (RFC 6960 GET and POST). Errors are answered as RFC 6960 status-only responses or plain text,
  * never with key material.
  */
-export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiModel; crls: CrlCache; ocsp: OcspIssuers; now: () => Date }): Promise<void> {
-  const ocsp = (body: Buffer) => answerOcsp(body, d.ocsp.current(), d.now());
+export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiModel; crls: CrlCache; ocsp: OcspResponder; now: () => Date }): Promise<void> {
+  const ocsp = (body: Buffer) => d.ocsp.answer(body);
   const sendCrl = (reply: FastifyReply, issuer: string, intermediateSerial?: string) => {
     try {
       const crl = d.crls.forIssuer(issuer, intermediateSerial);

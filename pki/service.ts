@@ -11,7 +11,7 @@ import { assertIssuerId, issuerDecider, type IntermediateFacts, type IssuerComma
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "./domain/profiles.js";
 import { IssuerKeyStore, publicKeySha256 } from "./keystore.js";
 import { certificateView, pkiProjection, type PkiModel } from "./projection.js";
-import { CrlCache, intermediatesOf, OcspIssuers } from "./revocation.js";
+import { CrlCache, intermediatesOf, OcspIssuers, OcspResponder } from "./revocation.js";
 import { registerPkiRoutes } from "./routes.js";
 import { buildName, nameConstraintsOf, parseCertificate } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
@@ -203,7 +203,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
 
     const keyOfIntermediate = (i: IntermediateFacts) => keys.load(i.publicKeySha256);
     const crls = new CrlCache(() => model(), keyOfIntermediate, now);
-    const ocsp = new OcspIssuers(() => model(), keyOfIntermediate, now);
+    const ocsp = new OcspResponder(new OcspIssuers(() => model(), keyOfIntermediate, now), () => model(), now);
     const chainOf = (c: CertificateState) => {
       const st = c.issuer ? model().issuers.get(c.issuer) : undefined;
       const inter = st ? intermediatesOf(st).find((x) => x.fingerprint === c.issuerFingerprint) : undefined;

@@ -152,8 +152,8 @@ const SUCCESSFUL = Buffer.from([0x0a, 0x01, 0x00]);
 /** OBJECT IDENTIFIER id-pkix-ocsp-basic (1.3.6.1.5.5.7.48.1.1). */
 const BASIC_OID = Buffer.from("06092b0601050507300101", "hex");
 
-/** A request for one certificate (SHA-1 CertID as most clients send, with a nonce). */
-export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer, nonce: Buffer = randomBytes(16)): Buffer {
+/** A request for one certificate (SHA-1 CertID as most clients send), with a nonce unless `nonce` is null. */
+export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer, nonce: Buffer | null = randomBytes(16)): Buffer {
   const cert = parseCertificate(certDer);
   const h = issuerHashes(issuerDer, "sha1");
   const certId = new CertID({
@@ -162,7 +162,7 @@ export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer, nonce: Buff
     issuerKeyHash: new OctetString(Buffer.from(h.keyHash, "hex")),
     serialNumber: cert.tbsCertificate.serialNumber,
   });
-  const tbs = new TBSRequest({ requestList: [new Request({ reqCert: certId })], requestExtensions: [ext(id_pkix_ocsp_nonce, false, new Nonce(nonce))] });
+  const tbs = new TBSRequest({ requestList: [new Request({ reqCert: certId })], ...(nonce ? { requestExtensions: [ext(id_pkix_ocsp_nonce, false, new Nonce(nonce))] } : {}) });
   return Buffer.from(AsnConvert.serialize(new OCSPRequest({ tbsRequest: tbs })));
 }
 

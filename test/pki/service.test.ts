@@ -270,6 +270,23 @@ describe("online PKI: issuance by profile, checked by openssl", () => {
     h.files.chain = h.file("chain2.pem", signed.certPem + signed.rootPem);
   });
 
+  it("OCSP without a nonce (RFC 5019) is answered from a pre-signed response until something is revoked", async () => {
+    const r = await h.command<Issued>("certificate.issue", { profile: "server", commonName: "cached.example.test" });
+    const interDer = fromPem(h.intermediatePem, ["CERTIFICATE"], "intermediate");
+    const req = buildOcspRequest(fromPem(r.certPem, ["CERTIFICATE"], "leaf"), interDer, null);
+    const ask = async (body: Buffer) => Buffer.from(await (await fetch(`${h.baseUrl}/pki/ocsp`, { method: "POST", headers: { "content-type": "application/ocsp-request" }, body })).arrayBuffer());
+    const a = await ask(req);
+    await new Promise((res) => setTimeout(res, 1100));
+    const b = await ask(req);
+    expect(b.equals(a)).toBe(true);
+    expect(readOcspResponse(b, interDer).responses[0]!.status).toBe("good");
+    // With a nonce: signed afresh every time (the nonce is echoed).
+    const n1 = buildOcspRequest(fromPem(r.certPem, ["CERTIFICATE"], "leaf"), interDer);
+    expect((await ask(n1)).equals(a)).toBe(false);
+    await h.command("certificate.revoke", { serial: r.serial, reason: "keyCompromise" });
+    expect(readOcspResponse(await ask(req), interDer).responses[0]).toMatchObject({ status: "revoked", reason: "keyCompromise" });
+  });
+
   it("serves the CA chain and 404s unknown issuers and CRLs", async () => {
     const ca = await fetch(`${h.baseUrl}/pki/ca/ops.pem`);
     expect(await ca.text()).toBe(h.intermediatePem + h.rootPem);
