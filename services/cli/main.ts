@@ -54,7 +54,7 @@ export function buildProgram(): Command {
         "cim-realm is up",
         `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, operator mode, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
         ...(realm.natsCreds ? [`  creds     ${realm.natsCreds} (the realm account's service user; the CLI uses it by default)`] : []),
-        `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
+        `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc /pki/crl /pki/ocsp)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
         ...dnsLine(realm.contexts.find((c) => c.name === "dns") as DnsContext | undefined),
         ...(o.insecureNoAuth ? [] : ["  admin     create the first admin API key with: realm identity bootstrap --help"]),
         `  contexts  ${realm.contexts.map((c) => c.name).join(", ")}`,
