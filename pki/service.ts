@@ -12,6 +12,7 @@ import { isProfileName, PROFILE_NAMES, type ProfileName } from "./domain/profile
 import { IssuerKeyStore, publicKeySha256 } from "./keystore.js";
 import { certificateView, pkiProjection, type PkiModel } from "./projection.js";
 import { CrlCache, intermediatesOf, OcspIssuers, OcspResponder } from "./revocation.js";
+import { followRealmZones } from "./realm-zones.js";
 import { registerPkiRoutes } from "./routes.js";
 import { buildName, nameConstraintsOf, parseCertificate } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
@@ -23,7 +24,10 @@ import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
 export interface PkiOptions {
   /** Base URL relying parties reach the realm's HTTP API at (CRL and OCSP pointers in leaves). Default $REALM_PKI_URL. */
   publicUrl?: string | undefined;
-  /** Zones of the realm's name domain (names the realm owns). Without it only the issuers' allow-lists count. */
+  /**
+   * Zones of the realm's name domain (names the realm owns). Default: followed from the DNS context's events
+   * (REALM_DNS). Besides these, only the issuers' allow-lists count.
+   */
   ownedZones?: (() => Iterable<string>) | undefined;
   /** Where generated private keys go; without it they are returned once and stored nowhere. */
   escrow?: SecretEscrow | undefined;
@@ -35,6 +39,8 @@ export interface PkiOptions {
 export interface PkiContext extends RealmContext {
   store: EventStore;
   projection: Projection<PkiModel>;
+  /** The zones this PKI currently counts as the realm's (followed from the DNS context, or as configured). */
+  ownedZones(): string[];
   /** Issues one certificate (the `certificate.issue` handler, for in-process callers and benchmarks). */
   issue(input: IssueInput, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">): Promise<IssueReply>;
 }
@@ -85,6 +91,8 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const projection = new Projection(store, pkiProjection());
     await projection.start();
     const keys = new IssuerKeyStore(join(deps.dataDir, "keys"));
+    const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { replicas: opts.replicas });
+    const ownedZones = opts.ownedZones ?? (() => realmZones!.zones());
     const now = opts.clock ?? (() => new Date());
     const publicUrl = (opts.publicUrl ?? process.env.REALM_PKI_URL ?? "").replace(/\/$/, "");
     const model = () => projection.state;
@@ -127,6 +135,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
 
     async function issue(i: IssueInput, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">): Promise<IssueReply> {
       if (!isProfileName(i.profile)) throw invalid(`profile must be one of ${PROFILE_NAMES.join(", ")}`);
+      const profile: ProfileName = i.profile;
       if (i.csr && i.keySpec) throw invalid("give a CSR or a keySpec for a generated key, not both");
       const st = issuerState(i.issuer);
       const sig = signingFor(st);
@@ -154,17 +163,27 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         keyInfoOf = { spec, kind: spec.startsWith("rsa") ? "rsa" : "ec", bits: Number(spec.slice(spec.startsWith("rsa") ? 4 : 7)) };
       }
       const a = st.active!;
-      const plan = planIssuance({
-        profile: i.profile,
-        commonName,
-        names: given,
-        days: i.days,
-        now: now(),
-        policy: st.policy,
-        realmZones: opts.ownedZones?.() ?? [],
-        permittedDns: a.permittedDns,
-        issuerNotAfter: new Date(a.notAfter),
-      });
+      const planned = () =>
+        planIssuance({
+          profile,
+          commonName,
+          names: given,
+          days: i.days,
+          now: now(),
+          policy: st.policy,
+          realmZones: ownedZones(),
+          permittedDns: a.permittedDns,
+          issuerNotAfter: new Date(a.notAfter),
+        });
+      let plan: ReturnType<typeof planIssuance>;
+      try {
+        plan = planned();
+      } catch (err) {
+        // A zone created a moment ago may not have reached this follower yet: catch up once and decide again.
+        if (!(err instanceof RealmError) || err.code !== "VALIDATION" || !realmZones) throw err;
+        await realmZones.catchUp();
+        plan = planned();
+      }
       const der = buildLeaf({ plan, serial, spkiDer: spkiBytes, key: keyInfoOf, issuer: sig.issuer });
       const certPem = toPem(der, "CERTIFICATE");
       const facts: IssuedCertificate = {
@@ -360,10 +379,14 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       store,
       projection,
       issue,
+      ownedZones: () => [...ownedZones()],
       routes: (app) => registerPkiRoutes(app, { model, crls, ocsp, now }),
       ready: () => projection.status === "live",
       metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`],
-      stop: async () => projection.stop(),
+      stop: async () => {
+        await projection.stop();
+        await realmZones?.stop();
+      },
     };
   };
 }

@@ -1,5 +1,5 @@
 import type { ContextFactory } from "../host/context.js";
-import { createDnsContext, type DnsContext } from "../../dns/service.js";
+import { createDnsContext } from "../../dns/service.js";
 import { createPkiContext } from "../../pki/service.js";
 import { createIdentityContext } from "../../identity/service.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
@@ -14,8 +14,6 @@ export interface ContextSettings {
 
 /** The bounded contexts `realm up` hosts, in start order. */
 export function contextFactories(s: ContextSettings): { name: string; factory: ContextFactory }[] {
-  // The PKI certifies names the realm owns: the zones of the name domain (read live from its projection).
-  let dns: DnsContext | undefined;
   const dnsFactory = createDnsContext({
     dns: {
       port: s.dnsPort,
@@ -27,7 +25,8 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
   });
   return [
     { name: "identity", factory: createIdentityContext({ escrow: s.escrow }) },
-    { name: "dns", factory: async (deps) => (dns = await dnsFactory(deps)) },
-    { name: "pki", factory: createPkiContext({ ownedZones: () => (dns ? dns.model().zones.keys() : []), escrow: s.escrow }) },
+    { name: "dns", factory: dnsFactory },
+    // The PKI certifies names the realm owns: it follows the name domain's zone events (pki/realm-zones.ts).
+    { name: "pki", factory: createPkiContext({ escrow: s.escrow }) },
   ];
 }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { contextFactories } from "../../services/cli/contexts.js";
 import { createLogger } from "../../services/host/logger.js";
@@ -12,7 +12,10 @@ import { freePort } from "../../services/nats/supervisor.js";
 import { join } from "node:path";
 import { CEREMONY_PASSPHRASE, TEST_SCRYPT } from "./harness.js";
 
-/** `realm up`'s own wiring of the dns and pki contexts: the PKI owns exactly the zones of the name domain. */
+/**
+ * `realm up`'s own wiring of the dns and pki contexts: the PKI owns exactly the zones of the name domain,
+ * which it learns from the DNS context's events (not from its in-process state).
+ */
 describe("the PKI in the realm: names come from the DNS context's zones", () => {
   let nats: TestNats;
   let nc: NatsConnection;
@@ -49,7 +52,12 @@ describe("the PKI in the realm: names come from the DNS context's zones", () => 
     expect((err as RealmError).message).toContain("web1.lab.example");
     await call("dns", "zone.create", { zone: "lab.example", ns: ["ns1.lab.example"] });
     const ok = await call("pki", "certificate.issue", { profile: "server", commonName: "web1.lab.example" });
+    expect(pki.ownedZones()).toEqual(["lab.example."]);
     expect(ok.sans).toMatchObject({ dns: ["web1.lab.example"] });
     expect(pki.projection.state.certificates.size).toBe(1);
+    // The PKI follows the zone's events: once the zone is deleted the name is not the realm's any more.
+    await call("dns", "zone.delete", { zone: "lab.example" });
+    await vi.waitFor(() => expect(pki.ownedZones()).not.toContain("lab.example."));
+    await expect(call("pki", "certificate.issue", { profile: "server", commonName: "web2.lab.example" })).rejects.toMatchObject({ code: "VALIDATION" });
   });
 });

@@ -1,0 +1,36 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import { EventStore, Projection } from "../services/kernel/index.js";
+import { DNS_CONTEXT, DnsEventTypes } from "../dns/contract.js";
+
+/**
+ * The names the realm owns, as the PKI sees them: the zones of the name domain, followed from the DNS
+ * context's events (REALM_DNS) as DESIGN.md asks of contexts (read each other's events, through the
+ * contract), so it works the same when the PKI runs in another process than the DNS context.
+ */
+export interface RealmZones {
+  zones(): Iterable<string>;
+  /** Applies every DNS event stored so far (after a zone was just created by another context). */
+  catchUp(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function followRealmZones(nc: NatsConnection, opts: { replicas?: number | undefined } = {}): Promise<RealmZones> {
+  const store = await EventStore.open(nc, DNS_CONTEXT, { replicas: opts.replicas });
+  const projection = new Projection(store, {
+    name: "pki-realm-zones",
+    version: 1,
+    initial: () => new Set<string>(),
+    apply(zones, e) {
+      if (e.aggregate.type !== "zone") return zones;
+      if (e.type === DnsEventTypes.ZoneCreated || e.type === DnsEventTypes.ZoneImported) zones.add(e.aggregate.id);
+      else if (e.type === DnsEventTypes.ZoneDeleted) zones.delete(e.aggregate.id);
+      return zones;
+    },
+  });
+  await projection.start();
+  return {
+    zones: () => projection.state,
+    catchUp: async () => projection.waitFor(await store.lastSequence()),
+    stop: () => projection.stop(),
+  };
+}
