@@ -24,6 +24,9 @@ const strings = { type: "array", items: str(), maxItems: 64 };
 export const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 
 /** The admin API of principals, organizations, groups, roles, policies, API keys, clients and the audit trail. */
+/** The command that hands a secret out, for the escrow record. */
+const causeOf = (ctx: RequestContext) => ({ commandId: ctx.commandId, correlationId: ctx.correlationId, actor: ctx.actor });
+
 export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEscrow | undefined; issuer: () => string }): Endpoint[] {
   const cmd = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>): Endpoint => ({ kind: "command", name, description, input, handle });
   const query = <I>(name: string, description: string, input: object, handle: (i: I) => Promise<object>, http?: Endpoint["http"]): Endpoint => ({ kind: "query", name, description, input, handle, ...(http ? { http } : {}) });
@@ -163,7 +166,7 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         // With an escrow the key goes to the owner's collection (after the command proved valid) and only its
         // reference to the event and the reply; without one it is returned once.
         apiKeyDecider.decide(apiKeyDecider.initialState(keyId), issue);
-        const ref = opts.escrow ? await opts.escrow.store({ principal: i.owner, name: `apikey:${keyId}`, secret: key, notes: `API key ${keyId} (${i.label}), roles ${i.roles.join(", ")}` }) : undefined;
+        const ref = opts.escrow ? await opts.escrow.store({ principal: i.owner, name: `apikey:${keyId}`, secret: key, notes: `API key ${keyId} (${i.label}), roles ${i.roles.join(", ")}`, cause: causeOf(ctx) }) : undefined;
         const r = await core.run(apiKeyDecider, keyId, { ...issue, ...(ref ? { secretRef: ref } : {}) }, metaOf(ctx));
         return { id: keyId, ...(ref ? { secretRef: ref } : { key }), roles: r.state.roles, expiresAt: r.state.expiresAt };
       },
@@ -202,7 +205,7 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         };
         // Validate before escrowing anything.
         clientDecider.decide(clientDecider.initialState(i.id), { type: "register", ...reg, secretHash: secret && sha256(secret) });
-        const ref = secret && opts.escrow ? await opts.escrow.store({ principal: i.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret }) : undefined;
+        const ref = secret && opts.escrow ? await opts.escrow.store({ principal: i.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret, cause: causeOf(ctx) }) : undefined;
         const r = await core.run(clientDecider, i.id, { type: "register", ...reg, secretHash: secret && sha256(secret), secretRef: ref?.itemId }, metaOf(ctx));
         return { client: publicClient(r.state), ...(secret && !ref ? { clientSecret: secret } : {}), ...(ref ? { secretRef: ref } : {}) };
       },
@@ -212,7 +215,7 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       if (!c?.exists) throw notFound(`no client ${i.id}`);
       const secret = randomBytes(32).toString("base64url");
       clientDecider.decide(c, { type: "rotateSecret", secretHash: sha256(secret) });
-      const ref = opts.escrow ? await opts.escrow.store({ principal: c.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret }) : undefined;
+      const ref = opts.escrow ? await opts.escrow.store({ principal: c.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret, cause: causeOf(ctx) }) : undefined;
       await core.run(clientDecider, i.id, { type: "rotateSecret", secretHash: sha256(secret), secretRef: ref?.itemId }, metaOf(ctx));
       return ref ? { id: i.id, secretRef: ref } : { id: i.id, clientSecret: secret };
     }),

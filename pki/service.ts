@@ -211,6 +211,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
             name: `cert:${facts.serial}:key`,
             secret: keyPem,
             notes: `private key of certificate ${facts.serial} (${plan.commonName}), sha256 ${facts.fingerprint}, issuer ${st.id}`,
+            cause: { commandId: ctx.commandId, correlationId: ctx.correlationId, actor: ctx.actor },
           });
         } else privateKeyPem_ = keyPem;
       }

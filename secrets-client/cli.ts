@@ -1,12 +1,15 @@
 import { chmodSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { SecretsError } from "./errors.js";
+import { SECRETS_CONTEXT } from "./contract.js";
+import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
 import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "./escrow.js";
 
 /**
  * `realm secrets ...`: read back what the realm escrowed in Vaultwarden (certificate keys, NATS creds, client
- * secrets), by the reference its events and replies carry. Talks to Vaultwarden directly with the caller's
- * own account (REALM_VAULTWARDEN_* in the environment), decrypting on this machine; the realm is not involved.
+ * secrets), by the reference its events and replies carry. `get`, `versions`, `find` and `check` talk to
+ * Vaultwarden directly with the caller's own account (REALM_VAULTWARDEN_* in the environment), decrypting on
+ * this machine; `list` asks the realm's secrets context (over NATS) what it escrowed, without any value.
  */
 const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
 
@@ -57,6 +60,12 @@ export function registerSecretsCommands(program: Command): void {
       if (!ref) throw new SecretsError("NOT_FOUND", `no secret ${name} for principal ${principal}`);
       print(ref);
     });
+  withConnectionOptions(secrets.command("list").description("what the realm escrowed (from its REALM_SECRETS record; no Vaultwarden credentials needed, no values)"))
+    .option("--principal <id>", "only this principal's")
+    .option("--name <name>", "only items with this name")
+    .action(async (o: ConnectionFlags & { principal?: string; name?: string }) =>
+      print(await callContext(o, SECRETS_CONTEXT, "queries", "secrets", { ...(o.principal ? { principal: o.principal } : {}), ...(o.name ? { name: o.name } : {}) })),
+    );
   secrets
     .command("check")
     .description("log in, unlock and find the organization with the configured settings")

@@ -17,6 +17,19 @@ export interface EscrowRequest {
   secret: string;
   /** Non-secret notes (fingerprints, serials). */
   notes?: string;
+  /** The command that hands the secret out: the escrow record (REALM_SECRETS) is caused by it. */
+  cause?: { commandId: string; correlationId?: string | undefined; actor: string } | undefined;
+}
+
+/** Event of the secrets context: a secret was stored (or rotated) in Vaultwarden. Never the secret. */
+export const SecretsEventTypes = { SecretEscrowed: "SecretEscrowed" } as const;
+export const SECRETS_CONTEXT = "secrets";
+
+export interface SecretEscrowedData {
+  principal: string;
+  name: string;
+  itemId: string;
+  revision: string;
 }
 
 export interface SecretEscrow {

@@ -220,7 +220,7 @@ export class NatsAccounts {
       const prior = await this.store.load({ type: "user", id });
       if (prior.events.some((e) => e.id === eventIdFor(meta.commandId, 0))) throw new RealmError("CONFLICT", "this command already issued creds; they are delivered only once");
       userDecider.decide(fold(userDecider, id, prior.events), cmd);
-      secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}` });
+      secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}`, cause: { commandId: meta.commandId, correlationId: meta.correlationId, actor: meta.actor } });
     }
     const r = await execute(this.store, userDecider, id, { ...cmd, ...(secretRef ? { secretRef } : {}) }, meta);
     const issued = r.state;

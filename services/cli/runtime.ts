@@ -13,7 +13,9 @@ import { authenticatorOf } from "../../identity/auth.js";
 import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
 import { createNatsAccountsContext } from "../../identity/nats/service.js";
 import { serviceCredsFile } from "./connection.js";
-import { vaultwardenEscrowFromEnv } from "../../secrets-client/escrow.js";
+import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "../../secrets-client/escrow.js";
+import { createSecretsContext } from "../../secrets-client/records.js";
+import type { SecretEscrow } from "../../secrets-client/contract.js";
 
 export interface RealmOptions {
   dataDir: string;
@@ -69,6 +71,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     natsCreds = serviceCredsFile(dataDir);
   }
   let nc: NatsConnection | undefined;
+  let escrow: VaultwardenEscrow | undefined;
   const contexts: RealmContext[] = [];
   try {
     nc = await connectRealm({ nats: natsUrl, name: "cim-realm", ...(natsCreds ? { creds: natsCreds } : {}) });
@@ -78,13 +81,19 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     // Leaves name their CRL and OCSP URLs under this base; set it to the address relying parties reach.
     if (!process.env.REALM_PKI_URL && httpPort !== 0) process.env.REALM_PKI_URL = `http://${httpHost}:${httpPort}`;
     const dnsPort = opts.dnsPort ?? Number(process.env.REALM_DNS_PORT ?? 5300);
-    const escrow = vaultwardenEscrowFromEnv();
+    escrow = vaultwardenEscrowFromEnv();
+    let recorded: SecretEscrow | undefined;
     if (escrow) {
       progress(`checking the Vaultwarden escrow at ${process.env.REALM_VAULTWARDEN_URL}`);
       await escrow.check();
+      // The secrets context records every escrow (REALM_SECRETS); the others get its recording escrow.
+      progress("starting context secrets");
+      const secrets = await createSecretsContext({ escrow })({ nc, log: log.child({ context: "secrets" }), dataDir: join(dataDir, "secrets") });
+      contexts.push(secrets);
+      recorded = secrets.escrow;
     } else progress("no escrow configured (REALM_VAULTWARDEN_URL unset): generated keys and creds are returned once and kept nowhere");
-    const factories = contextFactories({ natsUrl, ...(natsCreds ? { natsCreds } : {}), dnsPort, escrow });
-    if (operator) factories.push({ name: "nats accounts", factory: createNatsAccountsContext({ dir: operatorDir, servers: natsUrl, ...(escrow ? { escrow } : {}) }) });
+    const factories = contextFactories({ natsUrl, ...(natsCreds ? { natsCreds } : {}), dnsPort, escrow: recorded });
+    if (operator) factories.push({ name: "nats accounts", factory: createNatsAccountsContext({ dir: operatorDir, servers: natsUrl, ...(recorded ? { escrow: recorded } : {}) }) });
     for (const { name, factory } of factories) {
       progress(`starting context ${name}`);
       contexts.push(await factory({ nc, log: log.child({ context: name }), dataDir: join(dataDir, name) }));
@@ -114,6 +123,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     };
   } catch (err) {
     for (const c of contexts) await c.stop?.().catch(() => undefined);
+    escrow?.close();
     await nc?.close().catch(() => undefined);
     await nats?.stop();
     throw err;

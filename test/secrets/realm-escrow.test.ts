@@ -15,6 +15,8 @@ import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
 import { createNatsAccountsContext, type NatsAccountsContext } from "../../identity/nats/service.js";
 import { createIdentityContext } from "../../identity/service.js";
 import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "../../secrets-client/escrow.js";
+import { createSecretsContext, type SecretsContext } from "../../secrets-client/records.js";
+import type { SecretEscrow } from "../../secrets-client/contract.js";
 import { registerSecretsCommands } from "../../secrets-client/cli.js";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
 import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
@@ -29,7 +31,10 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
   let vw: VaultwardenDouble;
   let vault: RealmVault;
   let env: Record<string, string>;
-  let escrow: VaultwardenEscrow;
+  let vaultEscrow: VaultwardenEscrow;
+  /** What the contexts get: the secrets context's recording escrow over Vaultwarden. */
+  let escrow: SecretEscrow & { versions: VaultwardenEscrow["versions"] };
+  let secrets: SecretsContext;
   let pki: PkiHarness;
   const logLines: string[] = [];
   const log = createLogger({ level: "debug", destination: new Writable({ write: (c, _e, cb) => (logLines.push(String(c)), cb()) }) });
@@ -43,9 +48,14 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     vw = await startVaultwardenDouble();
     vault = await setupOrganization(vw, { orgName: "realm" });
     env = escrowEnv(vw, vault);
-    escrow = vaultwardenEscrowFromEnv(env)!;
-    expect((await escrow.check()).organizationId).toBe(vault.organizationId);
-    pki = await startPki({ escrow, log });
+    vaultEscrow = vaultwardenEscrowFromEnv(env)!;
+    expect((await vaultEscrow.check()).organizationId).toBe(vault.organizationId);
+    // The secrets context records each escrow on the PKI's nats-server (one JetStream for the test).
+    let recording: SecretEscrow | undefined;
+    pki = await startPki({ escrow: { store: (r) => recording!.store(r), get: (r) => recording!.get(r) }, log });
+    secrets = await createSecretsContext({ escrow: vaultEscrow })({ nc: pki.nc, log, dataDir: join(pki.work, "secrets") });
+    recording = secrets.escrow;
+    escrow = { store: (r) => secrets.escrow.store(r), get: (r) => secrets.escrow.get(r), versions: (r) => vaultEscrow.versions(r) };
     dir = mkdtempSync(join(tmpdir(), "realm-escrow-"));
     const boot = await bootstrapOperator(join(dir, "nats"), "escrow test passphrase");
     server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
@@ -57,8 +67,9 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     await accounts?.stop?.();
     await nc?.close();
     await server?.stop();
+    await secrets?.stop?.();
     await pki?.stop();
-    escrow?.close();
+    vaultEscrow?.close();
     vault?.client.close();
     await vw?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -76,7 +87,8 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
   }
 
   it("a certificate with a generated key: the key is in Vaultwarden (only ciphertext on the wire), the reply and the event carry the reference", async () => {
-    const r = await pki.pki.issue({ profile: "client", commonName: "alice.example.test", principal: "alice" }, meta());
+    const m = meta();
+    const r = await pki.pki.issue({ profile: "client", commonName: "alice.example.test", principal: "alice" }, m);
     expect(r.privateKeyPem).toBeUndefined();
     expect(r.secretRef).toMatchObject({ itemId: expect.any(String), revision: expect.any(String) });
     const key = await escrow.get(r.secretRef!);
@@ -99,6 +111,13 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
       expect(files).not.toContain(l);
     }
     expect(events).toContain(r.secretRef!.itemId);
+    // The secrets context recorded it, caused by the issuing command, without the key.
+    const record = secrets.projection.state.get(r.secretRef!.itemId)!;
+    expect(record).toMatchObject({ principal: "alice", name: `cert:${r.serial}:key`, revision: r.secretRef!.revision, versions: 1, causedBy: m.commandId });
+    const secretsEvents = await streamText(secrets.store);
+    for (const l of leaks) expect(secretsEvents).not.toContain(l);
+    const listed = (await secrets.endpoints[0]!.handle({ principal: "alice" }, m as never)) as { secrets: { itemId: string }[] };
+    expect(listed.secrets.map((x) => x.itemId)).toEqual([r.secretRef!.itemId]);
   });
 
   it("NATS creds: escrowed, they connect, and neither the seed nor the JWT+seed file appears in the stream or the logs", async () => {

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../services/nats/supervisor.js";
-import { runRealm } from "../support/cli.js";
+import { runRealm, startRealmProcess } from "../support/cli.js";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
 import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
 
@@ -21,6 +22,36 @@ describe("realm up with a Vaultwarden escrow", () => {
     await vw?.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
+
+  it("with the escrow: NATS creds from `realm user create` land in Vaultwarden, `realm secrets list` shows the record, `realm secrets get` gives creds that connect", async () => {
+    const data = mkdtempSync(join(tmpdir(), "realm-up-vw-"));
+    dirs.push(data);
+    const natsPort = await freePort();
+    const env = escrowEnv(vw, vault);
+    const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(await freePort()), "--dns-port", String(await freePort())], "cim-realm is up", env, 60_000);
+    try {
+      expect(realm.stderr()).toContain("starting context secrets");
+      expect(realm.stdout()).toMatch(/contexts {2}secrets, identity, dns, pki/);
+      const nats = ["--nats", `nats://127.0.0.1:${natsPort}`, "--creds", join(data, "operator", "realm-service.creds")];
+      const boot = await runRealm(["identity", "bootstrap", ...nats]);
+      const token = { REALM_TOKEN: boot.stdout.trim().split("\n").pop()! };
+      expect((await runRealm(["account", "create", "lab", ...nats], token)).code).toBe(0);
+      const created = await runRealm(["user", "create", "lab", "bob", "--kind", "service", ...nats], token);
+      expect(created.code).toBe(0);
+      expect(created.stdout).not.toContain("NKEY SEED");
+      const ref = (JSON.parse(created.stdout) as { secretRef: { itemId: string } }).secretRef;
+      const listed = await runRealm(["secrets", "list", "--principal", "nats:lab/bob", ...nats], token);
+      expect(JSON.parse(listed.stdout)).toMatchObject({ secrets: [{ itemId: ref.itemId, name: "nats:lab/bob:creds", versions: 1 }] });
+      const got = await runRealm(["secrets", "get", ref.itemId], env);
+      expect(got.code).toBe(0);
+      const bob = await connect({ servers: `nats://127.0.0.1:${natsPort}`, authenticator: credsAuthenticator(new TextEncoder().encode(got.stdout)), reconnect: false });
+      await bob.flush();
+      await bob.close();
+    } finally {
+      realm.child.kill("SIGTERM");
+      await realm.exited;
+    }
+  }, 120_000);
 
   it("refuses to start with wrong Vaultwarden credentials: a clear error, no password in it, nats-server stopped", async () => {
     const data = mkdtempSync(join(tmpdir(), "realm-up-vw-"));
