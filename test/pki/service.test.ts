@@ -7,6 +7,7 @@ import { newId } from "../../services/kernel/index.js";
 import { buildOcspRequest, readOcspResponse } from "../../pki/x509/ocsp.js";
 import { fromPem } from "../../pki/x509/der.js";
 import { CEREMONY_PASSPHRASE, startPki, type PkiHarness } from "./harness.js";
+import { rejectionOf } from "../support/errors.js";
 import { signIntermediate } from "../../pki/ceremony/ceremony.js";
 import { openssl, opensslAsync, opensslCsr } from "./openssl.js";
 
@@ -21,15 +22,7 @@ interface Issued {
   sans: { dns: string[]; ip: string[]; email: string[]; uri: string[] };
 }
 
-const codeOf = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(RealmError);
-    return (err as RealmError).code;
-  }
-  throw new Error("expected a RealmError");
-};
+const codeOf = async (p: Promise<unknown>): Promise<string> => (await rejectionOf(p, RealmError)).code;
 
 describe("online PKI: issuance by profile, checked by openssl", () => {
   let h: PkiHarness;

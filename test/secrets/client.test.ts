@@ -3,6 +3,7 @@ import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vault
 import { postJson, registerAccount, registrationBody, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
 import { VaultwardenClient } from "../../secrets-client/client.js";
 import { SecretsError } from "../../secrets-client/errors.js";
+import { rejectionOf } from "../support/errors.js";
 
 let vw: VaultwardenDouble;
 let realm: RealmVault;
@@ -17,15 +18,7 @@ afterAll(async () => {
 });
 
 const newClient = (o: Partial<ConstructorParameters<typeof VaultwardenClient>[0]> = {}) => new VaultwardenClient({ url: vw.url, ca: vw.ca, retry: { baseDelayMs: 10, maxDelayMs: 50 }, ...o });
-const errOf = async (p: Promise<unknown>): Promise<SecretsError> => {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(SecretsError);
-    return e as SecretsError;
-  }
-  throw new Error("expected a rejection");
-};
+const errOf = (p: Promise<unknown>): Promise<SecretsError> => rejectionOf(p, SecretsError);
 
 describe("Vaultwarden double: registration rules", () => {
   it("refuses PBKDF2 below 100000 iterations (Vaultwarden's server-side minimum) and a duplicate email", async () => {

@@ -8,6 +8,7 @@ import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultw
 import { VaultwardenEscrow, vaultwardenEscrowFromEnv } from "../../secrets-client/escrow.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import { SecretsError } from "../../secrets-client/errors.js";
+import { rejectionOf } from "../support/errors.js";
 
 let vw: VaultwardenDouble;
 let realm: RealmVault;
@@ -38,15 +39,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const errOf = async (p: Promise<unknown>): Promise<SecretsError> => {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(SecretsError);
-    return e as SecretsError;
-  }
-  throw new Error("expected a rejection");
-};
+const errOf = (p: Promise<unknown>): Promise<SecretsError> => rejectionOf(p, SecretsError);
 
 describe("VaultwardenEscrow (SecretEscrow on Vaultwarden)", () => {
   it("is a SecretEscrow: store returns {itemId, revision}, get gives the secret back; the server only saw ciphertext", async () => {
