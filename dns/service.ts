@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
-import type { ContextDeps, ContextFactory, Endpoint, RealmContext, RequestContext } from "../services/host/context.js";
-import { EventStore, execute, fold, Projection, type CommandMeta, type Decider, type NewEvent } from "../services/kernel/index.js";
+import { commandMetaOf, type ContextDeps, type ContextFactory, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
+import { EventStore, execute, fold, Projection, type Decider, type NewEvent } from "../services/kernel/index.js";
 import { invalid, notFound } from "../services/kernel/errors.js";
 import { absoluteName, inZone, parentName, reverseName } from "./domain/names.js";
 import { expandIPv6 } from "./domain/rdata.js";
@@ -71,11 +71,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
-    const meta = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
 
     /** Runs a command and waits until the projection (and so the DNS server) has applied its events. */
     async function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: RequestContext) {
-      const r = await execute(store, decider, id, cmd, meta(ctx));
+      const r = await execute(store, decider, id, cmd, commandMetaOf(ctx));
       await projection.waitFor(r.position.lastSeq);
       return r;
     }
@@ -244,7 +243,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
           const applied: { zone: string; cmds: ZoneCommand[] }[] = [];
           for (const [n, b] of batches.entries()) {
             try {
-              const r = await store.append({ type: "zone", id: b.zone }, b.history, b.events, { ...meta(ctx), commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
+              const r = await store.append({ type: "zone", id: b.zone }, b.history, b.events, { ...commandMetaOf(ctx), commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
               last = r.position.lastSeq;
               applied.push(plans[n]!);
             } catch (err) {
@@ -252,7 +251,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
               for (const [k, p] of applied.entries()) {
                 for (const [j, c] of p.cmds.entries()) {
                   if (c.type !== "add") continue;
-                  await execute(store, zoneDecider, p.zone, { type: "remove", name: c.record.name, rtype: c.record.type, data: c.record.data }, { ...meta(ctx), commandId: derivedId(ctx.commandId, 100 + k * 50 + j) }).catch(() => undefined);
+                  await execute(store, zoneDecider, p.zone, { type: "remove", name: c.record.name, rtype: c.record.type, data: c.record.data }, { ...commandMetaOf(ctx), commandId: derivedId(ctx.commandId, 100 + k * 50 + j) }).catch(() => undefined);
                 }
               }
               throw err;
@@ -358,7 +357,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         zoneName,
         config: opts.cloudflare,
         async recordApplied(zone, summary, ctx) {
-          await execute(store, mirrorDecider, zone, summary, { ...meta(ctx), commandId: derivedId(ctx.commandId, 1) });
+          await execute(store, mirrorDecider, zone, summary, { ...commandMetaOf(ctx), commandId: derivedId(ctx.commandId, 1) });
         },
       }),
     ];

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { Endpoint, RequestContext } from "../services/host/context.js";
-import { invalid, notFound, type CommandMeta } from "../services/kernel/index.js";
+import { commandMetaOf, type Endpoint, type RequestContext } from "../services/host/context.js";
+import { invalid, notFound } from "../services/kernel/index.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
 import { checkPasswordPolicy } from "./credentials.js";
 import { IdentityCore } from "./core.js";
@@ -14,7 +14,6 @@ import { principalDecider, type PrincipalKind } from "./domain/principal.js";
 import { roleDecider } from "./domain/role.js";
 import { readAudit } from "./audit.js";
 
-export const metaOf = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
 
 const str = (max = 256) => ({ type: "string", minLength: 1, maxLength: max });
 const id = str(128);
@@ -24,9 +23,6 @@ const strings = { type: "array", items: str(), maxItems: 64 };
 export const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 
 /** The admin API of principals, organizations, groups, roles, policies, API keys, clients and the audit trail. */
-/** The command that hands a secret out, for the escrow record. */
-const causeOf = (ctx: RequestContext) => ({ commandId: ctx.commandId, correlationId: ctx.correlationId, actor: ctx.actor });
-
 export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEscrow | undefined; issuer: () => string }): Endpoint[] {
   const cmd = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>): Endpoint => ({ kind: "command", name, description, input, handle });
   const query = <I>(name: string, description: string, input: object, handle: (i: I) => Promise<object>, http?: Endpoint["http"]): Endpoint => ({ kind: "query", name, description, input, handle, ...(http ? { http } : {}) });
@@ -49,21 +45,21 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
           if (i.orgUnit && !org.units[i.orgUnit]) throw notFound(`organization ${i.organization} has no unit ${i.orgUnit}`);
         }
         const { id: pid, ...rest } = i;
-        await core.run(principalDecider, pid, { type: "create", ...rest }, metaOf(ctx));
+        await core.run(principalDecider, pid, { type: "create", ...rest }, commandMetaOf(ctx));
         return principalOut(pid);
       },
     ),
     cmd<{ id: string; displayName?: string; email?: string; orgUnit?: string }>("principal.update", "Change a principal's profile", obj(["id"], { id, displayName: str(), email: str(), orgUnit: id }), async (i, ctx) => {
       const { id: pid, ...rest } = i;
-      await core.run(principalDecider, pid, { type: "update", ...rest }, metaOf(ctx));
+      await core.run(principalDecider, pid, { type: "update", ...rest }, commandMetaOf(ctx));
       return principalOut(pid);
     }),
     cmd<{ id: string; reason: string }>("principal.disable", "Disable a principal (it can no longer sign in; its API keys stop working)", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {
-      await core.run(principalDecider, i.id, { type: "disable", reason: i.reason }, metaOf(ctx));
+      await core.run(principalDecider, i.id, { type: "disable", reason: i.reason }, commandMetaOf(ctx));
       return principalOut(i.id);
     }),
     cmd<{ id: string }>("principal.enable", "Enable a disabled principal", obj(["id"], { id }), async (i, ctx) => {
-      await core.run(principalDecider, i.id, { type: "enable" }, metaOf(ctx));
+      await core.run(principalDecider, i.id, { type: "enable" }, commandMetaOf(ctx));
       return principalOut(i.id);
     }),
     cmd<{ id: string; password: string }>(
@@ -77,12 +73,12 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         // Decide first (refuses federated principals and services), then store the hash, then append.
         principalDecider.decide(p, { type: "setPassword", at: new Date().toISOString() });
         await core.credentials.setPassword(i.id, i.password);
-        await core.run(principalDecider, i.id, { type: "setPassword", at: new Date().toISOString() }, metaOf(ctx));
+        await core.run(principalDecider, i.id, { type: "setPassword", at: new Date().toISOString() }, commandMetaOf(ctx));
         return { id: i.id, passwordSet: true };
       },
     ),
     cmd<{ id: string }>("principal.unlock", "Lift a lockout after failed sign-ins", obj(["id"], { id }), async (i, ctx) => {
-      await core.run(principalDecider, i.id, { type: "unlock" }, metaOf(ctx));
+      await core.run(principalDecider, i.id, { type: "unlock" }, commandMetaOf(ctx));
       return principalOut(i.id);
     }),
     cmd<{ id: string }>("principal.enrollTotp", "Start a TOTP enrollment; returns the otpauth:// URI once", obj(["id"], { id }), async (i, ctx) => {
@@ -90,18 +86,18 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       if (!p?.exists) throw notFound(`no principal ${i.id}`);
       principalDecider.decide(p, { type: "startTotp", at: new Date().toISOString() });
       const { uri } = await core.credentials.startTotp(i.id, opts.issuer());
-      await core.run(principalDecider, i.id, { type: "startTotp", at: new Date().toISOString() }, metaOf(ctx));
+      await core.run(principalDecider, i.id, { type: "startTotp", at: new Date().toISOString() }, commandMetaOf(ctx));
       return { id: i.id, otpauthUri: uri };
     }),
     cmd<{ id: string; code: string }>("principal.confirmTotp", "Confirm a TOTP enrollment with a current code", obj(["id", "code"], { id, code: { type: "string", pattern: "^[0-9]{6}$" } }), async (i, ctx) => {
       const p = core.dir.principals.get(i.id);
       if (!p?.exists) throw notFound(`no principal ${i.id}`);
       if (p.totp === "pending" && !(await core.credentials.verifyTotp(i.id, i.code))) throw invalid("the code does not match");
-      await core.run(principalDecider, i.id, { type: "activateTotp", at: new Date().toISOString() }, metaOf(ctx));
+      await core.run(principalDecider, i.id, { type: "activateTotp", at: new Date().toISOString() }, commandMetaOf(ctx));
       return principalOut(i.id);
     }),
     cmd<{ id: string; displayName: string }>("organization.create", "Create an organization", obj(["id", "displayName"], { id, displayName: str() }), async (i, ctx) => {
-      const r = await core.run(organizationDecider, i.id, { type: "create", displayName: i.displayName }, metaOf(ctx));
+      const r = await core.run(organizationDecider, i.id, { type: "create", displayName: i.displayName }, commandMetaOf(ctx));
       return { organization: r.state };
     }),
     cmd<{ id: string; unit: string; displayName: string; parent?: string }>(
@@ -109,25 +105,25 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       "Add an organizational unit",
       obj(["id", "unit", "displayName"], { id, unit: id, displayName: str(), parent: id }),
       async (i, ctx) => {
-        const r = await core.run(organizationDecider, i.id, { type: "addUnit", unit: i.unit, displayName: i.displayName, parent: i.parent }, metaOf(ctx));
+        const r = await core.run(organizationDecider, i.id, { type: "addUnit", unit: i.unit, displayName: i.displayName, parent: i.parent }, commandMetaOf(ctx));
         return { organization: r.state };
       },
     ),
     cmd<{ id: string; displayName: string }>("group.create", "Create a group", obj(["id", "displayName"], { id, displayName: str() }), async (i, ctx) => {
-      const r = await core.run(groupDecider, i.id, { type: "create", displayName: i.displayName }, metaOf(ctx));
+      const r = await core.run(groupDecider, i.id, { type: "create", displayName: i.displayName }, commandMetaOf(ctx));
       return { group: r.state };
     }),
     cmd<{ id: string; principal: string }>("group.addMember", "Add a principal to a group", obj(["id", "principal"], { id, principal: id }), async (i, ctx) => {
       if (!core.dir.principals.get(i.principal)?.exists) throw notFound(`no principal ${i.principal}`);
-      const r = await core.run(groupDecider, i.id, { type: "addMember", principal: i.principal }, metaOf(ctx));
+      const r = await core.run(groupDecider, i.id, { type: "addMember", principal: i.principal }, commandMetaOf(ctx));
       return { group: r.state };
     }),
     cmd<{ id: string; principal: string }>("group.removeMember", "Remove a principal from a group", obj(["id", "principal"], { id, principal: id }), async (i, ctx) => {
-      const r = await core.run(groupDecider, i.id, { type: "removeMember", principal: i.principal }, metaOf(ctx));
+      const r = await core.run(groupDecider, i.id, { type: "removeMember", principal: i.principal }, commandMetaOf(ctx));
       return { group: r.state };
     }),
     cmd<{ id: string; description: string; permissions: string[] }>("role.define", "Define or redefine a role", obj(["id", "description", "permissions"], { id, description: str(), permissions: strings }), async (i, ctx) => {
-      const r = await core.run(roleDecider, i.id, { type: "define", description: i.description, permissions: i.permissions }, metaOf(ctx));
+      const r = await core.run(roleDecider, i.id, { type: "define", description: i.description, permissions: i.permissions }, commandMetaOf(ctx));
       return { role: r.state };
     }),
     cmd<{ id: string; role: string; subject: { kind: "principal" | "group"; id: string }; conditions?: BindingConditions }>(
@@ -143,12 +139,12 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         if (!core.dir.roles.get(i.role)?.exists) throw notFound(`no role ${i.role}`);
         const target = i.subject.kind === "principal" ? core.dir.principals.get(i.subject.id) : core.dir.groups.get(i.subject.id);
         if (!target?.exists) throw notFound(`no ${i.subject.kind} ${i.subject.id}`);
-        const r = await core.run(policyDecider, i.id, { type: "bind", role: i.role, subject: i.subject, conditions: i.conditions ?? {} }, metaOf(ctx));
+        const r = await core.run(policyDecider, i.id, { type: "bind", role: i.role, subject: i.subject, conditions: i.conditions ?? {} }, commandMetaOf(ctx));
         return { policy: r.state };
       },
     ),
     cmd<{ id: string }>("policy.revoke", "Revoke a role binding", obj(["id"], { id }), async (i, ctx) => {
-      const r = await core.run(policyDecider, i.id, { type: "revoke" }, metaOf(ctx));
+      const r = await core.run(policyDecider, i.id, { type: "revoke" }, commandMetaOf(ctx));
       return { policy: r.state };
     }),
     cmd<{ owner: string; label: string; roles: string[]; expiresAt?: string }>(
@@ -166,13 +162,13 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         // With an escrow the key goes to the owner's collection (after the command proved valid) and only its
         // reference to the event and the reply; without one it is returned once.
         apiKeyDecider.decide(apiKeyDecider.initialState(keyId), issue);
-        const ref = opts.escrow ? await opts.escrow.store({ principal: i.owner, name: `apikey:${keyId}`, secret: key, notes: `API key ${keyId} (${i.label}), roles ${i.roles.join(", ")}`, cause: causeOf(ctx) }) : undefined;
-        const r = await core.run(apiKeyDecider, keyId, { ...issue, ...(ref ? { secretRef: ref } : {}) }, metaOf(ctx));
+        const ref = opts.escrow ? await opts.escrow.store({ principal: i.owner, name: `apikey:${keyId}`, secret: key, notes: `API key ${keyId} (${i.label}), roles ${i.roles.join(", ")}`, cause: commandMetaOf(ctx) }) : undefined;
+        const r = await core.run(apiKeyDecider, keyId, { ...issue, ...(ref ? { secretRef: ref } : {}) }, commandMetaOf(ctx));
         return { id: keyId, ...(ref ? { secretRef: ref } : { key }), roles: r.state.roles, expiresAt: r.state.expiresAt };
       },
     ),
     cmd<{ id: string; reason: string }>("apikey.revoke", "Revoke an API key", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {
-      await core.run(apiKeyDecider, i.id, { type: "revoke", reason: i.reason }, metaOf(ctx));
+      await core.run(apiKeyDecider, i.id, { type: "revoke", reason: i.reason }, commandMetaOf(ctx));
       return { id: i.id, revoked: true };
     }),
     cmd<{ id: string } & Partial<ClientRegistration>>(
@@ -205,8 +201,8 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         };
         // Validate before escrowing anything.
         clientDecider.decide(clientDecider.initialState(i.id), { type: "register", ...reg, secretHash: secret && sha256(secret) });
-        const ref = secret && opts.escrow ? await opts.escrow.store({ principal: i.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret, cause: causeOf(ctx) }) : undefined;
-        const r = await core.run(clientDecider, i.id, { type: "register", ...reg, secretHash: secret && sha256(secret), secretRef: ref?.itemId }, metaOf(ctx));
+        const ref = secret && opts.escrow ? await opts.escrow.store({ principal: i.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret, cause: commandMetaOf(ctx) }) : undefined;
+        const r = await core.run(clientDecider, i.id, { type: "register", ...reg, secretHash: secret && sha256(secret), secretRef: ref?.itemId }, commandMetaOf(ctx));
         return { client: publicClient(r.state), ...(secret && !ref ? { clientSecret: secret } : {}), ...(ref ? { secretRef: ref } : {}) };
       },
     ),
@@ -215,12 +211,12 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       if (!c?.exists) throw notFound(`no client ${i.id}`);
       const secret = randomBytes(32).toString("base64url");
       clientDecider.decide(c, { type: "rotateSecret", secretHash: sha256(secret) });
-      const ref = opts.escrow ? await opts.escrow.store({ principal: c.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret, cause: causeOf(ctx) }) : undefined;
-      await core.run(clientDecider, i.id, { type: "rotateSecret", secretHash: sha256(secret), secretRef: ref?.itemId }, metaOf(ctx));
+      const ref = opts.escrow ? await opts.escrow.store({ principal: c.principal ?? i.id, name: `oidc:${i.id}:client-secret`, secret, cause: commandMetaOf(ctx) }) : undefined;
+      await core.run(clientDecider, i.id, { type: "rotateSecret", secretHash: sha256(secret), secretRef: ref?.itemId }, commandMetaOf(ctx));
       return ref ? { id: i.id, secretRef: ref } : { id: i.id, clientSecret: secret };
     }),
     cmd<{ id: string }>("client.disable", "Disable an OIDC client", obj(["id"], { id }), async (i, ctx) => {
-      const r = await core.run(clientDecider, i.id, { type: "disable" }, metaOf(ctx));
+      const r = await core.run(clientDecider, i.id, { type: "disable" }, commandMetaOf(ctx));
       return { client: publicClient(r.state) };
     }),
     query<{ id: string }>("principal", "One principal with its groups and effective roles", obj(["id"], { id }), async (i) => principalOut(i.id), { method: "GET", path: "/principals/:id" }),

@@ -1,7 +1,7 @@
 import { createHash, createHmac, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { join } from "node:path";
-import type { ContextDeps, Endpoint, RealmContext, RequestContext } from "../services/host/context.js";
-import { EventStore, execute, executeNew, Projection, type CommandMeta, type Decider } from "../services/kernel/index.js";
+import { commandMetaOf, type ContextDeps, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
+import { EventStore, execute, executeNew, Projection, type Decider } from "../services/kernel/index.js";
 import { conflict, invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
 import { PKI_CONTEXT, PkiRoutes } from "./contract.js";
@@ -96,14 +96,8 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const now = opts.clock ?? (() => new Date());
     const publicUrl = (opts.publicUrl ?? process.env.REALM_PKI_URL ?? "").replace(/\/$/, "");
     const model = () => projection.state;
-    const meta = (ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">): CommandMeta => ({
-      commandId: ctx.commandId,
-      actor: ctx.actor,
-      correlationId: ctx.correlationId,
-      causationId: ctx.causationId,
-    });
     async function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
-      const r = await execute(store, decider, id, cmd, meta(ctx));
+      const r = await execute(store, decider, id, cmd, commandMetaOf(ctx));
       await projection.waitFor(r.position.lastSeq);
       return r;
     }
@@ -211,12 +205,12 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
             name: `cert:${facts.serial}:key`,
             secret: keyPem,
             notes: `private key of certificate ${facts.serial} (${plan.commonName}), sha256 ${facts.fingerprint}, issuer ${st.id}`,
-            cause: { commandId: ctx.commandId, correlationId: ctx.correlationId, actor: ctx.actor },
+            cause: commandMetaOf(ctx),
           });
         } else privateKeyPem_ = keyPem;
       }
       // The serial is new by construction (the projection knew no certificate for it): append without a load.
-      const r = await executeNew(store, certificateDecider, facts.serial, { type: "issue", certificate: facts } satisfies CertificateCommand, meta(ctx));
+      const r = await executeNew(store, certificateDecider, facts.serial, { type: "issue", certificate: facts } satisfies CertificateCommand, commandMetaOf(ctx));
       await projection.waitFor(r.position.lastSeq);
       return { ...replyOf(r.state, sig.chainPem), ...(privateKeyPem_ ? { privateKeyPem: privateKeyPem_ } : {}), ...(r.replayed ? { replayed: true } : {}) };
     }

@@ -1,4 +1,4 @@
-import type { Endpoint, RequestContext } from "../../services/host/context.js";
+import { commandMetaOf, type Endpoint, type RequestContext } from "../../services/host/context.js";
 import { newId, notFound, RealmError, type CommandMeta } from "../../services/kernel/index.js";
 import { IdentityCore } from "../core.js";
 import { DISABLED_BY_SYNC, federationDecider, planSync, type LdapDirectoryConfig } from "../domain/federation.js";
@@ -94,7 +94,6 @@ export function ldapFederation(opts: { schedule?: boolean } = {}) {
       timers.set(directory, t);
     };
     for (const d of core.dir.federations.values()) if (d.exists && d.config) schedule(d.id, d.config);
-    const meta = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
     const str = { type: "string", minLength: 1, maxLength: 512 };
     const endpoints: Endpoint[] = [
       {
@@ -119,7 +118,7 @@ export function ldapFederation(opts: { schedule?: boolean } = {}) {
           };
           federationDecider.decide(core.dir.federations.get(i.id) ?? federationDecider.initialState(i.id), { type: "register", config });
           await core.credentials.setSecret(secretName(i.id), i.bindPassword);
-          const r = await core.run(federationDecider, i.id, { type: "register", config }, meta(ctx));
+          const r = await core.run(federationDecider, i.id, { type: "register", config }, commandMetaOf(ctx));
           schedule(i.id, config);
           return { directory: r.state };
         },
@@ -130,7 +129,7 @@ export function ldapFederation(opts: { schedule?: boolean } = {}) {
         description: "Sync users and groups from an LDAP directory now (users gone from it are disabled, not deleted)",
         input: { type: "object", required: ["id"], additionalProperties: false, properties: { id: str } },
         async handle(i: { id: string }, ctx) {
-          return { report: await syncOnce(i.id, meta(ctx)) };
+          return { report: await syncOnce(i.id, commandMetaOf(ctx)) };
         },
       },
       {

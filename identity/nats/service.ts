@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { EventStore, eventIdFor, execute, fold, newId, type CommandMeta } from "../../services/kernel/index.js";
 import { RealmError, invalid, notFound } from "../../services/kernel/errors.js";
 import { Projection } from "../../services/kernel/projection.js";
-import type { ContextDeps, ContextFactory, Endpoint, RealmContext, RequestContext } from "../../services/host/context.js";
+import { commandMetaOf, type ContextDeps, type ContextFactory, type Endpoint, type RealmContext, type RequestContext } from "../../services/host/context.js";
 import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
 import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
 import { userDecider, checkUserSpec, type UserCommand, type UserSpec } from "./domain/user.js";
@@ -220,7 +220,7 @@ export class NatsAccounts {
       const prior = await this.store.load({ type: "user", id });
       if (prior.events.some((e) => e.id === eventIdFor(meta.commandId, 0))) throw new RealmError("CONFLICT", "this command already issued creds; they are delivered only once");
       userDecider.decide(fold(userDecider, id, prior.events), cmd);
-      secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}`, cause: { commandId: meta.commandId, correlationId: meta.correlationId, actor: meta.actor } });
+      secretRef = await this.escrow.store({ principal: `nats:${input.account}/${input.name}`, name: `nats:${input.account}/${input.name}:creds`, secret: creds, notes: `user ${u.getPublicKey()} jwt sha256 ${fingerprint(jwt)}`, cause: meta });
     }
     const r = await execute(this.store, userDecider, id, { ...cmd, ...(secretRef ? { secretRef } : {}) }, meta);
     const issued = r.state;
@@ -268,7 +268,6 @@ export class NatsAccounts {
   }
 }
 
-const meta = (ctx: RequestContext): CommandMeta => ({ commandId: ctx.commandId, actor: ctx.actor, correlationId: ctx.correlationId, causationId: ctx.causationId });
 const str = { type: "string", minLength: 1, maxLength: 64 };
 const perm = { type: "object", additionalProperties: false, properties: { allow: { type: "array", items: { type: "string" } }, deny: { type: "array", items: { type: "string" } } } };
 const perms = { type: "object", additionalProperties: false, properties: { pub: perm, sub: perm, resp: { type: "object", required: ["max", "ttlMs"], properties: { max: { type: "integer" }, ttlMs: { type: "integer" } } } } };
@@ -276,14 +275,14 @@ const limits = { type: "object", additionalProperties: { type: ["integer", "bool
 
 export function natsEndpoints(svc: NatsAccounts): Endpoint[] {
   return [
-    { kind: "command", name: "account.create", description: "Create a NATS account (full limits sent; JetStream on with jetstream:true) and push it", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str, limits, jetstream: { type: "boolean" }, description: { type: "string" } } }, handle: (i, ctx) => svc.createAccount(i, meta(ctx)) },
-    { kind: "command", name: "account.update", description: "Change limits, exports, imports or mappings of a NATS account and push it", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str, limits, exports: { type: "array" }, imports: { type: "array" }, mappings: { type: "object" }, description: { type: "string" } } }, handle: (i, ctx) => svc.updateAccount(i, meta(ctx)) },
-    { kind: "command", name: "account.delete", description: "Delete a NATS account on every server (its users are refused)", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str } }, handle: (i, ctx) => svc.deleteAccount(i, meta(ctx)) },
-    { kind: "command", name: "signingkey.add", description: "Add an account signing key; with role + template a scoped one", input: { type: "object", required: ["account"], additionalProperties: false, properties: { account: str, role: str, template: perms } }, handle: (i, ctx) => svc.addSigningKey(i, meta(ctx)) },
-    { kind: "command", name: "signingkey.revoke", description: "Remove an account signing key; users it signed are refused", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.revokeSigningKey(i, meta(ctx)) },
-    { kind: "command", name: "signingkey.rotate", description: "Replace a signing key by a new one with the same scope (one push); its users must be re-issued", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.rotateSigningKey(i, meta(ctx)) },
-    { kind: "command", name: "user.create", description: "Issue a NATS user and its creds (delivered once, or escrowed)", input: { type: "object", required: ["account", "name", "kind"], additionalProperties: false, properties: { account: str, name: str, kind: { enum: ["person", "service", "agent"] }, permissions: perms, src: { type: "array", items: { type: "string" } }, connectionTypes: { type: "array", items: { type: "string" } }, bearer: { type: "boolean" }, expiresInDays: { type: "integer" }, tags: { type: "array", items: { type: "string" } }, role: str } }, handle: (i, ctx) => svc.createUser(i, meta(ctx)) },
-    { kind: "command", name: "user.revoke", description: "Revoke a NATS user now; live connections drop", input: { type: "object", required: ["account", "name"], additionalProperties: false, properties: { account: str, name: str } }, handle: (i, ctx) => svc.revokeUser(i, meta(ctx)) },
+    { kind: "command", name: "account.create", description: "Create a NATS account (full limits sent; JetStream on with jetstream:true) and push it", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str, limits, jetstream: { type: "boolean" }, description: { type: "string" } } }, handle: (i, ctx) => svc.createAccount(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "account.update", description: "Change limits, exports, imports or mappings of a NATS account and push it", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str, limits, exports: { type: "array" }, imports: { type: "array" }, mappings: { type: "object" }, description: { type: "string" } } }, handle: (i, ctx) => svc.updateAccount(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "account.delete", description: "Delete a NATS account on every server (its users are refused)", input: { type: "object", required: ["name"], additionalProperties: false, properties: { name: str } }, handle: (i, ctx) => svc.deleteAccount(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "signingkey.add", description: "Add an account signing key; with role + template a scoped one", input: { type: "object", required: ["account"], additionalProperties: false, properties: { account: str, role: str, template: perms } }, handle: (i, ctx) => svc.addSigningKey(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "signingkey.revoke", description: "Remove an account signing key; users it signed are refused", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.revokeSigningKey(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "signingkey.rotate", description: "Replace a signing key by a new one with the same scope (one push); its users must be re-issued", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.rotateSigningKey(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "user.create", description: "Issue a NATS user and its creds (delivered once, or escrowed)", input: { type: "object", required: ["account", "name", "kind"], additionalProperties: false, properties: { account: str, name: str, kind: { enum: ["person", "service", "agent"] }, permissions: perms, src: { type: "array", items: { type: "string" } }, connectionTypes: { type: "array", items: { type: "string" } }, bearer: { type: "boolean" }, expiresInDays: { type: "integer" }, tags: { type: "array", items: { type: "string" } }, role: str } }, handle: (i, ctx) => svc.createUser(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "user.revoke", description: "Revoke a NATS user now; live connections drop", input: { type: "object", required: ["account", "name"], additionalProperties: false, properties: { account: str, name: str } }, handle: (i, ctx) => svc.revokeUser(i, commandMetaOf(ctx)) },
     { kind: "query", name: "accounts", description: "NATS accounts with limits, signing keys, revocations", input: { type: "object" }, handle: async () => ({ accounts: svc.accounts() }) },
     { kind: "query", name: "users", description: "NATS users (optionally of one account)", input: { type: "object", properties: { account: { type: "string" } } }, handle: async (i: { account?: string }) => ({ users: svc.users(i.account) }) },
     { kind: "query", name: "nsc-export", description: "The operator/account JWT tree in nsc's layout (public JWTs only)", input: { type: "object" }, handle: async () => ({ files: await svc.nscExport() }) },

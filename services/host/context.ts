@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import type { CommandMeta } from "../kernel/store.js";
 
 /** What a request carries besides its input: who asks, and the ids that tie its events together. */
 export interface RequestContext {
@@ -12,6 +13,14 @@ export interface RequestContext {
   actor: string;
   log: Logger;
 }
+
+/** The metadata a command's events carry, taken from the request that caused it. */
+export const commandMetaOf = (ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">): CommandMeta => ({
+  commandId: ctx.commandId,
+  actor: ctx.actor,
+  correlationId: ctx.correlationId,
+  causationId: ctx.causationId,
+});
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 
