@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import type { IntermediateFacts, IssuerState } from "./domain/issuer.js";
 import type { PkiModel } from "./projection.js";
-import { parseCertificate } from "./x509/cert.js";
+import { parseCertificate, wholeSeconds } from "./x509/cert.js";
 import { buildCrl, type CrlEntry } from "./x509/crl.js";
 import { fromPem } from "./x509/der.js";
 import { keyIdentifier, signerFor, spkiDer } from "./x509/keys.js";
@@ -52,7 +52,7 @@ export class CrlCache {
       const c = m.certificates.get(serial);
       if (c?.revoked && c.issuerFingerprint === inter.fingerprint) entries.push({ serial, revokedAt: new Date(c.revoked.at), reason: c.revoked.reason });
     }
-    const thisUpdate = new Date(Math.floor(t.getTime() / 1000) * 1000);
+    const thisUpdate = wholeSeconds(t);
     const crlNumber = Math.max(this.lastNumber + 1, Math.floor(thisUpdate.getTime() / 1000));
     this.lastNumber = crlNumber;
     const nextUpdate = new Date(thisUpdate.getTime() + CRL_VALIDITY_MS);

@@ -14,11 +14,11 @@ import { certificateView, pkiProjection, type PkiModel } from "./projection.js";
 import { CrlCache, intermediatesOf, OcspIssuers, OcspResponder } from "./revocation.js";
 import { followRealmZones } from "./realm-zones.js";
 import { registerPkiRoutes } from "./routes.js";
-import { buildName, nameConstraintsOf, parseCertificate } from "./x509/cert.js";
+import { buildName, nameConstraintsOf, parseCertificate, wholeSeconds } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
 import { createCsr, parseCsr } from "./x509/csr.js";
 import { fromPem, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
-import { generateKeyPair, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
+import { generateKeyPair, keyInfo, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
 import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
 
 export interface PkiOptions {
@@ -154,7 +154,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         const pair = await generateKeyPair(spec);
         generated = pair.privateKey;
         spkiBytes = spkiDer(pair.publicKey);
-        keyInfoOf = { spec, kind: spec.startsWith("rsa") ? "rsa" : "ec", bits: Number(spec.slice(spec.startsWith("rsa") ? 4 : 7)) };
+        keyInfoOf = keyInfo(pair.publicKey);
       }
       const a = st.active!;
       const planned = () =>
@@ -274,12 +274,12 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           const st = issuerState(i.issuer);
           if (!st.active) throw invalid(`issuer ${st.id} has no intermediate yet`);
           const der = i.crl.includes("-----BEGIN") ? fromPem(i.crl, ["X509 CRL"], "the CRL") : Buffer.from(i.crl, "base64");
-          const { list, thisUpdate } = readCrl(der);
+          const { list, thisUpdate, serials } = readCrl(der);
           const root = new X509Certificate(fromPem(st.active.rootPem, ["CERTIFICATE"], "the root"));
           if (!crlSignedBy(list, root.publicKey)) throw invalid("the CRL's signature does not verify with this issuer's root");
           const crlNumber = crlNumberOf(list);
           await run(issuerDecider, st.id, { type: "rootCrl", der: der.toString("base64"), crlNumber, thisUpdate: thisUpdate.toISOString(), rootFingerprint: st.active.rootFingerprint } satisfies IssuerCommand, ctx);
-          return { issuer: st.id, crlNumber, revoked: readCrl(der).serials };
+          return { issuer: st.id, crlNumber, revoked: serials };
         },
       },
       {
@@ -299,7 +299,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         input: S({ serial: str, reason: { enum: REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL") } }, ["serial"]),
         async handle(i: { serial: string; reason?: RevocationReason }, ctx) {
           const serial = serialOf(i.serial);
-          const r = await run(certificateDecider, serial, { type: "revoke", reason: i.reason ?? "unspecified", at: new Date(Math.floor(now().getTime() / 1000) * 1000).toISOString() } satisfies CertificateCommand, ctx);
+          const r = await run(certificateDecider, serial, { type: "revoke", reason: i.reason ?? "unspecified", at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx);
           return { serial, revoked: r.state.revoked };
         },
       },

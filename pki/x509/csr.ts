@@ -1,12 +1,12 @@
-import { createPublicKey, verify as nodeVerify, type KeyObject } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { CertificationRequest, CertificationRequestInfo, Attributes } from "@peculiar/asn1-csr";
+import { CertificationRequestInfo, Attributes } from "@peculiar/asn1-csr";
 import { AlgorithmIdentifier, Attribute, Extensions, Name, SubjectAlternativeName, SubjectPublicKeyInfo, id_ce_subjectAltName } from "@peculiar/asn1-x509";
 import { invalid, malformed, RealmError } from "../../services/kernel/errors.js";
 import { childrenOf, content, raw, readWhole } from "./tlv.js";
 import { emptySans, nameAttribute, nameToString, sansOf, signedEnvelope, type SanSet } from "./cert.js";
 import { fromPem } from "./der.js";
-import { assertStrongKey, keyInfo, SIGNATURE_HASH, spkiDer, type KeyInfo, type Signer } from "./keys.js";
+import { assertStrongKey, keyInfo, SIGNATURE_HASH, spkiDer, verifySignature, type KeyInfo, type Signer } from "./keys.js";
 
 /** A verified PKCS#10 request: what the realm reads from it. */
 export interface ParsedCsr {
@@ -45,10 +45,8 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   }
   const key = keyInfo(publicKey);
   assertStrongKey(key);
-  const hash = SIGNATURE_HASH[parts.algorithm];
-  if (!hash) throw invalid(`the CSR is signed with an unsupported algorithm ${parts.algorithm}`);
-  const ok = nodeVerify(hash, parts.info, key.kind === "ec" ? { key: publicKey, dsaEncoding: "der" } : publicKey, parts.signature);
-  if (!ok) throw invalid("the CSR's signature does not verify (proof of possession failed)");
+  if (!SIGNATURE_HASH[parts.algorithm]) throw invalid(`the CSR is signed with an unsupported algorithm ${parts.algorithm}`);
+  if (!verifySignature(parts.algorithm, parts.info, parts.signature, publicKey)) throw invalid("the CSR's signature does not verify (proof of possession failed)");
   let sans: SanSet;
   try {
     sans = requestedSans(parts.attributes);

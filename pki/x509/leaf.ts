@@ -1,9 +1,7 @@
 import { AsnConvert } from "@peculiar/asn1-schema";
-import type { Certificate } from "@peculiar/asn1-x509";
+import { GeneralName, type Certificate, type Extension } from "@peculiar/asn1-x509";
 import type { IssuancePlan, LeafNames } from "../domain/issuance.js";
-import { PROFILES } from "../domain/profiles.js";
-import { GeneralName, type Extension } from "@peculiar/asn1-x509";
-import type { ProfileName } from "../domain/profiles.js";
+import { PROFILES, type ProfileName } from "../domain/profiles.js";
 import { invalid } from "../../services/kernel/errors.js";
 import { derTime, derTlv, derUnsignedInteger, readTlv } from "./tlv.js";
 import {
@@ -57,14 +55,17 @@ function usageOf(profile: ProfileName, key: KeyInfo): number {
   return KeyUsageFlags.digitalSignature | (key.kind === "rsa" && PROFILES[profile].extendedKeyUsage.includes("serverAuth") ? KeyUsageFlags.keyEncipherment : 0);
 }
 
+/** basicConstraints, keyUsage and extKeyUsage: what a profile and key kind decide, the same for every such leaf. */
+function profileExtensions(profile: ProfileName, key: KeyInfo): Extension[] {
+  return [basicConstraintsExt(false), keyUsageExt(usageOf(profile, key)), extKeyUsageExt(PROFILES[profile].extendedKeyUsage.map((u) => EKU[u]))];
+}
+
 /** The extensions of a leaf in RFC 5280 order, as schema objects (the reference encoding of `leafTbs`). */
 export function leafExtensions(p: LeafParams): Extension[] {
   const n = p.plan.names;
   const hasSans = n.dns.length + n.ip.length + n.email.length + n.uri.length > 0;
   return [
-    basicConstraintsExt(false),
-    keyUsageExt(usageOf(p.plan.profile, p.key)),
-    extKeyUsageExt(PROFILES[p.plan.profile].extendedKeyUsage.map((u) => EKU[u])),
+    ...profileExtensions(p.plan.profile, p.key),
     subjectKeyIdExt(p.spkiDer),
     authorityKeyIdExt(p.issuer.keyId),
     ...(hasSans ? [subjectAltNameExt({ dns: n.dns, ip: n.ip, email: n.email, uri: n.uri })] : []),
@@ -116,7 +117,7 @@ export function leafTbs(p: LeafParams): Buffer {
   const kindKey = `${p.plan.profile}/${usageOf(p.plan.profile, p.key)}`;
   let profileExt = i.profileExtensions.get(kindKey);
   if (!profileExt) {
-    profileExt = Buffer.concat([basicConstraintsExt(false), keyUsageExt(usageOf(p.plan.profile, p.key)), extKeyUsageExt(PROFILES[p.plan.profile].extendedKeyUsage.map((u) => EKU[u]))].map(extDer));
+    profileExt = Buffer.concat(profileExtensions(p.plan.profile, p.key).map(extDer));
     i.profileExtensions.set(kindKey, profileExt);
   }
   const n = p.plan.names;

@@ -20,7 +20,7 @@ import {
 } from "@peculiar/asn1-ocsp";
 import { AlgorithmIdentifier, Certificate, CRLReason, Extension } from "@peculiar/asn1-x509";
 import { malformed } from "../../services/kernel/errors.js";
-import { ext, parseCertificate, signedEnvelope } from "./cert.js";
+import { ext, parseCertificate, signedEnvelope, wholeSeconds } from "./cert.js";
 import { derTlv } from "./tlv.js";
 import { REVOCATION_REASONS, type RevocationReason } from "./crl.js";
 import { serialHex } from "./der.js";
@@ -96,7 +96,7 @@ export const OCSP_VALIDITY_MS = 60 * 60 * 1000;
  */
 export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = new Date()): Buffer {
   // GeneralizedTime without fractions (RFC 5280 4.1.2.5.2 style; some clients reject fractional seconds).
-  const now = new Date(Math.floor(at.getTime() / 1000) * 1000);
+  const now = wholeSeconds(at);
   let req: OCSPRequest;
   try {
     req = AsnConvert.parse(requestDer, OCSPRequest);
