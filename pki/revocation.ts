@@ -116,16 +116,14 @@ export class OcspIssuers {
   }
 }
 
-/** OBJECT IDENTIFIER id-pkix-ocsp-nonce (1.3.6.1.5.5.7.48.1.2), DER. */
-const NONCE_OID = Buffer.from("06092b0601050507300102", "hex");
 const PRESIGNED_MAX_AGE_MS = 5 * 60_000;
 const PRESIGNED_MAX_ENTRIES = 10_000;
 
 /**
- * The OCSP responder. A request without a nonce (what browsers and most TLS stacks send; RFC 5019) is
- * answered from a pre-signed good/revoked response while nothing was revoked since it was signed and it is
- * younger than five minutes; a request with a nonce, or about a serial the realm does not know, is always
- * signed afresh.
+ * The OCSP responder. A request without a nonce (what browsers and most TLS stacks send; RFC 5019) whose
+ * answer was good or revoked is answered again from that pre-signed response, byte for byte the same
+ * request, while nothing was revoked since and it is younger than five minutes. A request with a nonce, or
+ * about a serial the realm does not know, is always signed afresh.
  */
 export class OcspResponder {
   private presigned = new Map<string, { der: Buffer; at: number; revocations: number }>();
@@ -138,28 +136,15 @@ export class OcspResponder {
   answer(requestDer: Buffer): Buffer {
     const t = this.now();
     const revocations = this.model().revocations;
-    const cacheable = requestDer.length > 0 && !requestDer.includes(NONCE_OID);
-    const key = cacheable ? requestDer.toString("base64") : "";
-    if (cacheable) {
-      const hit = this.presigned.get(key);
-      if (hit && hit.revocations === revocations && t.getTime() - hit.at < PRESIGNED_MAX_AGE_MS) return hit.der;
-    }
+    const key = requestDer.toString("base64");
+    const hit = this.presigned.get(key);
+    if (hit && hit.revocations === revocations && t.getTime() - hit.at < PRESIGNED_MAX_AGE_MS) return hit.der;
+    const reply = answerOcsp(requestDer, this.issuers.current(), t);
     // "unknown" is not kept: the certificate may be issued (or reach this replica's projection) any moment.
-    let unknown = false;
-    const issuers = this.issuers.current().map((i) => ({
-      ...i,
-      lookup: (serial: string) => {
-        const a = i.lookup(serial);
-        if (a.status === "unknown") unknown = true;
-        return a;
-      },
-    }));
-    const der = answerOcsp(requestDer, issuers, t);
-    // Only signed good/revoked answers are kept (a status-only error is cheap to repeat and may be transient).
-    if (cacheable && !unknown && der.length > 16) {
+    if (!reply.nonce && reply.statuses.length > 0 && !reply.statuses.includes("unknown")) {
       if (this.presigned.size >= PRESIGNED_MAX_ENTRIES) this.presigned.clear();
-      this.presigned.set(key, { der, at: t.getTime(), revocations });
+      this.presigned.set(key, { der: reply.der, at: t.getTime(), revocations });
     }
-    return der;
+    return reply.der;
   }
 }

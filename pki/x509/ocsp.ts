@@ -89,37 +89,47 @@ const statusOnly = (status: OCSPResponseStatus): Buffer => Buffer.from(AsnConver
 /** How long a good/revoked answer may be cached by relying parties. */
 export const OCSP_VALIDITY_MS = 60 * 60 * 1000;
 
+/** A responder's answer with what it said: the status per CertID (none for a status-only error) and whether a nonce was echoed. */
+export interface OcspReply {
+  der: Buffer;
+  statuses: OcspStatus[];
+  nonce: boolean;
+}
+
 /**
  * Answers an RFC 6960 request. Malformed requests get `malformedRequest`; a request about an issuer the
  * responder does not serve gets `unauthorized`; otherwise one signed basic response covering every
  * CertID, echoing the nonce.
  */
-export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = new Date()): Buffer {
+export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = new Date()): OcspReply {
+  const refused = (status: OCSPResponseStatus): OcspReply => ({ der: statusOnly(status), statuses: [], nonce: false });
   // GeneralizedTime without fractions (RFC 5280 4.1.2.5.2 style; some clients reject fractional seconds).
   const now = wholeSeconds(at);
   let req: OCSPRequest;
   try {
     req = AsnConvert.parse(requestDer, OCSPRequest);
   } catch {
-    return statusOnly(OCSPResponseStatus.malformedRequest);
+    return refused(OCSPResponseStatus.malformedRequest);
   }
   const list = req.tbsRequest.requestList;
-  if (list.length === 0) return statusOnly(OCSPResponseStatus.malformedRequest);
+  if (list.length === 0) return refused(OCSPResponseStatus.malformedRequest);
   let chosen: OcspIssuer | undefined;
   const responses: SingleResponse[] = [];
+  const statuses: OcspStatus[] = [];
   for (const r of list) {
     const id = r.reqCert;
     const hash = HASHES[id.hashAlgorithm.algorithm];
-    if (!hash) return statusOnly(OCSPResponseStatus.malformedRequest);
+    if (!hash) return refused(OCSPResponseStatus.malformedRequest);
     const nameHash = Buffer.from(id.issuerNameHash.buffer).toString("hex");
     const keyHash = Buffer.from(id.issuerKeyHash.buffer).toString("hex");
     const issuer = issuers.find((i) => {
       const h = cachedHashes(i.certDer, hash);
       return h.nameHash === nameHash && h.keyHash === keyHash;
     });
-    if (!issuer || (chosen && chosen !== issuer)) return statusOnly(OCSPResponseStatus.unauthorized);
+    if (!issuer || (chosen && chosen !== issuer)) return refused(OCSPResponseStatus.unauthorized);
     chosen = issuer;
     const answer = issuer.lookup(serialHex(id.serialNumber));
+    statuses.push(answer.status);
     const certStatus =
       answer.status === "good"
         ? new CertStatus({ good: null })
@@ -145,7 +155,7 @@ export function answerOcsp(requestDer: Uint8Array, issuers: OcspIssuer[], at = n
   // wrapped in OCSPResponse { successful, [0] EXPLICIT ResponseBytes { id-pkix-ocsp-basic, OCTET STRING } }:
   // assembled from DER so the responder certificate is copied, not decoded and encoded again per request.
   const basic = signedEnvelope(new Uint8Array(AsnConvert.serialize(tbs)), issuer.signer, derTlv(0xa0, derTlv(0x30, issuer.responderCertDer)));
-  return derTlv(0x30, SUCCESSFUL, derTlv(0xa0, derTlv(0x30, BASIC_OID, derTlv(0x04, basic))));
+  return { der: derTlv(0x30, SUCCESSFUL, derTlv(0xa0, derTlv(0x30, BASIC_OID, derTlv(0x04, basic)))), statuses, nonce: nonce !== undefined };
 }
 
 const SUCCESSFUL = Buffer.from([0x0a, 0x01, 0x00]);
