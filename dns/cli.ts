@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { printJson as print } from "../services/cli/output.js";
 import { parseZoneFile } from "./domain/zonefile.js";
 import { cidOfBytes } from "./cid.js";
 
@@ -8,7 +9,6 @@ type Conn = ConnectionFlags;
 const connOptions = withConnectionOptions;
 const call = (o: Conn, kind: "commands" | "queries", name: string, input: object) => callContext(o, "dns", kind, name, input);
 
-const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
 const list = (v: string, prev: string[] = []) => [...prev, v];
 const int = (v: string) => {
   const n = Number(v);

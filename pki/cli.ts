@@ -1,6 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { commaList as list, integer as int, note as say, printJson as print } from "../services/cli/output.js";
 import { invalid } from "../services/kernel/errors.js";
 import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
@@ -12,14 +13,6 @@ import { REVOCATION_REASON_NAMES } from "./x509/crl.js";
  */
 type Flags = ConnectionFlags & Record<string, unknown>;
 const call = (o: Flags, kind: "commands" | "queries", name: string, input: object) => callContext(o, PKI_CONTEXT, kind, name, input);
-const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-const say = (line: string) => void process.stderr.write(`${line}\n`);
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(",").map((s) => s.trim()).filter(Boolean)];
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw invalid(`${v} is not an integer`);
-  return n;
-};
 const readText = (file: string, what: string) => {
   try {
     return readFileSync(file, "utf8");

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { SecretsError } from "./errors.js";
 import { SECRETS_CONTEXT } from "./contract.js";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { printJson as print } from "../services/cli/output.js";
 import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "./escrow.js";
 
 /**
@@ -11,7 +12,6 @@ import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "./escrow.js";
  * Vaultwarden directly with the caller's own account (REALM_VAULTWARDEN_* in the environment), decrypting on
  * this machine; `list` asks the realm's secrets context (over NATS) what it escrowed, without any value.
  */
-const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
 
 async function withEscrow<T>(op: (e: VaultwardenEscrow) => Promise<T>): Promise<T> {
   const escrow = vaultwardenEscrowFromEnv();

@@ -2,13 +2,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
+import { commaList as list } from "../../services/cli/output.js";
 import { bootstrapOperator } from "./bootstrap.js";
 
 /**
  * `realm account ...`, `realm user ...`, `realm creds ...`: talk to a running realm over NATS
  * (`realm.identity.commands.account.create` etc.). `realm account bootstrap` works offline.
  */
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(",").map((s) => s.trim()).filter(Boolean)];
 const num = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);

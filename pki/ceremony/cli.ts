@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { invalid } from "../../services/kernel/errors.js";
+import { commaList as list, integer as int, note as say, printJson as print } from "../../services/cli/output.js";
 import { REVOCATION_REASON_NAMES, type RevocationReason } from "../x509/crl.js";
 import { toPem } from "../x509/der.js";
 import { checkManifest } from "./manifest.js";
@@ -10,13 +11,6 @@ import { Files, initCeremony, issueRootCrl, readCeremony, revokeIntermediate, si
  * `realm ceremony ...`: the offline root. Runs on the ceremony machine with no network and no NATS; reads
  * the passphrase from --passphrase-file or $REALM_CEREMONY_PASSPHRASE, never from the command line.
  */
-const print = (r: unknown) => void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-const say = (line: string) => void process.stderr.write(`${line}\n`);
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw invalid(`${v} is not an integer`);
-  return n;
-};
 
 interface PassFlags {
   passphraseFile?: string;
@@ -50,7 +44,7 @@ export function registerCeremonyCommands(program: Command): void {
       print({ dir, rootCertificate: `${dir}/${Files.rootCert}`, fingerprint: r.fingerprint, serial: r.serial, notAfter: r.notAfter, manifestCid: r.manifestCid });
     });
   withPassphrase(ceremony.command("sign-intermediate <dir> <csr>").description("sign an issuer's CSR: CA pathlen 0, name constraints, 3 years"))
-    .requiredOption("--permit <domains>", "permitted DNS domains (comma separated or repeated)", (v: string, p: string[] = []) => [...p, ...v.split(",").map((s) => s.trim()).filter(Boolean)], [])
+    .requiredOption("--permit <domains>", "permitted DNS domains (comma separated or repeated)", list, [])
     .option("--years <n>", "validity in years", int, 3)
     .option("-o, --output <file>", "intermediate certificate file (default <csr>.crt)")
     .action((dir: string, csr: string, o: PassFlags & { permit: string[]; years: number; output?: string }) => {
