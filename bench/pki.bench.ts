@@ -21,6 +21,7 @@ import { createCsr } from "../pki/x509/csr.js";
 import { buildName } from "../pki/x509/cert.js";
 import { generateKeyPair, signerFor } from "../pki/x509/keys.js";
 import { fromPem, toPem } from "../pki/x509/der.js";
+import { derTime } from "../pki/x509/tlv.js";
 import { buildOcspRequest, readOcspResponse } from "../pki/x509/ocsp.js";
 import { X509Certificate } from "node:crypto";
 import { request as httpRequest } from "node:http";
@@ -174,15 +175,16 @@ try {
   const realmOcsp = await ocspRun(`${host.httpUrl}/pki/ocsp`);
   // Without a nonce (browsers, most TLS stacks; RFC 5019): answered from a pre-signed response.
   const realmOcspNoNonce = await ocspRun(`${host.httpUrl}/pki/ocsp`, buildOcspRequest(leafDer, interDer, null));
-  const caFile0 = join(dir, "intermediate-ocsp.pem");
-  writeFileSync(caFile0, signed.certPem);
+  // The intermediate (certificate and online key) both references sign with.
+  const caFile = join(dir, "intermediate.pem");
+  writeFileSync(caFile, signed.certPem);
+  const keyFile = join(dir, "pki", "keys", `${prep.publicKeySha256}.key.pem`);
   const index = join(dir, "index.txt");
-  const exp = new X509Certificate(leaf.certPem).validTo;
-  const d = new Date(exp);
-  const two = (n: number) => String(n).padStart(2, "0");
-  writeFileSync(index, `V\t${two(d.getUTCFullYear() % 100)}${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z\t\t${leaf.serial.toUpperCase()}\tunknown\t/CN=h0.bench.test\n`);
+  // openssl's index wants the expiry as an UTCTime string: the DER time's content.
+  const expiry = derTime(new Date(new X509Certificate(leaf.certPem).validTo)).subarray(2).toString("ascii");
+  writeFileSync(index, `V\t${expiry}\t\t${leaf.serial.toUpperCase()}\tunknown\t/CN=h0.bench.test\n`);
   const ocspPort = await freePort();
-  const responder = spawn("openssl", ["ocsp", "-index", index, "-port", String(ocspPort), "-rsigner", caFile0, "-rkey", join(dir, "pki", "keys", `${prep.publicKeySha256}.key.pem`), "-CA", caFile0, "-ignore_err"], { stdio: "ignore" }); // it logs a line per request: never to an unread pipe
+  const responder = spawn("openssl", ["ocsp", "-index", index, "-port", String(ocspPort), "-rsigner", caFile, "-rkey", keyFile, "-CA", caFile, "-ignore_err"], { stdio: "ignore" }); // it logs a line per request: never to an unread pipe
   let opensslOcsp: Awaited<ReturnType<typeof ocspRun>> | undefined;
   try {
     let answer: Buffer | undefined;
@@ -199,9 +201,6 @@ try {
 
   // Reference: openssl x509 -req with the same intermediate key, one process per certificate, as many in
   // flight as there are cores.
-  const keyFile = join(dir, "pki", "keys", `${prep.publicKeySha256}.key.pem`);
-  const caFile = join(dir, "intermediate.pem");
-  writeFileSync(caFile, signed.certPem);
   const ext = join(dir, "ext.cnf");
   writeFileSync(ext, "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:$ENV::SAN\n");
   const csrFiles = csrs.slice(0, OPENSSL_N).map((c, i) => {

@@ -2,7 +2,8 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createServer as createHttpsServer, get as httpsGet, type Server } from "node:https";
 import { connect as tlsConnect, createServer, type TLSSocket } from "node:tls";
 import { once } from "node:events";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { filesUnder } from "../support/files.js";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,11 +20,6 @@ interface Issued {
   serial: string;
   certPem: string;
   privateKeyPem?: string;
-}
-
-/** Every file under a directory, recursively. */
-function filesUnder(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true }) as string[]).map((f) => join(dir, f)).filter((p) => statSync(p).isFile());
 }
 
 describe("realm certificates in real TLS: node https/tls, mutual TLS with revocation, nats-server", () => {

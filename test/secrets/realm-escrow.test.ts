@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { filesUnder } from "../support/files.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -22,8 +23,6 @@ import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vault
 import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
 import { startPki, type PkiHarness } from "../pki/harness.js";
 
-/** Every file under a directory, recursively. */
-const filesUnder = (dir: string): string[] => (readdirSync(dir, { recursive: true }) as string[]).map((f) => join(dir, f)).filter((p) => statSync(p).isFile());
 /** The base64 body of a PEM or the seed line of a creds file: what a leak would carry. */
 const secretLines = (text: string): string[] => text.split("\n").filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l.trim()) || /^SU[A-Z2-7]{56}$/.test(l.trim()));
 
