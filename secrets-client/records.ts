@@ -1,5 +1,5 @@
 import type { ContextDeps, RealmContext } from "../services/host/context.js";
-import { EventStore, newId, Projection, type Decider, type EventEnvelope } from "../services/kernel/index.js";
+import { EventStore, newId, Projection, type EventEnvelope, type NewEvent } from "../services/kernel/index.js";
 import { invalid, RealmError } from "../services/kernel/errors.js";
 import { SECRETS_CONTEXT, SecretsEventTypes, type EscrowRequest, type SecretEscrow, type SecretEscrowedData, type SecretRef } from "./contract.js";
 
@@ -21,20 +21,14 @@ export interface EscrowedSecret {
   causedBy: string;
 }
 
-type SecretState = { id: string; exists: boolean; versions: number };
-type RecordSecret = { type: "record"; principal: string; name: string; revision: string };
-
-/** One aggregate per Vaultwarden item: each store (first or rotation) is one SecretEscrowed. */
-export const secretDecider: Decider<SecretState, RecordSecret> = {
-  aggregateType: "secret",
-  initialState: (id) => ({ id, exists: false, versions: 0 }),
-  decide(s, c) {
-    if (!c.principal || !c.name || !c.revision) throw invalid("a secret record needs principal, name and revision");
-    const data: SecretEscrowedData = { principal: c.principal, name: c.name, itemId: s.id, revision: c.revision };
-    return [{ type: SecretsEventTypes.SecretEscrowed, data }];
-  },
-  evolve: (s, e) => (e.type === SecretsEventTypes.SecretEscrowed ? { ...s, exists: true, versions: s.versions + 1 } : s),
-};
+/**
+ * The event of one store (first or rotation) on aggregate `secret/<itemId>`. A record of what Vaultwarden
+ * took, not a decision: it is appended after whatever came before (the projection counts the versions).
+ */
+function escrowedEvent(data: SecretEscrowedData): NewEvent {
+  if (!data.principal || !data.name || !data.revision) throw invalid("a secret record needs principal, name and revision");
+  return { type: SecretsEventTypes.SecretEscrowed, data };
+}
 
 export const secretsProjection = () => ({
   name: "secrets",
@@ -72,7 +66,7 @@ export function createSecretsContext(opts: { escrow: SecretEscrow; replicas?: nu
         const own = newId();
         const meta = { commandId: own, actor: req.cause?.actor ?? "realm", correlationId: req.cause?.correlationId ?? req.cause?.commandId ?? own, causationId: req.cause?.commandId ?? own };
         const ref_ = { type: "secret", id: ref.itemId };
-        const events = secretDecider.decide(secretDecider.initialState(ref.itemId), { type: "record", principal: req.principal, name: req.name, revision: ref.revision });
+        const events = [escrowedEvent({ principal: req.principal, name: req.name, itemId: ref.itemId, revision: ref.revision })];
         // A record, not a decision: when another store of the same item appended first, append after it.
         let r: Awaited<ReturnType<EventStore["append"]>> | undefined;
         for (let attempt = 0; !r; attempt++) {
