@@ -1,50 +1,79 @@
-import { verifyCid } from "./envelope.js";
+import type { EventProblem } from "./chain.js";
+import { StreamDigest, type CheckpointData } from "./checkpoint.js";
 import type { EventStore } from "./store.js";
 
-export interface ChainBreak {
-  context: string;
-  seq: number;
-  eventId: string;
-  aggregate: { type: string; id: string };
-  reason: "altered" | "missing-or-reordered" | "version-gap";
-  message: string;
-}
+export type ChainBreak = EventProblem & { context: string };
 
 export interface AuditReport {
   context: string;
   ok: boolean;
+  /** Stream messages read. */
   events: number;
   aggregates: number;
-  /** The first break found, in stream order. */
+  /** The first problem found, in stream order. */
   firstBreak: ChainBreak | null;
+  /** The first problems found (at most 100), and how many there are in all. */
+  problems: ChainBreak[];
+  problemCount: number;
+  /** The latest checkpoint of this stream the walk compared against, if any. */
+  checkpoint: { seq: number; at: string; matched: boolean } | null;
 }
 
+const MAX_LISTED = 100;
+
 /**
- * Walks every aggregate chain of a context: each event's CID must match its content, its `prev` must be
- * the CID of the aggregate's previous event and its version must follow. Stops at the first break.
+ * Walks a context's stream from the start and verifies every message (form, subject, CID, signature by a
+ * key the trust document gives that subject, `prev` chain and versions), reporting every message that
+ * fails. Checkpoints (oldest first) are compared on the way: the stream digest must equal each one's at its
+ * sequence, and the stream must reach the last one; otherwise messages were altered, removed or cut off
+ * (reported as checkpoint-mismatch / missing-tail).
  */
-export async function verifyChains(store: EventStore, onProgress?: (events: number) => void): Promise<AuditReport> {
-  const heads = new Map<string, { version: number; cid: string }>();
+export async function verifyChains(store: EventStore, opts: { checkpoints?: CheckpointData[]; onProgress?: (events: number) => void } = {}): Promise<AuditReport> {
+  const chain = store.chainVerifier();
+  const digest = new StreamDigest();
+  const pending = [...(opts.checkpoints ?? [])].sort((a, b) => a.seq - b.seq);
+  const last = pending[pending.length - 1];
+  const problems: ChainBreak[] = [];
+  let problemCount = 0;
+  let matched = true;
+  const report = (p: EventProblem) => {
+    problemCount++;
+    if (problems.length < MAX_LISTED) problems.push({ ...p, context: store.context });
+  };
   let events = 0;
-  for await (const { seq, event } of store.read()) {
-    events++;
-    if (onProgress && events % 10_000 === 0) onProgress(events);
-    const key = `${event.aggregate.type}/${event.aggregate.id}`;
-    const head = heads.get(key);
-    const at = { context: store.context, seq, eventId: event.id, aggregate: event.aggregate };
-    const fail = (reason: ChainBreak["reason"], message: string): AuditReport => ({
-      context: store.context,
-      ok: false,
-      events,
-      aggregates: heads.size,
-      firstBreak: { ...at, reason, message: `${store.context} seq ${seq} event ${event.id} (${event.type} on ${key}): ${message}` },
-    });
-    if (!verifyCid(event)) return fail("altered", `content does not match its cid ${event.cid}`);
-    if ((head?.cid ?? null) !== event.prev) {
-      return fail("missing-or-reordered", `prev is ${event.prev ?? "null"} but the aggregate's previous event is ${head?.cid ?? "none"}`);
+  let lastSeq = 0;
+  const compareUpTo = (seq: number, inclusive: boolean) => {
+    while (pending.length && (inclusive ? pending[0]!.seq <= seq : pending[0]!.seq < seq)) {
+      const cp = pending.shift()!;
+      if (cp.seq !== lastSeq || digest.hex !== cp.digest) {
+        matched = false;
+        report({ stream: store.stream, seq: cp.seq, subject: "", reason: "checkpoint-mismatch", message: `${store.stream}: the messages up to seq ${cp.seq} differ from what the auditor verified at ${cp.at} (${cp.seq !== lastSeq ? `seq ${cp.seq} is missing` : "digest differs"})` });
+      }
     }
-    if (event.version !== (head?.version ?? 0) + 1) return fail("version-gap", `version ${event.version} follows ${head?.version ?? 0}`);
-    heads.set(key, { version: event.version, cid: event.cid });
+  };
+  for await (const m of store.read()) {
+    compareUpTo(m.seq, false);
+    events++;
+    if (opts.onProgress && events % 10_000 === 0) opts.onProgress(events);
+    digest.update(m.seq, m.data);
+    lastSeq = m.seq;
+    const r = chain.verify(m.seq, m.subject, m.data);
+    if ("problem" in r) report(r.problem);
+    compareUpTo(m.seq, true);
   }
-  return { context: store.context, ok: true, events, aggregates: heads.size, firstBreak: null };
+  if (pending.length) {
+    matched = false;
+    const cp = pending[pending.length - 1]!;
+    report({ stream: store.stream, seq: cp.seq, subject: "", reason: "missing-tail", message: `${store.stream}: the stream ends at seq ${lastSeq}, but the auditor's checkpoint of ${cp.at} covers up to seq ${cp.seq}${cp.headCid ? ` (event ${cp.headCid})` : ""}: its tail was deleted or cut off` });
+  }
+  return {
+    context: store.context,
+    ok: problemCount === 0,
+    events,
+    aggregates: chain.heads.size,
+    firstBreak: problems[0] ?? null,
+    problems,
+    problemCount,
+    checkpoint: last ? { seq: last.seq, at: last.at, matched } : null,
+  };
 }

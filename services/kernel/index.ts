@@ -7,3 +7,8 @@ export * from "./decider.js";
 export * from "./projection.js";
 export * from "./audit.js";
 export * from "./audit-all.js";
+export * from "./chain.js";
+export * from "./checkpoint.js";
+export * from "./trust.js";
+export * from "./trust-files.js";
+export * from "./auditor.js";

@@ -1,7 +1,9 @@
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import { RealmError } from "./errors.js";
 import type { EventEnvelope } from "./envelope.js";
-import { parseEvent, type EventStore } from "./store.js";
+import { ChainVerifier, type ChainHead, type EventProblem, type ProblemReason } from "./chain.js";
+import { CHECKPOINT_CONTEXT, latestCheckpoint, MAX_CHECKPOINT_PROBLEMS, StreamDigest, type CheckpointData } from "./checkpoint.js";
+import type { EventStore } from "./store.js";
 
 /** A named fold over a context's events. `apply` may mutate the state it is given (read models are maps). */
 export interface ProjectionDefinition<S> {
@@ -14,102 +16,314 @@ export interface ProjectionDefinition<S> {
 
 export type ProjectionStatus = "idle" | "catching-up" | "live" | "stopped" | "failed";
 
+/** Where a projection reports what it quarantines (a pino logger fits). */
+export interface ProblemLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface ProjectionOptions {
+  log?: ProblemLog | undefined;
+  /** Trust the stream's latest verified checkpoint for the prefix it covers (see checkpoint.ts). Default true. */
+  checkpoints?: boolean;
+  /** Catching up at start gives up after this long with UNAVAILABLE. Default $REALM_START_TIMEOUT_MS or 120 s. */
+  startTimeoutMs?: number;
+  /** `waitFor` gives up after this long with UNAVAILABLE. Default 30 s. */
+  waitTimeoutMs?: number;
+}
+
+/** A stored message a projection did not apply, and why. */
+export interface QuarantinedEvent extends EventProblem {
+  projection: string;
+  at: string;
+}
+
+const MAX_KEPT = 1000;
+
 /**
- * Runs a projection live with an ordered consumer, recording the last sequence it applied. A projection
- * that cannot apply an event stops, keeps its state as of the event before, and says which event and why.
+ * Runs a projection with an ordered consumer, recording the last sequence it saw. Every message is verified
+ * (ChainVerifier) before it is applied; one that does not verify, or that `apply` throws on, is logged with
+ * stream, sequence and reason, quarantined (kept in `quarantined`, counted in `quarantinedTotal`), and
+ * skipped: the projection goes on and reports itself degraded, so one bad message never stops a context.
+ *
+ * At start a verified checkpoint of the stream lets the prefix it covers skip signature checks; the stream
+ * digest must then match at the checkpoint's head, or the projection starts over verifying every event.
  */
 export class Projection<S> {
   state: S;
   lastSeq = 0;
   status: ProjectionStatus = "idle";
   failure: RealmError | undefined;
-  private messages: ConsumerMessages | undefined;
-  private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  readonly quarantined: QuarantinedEvent[] = [];
+  quarantinedTotal = 0;
+  /** Messages seen, and the stream digest over them (what a checkpoint of this stream records). */
+  messages = 0;
+  readonly digest = new StreamDigest();
+  /** Verification problems (not `apply` failures) up to `lastSeq`, as a checkpoint lists them. */
+  readonly problems: { seq: number; reason: ProblemReason }[] = [];
+  problemsComplete = true;
+  private chain: ChainVerifier;
+  private headCid: string | null = null;
+  private checkpoint: { data: CheckpointData; skip: Map<number, ProblemReason> } | undefined;
+  private vouched: [string, string][] = [];
+  private consumer: ConsumerMessages | undefined;
+  private stopped = false;
+  private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
 
   constructor(
     readonly store: EventStore,
     readonly def: ProjectionDefinition<S>,
+    private readonly opts: ProjectionOptions = {},
   ) {
     this.state = def.initial();
+    this.chain = store.chainVerifier();
   }
 
-  /** Applies one stored event; public so that a rebuild and the live loop share one code path. */
-  applyStored(seq: number, event: EventEnvelope): void {
-    try {
-      this.state = this.def.apply(this.state, event, seq);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new RealmError("PROJECTION", `projection ${this.def.name} v${this.def.version} cannot apply event ${event.id} (${event.type}) at sequence ${seq}: ${reason}`, {
-        projection: this.def.name,
-        seq,
-        eventId: event.id,
-        eventType: event.type,
-      });
+  /** True when some stored message was quarantined (the host's /readyz says degraded). */
+  get degraded(): boolean {
+    return this.quarantinedTotal > 0;
+  }
+
+  /** The verified head of an aggregate as this projection has seen it. */
+  headOf(aggregate: { type: string; id: string }): ChainHead | undefined {
+    return this.chain.headOf(aggregate);
+  }
+
+  /** What a checkpoint of this stream at `lastSeq` says. */
+  checkpointData(at = new Date()): CheckpointData {
+    return { stream: this.store.stream, seq: this.lastSeq, digest: this.digest.hex, headCid: this.headCid, messages: this.messages, quarantined: [...this.problems], complete: this.problemsComplete, at: at.toISOString() };
+  }
+
+  private quarantine(p: EventProblem, verification: boolean): void {
+    this.quarantinedTotal++;
+    const q: QuarantinedEvent = { ...p, projection: this.def.name, at: new Date().toISOString() };
+    if (this.quarantined.length < MAX_KEPT) this.quarantined.push(q);
+    if (verification) {
+      if (this.problems.length < MAX_CHECKPOINT_PROBLEMS) this.problems.push({ seq: p.seq, reason: p.reason });
+      else this.problemsComplete = false;
     }
-    this.lastSeq = seq;
+    this.opts.log?.warn({ projection: this.def.name, stream: p.stream, seq: p.seq, reason: p.reason, eventId: p.eventId, eventType: p.eventType, aggregate: p.aggregate }, `quarantined ${p.message}`);
   }
 
-  /** Reads every event up to the current end of the stream into a fresh state. */
-  async rebuild(): Promise<{ events: number; ms: number }> {
-    const started = performance.now();
+  /** A prefix the checkpoint vouched for differs from what this projection read: start over, verifying all. */
+  private mismatch(message: string): "restart" {
+    const cp = this.checkpoint!.data;
+    this.opts.log?.error({ projection: this.def.name, stream: this.store.stream, checkpointSeq: cp.seq }, `stream ${this.store.stream} differs from its checkpoint: ${message}; verifying every event`);
+    this.reset();
+    this.quarantine({ stream: this.store.stream, seq: cp.seq, subject: "", reason: "checkpoint-mismatch", message: `${this.store.stream}: ${message} (checkpoint of ${cp.at} at seq ${cp.seq})` }, false);
+    return "restart";
+  }
+
+  private reset(): void {
     this.state = this.def.initial();
     this.lastSeq = 0;
-    let events = 0;
-    for await (const { seq, event } of this.store.read()) {
-      this.applyStored(seq, event);
-      events++;
-    }
-    return { events, ms: performance.now() - started };
+    this.messages = 0;
+    this.digest.reset();
+    this.chain = this.store.chainVerifier();
+    this.headCid = null;
+    this.checkpoint = undefined;
+    this.vouched = [];
+    this.problems.length = 0;
+    this.problemsComplete = true;
+    this.quarantined.length = 0;
+    this.quarantinedTotal = 0;
   }
 
-  /** Catches up to the end of the stream, then follows it live. Resolves once caught up. */
+  /** Verifies (or, under a checkpoint, follows) and applies one stored message. The one path for every read. */
+  ingest(seq: number, subject: string, data: Uint8Array): "ok" | "restart" {
+    const cp = this.checkpoint;
+    if (cp && seq > cp.data.seq) return this.mismatch(`the message at seq ${cp.data.seq} is missing`);
+    this.digest.update(seq, data);
+    this.messages++;
+    let event: EventEnvelope | undefined;
+    if (cp) {
+      const skipped = cp.skip.get(seq);
+      if (skipped) {
+        this.quarantine({ stream: this.store.stream, seq, subject, reason: skipped, message: `${this.store.stream} seq ${seq}: ${skipped} (found by the auditor, listed in its checkpoint)` }, true);
+      } else {
+        event = this.chain.follow(seq, data);
+        if (!event) return this.mismatch(`seq ${seq} is not an event, but the checkpoint vouches for it`);
+        this.vouched.push([event.cid, event.signer + event.sig]);
+      }
+    } else {
+      const r = this.chain.verify(seq, subject, data);
+      if ("problem" in r) this.quarantine(r.problem, true);
+      else event = r.event;
+    }
+    this.headCid = event?.cid ?? null;
+    if (event) {
+      try {
+        this.state = this.def.apply(this.state, event, seq);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        this.quarantine({ stream: this.store.stream, seq, subject, reason: "unapplicable", message: `${this.store.stream} seq ${seq} event ${event.id} (${event.type}): projection ${this.def.name} v${this.def.version} cannot apply it: ${reason}`, eventId: event.id, eventType: event.type, aggregate: event.aggregate }, false);
+      }
+    }
+    this.lastSeq = seq;
+    if (cp && seq === cp.data.seq) {
+      if (this.digest.hex !== cp.data.digest) return this.mismatch(`the digest at seq ${seq} is ${this.digest.hex}, the checkpoint says ${cp.data.digest}`);
+      for (const [cid, seal] of this.vouched) this.store.trust.verifier.remember(cid, seal);
+      this.vouched = [];
+      this.checkpoint = undefined;
+    }
+    return "ok";
+  }
+
+  /** Takes the stream's latest verified checkpoint as the trusted prefix (only before anything was read). */
+  private async useCheckpoint(): Promise<void> {
+    if (this.opts.checkpoints === false || this.lastSeq > 0 || this.store.context === CHECKPOINT_CONTEXT) return;
+    const cp = await latestCheckpoint(this.store.jsm, this.store.trust.verifier, this.store.context);
+    if (!cp) return;
+    if ("problem" in cp) {
+      this.quarantine({ stream: this.store.stream, seq: 0, subject: "", reason: "checkpoint-mismatch", message: `the latest checkpoint of ${this.store.stream} does not verify: ${cp.problem}` }, false);
+      return;
+    }
+    if (!cp.data.complete) return;
+    this.checkpoint = { data: cp.data, skip: new Map(cp.data.quarantined.map((q) => [q.seq, q.reason])) };
+  }
+
+  /** Reads every message up to the current end of the stream into a fresh state. */
+  async rebuild(): Promise<{ events: number; ms: number }> {
+    const started = performance.now();
+    this.reset();
+    await this.useCheckpoint();
+    for (let again = true; again; ) {
+      again = false;
+      for await (const m of this.store.read({ fromSeq: this.lastSeq + 1 })) {
+        if (this.ingest(m.seq, m.subject, m.data) === "restart") {
+          again = true;
+          break;
+        }
+      }
+      if (!again && this.checkpoint) again = this.mismatch(`the stream ends at seq ${this.lastSeq}, before the checkpoint's seq ${this.checkpoint.data.seq}`) === "restart";
+    }
+    return { events: this.messages, ms: performance.now() - started };
+  }
+
+  /** Stored messages after `lastSeq` (deleted ones not counted). */
+  private async remaining(): Promise<number> {
+    const info = await this.store.jsm.streams.info(this.store.stream, { deleted_details: true });
+    const s = info.state;
+    if (s.messages === 0 || s.last_seq <= this.lastSeq) return 0;
+    const from = Math.max(this.lastSeq + 1, s.first_seq);
+    const deleted = (s.deleted ?? []).filter((d) => d >= from && d <= s.last_seq).length;
+    return s.last_seq - from + 1 - deleted;
+  }
+
+  /**
+   * Catches up to the end of the stream, then follows it live. Resolves once caught up; rejects with
+   * UNAVAILABLE naming the stream and how far it got when that takes longer than `startTimeoutMs`.
+   */
   async start(): Promise<void> {
     this.status = "catching-up";
-    const end = await this.store.lastSequence();
-    const consumer = await this.store.js.consumers.get(this.store.stream, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.lastSeq + 1,
+    this.stopped = false;
+    await this.useCheckpoint();
+    let caughtUp!: () => void;
+    let failed!: (err: RealmError) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      caughtUp = resolve;
+      failed = reject;
     });
-    this.messages = await consumer.consume({ max_messages: 1024 });
-    const caughtUp = this.waitFor(end);
-    void this.follow(this.messages);
-    await caughtUp;
+    if ((await this.remaining()) === 0) {
+      if (this.checkpoint) this.mismatch(`the stream ends at seq ${this.lastSeq}, before the checkpoint's seq ${this.checkpoint.data.seq}`);
+      if ((await this.remaining()) === 0) caughtUp();
+    }
+    void this.follow(caughtUp, failed);
+    const timeoutMs = this.opts.startTimeoutMs ?? Number(process.env.REALM_START_TIMEOUT_MS ?? 120_000);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RealmError("UNAVAILABLE", `projection ${this.def.name} did not catch up with stream ${this.store.stream} within ${Math.round(timeoutMs / 1000)} s (applied up to seq ${this.lastSeq})`)), timeoutMs);
+    });
+    try {
+      await Promise.race([ready, timeout]);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
     if (this.status === "catching-up") this.status = "live";
   }
 
-  private async follow(messages: ConsumerMessages): Promise<void> {
+  private async follow(caughtUp: () => void, failed: (err: RealmError) => void): Promise<void> {
     try {
-      for await (const m of messages) {
-        if (m.seq <= this.lastSeq) continue;
-        this.applyStored(m.seq, parseEvent(m));
-        this.release();
+      for (let again = true; again && !this.stopped; ) {
+        again = false;
+        const consumer = await this.store.js.consumers.get(this.store.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.lastSeq + 1 });
+        if (this.stopped) return;
+        const messages = await consumer.consume({ max_messages: 1024 });
+        this.consumer = messages;
+        let yielded = performance.now();
+        for await (const m of messages) {
+          if (this.stopped) break;
+          if (m.seq <= this.lastSeq) continue;
+          // A long catch-up is CPU work between messages that arrive as microtasks: give timers and I/O
+          // (the HTTP server, the start timeout) a turn every 50 ms.
+          if (performance.now() - yielded > 50) {
+            await new Promise((r) => setImmediate(r));
+            yielded = performance.now();
+          }
+          if (this.ingest(m.seq, m.subject, m.data) === "restart") {
+            again = true;
+            break;
+          }
+          if (m.info.pending === 0 && this.checkpoint) {
+            this.mismatch(`the stream ends at seq ${this.lastSeq}, before the checkpoint's seq ${this.checkpoint.data.seq}`);
+            again = true;
+            break;
+          }
+          if (m.info.pending === 0) caughtUp();
+          this.release();
+        }
+        await messages.close().catch(() => undefined);
       }
       if (this.status !== "failed") this.status = "stopped";
     } catch (err) {
       this.status = "failed";
-      this.failure = err instanceof RealmError ? err : new RealmError("PROJECTION", `projection ${this.def.name} stopped: ${String(err)}`);
-      await messages.close().catch(() => undefined);
-      for (const w of this.waiters.splice(0)) w.reject(this.failure);
+      this.failure = err instanceof RealmError ? err : new RealmError("UNAVAILABLE", `projection ${this.def.name} lost stream ${this.store.stream}: ${err instanceof Error ? err.message : String(err)}`);
+      await this.consumer?.close().catch(() => undefined);
+      failed(this.failure);
+      for (const w of this.waiters.splice(0)) {
+        clearTimeout(w.timer);
+        w.reject(this.failure);
+      }
     }
   }
 
   private release(): void {
     if (this.waiters.length === 0) return;
     const still: typeof this.waiters = [];
-    for (const w of this.waiters) (w.seq <= this.lastSeq ? w.resolve() : still.push(w));
+    for (const w of this.waiters) {
+      if (w.seq <= this.lastSeq) {
+        clearTimeout(w.timer);
+        w.resolve();
+      } else still.push(w);
+    }
     this.waiters = still;
   }
 
-  /** Resolves when the projection has applied stream sequence `seq` (read-your-writes after a command). */
+  /** Resolves when the projection has seen stream sequence `seq` (read-your-writes after a command). */
   waitFor(seq: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (seq <= this.lastSeq) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
+    const timeoutMs = this.opts.waitTimeoutMs ?? 30_000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.timer !== timer);
+        reject(new RealmError("UNAVAILABLE", `projection ${this.def.name} has not reached seq ${seq} of ${this.store.stream} after ${Math.round(timeoutMs / 1000)} s (at ${this.lastSeq})`));
+      }, timeoutMs);
+      timer.unref();
+      this.waiters.push({ seq, resolve, reject, timer });
+    });
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.status = "stopped";
-    await this.messages?.close().catch(() => undefined);
-    for (const w of this.waiters.splice(0)) w.reject(new RealmError("UNAVAILABLE", `projection ${this.def.name} stopped`));
+    await this.consumer?.close().catch(() => undefined);
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new RealmError("UNAVAILABLE", `projection ${this.def.name} stopped`));
+    }
   }
 }

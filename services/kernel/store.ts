@@ -13,7 +13,9 @@ import {
 } from "@nats-io/jetstream";
 import { conflict, invalid, RealmError } from "./errors.js";
 import { eventIdFor, sealWithJson, type EventEnvelope } from "./envelope.js";
+import { ChainVerifier, type EventProblem } from "./chain.js";
 import { Headers, eventSubject, eventsWildcard, streamName, assertToken } from "./subjects.js";
+import type { RealmTrust } from "./trust.js";
 
 export interface AggregateRef {
   type: string;
@@ -53,7 +55,18 @@ export interface StoredEvent {
   event: EventEnvelope;
 }
 
+/** A stream message as stored, before verification. */
+export interface StoredMessage {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+}
+
 export interface EventStoreOptions {
+  /** The realm's trust: every read verifies against it, every append is sealed with the writer's key. */
+  trust: RealmTrust;
+  /** Whose key seals appends (a name in the trust document). Default: the context. */
+  writer?: string;
   /** R1 on a single server, R3 in a cluster. */
   replicas?: number;
   /** `CIM-Source` header: which service wrote the event. */
@@ -65,13 +78,57 @@ export interface EventStoreOptions {
 export const EMPTY_POSITION: AggregatePosition = { version: 0, lastSeq: 0, lastCid: null };
 
 /**
+ * The configuration of a context's event stream. Events are the record: never aged out, and the server
+ * refuses to delete or purge any of them (`deny_delete`, `deny_purge`; nats-server does not let a stream
+ * update turn either off again).
+ */
+export function eventStreamConfig(context: string, opts: { replicas?: number | undefined; duplicateWindowMs?: number | undefined } = {}) {
+  return {
+    name: streamName(context),
+    subjects: [eventsWildcard(context)],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: opts.replicas ?? 1,
+    duplicate_window: (opts.duplicateWindowMs ?? 120_000) * 1_000_000,
+    allow_direct: true,
+    max_age: 0,
+    deny_delete: true,
+    deny_purge: true,
+  };
+}
+
+/**
+ * Makes sure a context's stream exists with its record-keeping guarantees: creates it if missing, and turns
+ * on `deny_delete`/`deny_purge` on a stream made before they were set (a one-way change). Needs the
+ * provisioning identity's stream rights; the contexts' own identities only read stream info.
+ */
+export async function provisionEventStream(jsm: JetStreamManager, context: string, opts: { replicas?: number | undefined; duplicateWindowMs?: number | undefined } = {}): Promise<void> {
+  const config = eventStreamConfig(context, opts);
+  let info;
+  try {
+    info = await jsm.streams.info(config.name);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === 10059 /* stream not found */) {
+      await jsm.streams.add(config);
+      return;
+    }
+    throw err;
+  }
+  if (!info.config.deny_delete || !info.config.deny_purge) await jsm.streams.update(config.name, { ...info.config, deny_delete: true, deny_purge: true });
+}
+
+/**
  * One context's event store: a file-backed JetStream stream `REALM_<CONTEXT>` over
- * `realm.<context>.events.>`. Appends are optimistic (`Nats-Expected-Last-Subject-Sequence` on the
- * aggregate's subject) and idempotent (`Nats-Msg-Id` = event id).
+ * `realm.<context>.events.>`. Appends are sealed with the writer's key, optimistic
+ * (`Nats-Expected-Last-Subject-Sequence` on the aggregate's subject) and idempotent (`Nats-Msg-Id` = event
+ * id); reads verify every event against the realm's trust document.
  */
 export class EventStore {
   readonly stream: string;
+  readonly trust: RealmTrust;
   private readonly source: string;
+  private readonly writer: string;
 
   private constructor(
     readonly context: string,
@@ -82,9 +139,15 @@ export class EventStore {
   ) {
     this.stream = streamName(context);
     this.source = opts.source ?? `cim-realm/${context}`;
+    this.trust = opts.trust;
+    this.writer = opts.writer ?? context;
   }
 
-  static async open(nc: NatsConnection, context: string, opts: EventStoreOptions = {}): Promise<EventStore> {
+  /**
+   * Opens a context's store. The stream is created (or given its deny flags) when the connection may do so;
+   * in operator mode the realm's provisioning step has done it and this only reads the stream's info.
+   */
+  static async open(nc: NatsConnection, context: string, opts: EventStoreOptions): Promise<EventStore> {
     assertToken(context, "context");
     const jsm = await jetstreamManager(nc);
     const store = new EventStore(context, nc, jetstream(nc), jsm, opts);
@@ -93,26 +156,16 @@ export class EventStore {
   }
 
   private async ensureStream(opts: EventStoreOptions): Promise<void> {
-    const config = {
-      name: this.stream,
-      subjects: [eventsWildcard(this.context)],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
-      num_replicas: opts.replicas ?? 1,
-      duplicate_window: (opts.duplicateWindowMs ?? 120_000) * 1_000_000,
-      allow_direct: true,
-      // Events are the record: never aged out.
-      max_age: 0,
-    };
     try {
-      await this.jsm.streams.info(this.stream);
+      const info = await this.jsm.streams.info(this.stream);
+      if (info.config.deny_delete && info.config.deny_purge) return;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10059 /* stream not found */) {
-        await this.jsm.streams.add(config);
-        return;
-      }
-      throw err;
+      if (!(err instanceof JetStreamApiError && err.code === 10059 /* stream not found */)) throw err;
+    }
+    try {
+      await provisionEventStream(this.jsm, this.context, opts);
+    } catch (err) {
+      throw new RealmError("UNAVAILABLE", `stream ${this.stream} is missing or allows deletes, and this identity may not provision it (${err instanceof Error ? err.message : String(err)})`);
     }
   }
 
@@ -120,21 +173,33 @@ export class EventStore {
     return eventSubject(this.context, ref.type, ref.id);
   }
 
-  /** The position of an aggregate without reading its events (one request). */
-  async position(ref: AggregateRef): Promise<AggregatePosition> {
-    const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subjectOf(ref) });
-    if (!last) return EMPTY_POSITION;
-    const e = last.json<EventEnvelope>();
-    return { version: e.version, lastSeq: last.seq, lastCid: e.cid };
+  /** A verifier of this store's stream (one per read: it keeps the chain heads of what it has seen). */
+  chainVerifier(): ChainVerifier {
+    return new ChainVerifier(this.context, this.stream, this.trust.verifier);
   }
 
-  /** Every event of one aggregate, in order. */
-  async load(ref: AggregateRef): Promise<AggregateHistory> {
+  /** Where an aggregate's verified chain ends, and its subject's last stream sequence. */
+  async position(ref: AggregateRef): Promise<AggregatePosition> {
+    const { version, lastSeq, lastCid } = await this.load(ref);
+    return { version, lastSeq, lastCid };
+  }
+
+  /**
+   * Every event of one aggregate that verifies, in order. A stored message that does not verify (altered,
+   * unsigned, signed by another context, off its chain) is left out and reported through `onProblem`; the
+   * position still names the subject's last stream sequence, so the next append is ordered after it.
+   */
+  async load(ref: AggregateRef, onProblem?: (p: EventProblem) => void): Promise<AggregateHistory> {
     const subject = this.subjectOf(ref);
     const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: subject });
     if (!last) return { ...EMPTY_POSITION, events: [] };
+    const chain = this.chainVerifier();
     const events: EventEnvelope[] = [];
-    for await (const { event } of this.read({ filter: subject, untilSeq: last.seq })) events.push(event);
+    for await (const m of this.read({ filter: subject, untilSeq: last.seq })) {
+      const r = chain.verify(m.seq, m.subject, m.data);
+      if ("event" in r) events.push(r.event);
+      else onProblem?.(r.problem);
+    }
     const tail = events[events.length - 1];
     return { events, version: tail?.version ?? 0, lastSeq: last.seq, lastCid: tail?.cid ?? null };
   }
@@ -151,6 +216,7 @@ export class EventStore {
     const stored: EventEnvelope[] = [];
     let { version, lastSeq, lastCid } = expected;
     const occurredAt = new Date().toISOString();
+    const signer = this.trust.signer(this.writer);
     const correlationId = meta.correlationId ?? meta.commandId;
     const causationId = meta.causationId ?? meta.commandId;
     for (let i = 0; i < events.length; i++) {
@@ -166,7 +232,7 @@ export class EventStore {
         causationId,
         data: ev.data,
         prev: lastCid,
-      });
+      }, signer);
       const h = natsHeaders();
       h.set(Headers.EventType, envelope.type);
       h.set(Headers.CorrelationId, envelope.correlationId);
@@ -212,27 +278,29 @@ export class EventStore {
   }
 
   /**
-   * Reads stored events in stream order with an ordered consumer, from `fromSeq` up to the end as it is
-   * when the read starts (or `untilSeq`).
+   * Reads stored messages in stream order with an ordered consumer, from `fromSeq` up to the end as it is
+   * when the read starts (or `untilSeq`), unverified.
    */
-  async *read(opts: { fromSeq?: number; untilSeq?: number; filter?: string } = {}): AsyncGenerator<StoredEvent> {
+  async *read(opts: { fromSeq?: number; untilSeq?: number; filter?: string } = {}): AsyncGenerator<StoredMessage> {
     const fromSeq = Math.max(1, opts.fromSeq ?? 1);
     const untilSeq = opts.untilSeq ?? (await this.lastSequence());
     if (untilSeq < fromSeq) return;
     for await (const m of readMessages(this.js, this.stream, { fromSeq, untilSeq, filter: opts.filter })) {
-      yield { seq: m.seq, event: parseEvent(m) };
+      yield { seq: m.seq, subject: m.subject, data: m.data };
     }
   }
-}
 
-/** Parses a stored event; a message that is not an envelope is an integrity failure naming its sequence. */
-export function parseEvent(m: { seq: number; data: Uint8Array }): EventEnvelope {
-  try {
-    const e = JSON.parse(new TextDecoder().decode(m.data)) as EventEnvelope;
-    if (typeof e !== "object" || e === null || typeof e.id !== "string" || typeof e.type !== "string") throw new Error("not an envelope");
-    return e;
-  } catch {
-    throw new RealmError("INTEGRITY", `stream message ${m.seq} is not an event envelope`, { seq: m.seq });
+  /**
+   * The events of the stream (or of one aggregate's subject) that verify, from the start; messages that do
+   * not are reported through `onProblem` and skipped.
+   */
+  async *readEvents(opts: { filter?: string; untilSeq?: number } = {}, onProblem?: (p: EventProblem) => void): AsyncGenerator<StoredEvent> {
+    const chain = this.chainVerifier();
+    for await (const m of this.read(opts)) {
+      const r = chain.verify(m.seq, m.subject, m.data);
+      if ("event" in r) yield { seq: m.seq, event: r.event };
+      else onProblem?.(r.problem);
+    }
   }
 }
 

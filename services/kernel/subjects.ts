@@ -67,3 +67,15 @@ export const Headers = {
   AggregateType: "CIM-Aggregate-Type",
   AggregateId: "CIM-Aggregate-Id",
 } as const;
+
+/** True when `subject` (no wildcards) matches the NATS subject pattern `pattern` (`*` one token, `>` the rest). */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length) return false;
+    if (p[i] !== "*" && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}

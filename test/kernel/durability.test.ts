@@ -3,6 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import { v7 as uuidv7 } from "uuid";
 import { EventStore, EMPTY_POSITION } from "../../services/kernel/index.js";
 import { startNats, type TestNats } from "../support/nats.js";
+import { testTrust } from "../support/trust.js";
 
 let nats: TestNats;
 
@@ -14,7 +15,8 @@ afterAll(async () => nats?.stop());
 describe("durability", () => {
   it("keeps every acknowledged event when nats-server is SIGKILLed mid-stream of 1,000 appends", async () => {
     const nc = await connect({ servers: nats.url, reconnect: false });
-    const store = await EventStore.open(nc, "durable");
+    const trust = testTrust(["durable"]);
+    const store = await EventStore.open(nc, "durable", { trust });
     const acked = new Set<string>();
     let killed: Promise<void> | undefined;
     let attempted = 0;
@@ -39,9 +41,9 @@ describe("durability", () => {
 
     await nats.supervisor.start();
     const nc2 = await nats.connect();
-    const store2 = await EventStore.open(nc2, "durable");
+    const store2 = await EventStore.open(nc2, "durable", { trust });
     const found = new Set<string>();
-    for await (const { event } of store2.read()) found.add(event.id);
+    for await (const { event } of store2.readEvents()) found.add(event.id);
     const lost = [...acked].filter((id) => !found.has(id));
     expect(lost).toEqual([]);
     expect(attempted).toBeGreaterThanOrEqual(acked.size);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { v7 as uuidv7 } from "uuid";
 import { EventStore, execute, executeNew, fold, RealmError, verifyCid, Projection, type EventEnvelope } from "../../services/kernel/index.js";
 import { startNats, type TestNats } from "../support/nats.js";
+import { testTrust } from "../support/trust.js";
 import { ledgerDecider } from "../fixtures/ledger.js";
 
 let nats: TestNats;
@@ -10,7 +11,7 @@ const meta = (actor = "test") => ({ commandId: uuidv7(), actor });
 
 beforeAll(async () => {
   nats = await startNats();
-  store = await EventStore.open(await nats.connect(), "kerneltest");
+  store = await EventStore.open(await nats.connect(), "kerneltest", { trust: testTrust(["kerneltest"]) });
 });
 afterAll(async () => nats?.stop());
 
@@ -140,7 +141,7 @@ describe("projections", () => {
     await live.stop();
   });
 
-  it("stops at an event it cannot apply and names it", async () => {
+  it("quarantines an event it cannot apply, names it, and goes on", async () => {
     const broken = new Projection(store, {
       ...balances,
       name: "broken",
@@ -152,10 +153,16 @@ describe("projections", () => {
     await execute(store, ledgerDecider, "acct-broken", { type: "open" }, meta());
     await execute(store, ledgerDecider, "acct-broken", { type: "deposit", amount: 3 }, meta());
     const w = await execute(store, ledgerDecider, "acct-broken", { type: "withdraw", amount: 1 }, meta());
-    await expect(broken.start()).rejects.toMatchObject({ code: "PROJECTION" });
-    expect(broken.status).toBe("failed");
-    expect(broken.failure?.message).toContain(w.events[0]!.id);
-    expect(broken.lastSeq).toBeLessThan(w.position.lastSeq);
+    const later = await execute(store, ledgerDecider, "acct-broken", { type: "deposit", amount: 4 }, meta());
+    await broken.start();
+    expect(broken.status).toBe("live");
+    expect(broken.lastSeq).toBeGreaterThanOrEqual(later.position.lastSeq);
+    expect(broken.state.get("acct-broken")).toBe(7);
+    const q = broken.quarantined.find((x) => x.eventId === w.events[0]!.id);
+    expect(q).toMatchObject({ reason: "unapplicable", seq: w.position.lastSeq, projection: "broken" });
+    expect(q!.message).toContain("withdrawals not supported");
+    expect(broken.degraded).toBe(true);
+    await broken.stop();
   });
 });
 
@@ -175,7 +182,8 @@ describe("envelope", () => {
       prev: "bagaaiera",
     };
     expect(canonicalEnvelope(u)).toBe(canonicalJson(u));
-    const { envelope, json } = sealWithJson(u);
+    const t = testTrust(["zone"]);
+    const { envelope, json } = sealWithJson(u, t.signer("zone"));
     expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(envelope)));
     expect(verifyCid(JSON.parse(json) as EventEnvelope)).toBe(true);
     const cmd = uuidv7();
