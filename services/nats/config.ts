@@ -37,6 +37,11 @@ export interface NatsServerConfig {
   operator?: OperatorPart;
   tls?: TlsPart;
   maxPayload?: number;
+  /**
+   * Longest protocol line (CONNECT carries the user JWT). The default 4 KiB is too short for a user JWT that
+   * lists a realm service's least-privilege permissions; cim-realm writes 32 KiB.
+   */
+  maxControlLine?: number;
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -51,6 +56,7 @@ export function renderConfig(c: NatsServerConfig): string {
   ];
   if (c.httpPort) lines.push(`http_port: ${c.httpPort}`);
   if (c.maxPayload) lines.push(`max_payload: ${c.maxPayload}`);
+  lines.push(`max_control_line: ${c.maxControlLine ?? 32_768}`);
   if (c.jetstream) {
     lines.push("jetstream {", `  store_dir: ${q(c.jetstream.storeDir)}`);
     if (c.jetstream.maxMemory) lines.push(`  max_memory_store: ${c.jetstream.maxMemory}`);
