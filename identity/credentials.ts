@@ -4,13 +4,17 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { argon2id, argon2Verify } from "hash-wasm";
 import * as OTPAuth from "otpauth";
 import { invalid } from "../services/kernel/index.js";
+import type { Sealer } from "../services/kernel/seal.js";
 
 /**
  * Secret-derived material of principals, kept OUT of the event stream: a password hash is derived from a
  * low-entropy secret and would be brute-forceable offline by anyone who can read the stream, so it lives in
  * the JetStream KV bucket `realm_identity_credentials` (history 1: a new hash replaces the old one for
  * good). The events only say `PasswordSet {at}`. The same bucket holds TOTP seeds and directory bind
- * passwords. Access to the bucket is limited by NATS permissions to the identity service.
+ * passwords. Access to the bucket is limited by NATS permissions to the identity service, and every value
+ * is sealed (AES-256-GCM, services/kernel/seal.ts) with the context `realm_identity_credentials/<key>`:
+ * whoever reads the JetStream store without the realm's seal key learns neither a hash nor a seed, and a
+ * value copied under another principal's key does not open.
  *
  * Passwords: Argon2id (hash-wasm), m = 19 MiB, t = 2, p = 1, 16-byte salt, 32-byte tag: the OWASP
  * Password Storage Cheat Sheet minimum for Argon2id; about 65 ms per verification on one core.
@@ -36,23 +40,51 @@ export function checkPasswordPolicy(password: string): void {
   if (password.length > PASSWORD_MAX) throw invalid(`a password has at most ${PASSWORD_MAX} characters`);
 }
 
-export class CredentialStore {
-  private constructor(private readonly kv: KV) {}
+/** A value read from the bucket, opened, with the revision it was read at (for compare-and-set). */
+interface Opened {
+  value: string;
+  revision: number;
+}
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<CredentialStore> {
+export class CredentialStore {
+  private constructor(
+    private readonly kv: KV,
+    private readonly sealer: Sealer,
+  ) {}
+
+  static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<CredentialStore> {
     const kv = await new Kvm(nc).create(CREDENTIALS_BUCKET, { history: 1, replicas });
-    return new CredentialStore(kv);
+    return new CredentialStore(kv, sealer);
+  }
+
+  /** The AAD of a value: its bucket and key, so a sealed value only opens where it was written. */
+  private static context(key: string): string {
+    return `${CREDENTIALS_BUCKET}/${key}`;
+  }
+
+  private sealed(key: string, value: string): string {
+    return this.sealer.seal(value, CredentialStore.context(key));
+  }
+
+  private async put(key: string, value: string): Promise<void> {
+    await this.kv.put(key, this.sealed(key, value));
+  }
+
+  /** The opened value under `key`, or undefined when there is none (never written, or purged). */
+  private async read(key: string): Promise<Opened | undefined> {
+    const e = await this.kv.get(key);
+    if (!e || e.operation !== "PUT") return undefined;
+    return { value: this.sealer.openString(e.string(), CredentialStore.context(key)), revision: e.revision };
   }
 
   async setPassword(principal: string, password: string): Promise<void> {
     checkPasswordPolicy(password);
-    await this.kv.put(keyOf("password", principal), await hashPassword(password));
+    await this.put(keyOf("password", principal), await hashPassword(password));
   }
 
   /** True when the password matches; always spends one Argon2id verification. */
   async verifyPassword(principal: string, password: string): Promise<boolean> {
-    const e = await this.kv.get(keyOf("password", principal));
-    const hash = e && e.operation === "PUT" ? e.string() : undefined;
+    const hash = (await this.read(keyOf("password", principal)))?.value;
     if (password.length > PASSWORD_MAX) return false;
     if (!hash) {
       dummyHash ??= hashPassword(randomBytes(16).toString("hex"));
@@ -69,7 +101,7 @@ export class CredentialStore {
   /** Starts a TOTP enrollment: a new 160-bit seed, returned once as an otpauth:// URI. */
   async startTotp(principal: string, issuer: string): Promise<{ uri: string; secret: string }> {
     const secret = new OTPAuth.Secret({ size: 20 });
-    await this.kv.put(keyOf("totp", principal), secret.base32);
+    await this.put(keyOf("totp", principal), secret.base32);
     await this.kv.purge(keyOf("totp-step", principal));
     const totp = new OTPAuth.TOTP({ issuer, label: principal, secret, algorithm: "SHA1", digits: 6, period: 30 });
     return { uri: totp.toString(), secret: secret.base32 };
@@ -80,19 +112,19 @@ export class CredentialStore {
    * good once: the last accepted time step is kept, and a step not after it is refused (no replay).
    */
   async verifyTotp(principal: string, code: string): Promise<boolean> {
-    const e = await this.kv.get(keyOf("totp", principal));
-    if (!e || e.operation !== "PUT" || !/^\d{6}$/.test(code)) return false;
-    const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(e.string()), algorithm: "SHA1", digits: 6, period: 30 });
+    const seed = await this.read(keyOf("totp", principal));
+    if (!seed || !/^\d{6}$/.test(code)) return false;
+    const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(seed.value), algorithm: "SHA1", digits: 6, period: 30 });
     const delta = totp.validate({ token: code, window: 1 });
     if (delta === null) return false;
     const step = totp.counter() + delta;
     const lastKey = keyOf("totp-step", principal);
-    const last = await this.kv.get(lastKey);
-    if (last && last.operation === "PUT" && Number(last.string()) >= step) return false;
+    const last = await this.read(lastKey);
+    if (last && Number(last.value) >= step) return false;
     try {
-      // Compare-and-set: two replicas cannot both accept the same code.
-      if (last && last.operation === "PUT") await this.kv.update(lastKey, String(step), last.revision);
-      else await this.kv.create(lastKey, String(step));
+      // Compare-and-set on the revision read: two replicas cannot both accept the same code.
+      if (last) await this.kv.update(lastKey, this.sealed(lastKey, String(step)), last.revision);
+      else await this.kv.create(lastKey, this.sealed(lastKey, String(step)));
     } catch {
       return false;
     }
@@ -105,11 +137,10 @@ export class CredentialStore {
   }
 
   async setSecret(name: string, value: string): Promise<void> {
-    await this.kv.put(keyOf("secret", name), value);
+    await this.put(keyOf("secret", name), value);
   }
 
   async getSecret(name: string): Promise<string | undefined> {
-    const e = await this.kv.get(keyOf("secret", name));
-    return e && e.operation === "PUT" ? e.string() : undefined;
+    return (await this.read(keyOf("secret", name)))?.value;
   }
 }

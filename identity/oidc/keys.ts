@@ -1,14 +1,19 @@
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
+import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+import type { Sealer } from "../../services/kernel/seal.js";
 
 /**
  * The OIDC signing keys and cookie keys, shared by every realm replica through the KV bucket
  * `realm_identity_oidc_keys` (private material: never in the event stream). `rotate` puts a new RS256 key
  * first (it signs from then on) and keeps the two previous ones in the JWKS so tokens they signed still verify.
+ * The one entry, `current`, is sealed (context `realm_identity_oidc_keys/current`): the private JWKs and
+ * cookie keys are worthless to whoever reads the JetStream store without the realm's seal key.
  */
 export const KEYS_BUCKET = "realm_identity_oidc_keys";
+const KEY = "current";
+const CONTEXT = `${KEYS_BUCKET}/${KEY}`;
 const KEEP = 3;
 
 export interface KeyMaterial {
@@ -26,19 +31,21 @@ export async function newSigningKey(): Promise<JWK> {
 export class OidcKeys {
   private constructor(
     private readonly kv: KV,
+    private readonly sealer: Sealer,
     public material: KeyMaterial,
     private revision: number,
   ) {}
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<OidcKeys> {
+  /** Reads the keys, or makes the first ones; a key that does not open under `sealer` is INTEGRITY. */
+  static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<OidcKeys> {
     const kv = await new Kvm(nc).create(KEYS_BUCKET, { history: 1, replicas });
     for (;;) {
-      const e = await kv.get("current");
-      if (e && e.operation === "PUT") return new OidcKeys(kv, e.json<KeyMaterial>(), e.revision);
+      const e = await kv.get(KEY);
+      if (e && e.operation === "PUT") return new OidcKeys(kv, sealer, unseal(sealer, e), e.revision);
       const material: KeyMaterial = { jwks: { keys: [await newSigningKey()] }, cookieKeys: [randomBytes(32).toString("base64url")], rotatedAt: new Date().toISOString() };
       try {
-        const revision = await kv.create("current", JSON.stringify(material));
-        return new OidcKeys(kv, material, revision);
+        const revision = await kv.create(KEY, sealer.seal(JSON.stringify(material), CONTEXT));
+        return new OidcKeys(kv, sealer, material, revision);
       } catch {
         // Another replica created them first: read theirs.
       }
@@ -53,22 +60,34 @@ export class OidcKeys {
   async rotate(): Promise<KeyMaterial> {
     const key = await newSigningKey();
     const material: KeyMaterial = { ...this.material, jwks: { keys: [key, ...this.material.jwks.keys].slice(0, KEEP) }, rotatedAt: new Date().toISOString() };
-    this.revision = await this.kv.update("current", JSON.stringify(material), this.revision);
+    this.revision = await this.kv.update(KEY, this.sealer.seal(JSON.stringify(material), CONTEXT), this.revision);
     this.material = material;
     return material;
   }
 
-  /** Follows rotations made by other replicas. */
-  async watch(onChange: (m: KeyMaterial) => void): Promise<() => void> {
-    const w = await this.kv.watch({ key: "current", include: KvWatchInclude.UpdatesOnly });
+  /**
+   * Follows rotations made by other replicas. An entry that does not open (written with another seal key)
+   * is reported to `onError` and skipped: this replica keeps signing with the keys it has.
+   */
+  async watch(onChange: (m: KeyMaterial) => void, onError: (err: unknown) => void = () => undefined): Promise<() => void> {
+    const w = await this.kv.watch({ key: KEY, include: KvWatchInclude.UpdatesOnly });
     void (async () => {
       for await (const e of w) {
         if (e.operation !== "PUT" || e.revision <= this.revision) continue;
-        this.material = e.json<KeyMaterial>();
+        try {
+          this.material = unseal(this.sealer, e);
+        } catch (err) {
+          onError(err);
+          continue;
+        }
         this.revision = e.revision;
         onChange(this.material);
       }
     })();
     return () => w.stop();
   }
+}
+
+function unseal(sealer: Sealer, e: KvEntry): KeyMaterial {
+  return JSON.parse(sealer.openString(e.string(), CONTEXT)) as KeyMaterial;
 }

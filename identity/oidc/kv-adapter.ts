@@ -2,6 +2,7 @@ import type { KV } from "@nats-io/kv";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Adapter, AdapterPayload } from "oidc-provider";
+import { Sealer } from "../../services/kernel/seal.js";
 
 /**
  * oidc-provider adapter over the JetStream KV bucket `realm_identity_oidc`, so every realm replica can
@@ -9,13 +10,17 @@ import type { Adapter, AdapterPayload } from "oidc-provider";
  * (`exp`, epoch seconds) checked on every read; the bucket's max age (the longest TTL) lets the server drop
  * them for good. nats-server 2.9 has no per-message TTL, hence the field.
  *
- * Keys: `<Model>.<id>`, `uid.<uid>` and `usercode.<code>` (lookups), `grant.<grantId>.<Model>.<id>` (what
- * revokeByGrantId deletes). Ids are base64url-encoded: KV keys allow [-/_=.A-Za-z0-9] only.
+ * For access tokens, refresh tokens, codes and sessions the id IS the bearer secret, so nothing in the
+ * bucket may reveal it: keys hold `Sealer.tokenKey(id)` (SHA-256, base64url; ids are high-entropy, so the
+ * hash cannot be reversed), and every value (artefact or index entry, both of which carry the id) is sealed
+ * with the context `realm_identity_oidc/<key>`. A reader of the JetStream store can neither replay a token
+ * nor move a sealed entry under another key. Lookups hash what they are given, so they find the same key.
+ *
+ * Keys: `<Model>.<tokenKey(id)>`, `uid.<tokenKey(uid)>` and `usercode.<tokenKey(userCode)>` (lookups, holding
+ * the id), `grant.<tokenKey(grantId)>.<Model>.<tokenKey(id)>` (what revokeByGrantId deletes).
  */
 export const OIDC_BUCKET = "realm_identity_oidc";
 export const OIDC_BUCKET_MAX_AGE_MS = 15 * 24 * 3600_000;
-
-const enc = (s: string) => Buffer.from(s, "utf8").toString("base64url");
 
 interface Stored {
   payload: AdapterPayload;
@@ -29,13 +34,18 @@ export async function openOidcBucket(nc: NatsConnection, replicas = 1): Promise<
 /** Client metadata comes from the directory (clients registered by command), never from this bucket. */
 export type ClientSource = (id: string) => AdapterPayload | undefined;
 
-export function kvAdapter(kv: KV, clients: ClientSource): new (name: string) => Adapter {
+const tk = Sealer.tokenKey;
+
+export function kvAdapter(kv: KV, clients: ClientSource, sealer: Sealer): new (name: string) => Adapter {
   const now = () => Math.floor(Date.now() / 1000);
+  const context = (key: string) => `${OIDC_BUCKET}/${key}`;
+
+  const write = (key: string, stored: Stored) => kv.put(key, sealer.seal(JSON.stringify(stored), context(key)));
 
   async function read(key: string): Promise<{ stored: Stored; revision: number } | undefined> {
     const e = await kv.get(key);
     if (!e || e.operation !== "PUT") return undefined;
-    const stored = e.json<Stored>();
+    const stored = JSON.parse(sealer.openString(e.string(), context(key))) as Stored;
     if (stored.exp !== null && stored.exp <= now()) return undefined;
     return { stored, revision: e.revision };
   }
@@ -44,17 +54,17 @@ export function kvAdapter(kv: KV, clients: ClientSource): new (name: string) => 
     constructor(private readonly name: string) {}
 
     private key(id: string): string {
-      return `${this.name}.${enc(id)}`;
+      return `${this.name}.${tk(id)}`;
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const exp = expiresIn ? now() + expiresIn : null;
       const key = this.key(id);
-      await kv.put(key, JSON.stringify({ payload, exp } satisfies Stored));
-      const index = JSON.stringify({ payload: { id } as AdapterPayload, exp } satisfies Stored);
-      if (payload.grantId) await kv.put(`grant.${enc(payload.grantId)}.${key}`, index);
-      if (payload.uid) await kv.put(`uid.${enc(payload.uid)}`, index);
-      if (payload.userCode) await kv.put(`usercode.${enc(payload.userCode)}`, index);
+      await write(key, { payload, exp });
+      const index: Stored = { payload: { id } as AdapterPayload, exp };
+      if (payload.grantId) await write(`grant.${tk(payload.grantId)}.${key}`, index);
+      if (payload.uid) await write(`uid.${tk(payload.uid)}`, index);
+      if (payload.userCode) await write(`usercode.${tk(payload.userCode)}`, index);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -69,11 +79,11 @@ export function kvAdapter(kv: KV, clients: ClientSource): new (name: string) => 
     }
 
     findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return this.findVia(`uid.${enc(uid)}`);
+      return this.findVia(`uid.${tk(uid)}`);
     }
 
     findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.findVia(`usercode.${enc(userCode)}`);
+      return this.findVia(`usercode.${tk(userCode)}`);
     }
 
     /** Compare-and-set on the revision read: two replicas redeeming one code cannot both succeed. */
@@ -82,15 +92,16 @@ export function kvAdapter(kv: KV, clients: ClientSource): new (name: string) => 
       const r = await read(key);
       if (!r) return;
       r.stored.payload.consumed = now();
-      await kv.update(key, JSON.stringify(r.stored), r.revision);
+      await kv.update(key, sealer.seal(JSON.stringify(r.stored), context(key)), r.revision);
     }
 
     async destroy(id: string): Promise<void> {
       await kv.delete(this.key(id));
     }
 
+    /** The grant index keys end in the artefact's own key, so no index entry needs to be opened here. */
     async revokeByGrantId(grantId: string): Promise<void> {
-      const prefix = `grant.${enc(grantId)}`;
+      const prefix = `grant.${tk(grantId)}`;
       const keys = await kv.keys(`${prefix}.>`);
       const doomed: string[] = [];
       for await (const k of keys) doomed.push(k);

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import Provider, { type AdapterPayload, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import type { Sealer } from "../../services/kernel/seal.js";
 import type { IdentityCore } from "../core.js";
 import { membership } from "../domain/directory.js";
 import type { ClientState } from "../domain/client.js";
@@ -38,16 +39,21 @@ const ttl = {
   Session: 14 * 24 * 3600,
 };
 
-export function buildProvider(issuer: string, core: IdentityCore, kv: KV, keys: KeyMaterial): Provider {
+/** `sealer` seals what the adapter keeps in `kv` (tokens, codes, sessions: see kv-adapter.ts). */
+export function buildProvider(issuer: string, core: IdentityCore, kv: KV, keys: KeyMaterial, sealer: Sealer): Provider {
   const html = (ctx: KoaContextWithOIDC, body: string) => {
     ctx.type = "html";
     ctx.body = body;
   };
   const config: Configuration = {
-    adapter: kvAdapter(kv, (id) => {
-      const c = core.dir.clients.get(id);
-      return c && clientMetadata(c);
-    }),
+    adapter: kvAdapter(
+      kv,
+      (id) => {
+        const c = core.dir.clients.get(id);
+        return c && clientMetadata(c);
+      },
+      sealer,
+    ),
     jwks: keys.jwks as Configuration["jwks"],
     cookies: { keys: keys.cookieKeys },
     clientAuthMethods: ["client_secret_basic", "client_secret_post", "none"],
