@@ -14,6 +14,7 @@ import { Worker, isMainThread, parentPort, workerData } from "node:worker_thread
 import dgram from "node:dgram";
 import * as dnsPacket from "dns-packet";
 import { badPacket, query, rng } from "../test/dns/packets.js";
+import { testTrust } from "../test/support/trust.js";
 
 const run = promisify(execFile);
 
@@ -71,7 +72,7 @@ if (!isMainThread) {
   await nats.start();
   const nc = await connect({ servers: nats.url });
   const log = createLogger({ level: "warn" });
-  const dns = await createDnsContext({ dns: { port: 0 } })({ nc, log, dataDir: dir });
+  const dns = await createDnsContext({ dns: { port: 0 } })({ nc, log, dataDir: dir, trust: testTrust() });
   const id = newId();
   await dns.endpoints.find((e) => e.name === "zone.import")!.handle({ zone: "example.test", text: ZONE }, { commandId: id, correlationId: id, causationId: id, actor: "bench", log });
   const port = dns.server!.port;

@@ -20,6 +20,7 @@ import { NatsSupervisor } from "../services/nats/supervisor.js";
 import { createLogger } from "../services/host/logger.js";
 import { createDnsContext } from "../dns/service.js";
 import { newId } from "../services/kernel/index.js";
+import { testTrust } from "../test/support/trust.js";
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" }, hosts: { type: "string", default: "2000" }, clients: { type: "string", default: "4" } } });
@@ -110,7 +111,7 @@ const nc = await connect({ servers: nats.url, noAsyncTraces: true });
 const log = createLogger({ level: "warn" });
 
 async function realmRun(workers: number): Promise<{ qps: number; lost: string; latency: string }> {
-  const dns = await createDnsContext({ dns: { port: 0, workers, natsUrl: nats.url } })({ nc, log, dataDir: dir });
+  const dns = await createDnsContext({ dns: { port: 0, workers, natsUrl: nats.url } })({ nc, log, dataDir: dir, trust: testTrust() });
   if (dns.projection.state.zones.size === 0) {
     const imp = dns.endpoints.find((e) => e.name === "zone.import")!;
     const id = newId();

@@ -17,6 +17,8 @@ import { startHost } from "../services/host/host.js";
 import { createLogger } from "../services/host/logger.js";
 import { newId } from "../services/kernel/index.js";
 import { createIdentityContext } from "../identity/service.js";
+import { Sealer } from "../services/kernel/seal.js";
+import { testTrust } from "../test/support/trust.js";
 
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "16" } } });
 const SECONDS = Number(values.seconds);
@@ -30,7 +32,7 @@ const nc = await connect({ servers: nats.url, noAsyncTraces: true });
 const log = createLogger({ level: "silent" });
 
 // The realm: identity context in the host, a confidential client registered by command.
-const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc" })({ nc, log, dataDir: dir });
+const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", sealer: Sealer.generate() })({ nc, log, dataDir: dir, trust: testTrust() });
 const host = await startHost({ nc, contexts: [ctx], httpPort: 0, log });
 const register = ctx.endpoints.find((e) => e.name === "client.register")!;
 const reg = (await register.handle({ id: "bench", displayName: "Bench", grantTypes: ["client_credentials"] }, { commandId: newId(), correlationId: newId(), causationId: newId(), actor: "bench", log })) as { clientSecret: string };

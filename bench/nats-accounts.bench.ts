@@ -3,30 +3,26 @@
  * jwt.js signing (reference), and the time from `account update` to the server enforcing it (p50/p99)
  * beside a bare `$SYS.REQ.CLAIMS.UPDATE` of a pre-signed JWT (reference). One local nats-server in operator mode.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createUser, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { newId } from "../services/kernel/index.js";
-import { NatsSupervisor } from "../services/nats/supervisor.js";
-import { bootstrapOperator } from "../identity/nats/bootstrap.js";
 import { NatsAccounts } from "../identity/nats/service.js";
+import { startOperatorNats } from "../test/support/realm-nats.js";
 import { KeyStore } from "../identity/nats/keystore.js";
 import { kpFromSeed } from "../identity/nats/jwt.js";
 import { ClaimsPusher } from "../identity/nats/push.js";
 
 const N = Number(process.env.BENCH_USERS ?? 300);
 const R = Number(process.env.BENCH_UPDATES ?? 40);
-const dir = mkdtempSync(join(tmpdir(), "realm-nats-bench-"));
-const boot = await bootstrapOperator(join(dir, "nats"), "bench");
-const server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
-await server.start();
+// The realm's own setup (operator, trust, least-privilege identities, provisioned streams), as `realm up` makes it.
+const realm = await startOperatorNats();
+const server = realm.server;
 const enc = new TextEncoder();
 const as = (creds: string) => connect({ servers: server.url, authenticator: credsAuthenticator(enc.encode(creds)), reconnect: false });
-const nc = await as(boot.serviceCreds);
-const svc = await NatsAccounts.open(nc, { dir: join(dir, "nats") });
+const nc = await realm.connectAs("realm-identity");
+const svc = await NatsAccounts.open(nc, { dir: realm.paths.operator, realmTrust: realm.trust, sysCredsFile: realm.credsFile("realm-sys") });
 const meta = () => ({ commandId: newId(), actor: "bench" });
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
@@ -38,7 +34,7 @@ try {
   const oursPerSec = N / ((performance.now() - t0) / 1000);
   // reference: bare jwt.js signing + creds formatting, no validation, no event
   const acct = await svc.account("bench");
-  const sk = kpFromSeed(new KeyStore(join(dir, "nats")).seed(acct.signingKeys[0]!.key));
+  const sk = kpFromSeed(new KeyStore(realm.paths.operator).seed(acct.signingKeys[0]!.key));
   t0 = performance.now();
   for (let i = 0; i < N; i++) {
     const u = createUser();
@@ -67,7 +63,7 @@ try {
     lat.push(performance.now() - start);
   }
   // reference: bare CLAIMS.UPDATE of a pre-signed JWT and the same enforcement probe
-  const pusher = await ClaimsPusher.open(server.url, boot.systemCreds);
+  const pusher = await ClaimsPusher.open(server.url, readFileSync(realm.credsFile("realm-sys"), "utf8"));
   const jwts = { 1: await svc.accountJwt({ ...acct, limits: { ...acct.limits, conn: 1 } }), [-1]: await svc.accountJwt({ ...acct, limits: { ...acct.limits, conn: -1 } }) } as Record<number, string>;
   const raw: number[] = [];
   for (let i = 0; i < R; i++) {
@@ -102,7 +98,5 @@ try {
   console.log(`${"revoke -> connection closed p50 (ms)".padEnd(34)} ${f(pct(rev, 50))}   p99 ${pct(rev, 99).toFixed(1)} ms (target < 1000)`);
 } finally {
   await svc.close();
-  await nc.close();
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await realm.stop();
 }

@@ -30,6 +30,7 @@ import { startHost } from "../services/host/host.js";
 import { callRealm } from "../services/host/client.js";
 import { freePort } from "../services/nats/supervisor.js";
 import { PkiSubjects } from "../pki/contract.js";
+import { testTrust } from "../test/support/trust.js";
 
 const N = Number(process.env.BENCH_CERTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -80,7 +81,7 @@ const ctx = () => {
 };
 
 try {
-  const pki = await createPkiContext({ publicUrl: "http://127.0.0.1:8080", ownedZones: () => ["bench.test."] })({ nc, log: createLogger({ level: "silent" }), dataDir: join(dir, "pki") });
+  const pki = await createPkiContext({ publicUrl: "http://127.0.0.1:8080", ownedZones: () => ["bench.test."] })({ nc, log: createLogger({ level: "silent" }), dataDir: join(dir, "pki"), trust: testTrust() });
   await initCeremony({ dir: join(dir, "ceremony"), passphrase: PASS, subject: { CN: "Bench Root" }, scrypt: { N: 2 ** 14, r: 8, p: 1 } });
   const prepare = pki.endpoints.find((e) => e.name === "issuer.prepare")!;
   const imp = pki.endpoints.find((e) => e.name === "issuer.import")!;

@@ -51,9 +51,9 @@ const secs = { type: "integer", minimum: 1, maximum: 2_147_483_647 };
 
 export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => Promise<DnsContext> {
   return async (deps) => {
-    const store = await EventStore.open(deps.nc, "dns", { replicas: opts.replicas });
+    const store = await EventStore.open(deps.nc, "dns", { trust: deps.trust, replicas: opts.replicas });
     let server: DnsServer | undefined;
-    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)));
+    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log });
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
     const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
@@ -64,7 +64,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       if (!dnsCfg.natsUrl) throw invalid("DNS workers need the NATS url to follow the stream");
       const host = dnsCfg.host ?? "127.0.0.1";
       const port = dnsCfg.port || (await freeDnsPort(host));
-      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
+      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
       server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log });
@@ -370,6 +370,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       workers,
       store,
       projection,
+      projections: () => [projection as Projection<unknown>],
       ready: () => projection.status === "live",
       metrics: () => {
         const s = server?.stats;

@@ -29,12 +29,15 @@ export function matchesAudit(e: AuditEntry, f: AuditFilter): boolean {
   );
 }
 
-/** The audit trail, read from the event stream itself (never a separate log): the last `limit` matches. */
+/**
+ * The audit trail, read from the event stream itself (never a separate log): the last `limit` matches
+ * among the events that verify (a quarantined message is not an entry; `realm audit` lists those).
+ */
 export async function readAudit(store: EventStore, f: AuditFilter): Promise<AuditEntry[]> {
   const limit = f.limit ?? 1000;
   const filter = f.aggregateType && f.aggregateId ? store.subjectOf({ type: f.aggregateType, id: f.aggregateId }) : undefined;
   const out: AuditEntry[] = [];
-  for await (const { seq, event: e } of store.read(filter ? { filter } : {})) {
+  for await (const { seq, event: e } of store.readEvents(filter ? { filter } : {})) {
     const entry: AuditEntry = { seq, at: e.occurredAt, actor: e.actor, type: e.type, aggregate: e.aggregate, correlationId: e.correlationId, causationId: e.causationId, eventId: e.id };
     if (!matchesAudit(entry, f)) continue;
     out.push(entry);

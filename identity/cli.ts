@@ -1,14 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { connectRealm } from "../services/cli/connection.js";
-import { createLogger } from "../services/host/logger.js";
-import { newId } from "../services/kernel/index.js";
-import { IdentityCore } from "./core.js";
-import { directoryEndpoints } from "./endpoints.js";
-import { policyDecider } from "./domain/policy.js";
-import { principalDecider } from "./domain/principal.js";
-import { roleDecider } from "./domain/role.js";
 
 type Conn = ConnectionFlags;
 const connOptions = withConnectionOptions;
@@ -123,28 +115,13 @@ export function registerIdentityCommands(program: Command): void {
       return call(o, "queries", "audit", { limit: o.limit, ...(o.actor ? { actor: o.actor } : {}), ...(aggregateType ? { aggregateType } : {}), ...(aggregateId ? { aggregateId } : {}), ...(o.correlation ? { correlationId: o.correlation } : {}) });
     });
 
-  id.command("bootstrap")
-    .description("create the first admin (principal, `admin` role, binding) and print its API key once; needs direct access to the realm's NATS stream, not the API")
-    .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
-    .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
+  verb(id, "bootstrap", "create the first admin (principal, `admin` role, binding) and print its API key once (stdout; the label goes to stderr). Works only while the realm has no admin, or with the operator bundle's passphrase (recovery)")
     .option("--principal <id>", "admin principal id", "admin")
-    .action(async (o: { nats?: string; creds?: string; principal: string }) => {
-      const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}) });
-      const log = createLogger({ level: "warn" });
-      const core = await IdentityCore.open(nc, log);
-      try {
-        const meta = () => ({ commandId: newId(), actor: "bootstrap" });
-        process.stderr.write("realm: creating the admin principal, role and binding...\n");
-        if (!core.dir.principals.get(o.principal)?.exists) await core.run(principalDecider, o.principal, { type: "create", kind: "service", displayName: "Realm administrator" }, meta());
-        if (!core.dir.roles.get("admin")?.exists) await core.run(roleDecider, "admin", { type: "define", description: "Realm administrator", permissions: ["*"] }, meta());
-        const bid = `${o.principal}-admin`;
-        if (!core.dir.policies.get(bid)?.exists) await core.run(policyDecider, bid, { type: "bind", role: "admin", subject: { kind: "principal", id: o.principal }, conditions: {} }, meta());
-        const issue = directoryEndpoints(core, { issuer: () => "cim-realm" }).find((e) => e.name === "apikey.issue")!;
-        const r = (await issue.handle({ owner: o.principal, label: "bootstrap", roles: ["admin"] }, { ...meta(), correlationId: newId(), causationId: newId(), log })) as { key: string; id: string };
-        process.stdout.write(`API key ${r.id} (shown once, store it now):\n${r.key}\n`);
-      } finally {
-        await core.stop();
-        await nc.close();
-      }
+    .option("--passphrase-file <file>", "recovery: file holding the operator identity bundle's passphrase")
+    .action(async (o: Conn & { principal: string; passphraseFile?: string }) => {
+      process.stderr.write("realm: creating the admin principal, role and binding...\n");
+      const r = (await callContext(o, "identity", "commands", "admin.bootstrap", { principal: o.principal, ...(o.passphraseFile ? { passphrase: readSecret(o.passphraseFile) } : {}) }, 60_000)) as { apiKeyId: string; key: string; recovery: boolean };
+      process.stderr.write(`realm: API key ${r.apiKeyId} of ${o.principal}${r.recovery ? " (recovery)" : ""}, shown once: store it now\n`);
+      process.stdout.write(`${r.key}\n`);
     });
 }

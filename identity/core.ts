@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { EventStore, execute, newId, Projection, type CommandMeta, type Decider, type EventEnvelope } from "../services/kernel/index.js";
+import { EventStore, execute, newId, Projection, type CommandMeta, type Decider, type EventEnvelope, type RealmTrust } from "../services/kernel/index.js";
+import type { Sealer } from "../services/kernel/seal.js";
 import { CredentialStore } from "./credentials.js";
 import { directoryProjection, membership, type Directory } from "./domain/directory.js";
 import { DEFAULT_LOCKOUT, isLocked, principalDecider, type LockoutPolicy, type PrincipalState } from "./domain/principal.js";
@@ -24,11 +25,12 @@ export class IdentityCore {
     readonly lockout: LockoutPolicy,
   ) {}
 
-  static async open(nc: NatsConnection, log: Logger, opts: { lockout?: LockoutPolicy; replicas?: number } = {}): Promise<IdentityCore> {
-    const store = await EventStore.open(nc, "identity", { replicas: opts.replicas ?? 1 });
-    const projection = new Projection(store, directoryProjection);
+  /** `sealer` seals the credential store's values (password hashes, TOTP seeds, directory secrets). */
+  static async open(nc: NatsConnection, log: Logger, opts: { trust: RealmTrust; sealer: Sealer; lockout?: LockoutPolicy; replicas?: number }): Promise<IdentityCore> {
+    const store = await EventStore.open(nc, "identity", { trust: opts.trust, replicas: opts.replicas ?? 1 });
+    const credentials = await CredentialStore.open(nc, opts.replicas ?? 1, opts.sealer);
+    const projection = new Projection(store, directoryProjection, { log });
     await projection.start();
-    const credentials = await CredentialStore.open(nc, opts.replicas ?? 1);
     return new IdentityCore(nc, store, projection, credentials, log, opts.lockout ?? DEFAULT_LOCKOUT);
   }
 
@@ -37,10 +39,10 @@ export class IdentityCore {
   }
 
   /** Executes a command and waits until the read model has it (read-your-writes). */
-  async run<S, C>(decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<{ state: S; events: EventEnvelope[] }> {
+  async run<S, C>(decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<{ state: S; events: EventEnvelope[]; replayed: boolean }> {
     const r = await execute(this.store, decider, id, command, meta);
     await this.projection.waitFor(r.position.lastSeq);
-    return { state: r.state, events: r.events };
+    return { state: r.state, events: r.events, replayed: r.replayed };
   }
 
   /** Meta of a command derived from another (same correlation, caused by it). */

@@ -1,9 +1,13 @@
 import type { IncomingMessage } from "node:http";
+import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import type Provider from "oidc-provider";
 import type { Authenticator, ContextDeps, ContextFactory, Endpoint, RealmContext } from "../services/host/context.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
+import { Sealer } from "../services/kernel/seal.js";
 import { createAuthenticator } from "./auth.js";
+import { bootstrapEndpoint } from "./bootstrap.js";
+import type { Projection } from "../services/kernel/projection.js";
 import { IdentityCore } from "./core.js";
 import type { LockoutPolicy } from "./domain/principal.js";
 import { directoryEndpoints } from "./endpoints.js";
@@ -15,12 +19,19 @@ import { mountOidc } from "./oidc/routes.js";
 
 export interface IdentityOptions {
   /**
+   * Seals everything secret the context keeps in NATS KV (credentials, OIDC keys, tokens). Every replica
+   * of a realm needs the same key (`Sealer.open`), and a restart must reuse it, or the KV cannot be read.
+   */
+  sealer: Sealer;
+  /**
    * The OIDC issuer URL, ending in /oidc (e.g. https://realm.example.org/oidc). Default:
    * `REALM_OIDC_ISSUER`, else taken from the Host header of the first OIDC request (development only).
    */
   issuer?: string | undefined;
   escrow?: SecretEscrow | undefined;
   lockout?: LockoutPolicy | undefined;
+  /** The operator identity bundle: with its passphrase, `admin.bootstrap` runs again (recovery). */
+  operatorBundle?: string | undefined;
   /** Stream and bucket replicas (1 local, 3 in a cluster). */
   replicas?: number | undefined;
   /** Rotate the OIDC signing key when it is older than this many days (checked hourly). Default 30; 0 = only on command. */
@@ -37,18 +48,29 @@ export interface IdentityContext extends RealmContext {
   issuer(): string | undefined;
 }
 
-export function createIdentityContext(opts: IdentityOptions = {}): (deps: ContextDeps) => Promise<IdentityContext> {
-  return async ({ nc, log }) => {
-    const core = await IdentityCore.open(nc, log, { lockout: opts.lockout, replicas: opts.replicas });
+/** The OIDC keys, or INTEGRITY when they were sealed with another key; the core is stopped then. */
+async function openKeys(core: IdentityCore, opts: IdentityOptions): Promise<OidcKeys> {
+  try {
+    return await OidcKeys.open(core.nc, opts.replicas ?? 1, opts.sealer);
+  } catch (err) {
+    await core.stop();
+    throw err;
+  }
+}
+
+export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps) => Promise<IdentityContext> {
+  return async ({ nc, log, trust }) => {
+    const { sealer } = opts;
+    const core = await IdentityCore.open(nc, log, { trust, sealer, lockout: opts.lockout, replicas: opts.replicas });
     const kv: KV = await openOidcBucket(nc, opts.replicas ?? 1);
-    const keys = await OidcKeys.open(nc, opts.replicas ?? 1);
+    const keys = await openKeys(core, opts);
     let issuer = opts.issuer ?? process.env.REALM_OIDC_ISSUER;
     let provider: Provider | undefined;
     const rebuild = () => {
-      if (issuer) provider = buildProvider(issuer, core, kv, keys.material);
+      if (issuer) provider = buildProvider(issuer, core, kv, keys.material, sealer);
     };
     rebuild();
-    const unwatch = await keys.watch(rebuild);
+    const unwatch = await keys.watch(rebuild, (err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "OIDC keys written by another replica do not open with this replica's seal key; keeping the current keys"));
     const rotationDays = opts.keyRotationDays ?? 30;
     const rotation =
       rotationDays > 0
@@ -69,6 +91,7 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
     const extensions = await Promise.all((opts.extensions ?? [ldapFederation()]).map((x) => x(core)));
     const endpoints: Endpoint[] = [
       ...directoryEndpoints(core, { escrow: opts.escrow, issuer: () => issuer ?? "cim-realm" }),
+      bootstrapEndpoint(core, { operatorBundle: opts.operatorBundle }),
       {
         kind: "command",
         name: "oidc.rotateKeys",
@@ -101,6 +124,7 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
       async routes(app) {
         await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!);
       },
+      projections: () => [core.projection as Projection<unknown>],
       ready: () => core.projection.status === "live",
       metrics: () => [
         "# HELP realm_identity_principals Principals in the directory.",
@@ -120,6 +144,10 @@ export function createIdentityContext(opts: IdentityOptions = {}): (deps: Contex
   };
 }
 
-/** The identity context with options from the environment (REALM_OIDC_ISSUER). */
-export const identityContext: ContextFactory = createIdentityContext();
+/**
+ * The identity context with options from the environment: REALM_OIDC_ISSUER, and the seal key from
+ * REALM_SEAL_KEY or else `<dataDir>/seal.key` (created on first use). `realm up` passes the realm's key
+ * (`data/operator/seal.key`) to `createIdentityContext` instead.
+ */
+export const identityContext: ContextFactory = (deps) => createIdentityContext({ sealer: Sealer.open(join(deps.dataDir, "seal.key")) })(deps);
 

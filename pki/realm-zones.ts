@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/nats-core";
-import { EventStore, Projection } from "../services/kernel/index.js";
+import { EventStore, Projection, type ProblemLog, type RealmTrust } from "../services/kernel/index.js";
 import { DNS_CONTEXT, DnsEventTypes } from "../dns/contract.js";
 
 /**
@@ -11,11 +11,13 @@ export interface RealmZones {
   zones(): Iterable<string>;
   /** Applies every DNS event stored so far (after a zone was just created by another context). */
   catchUp(): Promise<void>;
+  projection: Projection<Set<string>>;
   stop(): Promise<void>;
 }
 
-export async function followRealmZones(nc: NatsConnection, opts: { replicas?: number | undefined } = {}): Promise<RealmZones> {
-  const store = await EventStore.open(nc, DNS_CONTEXT, { replicas: opts.replicas });
+/** Reads REALM_DNS (read only: the PKI holds no DNS key, and verifies each event against the trust). */
+export async function followRealmZones(nc: NatsConnection, opts: { trust: RealmTrust; log?: ProblemLog; replicas?: number | undefined }): Promise<RealmZones> {
+  const store = await EventStore.open(nc, DNS_CONTEXT, { trust: opts.trust, replicas: opts.replicas });
   const projection = new Projection(store, {
     name: "pki-realm-zones",
     version: 1,
@@ -26,9 +28,10 @@ export async function followRealmZones(nc: NatsConnection, opts: { replicas?: nu
       else if (e.type === DnsEventTypes.ZoneDeleted) zones.delete(e.aggregate.id);
       return zones;
     },
-  });
+  }, { log: opts.log });
   await projection.start();
   return {
+    projection,
     zones: () => projection.state,
     catchUp: async () => projection.waitFor(await store.lastSequence()),
     stop: () => projection.stop(),

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import type { PkiModel } from "./projection.js";
 import type { CrlCache, OcspResponder } from "./revocation.js";
 import { toRealmError } from "../services/kernel/errors.js";
+import { tryLaterResponse } from "./x509/ocsp.js";
 
 /** Largest OCSP request accepted (a request for a handful of certificates is a few hundred bytes). */
 const MAX_OCSP_REQUEST = 16 * 1024;
@@ -11,9 +12,25 @@ const MAX_OCSP_REQUEST = 16 * 1024;
  * responder (RFC 6960 GET and POST). Errors are answered as RFC 6960 status-only responses or plain text,
  * never with key material.
  */
-export function registerPkiRoutes(app: FastifyInstance, d: { model: () => PkiModel; crls: CrlCache; ocsp: OcspResponder; now: () => Date }): Promise<void> {
-  const ocsp = (body: Buffer) => d.ocsp.answer(body);
+export function registerPkiRoutes(
+  app: FastifyInstance,
+  d: {
+    model: () => PkiModel;
+    crls: CrlCache;
+    ocsp: OcspResponder;
+    now: () => Date;
+    /**
+     * Why the PKI's record may be missing revocations (a quarantined PKI event, a stream that differs from
+     * its checkpoint), or undefined. While set, OCSP answers `tryLater` and CRLs 503: the realm does not
+     * vouch for a status it may have lost.
+     */
+    revocationGap?: () => string | undefined;
+  },
+): Promise<void> {
+  const ocsp = (body: Buffer) => (d.revocationGap?.() ? tryLaterResponse() : d.ocsp.answer(body));
   const sendCrl = (reply: FastifyReply, issuer: string, intermediateSerial?: string) => {
+    const gap = d.revocationGap?.();
+    if (gap) return reply.code(503).type("text/plain").header("retry-after", "300").send(`the realm's revocation record is incomplete (${gap}); no CRL until it is repaired\n`);
     try {
       const crl = d.crls.forIssuer(issuer, intermediateSerial);
       const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - d.now().getTime()) / 1000 / 2));

@@ -87,11 +87,11 @@ const INTERMEDIATE_KEY_SPECS: KeySpec[] = ["ecdsa-p256", "ecdsa-p384"];
 /** The online half of the PKI: intermediates (key made here, signed by the offline ceremony), leaves, revocation, CRL, OCSP. */
 export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => Promise<PkiContext> {
   return async (deps) => {
-    const store = await EventStore.open(deps.nc, PKI_CONTEXT, { replicas: opts.replicas });
-    const projection = new Projection(store, pkiProjection());
+    const store = await EventStore.open(deps.nc, PKI_CONTEXT, { trust: deps.trust, replicas: opts.replicas });
+    const projection = new Projection(store, pkiProjection(), { log: deps.log });
     await projection.start();
     const keys = new IssuerKeyStore(join(deps.dataDir, "keys"));
-    const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { replicas: opts.replicas });
+    const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { trust: deps.trust, log: deps.log, replicas: opts.replicas });
     const ownedZones = opts.ownedZones ?? (() => realmZones!.zones());
     const now = opts.clock ?? (() => new Date());
     const publicUrl = (opts.publicUrl ?? process.env.REALM_PKI_URL ?? "").replace(/\/$/, "");
@@ -375,7 +375,16 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       projection,
       issue,
       ownedZones: () => [...ownedZones()],
-      routes: (app) => registerPkiRoutes(app, { model, crls, ocsp, now }),
+      routes: (app) =>
+        registerPkiRoutes(app, {
+          model,
+          crls,
+          ocsp,
+          now,
+          // Fail closed: with any PKI event quarantined (it may have been a revocation), no status is vouched for.
+          revocationGap: () => (projection.quarantinedTotal > 0 ? `${projection.quarantinedTotal} PKI event(s) quarantined, first: ${projection.quarantined[0]?.message}` : undefined),
+        }),
+      projections: () => [projection as Projection<unknown>, ...(realmZones ? [realmZones.projection as Projection<unknown>] : [])],
       ready: () => projection.status === "live",
       metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`],
       stop: async () => {

@@ -56,9 +56,9 @@ export interface SecretsContext extends RealmContext {
  * a new version, the previous one stays in the item's history).
  */
 export function createSecretsContext(opts: { escrow: SecretEscrow; replicas?: number | undefined }): (deps: ContextDeps) => Promise<SecretsContext> {
-  return async ({ nc }) => {
-    const store = await EventStore.open(nc, SECRETS_CONTEXT, { replicas: opts.replicas });
-    const projection = new Projection(store, secretsProjection());
+  return async ({ nc, trust, log }) => {
+    const store = await EventStore.open(nc, SECRETS_CONTEXT, { trust, replicas: opts.replicas });
+    const projection = new Projection(store, secretsProjection(), { log });
     await projection.start();
     const escrow: SecretEscrow = {
       async store(req: EscrowRequest): Promise<SecretRef> {
@@ -105,6 +105,7 @@ export function createSecretsContext(opts: { escrow: SecretEscrow; replicas?: nu
           },
         },
       ],
+      projections: () => [projection as Projection<unknown>],
       ready: () => projection.status === "live",
       metrics: () => [`realm_secrets_escrowed ${projection.state.size}`],
       stop: () => projection.stop(),

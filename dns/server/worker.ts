@@ -1,7 +1,9 @@
 /** One DNS worker process (see workers.ts): its own projection of REALM_DNS and a server on the shared port. */
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import { EventStore, Projection } from "../../services/kernel/index.js";
+import { reconnectOptions } from "../../services/cli/connection.js";
+import { EventStore, Projection, RealmTrust } from "../../services/kernel/index.js";
+import { createLogger } from "../../services/host/logger.js";
 import { nameProjection } from "../projection.js";
 import { Authority } from "./authority.js";
 import { DnsServer } from "./server.js";
@@ -9,10 +11,10 @@ import type { DnsWorkerConfig } from "./workers.js";
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.REALM_DNS_WORKER ?? "{}") as DnsWorkerConfig;
-  const nc = await connect({ servers: cfg.natsUrl, name: `realm-dns-worker-${process.pid}`, noAsyncTraces: true, ...(cfg.natsCreds ? { authenticator: credsAuthenticator(readFileSync(cfg.natsCreds)) } : {}) });
-  const store = await EventStore.open(nc, "dns");
+  const nc = await connect({ servers: cfg.natsUrl, name: `realm-dns-worker-${process.pid}`, noAsyncTraces: true, ...reconnectOptions, ...(cfg.natsCreds ? { authenticator: credsAuthenticator(readFileSync(cfg.natsCreds)) } : {}) });
+  const store = await EventStore.open(nc, "dns", { trust: new RealmTrust(cfg.trust) });
   let server: DnsServer | undefined;
-  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)));
+  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });
   server = new DnsServer(new Authority(() => projection.state.zones), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify });
   await projection.start();
   await server.start();

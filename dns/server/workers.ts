@@ -1,10 +1,14 @@
 import cluster, { type Worker } from "node:cluster";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TrustDocument } from "../../services/kernel/trust.js";
 
 export interface DnsWorkerConfig {
   natsUrl: string;
-  natsCreds?: string;
+  /** Creds of the read-only DNS reader identity (consumers on REALM_DNS only). */
+  natsCreds?: string | undefined;
+  /** The realm's trust document: the worker verifies every event it applies (it holds no signing key). */
+  trust: TrustDocument;
   host: string;
   port: number;
   transferAllow?: string[];

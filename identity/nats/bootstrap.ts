@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createAccount, createOperator, createUser, encodeOperator } from "@nats-io/jwt";
+import { createAccount, createOperator, encodeOperator } from "@nats-io/jwt";
 import type { OperatorPart } from "../../services/nats/config.js";
 import { accountDecider, type AccountState } from "./domain/account.js";
 import { JETSTREAM_UNLIMITED, validateLimits } from "./domain/validation.js";
-import { credsFile, seedOf, signAccount, signUser, kpFromSeed, validateAccountJwt, validateUserJwt } from "./jwt.js";
+import type { KeyPair } from "@nats-io/nkeys";
+import type { RootSigner } from "../../services/kernel/trust.js";
+import type { UserPermissions } from "./domain/validation.js";
+import { seedOf, signAccount, validateAccountJwt } from "./jwt.js";
 import { KeyStore, sealBundle, type SealedBundle } from "./keystore.js";
 
 /** What `bootstrapOperator` leaves in `<dir>/operator.json` (public material only). */
@@ -22,14 +25,44 @@ export interface Bootstrap {
   /** Give this to `new NatsSupervisor({ operator })`. */
   operator: OperatorPart;
   state: OperatorState;
-  /** Creds of a system-account user (pushes claims); also in `<dir>/sys.creds`. */
-  systemCreds: string;
-  /** Creds the realm's own services connect with (realm account, JetStream on); also in `<dir>/realm-service.creds`. */
-  serviceCreds: string;
-  /** Set only on first init when no passphrase was given: shown once, needed to open the ceremony bundle. */
-  generatedPassphrase?: string;
+  /** True when this call made the operator (first init). */
+  created: boolean;
+  /**
+   * Set only on first init when no passphrase was given: the file (mode 0600) holding the generated
+   * passphrase of the operator identity bundle. Move it offline; it is never printed.
+   */
+  generatedPassphraseFile?: string;
   /** Path of the encrypted operator identity bundle. */
   bundleFile: string;
+}
+
+/** A user of the realm account that names no permissions may do nothing (the account's default). */
+export const NO_PERMISSIONS: UserPermissions = { pub: { allow: [], deny: [">"] }, sub: { allow: [], deny: [">"] } };
+
+/** The operator identity key as the signer of the realm's trust document (nkeys sign Ed25519). */
+export function operatorRootSigner(kp: KeyPair): RootSigner {
+  return {
+    publicKey: rawOfNkey(kp.getPublicKey()),
+    nkey: kp.getPublicKey(),
+    sign: (bytes) => kp.sign(bytes),
+  };
+}
+
+/** The raw 32-byte Ed25519 key of a public nkey (prefix byte, key, CRC16; base32). */
+export function rawOfNkey(nkey: string): Uint8Array {
+  const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  const out: number[] = [];
+  for (const ch of nkey) {
+    value = ((value << 5) | B32.indexOf(ch)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Uint8Array.from(out.slice(1, 33));
 }
 
 export const SYSTEM_ACCOUNT = "SYS";
@@ -43,29 +76,26 @@ export function systemAccountState(publicKey: string, signingKey: string): Accou
 
 export function realmAccountState(publicKey: string, signingKey: string): AccountState {
   return accountDecider.evolve(accountDecider.initialState(REALM_ACCOUNT), {
-    type: "NatsAccountCreated", data: { name: REALM_ACCOUNT, publicKey, signingKeys: [signingKey], limits: validateLimits(JETSTREAM_UNLIMITED), description: "the realm's own services", system: false },
+    type: "NatsAccountCreated", data: { name: REALM_ACCOUNT, publicKey, signingKeys: [signingKey], limits: validateLimits(JETSTREAM_UNLIMITED), description: "the realm's own services", system: false, defaultPermissions: NO_PERMISSIONS },
   } as never);
 }
 
 /**
  * `realm init` on a laptop: makes the operator identity key (sealed in `<dir>/operator-identity.bundle.json`
- * with scrypt + AES-256-GCM; used once here to sign the operator JWT, never stored in clear), an online
- * operator signing key, the system account `SYS` and the realm account `realm`, a system user and a realm
- * service user. Idempotent: a second call on the same dir returns what the first made (no new keys).
+ * with scrypt + AES-256-GCM; used once here to sign the operator JWT, and handed to `onRootKey` to sign the
+ * realm's trust document, never stored in clear), an online operator signing key, the system account `SYS`
+ * and the realm account `realm` (whose users may do nothing unless their JWT says so). No user is made here:
+ * the realm's own identities are issued with least privilege by realm-identities.ts. Idempotent: a second
+ * call on the same dir returns what the first made (no new keys).
  */
-export async function bootstrapOperator(dir: string, passphrase?: string, opts: { operatorName?: string } = {}): Promise<Bootstrap> {
+export async function bootstrapOperator(dir: string, passphrase?: string, opts: { operatorName?: string; onRootKey?: (root: RootSigner) => void } = {}): Promise<Bootstrap> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stateFile = join(dir, "operator.json");
   const bundleFile = join(dir, "operator-identity.bundle.json");
   const resolverDir = join(dir, "jwt");
   if (existsSync(stateFile)) {
     const state = JSON.parse(readFileSync(stateFile, "utf8")) as OperatorState;
-    return {
-      state, bundleFile,
-      operator: operatorPart(state, resolverDir),
-      systemCreds: readFileSync(join(dir, "sys.creds"), "utf8"),
-      serviceCreds: readFileSync(join(dir, "realm-service.creds"), "utf8"),
-    };
+    return { state, bundleFile, created: false, operator: operatorPart(state, resolverDir) };
   }
   const keys = new KeyStore(dir);
   const generated = passphrase ? undefined : randomBytes(18).toString("base64url");
@@ -82,6 +112,7 @@ export async function bootstrapOperator(dir: string, passphrase?: string, opts: 
   keys.put(opSk.getPublicKey(), seedOf(opSk));
   for (const k of [sys, sysSk, realm, realmSk]) keys.put(k.getPublicKey(), seedOf(k));
   const operatorJwt = await encodeOperator(operatorName, opId, { signing_keys: [opSk.getPublicKey()], system_account: sys.getPublicKey() } as never);
+  opts.onRootKey?.(operatorRootSigner(opId));
   opId.clear(); // the identity seed now exists only inside the sealed bundle
   const signer = { operatorPublicKey: opPub, signingKey: opSk };
   const sysState = systemAccountState(sys.getPublicKey(), sysSk.getPublicKey());
@@ -92,24 +123,18 @@ export async function bootstrapOperator(dir: string, passphrase?: string, opts: 
   const trust = { operatorJwt };
   validateAccountJwt(sysJwt, trust);
   validateAccountJwt(realmJwt, trust);
-  const mkUser = async (name: string, acct: string, sk: string, accountJwt: string) => {
-    const u = createUser();
-    const now = Math.floor(Date.now() / 1000);
-    const jwt = await signUser({ account: acct, name, kind: "service" }, u.getPublicKey(), acct, kpFromSeed(keys.seed(sk)), now, now + 365 * 86400);
-    validateUserJwt(jwt, accountJwt, trust);
-    return credsFile(jwt, seedOf(u));
-  };
-  const systemCreds = await mkUser("realm-sys", sys.getPublicKey(), sysSk.getPublicKey(), sysJwt);
-  const serviceCreds = await mkUser("realm-services", realm.getPublicKey(), realmSk.getPublicKey(), realmJwt);
-  writeFileSync(join(dir, "sys.creds"), systemCreds, { mode: 0o600 });
-  writeFileSync(join(dir, "realm-service.creds"), serviceCreds, { mode: 0o600 });
   const state: OperatorState = {
     operatorName, operatorPublicKey: opPub, operatorJwt, operatorSigningKey: opSk.getPublicKey(),
     system: { name: SYSTEM_ACCOUNT, publicKey: sys.getPublicKey(), signingKey: sysSk.getPublicKey(), jwt: sysJwt },
     realm: { name: REALM_ACCOUNT, publicKey: realm.getPublicKey(), signingKey: realmSk.getPublicKey(), jwt: realmJwt },
   };
   writeFileSync(stateFile, JSON.stringify(state, null, 2), { mode: 0o600 });
-  return { state, bundleFile, operator: operatorPart(state, resolverDir), systemCreds, serviceCreds, ...(generated ? { generatedPassphrase: generated } : {}) };
+  let generatedPassphraseFile: string | undefined;
+  if (generated) {
+    generatedPassphraseFile = join(dir, "operator-passphrase");
+    writeFileSync(generatedPassphraseFile, generated + "\n", { mode: 0o600 });
+  }
+  return { state, bundleFile, created: true, operator: operatorPart(state, resolverDir), ...(generatedPassphraseFile ? { generatedPassphraseFile } : {}) };
 }
 
 export function operatorPart(state: OperatorState, resolverDir: string): OperatorPart {

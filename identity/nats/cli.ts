@@ -68,13 +68,13 @@ export function registerNatsAccountCommands(program: Command): void {
   });
   account
     .command("bootstrap <dir>")
-    .description("offline: make the operator (identity key sealed in a ceremony bundle), SYS and realm accounts, service creds")
+    .description("offline: make the operator (identity key sealed in a ceremony bundle), SYS and realm accounts")
     .option("--passphrase-env <var>", "environment variable holding the bundle passphrase", "REALM_CEREMONY_PASSPHRASE")
     .action(async (dir: string, o: { passphraseEnv: string }) => {
       console.error("generating operator, system and realm accounts ...");
       const b = await bootstrapOperator(dir, process.env[o.passphraseEnv]);
       print({ operator: b.state.operatorPublicKey, systemAccount: b.state.system.publicKey, realmAccount: b.state.realm.publicKey, bundle: b.bundleFile });
-      if (b.generatedPassphrase) console.error(`bundle passphrase (shown once, keep it offline): ${b.generatedPassphrase}`);
+      if (b.generatedPassphraseFile) console.error(`bundle passphrase generated into ${b.generatedPassphraseFile} (mode 0600): move it offline`);
     });
 
   const user = program.command("user").description("NATS users: create (creds once), revoke, list");
@@ -92,6 +92,7 @@ export function registerNatsAccountCommands(program: Command): void {
     .option("--expiry-days <n>", "default 90 (person/agent), 365 (service)", num)
     .option("--tag <tags>", "comma list", list)
     .option("--role <role>", "sign with the account's scoped signing key of this role")
+    .option("--preset <preset>", "operator: a realm operator (send commands and queries, read its own inbox; realm account only)")
     .option("--out <file>", "write the creds here (mode 0600) instead of stdout")
     .action(async (acct: string, name: string, o: Flags) => {
       const perm = (a?: unknown, d?: unknown) => (a || d ? { ...(a ? { allow: a } : {}), ...(d ? { deny: d } : {}) } : undefined);
@@ -102,7 +103,7 @@ export function registerNatsAccountCommands(program: Command): void {
         account: acct, name, kind: o.kind,
         ...(Object.keys(permissions).length ? { permissions } : {}),
         ...(o.sourceNetwork ? { src: o.sourceNetwork } : {}), ...(o.connType ? { connectionTypes: o.connType } : {}),
-        ...(o.bearer ? { bearer: true } : {}), ...(o.expiryDays ? { expiresInDays: o.expiryDays } : {}), ...(o.tag ? { tags: o.tag } : {}), ...(o.role ? { role: o.role } : {}),
+        ...(o.bearer ? { bearer: true } : {}), ...(o.expiryDays ? { expiresInDays: o.expiryDays } : {}), ...(o.tag ? { tags: o.tag } : {}), ...(o.role ? { role: o.role } : {}), ...(o.preset ? { preset: o.preset } : {}),
       });
       const { creds, ...rest } = r as { creds?: string };
       if (creds && o.out) {

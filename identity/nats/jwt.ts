@@ -140,7 +140,7 @@ export function limitsClaim(l: AccountLimitsSpec): Record<string, number | boole
   };
 }
 
-function permsClaim(p: UserPermissions | undefined): Record<string, unknown> {
+export function permsClaim(p: UserPermissions | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (p?.pub) out.pub = { allow: p.pub.allow ?? [], deny: p.pub.deny ?? [] };
   if (p?.sub) out.sub = { allow: p.sub.allow ?? [], deny: p.sub.deny ?? [] };
@@ -170,6 +170,7 @@ export async function signAccount(
     exports: state.exports.map((e) => ({ name: e.name, subject: e.subject, type: e.type, ...(e.tokenRequired ? { token_req: true } : {}) })),
     imports,
     revocations: state.revocations,
+    ...(state.defaultPermissions ? { default_permissions: permsClaim(state.defaultPermissions) } : {}),
     ...(Object.keys(state.mappings).length ? { mappings: state.mappings } : {}),
     ...(state.description ? { description: state.description } : {}),
   };

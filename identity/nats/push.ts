@@ -3,6 +3,7 @@ import { createInbox, type NatsConnection } from "@nats-io/nats-core";
 import { encodeGeneric } from "@nats-io/jwt";
 import type { KeyPair } from "@nats-io/nkeys";
 import { RealmError } from "../../services/kernel/errors.js";
+import { inboxPrefixOf } from "../../services/host/creds.js";
 
 /**
  * Pushes account JWTs to every full-resolver server of a cluster through `$SYS.REQ.CLAIMS.UPDATE` /
@@ -20,15 +21,16 @@ export interface PushResult {
 }
 
 export class ClaimsPusher {
-  private constructor(private readonly nc: NatsConnection, private readonly timeoutMs: number, private expected: number) {}
+  private constructor(private readonly nc: NatsConnection, private readonly timeoutMs: number, private expected: number, private readonly inboxPrefix: string | undefined) {}
 
   /**
    * Connects as the system user; counts the servers once (`$SYS.REQ.SERVER.PING`) to stop waiting early.
    * Every server receives each request regardless; a server that joins later is counted after `recount()`.
    */
   static async open(servers: string | string[], sysCreds: string, opts: { timeoutMs?: number } = {}): Promise<ClaimsPusher> {
-    const nc = await connect({ servers, authenticator: credsAuthenticator(new TextEncoder().encode(sysCreds)), name: "realm-claims-pusher" });
-    const p = new ClaimsPusher(nc, opts.timeoutMs ?? 2_000, 0);
+    const inboxPrefix = inboxPrefixOf(sysCreds);
+    const nc = await connect({ servers, authenticator: credsAuthenticator(new TextEncoder().encode(sysCreds)), name: "realm-claims-pusher", maxReconnectAttempts: -1, ...(inboxPrefix ? { inboxPrefix } : {}) });
+    const p = new ClaimsPusher(nc, opts.timeoutMs ?? 2_000, 0, inboxPrefix);
     p.expected = (await p.multi("$SYS.REQ.SERVER.PING", new Uint8Array(), 300, 0)).length || 1;
     return p;
   }
@@ -71,7 +73,7 @@ export class ClaimsPusher {
 
   /** Publish (no headers) and collect replies until `timeoutMs`, or until `expect` replies if > 0. */
   private async multi(subject: string, data: Uint8Array, timeoutMs: number, expect: number): Promise<Uint8Array[]> {
-    const inbox = createInbox();
+    const inbox = createInbox(this.inboxPrefix);
     const out: Uint8Array[] = [];
     const sub = this.nc.subscribe(inbox);
     const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAccount } from "@nats-io/jwt";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { EventStore, eventIdFor, execute, fold, newId, type CommandMeta } from "../../services/kernel/index.js";
+import { EventStore, eventIdFor, execute, fold, newId, type CommandMeta, type ProblemLog, type RealmTrust } from "../../services/kernel/index.js";
 import { RealmError, invalid, notFound } from "../../services/kernel/errors.js";
 import { Projection } from "../../services/kernel/projection.js";
 import { commandMetaOf, type ContextDeps, type ContextFactory, type Endpoint, type RealmContext, type RequestContext } from "../../services/host/context.js";
@@ -14,8 +14,9 @@ import { credsFile, newUserKey, fingerprint, kpFromSeed, seedOf, signAccount, si
 import { KeyStore } from "./keystore.js";
 import { ClaimsPusher, type PushResult } from "./push.js";
 import type { OperatorState } from "./bootstrap.js";
-import { REALM_ACCOUNT, SYSTEM_ACCOUNT } from "./bootstrap.js";
+import { NO_PERMISSIONS, REALM_ACCOUNT, SYSTEM_ACCOUNT } from "./bootstrap.js";
 import { natsProjection, isRevoked } from "./projection.js";
+import { operatorPermissions } from "./realm-identities.js";
 
 export interface NatsAccountsOptions {
   /** Directory written by `bootstrapOperator` (operator.json, keys/, sys.creds). Default: deps.dataDir. */
@@ -24,6 +25,8 @@ export interface NatsAccountsOptions {
   servers?: string | string[];
   escrow?: SecretEscrow;
   pushTimeoutMs?: number;
+  /** Creds of the system-account user that pushes claims. Default `<dir>/sys.creds`. */
+  sysCredsFile?: string;
 }
 
 export interface IssuedCreds {
@@ -50,12 +53,12 @@ export class NatsAccounts {
     private readonly escrow: SecretEscrow | undefined,
   ) {}
 
-  static async open(nc: NatsConnection, opts: NatsAccountsOptions & { dir: string }): Promise<NatsAccounts> {
+  static async open(nc: NatsConnection, opts: NatsAccountsOptions & { dir: string; realmTrust: RealmTrust; log?: ProblemLog | undefined }): Promise<NatsAccounts> {
     const state = JSON.parse(readFileSync(join(opts.dir, "operator.json"), "utf8")) as OperatorState;
-    const sysCreds = readFileSync(join(opts.dir, "sys.creds"), "utf8");
-    const store = await EventStore.open(nc, "identity", { source: "identity/nats" });
+    const sysCreds = readFileSync(opts.sysCredsFile ?? join(opts.dir, "sys.creds"), "utf8");
+    const store = await EventStore.open(nc, "identity", { trust: opts.realmTrust, source: "identity/nats" });
     const pusher = await ClaimsPusher.open(opts.servers ?? nc.getServer(), sysCreds, opts.pushTimeoutMs ? { timeoutMs: opts.pushTimeoutMs } : {});
-    const projection = new Projection(store, natsProjection);
+    const projection = new Projection(store, natsProjection, { log: opts.log });
     const svc = new NatsAccounts(store, projection, state, new KeyStore(opts.dir), pusher, opts.escrow);
     await svc.adoptBootstrapAccounts();
     await projection.start();
@@ -74,7 +77,7 @@ export class NatsAccounts {
   /** Records the accounts `bootstrapOperator` made (SYS, realm) as events, once. */
   private async adoptBootstrapAccounts(): Promise<void> {
     const sys = { type: "create", publicKey: this.state.system.publicKey, signingKey: this.state.system.signingKey, description: "system account", system: true } as const;
-    const realm = { type: "create", publicKey: this.state.realm.publicKey, signingKey: this.state.realm.signingKey, description: "the realm's own services", limits: JETSTREAM_UNLIMITED } as const;
+    const realm = { type: "create", publicKey: this.state.realm.publicKey, signingKey: this.state.realm.signingKey, description: "the realm's own services", limits: JETSTREAM_UNLIMITED, defaultPermissions: NO_PERMISSIONS } as const;
     for (const [name, cmd] of [[SYSTEM_ACCOUNT, sys], [REALM_ACCOUNT, realm]] as const) {
       const a = await this.account(name);
       if (!a.exists) await execute(this.store, accountDecider, name, cmd, { commandId: newId(), actor: "realm-init" });
@@ -191,10 +194,21 @@ export class NatsAccounts {
     return { account: input.account, revoked: input.key, key: sk.getPublicKey(), servers: r.push.replies.length };
   }
 
-  async createUser(input: UserSpec & { role?: string }, meta: CommandMeta): Promise<IssuedCreds> {
+  async createUser(input: UserSpec & { role?: string; preset?: "operator" }, meta: CommandMeta): Promise<IssuedCreds> {
+    if (input.account === SYSTEM_ACCOUNT) throw invalid("the SYS account takes no users through the API");
     const account = await this.account(input.account);
     const spec: UserSpec = { ...input };
     delete (spec as { role?: string }).role;
+    delete (spec as { preset?: string }).preset;
+    if (input.preset === "operator") {
+      if (input.account !== REALM_ACCOUNT) throw invalid("the operator preset is for users of the realm account");
+      if (input.permissions) throw invalid("the operator preset sets the permissions itself");
+      spec.permissions = operatorPermissions(input.name);
+    } else if (input.account === REALM_ACCOUNT && !input.role) {
+      // The realm account trusts no one by default: what the caller does not grant is denied.
+      const p = input.permissions ?? {};
+      spec.permissions = { ...p, pub: p.pub?.allow?.length ? p.pub : { allow: [], deny: [">", ...(p.pub?.deny ?? [])] }, sub: p.sub?.allow?.length ? p.sub : { allow: [], deny: [">", ...(p.sub?.deny ?? [])] } };
+    }
     if (input.role) {
       const sk = account.signingKeys.find((k) => k.scope?.role === input.role);
       if (!sk) throw notFound(`account ${input.account} has no scoped signing key with role ${input.role}`);
@@ -281,7 +295,7 @@ export function natsEndpoints(svc: NatsAccounts): Endpoint[] {
     { kind: "command", name: "signingkey.add", description: "Add an account signing key; with role + template a scoped one", input: { type: "object", required: ["account"], additionalProperties: false, properties: { account: str, role: str, template: perms } }, handle: (i, ctx) => svc.addSigningKey(i, commandMetaOf(ctx)) },
     { kind: "command", name: "signingkey.revoke", description: "Remove an account signing key; users it signed are refused", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.revokeSigningKey(i, commandMetaOf(ctx)) },
     { kind: "command", name: "signingkey.rotate", description: "Replace a signing key by a new one with the same scope (one push); its users must be re-issued", input: { type: "object", required: ["account", "key"], additionalProperties: false, properties: { account: str, key: { type: "string" } } }, handle: (i, ctx) => svc.rotateSigningKey(i, commandMetaOf(ctx)) },
-    { kind: "command", name: "user.create", description: "Issue a NATS user and its creds (delivered once, or escrowed)", input: { type: "object", required: ["account", "name", "kind"], additionalProperties: false, properties: { account: str, name: str, kind: { enum: ["person", "service", "agent"] }, permissions: perms, src: { type: "array", items: { type: "string" } }, connectionTypes: { type: "array", items: { type: "string" } }, bearer: { type: "boolean" }, expiresInDays: { type: "integer" }, tags: { type: "array", items: { type: "string" } }, role: str } }, handle: (i, ctx) => svc.createUser(i, commandMetaOf(ctx)) },
+    { kind: "command", name: "user.create", description: "Issue a NATS user and its creds (delivered once, or escrowed). In the realm account a user may do nothing the caller does not grant; preset `operator` gives the realm's operator permissions (commands, queries, its own inbox)", input: { type: "object", required: ["account", "name", "kind"], additionalProperties: false, properties: { account: str, name: str, kind: { enum: ["person", "service", "agent"] }, preset: { enum: ["operator"] }, permissions: perms, src: { type: "array", items: { type: "string" } }, connectionTypes: { type: "array", items: { type: "string" } }, bearer: { type: "boolean" }, expiresInDays: { type: "integer" }, tags: { type: "array", items: { type: "string" } }, role: str } }, handle: (i, ctx) => svc.createUser(i, commandMetaOf(ctx)) },
     { kind: "command", name: "user.revoke", description: "Revoke a NATS user now; live connections drop", input: { type: "object", required: ["account", "name"], additionalProperties: false, properties: { account: str, name: str } }, handle: (i, ctx) => svc.revokeUser(i, commandMetaOf(ctx)) },
     { kind: "query", name: "accounts", description: "NATS accounts with limits, signing keys, revocations", input: { type: "object" }, handle: async () => ({ accounts: svc.accounts() }) },
     { kind: "query", name: "users", description: "NATS users (optionally of one account)", input: { type: "object", properties: { account: { type: "string" } } }, handle: async (i: { account?: string }) => ({ users: svc.users(i.account) }) },
@@ -293,8 +307,8 @@ export type NatsAccountsContext = RealmContext & { nats: NatsAccounts };
 
 export function createNatsAccountsContext(opts: NatsAccountsOptions = {}): (deps: ContextDeps) => Promise<NatsAccountsContext> {
   return async (deps: ContextDeps): Promise<NatsAccountsContext> => {
-    const svc = await NatsAccounts.open(deps.nc, { ...opts, dir: opts.dir ?? deps.dataDir });
-    return { name: "identity", nats: svc, endpoints: natsEndpoints(svc), ready: () => svc.projection.status === "live", stop: () => svc.close() };
+    const svc = await NatsAccounts.open(deps.nc, { ...opts, dir: opts.dir ?? deps.dataDir, realmTrust: deps.trust, log: deps.log });
+    return { name: "identity", nats: svc, endpoints: natsEndpoints(svc), projections: () => [svc.projection as Projection<unknown>], ready: () => svc.projection.status === "live", stop: () => svc.close() };
   };
 }
 

@@ -86,6 +86,9 @@ function cachedHashes(certDer: Buffer, hash: "sha1" | "sha256" | "sha384" | "sha
 
 const statusOnly = (status: OCSPResponseStatus): Buffer => Buffer.from(AsnConvert.serialize(new OCSPResponse({ responseStatus: status })));
 
+/** The status-only `tryLater` response (RFC 6960 4.2.1): the responder cannot vouch for any status now. */
+export const tryLaterResponse = (): Buffer => statusOnly(OCSPResponseStatus.tryLater);
+
 /** How long a good/revoked answer may be cached by relying parties. */
 export const OCSP_VALIDITY_MS = 60 * 60 * 1000;
 

@@ -1,29 +1,53 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/nats-core";
+import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
 import { RealmError } from "../kernel/errors.js";
+import { inboxPrefixOf } from "../host/creds.js";
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
-/** Where `realm up` keeps the creds its services connect with (operator mode, local nats-server). */
-export const serviceCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "realm-service.creds"));
+/**
+ * Reconnect policy of every long-lived realm connection: never give up (the default gives up after 10
+ * attempts, ~25 s, and leaves a closed connection behind a process that still looks up), retry every
+ * second, and fail the first connect at once instead of waiting for a server that is not there.
+ */
+export const reconnectOptions = {
+  maxReconnectAttempts: -1,
+  reconnectTimeWait: 1_000,
+  waitOnFirstConnect: false,
+} as const satisfies Partial<ConnectionOptions>;
+
+/** Where `realm up` writes the local operator's creds (commands and queries only), the CLI's default. */
+export const operatorCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "admin.creds"));
 
 /**
  * Connects the CLI to the realm's NATS: --nats / $REALM_NATS_URL, creds from --creds / $REALM_NATS_CREDS,
- * else the service creds of a realm started here with `realm up` ($REALM_DATA or ./data).
+ * else the local operator's creds of a realm started with `realm up` ($REALM_DATA or ./data). Never a
+ * service identity's creds. The inbox prefix is the one the creds may subscribe to (`_INBOX_<user>`).
  */
 export async function connectRealm(opts: { nats?: string; creds?: string; name?: string } = {}): Promise<NatsConnection> {
   const servers = opts.nats ?? process.env.REALM_NATS_URL ?? DEFAULT_NATS_URL;
-  const local = serviceCredsFile(process.env.REALM_DATA ?? "./data");
+  const local = operatorCredsFile(process.env.REALM_DATA ?? "./data");
   const credsFile = opts.creds ?? process.env.REALM_NATS_CREDS ?? (existsSync(local) ? local : undefined);
+  let creds: Uint8Array | undefined;
+  if (credsFile) {
+    try {
+      creds = readFileSync(credsFile);
+    } catch {
+      throw new RealmError("VALIDATION", `cannot read the NATS creds file ${credsFile} (--creds, REALM_NATS_CREDS, or ${local} written by \`realm up\`)`);
+    }
+  }
+  const inboxPrefix = creds ? inboxPrefixOf(creds) : undefined;
   try {
     return await connect({
       servers,
       name: opts.name ?? "realm-cli",
-      ...(credsFile ? { authenticator: credsAuthenticator(readFileSync(credsFile)) } : {}),
+      ...reconnectOptions,
+      ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      ...(inboxPrefix ? { inboxPrefix } : {}),
     });
   } catch (err) {
-    throw new RealmError("UNAVAILABLE", `cannot reach the realm's NATS at ${servers}: ${err instanceof Error ? err.message : String(err)} (is \`realm up\` running? set --nats or REALM_NATS_URL)`);
+    throw new RealmError("UNAVAILABLE", `cannot reach the realm's NATS at ${servers}: ${err instanceof Error ? err.message : String(err)} (is \`realm up\` running? set --nats or REALM_NATS_URL${credsFile ? `; creds ${credsFile}` : ""})`);
   }
 }

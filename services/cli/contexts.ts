@@ -3,13 +3,19 @@ import { createDnsContext } from "../../dns/service.js";
 import { createPkiContext } from "../../pki/service.js";
 import { createIdentityContext } from "../../identity/service.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
+import type { Sealer } from "../kernel/seal.js";
 
 export interface ContextSettings {
   natsUrl: string;
+  /** Creds the DNS worker processes connect with (the read-only DNS reader identity). */
   natsCreds?: string;
   dnsPort: number;
   /** Where generated private material goes (Vaultwarden); without it, it is returned once and kept nowhere. */
   escrow?: SecretEscrow | undefined;
+  /** The realm's seal key (`data/operator/seal.key` or REALM_SEAL_KEY): what the identity context keeps in KV is sealed with it. */
+  sealer: Sealer;
+  /** The operator identity bundle: its passphrase lets `admin.bootstrap` run again (recovery). */
+  operatorBundle?: string | undefined;
 }
 
 /** The bounded contexts `realm up` hosts, in start order. */
@@ -24,7 +30,7 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
     },
   });
   return [
-    { name: "identity", factory: createIdentityContext({ escrow: s.escrow }) },
+    { name: "identity", factory: createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle }) },
     { name: "dns", factory: dnsFactory },
     // The PKI certifies names the realm owns: it follows the name domain's zone events (pki/realm-zones.ts).
     { name: "pki", factory: createPkiContext({ escrow: s.escrow }) },

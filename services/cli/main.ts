@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
 import { RealmError } from "../kernel/errors.js";
-import { verifyRealm } from "../kernel/audit-all.js";
+import type { AuditReport, ChainBreak } from "../kernel/audit.js";
 import { createLogger } from "../host/logger.js";
-import { connectRealm } from "./connection.js";
+import { callContext } from "./call.js";
 import { startRealm } from "./runtime.js";
+import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerContextCommands } from "./register.js";
 import type { DnsContext } from "../../dns/service.js";
 
@@ -16,6 +17,7 @@ function dnsLine(dns: DnsContext | undefined): string[] {
 
 const natsOption = () => new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL");
 const credsOption = () => new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS");
+const tokenOption = () => new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN");
 
 export function buildProgram(): Command {
   const program = new Command("realm")
@@ -45,31 +47,30 @@ export function buildProgram(): Command {
         noAuth: o.insecureNoAuth === true,
         log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }),
         progress: say,
-        onGeneratedPassphrase: (passphrase, file) =>
-          process.stdout.write(`operator identity bundle ${file} sealed with a generated passphrase (shown once, store it offline):\n${passphrase}\n`),
         ...(o.nats ? { natsUrl: o.nats } : {}),
         ...(o.creds ? { natsCreds: o.creds } : {}),
       });
       const lines = [
         "cim-realm is up",
         `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, operator mode, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
-        ...(realm.natsCreds ? [`  creds     ${realm.natsCreds} (the realm account's service user; the CLI uses it by default)`] : []),
+        ...(realm.operatorCreds ? [`  creds     ${realm.operatorCreds} (the local operator: commands and queries only; the CLI uses it by default)`] : []),
+        ...(realm.generatedPassphraseFile ? [`  secret    ${realm.generatedPassphraseFile} holds the generated passphrase of the operator identity bundle: move it offline`] : []),
         `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc /pki/crl /pki/ocsp)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
         ...dnsLine(realm.contexts.find((c) => c.name === "dns") as DnsContext | undefined),
-        ...(o.insecureNoAuth ? [] : ["  admin     create the first admin API key with: realm identity bootstrap --help"]),
+        ...(o.insecureNoAuth ? [] : ["  admin     create the first admin API key with: realm identity bootstrap"]),
         `  contexts  ${realm.contexts.map((c) => c.name).join(", ")}`,
         "  stop      Ctrl-C or SIGTERM",
       ];
       process.stdout.write(lines.join("\n") + "\n");
       let stopping = false;
-      const shutdown = (sig: string) => {
+      const shutdown = (why: string, code: number) => {
         if (stopping) return;
         stopping = true;
-        say(`${sig}: stopping`);
+        say(`${why}: stopping`);
         realm.stop().then(
           () => {
             say("stopped");
-            process.exit(0);
+            process.exit(code);
           },
           (err: unknown) => {
             say(`stop failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -77,33 +78,67 @@ export function buildProgram(): Command {
           },
         );
       };
-      process.on("SIGINT", () => shutdown("SIGINT"));
-      process.on("SIGTERM", () => shutdown("SIGTERM"));
+      process.on("SIGINT", () => shutdown("SIGINT", 0));
+      process.on("SIGTERM", () => shutdown("SIGTERM", 0));
+      realm.failed.catch((err: unknown) => {
+        say(`error ${err instanceof RealmError ? err.code : "INTERNAL"}: ${err instanceof Error ? err.message : String(err)}`);
+        shutdown("nats-server could not be restarted", 1);
+      });
     });
 
   const audit = program.command("audit").description("audit the realm's event record");
   audit
     .command("verify")
-    .description("walk every event chain (CID of each event, prev links, versions) and report the first break")
+    .description("walk every event chain (form, CID, signature, prev links, versions, checkpoints) and report every message that fails (exit 2)")
     .addOption(natsOption())
     .addOption(credsOption())
-    .option("--context <name...>", "only these contexts (default: every REALM_* stream)")
+    .addOption(tokenOption())
+    .option("--context <name>", "only this context (default: every REALM_* stream)")
     .option("--json", "print the reports as JSON")
-    .action(async (o: { nats?: string; creds?: string; context?: string[]; json?: boolean }) => {
-      const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}) });
-      try {
-        const reports = await verifyRealm(nc, o.context, (c, n) => process.stderr.write(`realm: ${c}: ${n} events checked\n`));
-        if (o.json) process.stdout.write(JSON.stringify(reports, null, 2) + "\n");
-        else
-          for (const r of reports)
-            process.stdout.write(r.ok ? `ok      ${r.context}: ${r.events} events in ${r.aggregates} aggregates verified\n` : `BROKEN  ${r.firstBreak?.message}\n`);
-        if (reports.some((r) => !r.ok)) process.exitCode = 2;
-      } finally {
-        await nc.close();
-      }
+    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string; json?: boolean }) => {
+      process.stderr.write("realm: verifying every event of every stream (the realm's auditor does the walk)...\n");
+      const r = (await callContext(o, "realm", "queries", "audit", o.context ? { context: o.context } : {}, 30 * 60_000)) as { reports: AuditReport[] };
+      if (o.json) process.stdout.write(JSON.stringify(r.reports, null, 2) + "\n");
+      else
+        for (const rep of r.reports) {
+          const cp = rep.checkpoint ? `, checkpoint seq ${rep.checkpoint.seq} ${rep.checkpoint.matched ? "matched" : "NOT matched"}` : "";
+          if (rep.ok) process.stdout.write(`ok      ${rep.context}: ${rep.events} events in ${rep.aggregates} aggregates verified${cp}\n`);
+          else {
+            process.stdout.write(`BROKEN  ${rep.context}: ${rep.problemCount} problem(s)${cp}\n`);
+            for (const p of rep.problems) process.stdout.write(`  ${p.reason.padEnd(20)} ${p.message}\n`);
+            if (rep.problemCount > rep.problems.length) process.stdout.write(`  ... and ${rep.problemCount - rep.problems.length} more\n`);
+          }
+        }
+      if (r.reports.some((x) => !x.ok)) process.exitCode = 2;
+    });
+  audit
+    .command("quarantine")
+    .description("stored messages the realm's projections did not apply (did not verify, or could not be applied); exit 2 when there are any")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--json", "print them as JSON")
+    .action(async (o: { nats?: string; creds?: string; token?: string; json?: boolean }) => {
+      const r = (await callContext(o, "realm", "queries", "quarantine", {})) as { quarantined: (ChainBreak & { seenBy: string[] })[] };
+      if (o.json) process.stdout.write(JSON.stringify(r.quarantined, null, 2) + "\n");
+      else if (r.quarantined.length === 0) process.stdout.write("nothing quarantined\n");
+      else for (const q of r.quarantined) process.stdout.write(`${q.stream} seq ${q.seq}  ${q.reason.padEnd(20)} ${q.message}  (seen by ${q.seenBy.join(", ")})\n`);
+      if (r.quarantined.length) process.exitCode = 2;
+    });
+  audit
+    .command("checkpoint")
+    .description("have the auditor write a signed checkpoint (head sequence, CID, digest) of every stream now")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--context <name>", "only this context")
+    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string }) => {
+      const r = await callContext(o, "realm", "commands", "checkpoint.create", o.context ? { context: o.context } : {});
+      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
     });
 
   registerContextCommands(program);
+  registerMaintenanceCommands(program);
   return program;
 }
 

@@ -2,6 +2,8 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { CommandMeta } from "../kernel/store.js";
+import type { Projection } from "../kernel/projection.js";
+import type { RealmTrust } from "../kernel/trust.js";
 
 /** What a request carries besides its input: who asks, and the ids that tie its events together. */
 export interface RequestContext {
@@ -41,6 +43,13 @@ export interface Endpoint<I = any, O extends object = object> { // any: handlers
    * string for GET. Default: POST `/<name with . as />` for commands, GET `/<name>` for queries.
    */
   http?: { method: HttpMethod; path: string };
+  /**
+   * `none`: served without authentication (the endpoint proves its caller itself, e.g. the first admin's
+   * bootstrap, which only works while the realm has no admin). Default: the host's authentication.
+   */
+  auth?: "none";
+  /** `nats`: not served over HTTP (only holders of realm NATS creds reach it). Default both. */
+  transport?: "nats";
   handle(input: I, ctx: RequestContext): Promise<O>;
 }
 
@@ -48,6 +57,13 @@ export interface RealmContext {
   /** Subject token of the context: pki, identity, dns, secrets, ... */
   name: string;
   endpoints: Endpoint[];
+  /**
+   * The NATS connection of this context's service identity: the host serves its endpoints on it (default:
+   * the host's connection).
+   */
+  connection?: NatsConnection;
+  /** The projections this context runs: /readyz reports them, degraded when one quarantined an event. */
+  projections?(): Projection<unknown>[];
   /** Extra raw HTTP routes (OCSP, CRL, OIDC, login pages) registered on the realm's Fastify server. */
   routes?(app: FastifyInstance): void | Promise<void>;
   /** False while projections catch up; drives /readyz. */
@@ -59,10 +75,13 @@ export interface RealmContext {
 
 /** Everything a context needs from the process that hosts it. */
 export interface ContextDeps {
+  /** The connection of this context's own NATS identity (least privilege: its streams, buckets and subjects). */
   nc: NatsConnection;
   log: Logger;
   /** Data dir of this context (local files such as keys it is allowed to hold online). */
   dataDir: string;
+  /** The realm's trust document and the event-signing keys this process holds (stores verify and seal with it). */
+  trust: RealmTrust;
 }
 
 export type ContextFactory = (deps: ContextDeps) => Promise<RealmContext>;

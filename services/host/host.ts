@@ -65,8 +65,8 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     }
   }
 
-  async function authenticate(authorization: string | undefined): Promise<Principal | null> {
-    if (!opts.authenticate) return null;
+  async function authenticate(b: Bound, authorization: string | undefined): Promise<Principal | null> {
+    if (!opts.authenticate || b.endpoint.auth === "none") return null;
     const principal = await opts.authenticate(authorization);
     if (!principal) throw new RealmError("UNAUTHORIZED", "authentication required: send an API key or access token as a Bearer credential");
     if (!principal.roles.some((r) => adminRoles.includes(r))) throw new RealmError("FORBIDDEN", `principal ${principal.id} lacks an admin role`);
@@ -79,7 +79,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     const labels = { context: b.context, endpoint: b.endpoint.name };
     try {
       const input = read();
-      const principal = await authenticate(h.authorization);
+      const principal = await authenticate(b, h.authorization);
       validateInput(query ? b.validator.query : b.validator.body, input);
       const commandId = h.commandId ? assertCommandId(h.commandId) : newId();
       const ctx: RequestContext = {
@@ -102,12 +102,20 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     }
   }
 
-  // NATS: one micro-service per context, queue group "realm" so replicas share the load.
+  // NATS: one micro-service per context, queue group "realm" so replicas share the load, each on the
+  // connection of its context's own identity (which may subscribe only to that context's subjects).
   // @nats-io/services 3.0.0-25 pins its own nats-core build; the connection is the same protocol object.
-  const svcm = new Svcm(opts.nc as unknown as ConstructorParameters<typeof Svcm>[0]);
+  const managers = new Map<NatsConnection, Svcm>();
+  const svcmOf = (nc: NatsConnection) => {
+    let m = managers.get(nc);
+    if (!m) managers.set(nc, (m = new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0])));
+    return m;
+  };
+  const connections = [...new Set([opts.nc, ...opts.contexts.map((c) => c.connection ?? opts.nc)])].map((nc) => ({ nc, watch: watchConnection(nc) }));
+  const disconnected = () => connections.filter((c) => !c.watch.connected()).map((c) => c.nc.info?.client_id ?? 0);
   const services: Service[] = [];
   for (const ctx of opts.contexts) {
-    const srv = await svcm.add({ name: `realm-${ctx.name}`, version: opts.version ?? "0.1.0", description: `cim-realm ${ctx.name} context`, queue: "realm" });
+    const srv = await svcmOf(ctx.connection ?? opts.nc).add({ name: `realm-${ctx.name}`, version: opts.version ?? "0.1.0", description: `cim-realm ${ctx.name} context`, queue: "realm" });
     services.push(srv);
     for (const b of bound.filter((x) => x.owner === ctx)) {
       srv.addEndpoint(`${b.endpoint.kind}-${b.endpoint.name.replace(/\./g, "-")}`, {
@@ -149,13 +157,22 @@ export async function startHost(opts: HostOptions): Promise<Host> {
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   app.get("/healthz", { schema: { hide: true } }, async (_req, reply) => {
-    const up = !opts.nc.isClosed();
-    return reply.code(up ? 200 : 503).send({ ok: up, nats: up ? "connected" : "closed" });
+    const up = disconnected().length === 0;
+    return reply.code(up ? 200 : 503).send({ ok: up, nats: up ? "connected" : "disconnected" });
   });
+  // 200 "ready", 200 "degraded" (serving, but a projection quarantined stored events: named here), 503
+  // "not-ready" (a projection still catching up or stopped, or NATS unreachable).
   app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
     const notReady = opts.contexts.filter((c) => c.ready && !c.ready()).map((c) => c.name);
-    const ok = !opts.nc.isClosed() && notReady.length === 0;
-    return reply.code(ok ? 200 : 503).send({ ok, notReady });
+    const degraded = opts.contexts.flatMap((c) =>
+      (c.projections?.() ?? [])
+        .filter((p) => p.degraded)
+        .map((p) => ({ context: c.name, projection: p.def.name, stream: p.store.stream, quarantined: p.quarantinedTotal, first: p.quarantined[0] && { seq: p.quarantined[0].seq, reason: p.quarantined[0].reason, message: p.quarantined[0].message } })),
+    );
+    const nats = disconnected().length === 0 ? "connected" : "disconnected";
+    const ok = nats === "connected" && notReady.length === 0;
+    const status = !ok ? "not-ready" : degraded.length ? "degraded" : "ready";
+    return reply.code(ok ? 200 : 503).send({ ok, status, nats, notReady, degraded });
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
     const stats = opts.nc.stats();
@@ -164,11 +181,17 @@ export async function startHost(opts: HostOptions): Promise<Host> {
       "# TYPE realm_nats_messages_total counter",
       `realm_nats_messages_total{direction="in"} ${stats.inMsgs}`,
       `realm_nats_messages_total{direction="out"} ${stats.outMsgs}`,
+      "# HELP realm_projection_quarantined_total Stored messages a projection did not apply (did not verify or could not be applied).",
+      "# TYPE realm_projection_quarantined_total counter",
+      ...opts.contexts.flatMap((c) => (c.projections?.() ?? []).map((p) => `realm_projection_quarantined_total{context="${c.name}",projection="${p.def.name}"} ${p.quarantinedTotal}`)),
+      "# HELP realm_projection_seq Last stream sequence a projection has seen.",
+      "# TYPE realm_projection_seq gauge",
+      ...opts.contexts.flatMap((c) => (c.projections?.() ?? []).map((p) => `realm_projection_seq{context="${c.name}",projection="${p.def.name}"} ${p.lastSeq}`)),
       ...opts.contexts.flatMap((c) => c.metrics?.() ?? []),
     ];
     return reply.type("text/plain; version=0.0.4").send(metrics.render(extra));
   });
-  for (const b of bound) {
+  for (const b of bound.filter((x) => x.endpoint.transport !== "nats")) {
     const schema = { description: b.endpoint.description, tags: [b.context], "x-nats-subject": b.subject, ...(b.method === "GET" ? { querystring: b.endpoint.input } : { body: b.endpoint.input }) };
     app.route({
       method: b.method,
@@ -203,11 +226,28 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     httpUrl,
     services,
     async stop() {
-      await Promise.all(services.map((s) => s.stop().catch(() => undefined)));
+      const down = disconnected().length > 0;
+      for (const c of connections) c.watch.stop();
+      // With NATS gone, unsubscribing cannot be confirmed: do not wait for it.
+      await Promise.all(services.map((s) => (down ? void s.stop().catch(() => undefined) : s.stop().catch(() => undefined))));
       await app.close();
       for (const c of opts.contexts) await c.stop?.();
     },
   };
+}
+
+/** Follows a connection's status events: connected until a disconnect, again after a reconnect. */
+function watchConnection(nc: NatsConnection): { connected(): boolean; stop(): void } {
+  let up = !nc.isClosed();
+  let stopped = false;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (stopped) break;
+      if (s.type === "disconnect" || s.type === "close") up = false;
+      else if (s.type === "reconnect") up = true;
+    }
+  })().catch(() => undefined);
+  return { connected: () => up && !nc.isClosed(), stop: () => void (stopped = true) };
 }
 
 function bad(ep: Endpoint): never {

@@ -60,7 +60,7 @@ describe("Cloudflare mirror (API v4 double over HTTPS)", () => {
 
   it("records each apply as an event, without the token", async () => {
     const events = [];
-    for await (const { event } of h.dns.store.read()) events.push(event);
+    for await (const { event } of h.dns.store.readEvents()) events.push(event);
     const applied = events.filter((e) => e.type === "CloudflareMirrorApplied");
     expect(applied).toHaveLength(2);
     expect(applied[0]!.data).toMatchObject({ zone: "example.test.", complete: true });

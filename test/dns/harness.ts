@@ -6,11 +6,14 @@ import { startHost, type Host } from "../../services/host/host.js";
 import { callRealm } from "../../services/host/client.js";
 import { createLogger } from "../../services/host/logger.js";
 import { createDnsContext, type DnsContext, type DnsOptions } from "../../dns/service.js";
+import { testTrust } from "../support/trust.js";
+import type { RealmTrust } from "../../services/kernel/trust.js";
 
 const run = promisify(execFile);
 
 export interface DnsHarness {
   nats: TestNats;
+  trust: RealmTrust;
   nc: NatsConnection;
   dns: DnsContext;
   host: Host;
@@ -26,10 +29,12 @@ export async function startDns(opts: DnsOptions = {}): Promise<DnsHarness> {
   const nc = await nats.connect();
   const log = createLogger({ level: "silent" });
   const dnsOpts = { port: 0, ...(opts.dns || {}), ...(opts.dns && opts.dns.workers ? { natsUrl: nats.url } : {}) };
-  const dns = await createDnsContext({ ...opts, dns: dnsOpts })({ nc, log, dataDir: nats.dataDir });
+  const trust = testTrust();
+  const dns = await createDnsContext({ ...opts, dns: dnsOpts })({ nc, log, dataDir: nats.dataDir, trust });
   const host = await startHost({ nc, contexts: [dns], httpPort: 0, log });
   return {
     nats,
+    trust,
     nc,
     dns,
     host,

@@ -6,6 +6,7 @@ import { callRealm } from "../../services/host/client.js";
 import { createLogger } from "../../services/host/logger.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { ledgerContext } from "../fixtures/ledger-context.js";
+import { testTrust } from "../support/trust.js";
 
 let nats: TestNats;
 let nc: NatsConnection;
@@ -14,7 +15,7 @@ let host: Host;
 beforeAll(async () => {
   nats = await startNats();
   nc = await nats.connect();
-  host = await startHost({ nc, contexts: [await ledgerContext(nc)], httpPort: 0, log: createLogger({ level: "silent" }) });
+  host = await startHost({ nc, contexts: [await ledgerContext(nc, testTrust(["ledgers"]))], httpPort: 0, log: createLogger({ level: "silent" }) });
 });
 afterAll(async () => {
   await host?.stop();

@@ -114,7 +114,7 @@ describe("identity admin API", () => {
     expect(audit.entries.map((e) => e.type)).toEqual(["PrincipalCreated", "PasswordSet"]);
     expect(audit.entries.every((e) => e.actor === "root" && e.correlationId.length > 0)).toBe(true);
     const raw: string[] = [];
-    for await (const { event } of h.ctx.core.store.read()) raw.push(JSON.stringify(event));
+    for await (const m of h.ctx.core.store.read()) raw.push(new TextDecoder().decode(m.data));
     const all = raw.join("\n");
     expect(all).not.toContain(password);
     expect(all).not.toContain("argon2");
@@ -128,6 +128,7 @@ describe("client secrets with an escrow", () => {
     const { createIdentityContext } = await import("../../identity/service.js");
     const { createLogger } = await import("../../services/host/logger.js");
     const { newId } = await import("../../services/kernel/index.js");
+    const { Sealer } = await import("../../services/kernel/seal.js");
     // An escrow that keeps secrets in memory: the contract only (the Vaultwarden client is tested in secrets-client).
     const escrow = {
       async store(req: { principal: string; name: string; secret: string }) {
@@ -140,7 +141,7 @@ describe("client secrets with an escrow", () => {
       },
     };
     const log = createLogger({ level: "silent" });
-    const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", escrow })({ nc: h.nc, log, dataDir: h.nats.dataDir });
+    const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", escrow, sealer: h.sealer })({ nc: h.nc, log, dataDir: h.nats.dataDir, trust: h.trust });
     try {
       const register = ctx.endpoints.find((e) => e.name === "client.register")!;
       const r = (await register.handle({ id: "escrowed", displayName: "E", grantTypes: ["client_credentials"] }, { commandId: newId(), correlationId: newId(), causationId: newId(), actor: "root", log })) as Record<string, unknown>;
@@ -148,7 +149,7 @@ describe("client secrets with an escrow", () => {
       expect(r.secretRef).toMatchObject({ itemId: "item-1" });
       const secret = kept.get("item-1")!;
       expect(secret.length).toBeGreaterThan(40);
-      for await (const { event } of ctx.core.store.read()) expect(JSON.stringify(event)).not.toContain(secret);
+      for await (const m of ctx.core.store.read()) expect(new TextDecoder().decode(m.data)).not.toContain(secret);
       expect(ctx.core.dir.clients.get("escrowed")?.secretRef).toBe("item-1");
     } finally {
       await ctx.stop?.();

@@ -5,10 +5,9 @@ import { callRealm } from "../../services/host/client.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { createIdentityContext, type IdentityContext, type IdentityOptions } from "../../identity/service.js";
 import { authenticatorOf } from "../../identity/auth.js";
-import { principalDecider } from "../../identity/domain/principal.js";
-import { policyDecider } from "../../identity/domain/policy.js";
-import { roleDecider } from "../../identity/domain/role.js";
-import { newId } from "../../services/kernel/index.js";
+import type { RealmTrust } from "../../services/kernel/index.js";
+import { testTrust } from "../support/trust.js";
+import { Sealer } from "../../services/kernel/seal.js";
 import { createServer } from "node:net";
 import { Writable } from "node:stream";
 
@@ -17,6 +16,10 @@ export interface IdentityHarness {
   nc: NatsConnection;
   host: Host;
   ctx: IdentityContext;
+  /** The context's seal key: a restart on the same KV must reuse it. */
+  sealer: Sealer;
+  /** The trust its events are signed and verified with: a second replica must share it. */
+  trust: RealmTrust;
   url: string;
   issuer: string;
   /** Bearer credential of the bootstrap admin (an API key). */
@@ -40,7 +43,7 @@ export async function freePort(): Promise<number> {
  * A realm with the identity context behind the real host, protected by its own authenticator, plus a
  * bootstrap admin (role `admin` bound to principal `root`, which holds an API key). Log lines are captured.
  */
-export async function startIdentity(opts: IdentityOptions = {}): Promise<IdentityHarness> {
+export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promise<IdentityHarness> {
   const nats = await startNats();
   const nc = await nats.connect();
   const logs: string[] = [];
@@ -53,22 +56,20 @@ export async function startIdentity(opts: IdentityOptions = {}): Promise<Identit
   const log = createLogger({ level: "debug", destination: sink });
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}/oidc`;
-  const ctx = await createIdentityContext({ issuer, ...opts })({ nc, log, dataDir: nats.dataDir });
-  // Bootstrap straight through the core (what `realm identity bootstrap` does with stream access).
-  const meta = { commandId: newId(), actor: "bootstrap" };
-  await ctx.core.run(principalDecider, "root", { type: "create", kind: "service", displayName: "Realm bootstrap admin" }, meta);
-  await ctx.core.run(roleDecider, "admin", { type: "define", description: "Realm administrator", permissions: ["*"] }, { ...meta, commandId: newId() });
-  await ctx.core.run(policyDecider, "root-admin", { type: "bind", role: "admin", subject: { kind: "principal", id: "root" }, conditions: {} }, { ...meta, commandId: newId() });
+  const sealer = opts.sealer ?? Sealer.generate();
+  const trust = testTrust();
+  const ctx = await createIdentityContext({ issuer, ...opts, sealer })({ nc, log, dataDir: nats.dataDir, trust });
   const host = await startHost({ nc, contexts: [ctx], httpPort: port, log, authenticate: authenticatorOf(ctx) });
-  // The first API key has to come from somewhere: issue it with an unprotected in-process call.
-  const issue = ctx.endpoints.find((e) => e.name === "apikey.issue")!;
-  const r = (await issue.handle({ owner: "root", label: "bootstrap", roles: ["admin"] }, { commandId: newId(), correlationId: newId(), causationId: newId(), actor: "bootstrap", log })) as { key: string };
+  // The first admin, as `realm identity bootstrap` makes it: principal `root`, role `admin`, one API key.
+  const r = await callRealm<{ key: string }>(nc, "realm.identity.commands.admin.bootstrap", { principal: "root" });
   const admin = `Bearer ${r.key}`;
   return {
     nats,
     nc,
     host,
     ctx,
+    sealer,
+    trust,
     url: host.httpUrl!,
     issuer,
     admin,

@@ -15,7 +15,7 @@ const redirect = "http://127.0.0.1:9/cb";
 beforeAll(async () => {
   h = await startIdentity();
   const log = createLogger({ level: "silent" });
-  const ctxB = await createIdentityContext({ issuer: h.issuer })({ nc: await h.nats.connect(), log, dataDir: h.nats.dataDir });
+  const ctxB = await createIdentityContext({ issuer: h.issuer, sealer: h.sealer })({ nc: await h.nats.connect(), log, dataDir: h.nats.dataDir, trust: h.trust });
   b = await startHost({ nc: ctxB.core.nc, contexts: [ctxB], httpPort: await freePort(), log });
   await h.call("principal.create", { id: "rita", kind: "person", displayName: "Rita" });
   await h.call("principal.setPassword", { id: "rita", password: "rita's long passphrase" });
@@ -48,7 +48,7 @@ describe("OIDC state shared through JetStream KV", () => {
 
   it("honours each entry's TTL on read (nats-server 2.9 has no per-message TTL)", async () => {
     const kv = await openOidcBucket(h.nc);
-    const Adapter = kvAdapter(kv, () => undefined);
+    const Adapter = kvAdapter(kv, () => undefined, h.sealer);
     const a = new Adapter("Session");
     await a.upsert("short", { uid: "u-short", accountId: "rita" }, 1);
     await a.upsert("long", { uid: "u-long", accountId: "rita" }, 3600);

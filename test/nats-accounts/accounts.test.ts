@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,12 +7,15 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { newId } from "../../services/kernel/index.js";
 import { RealmError } from "../../services/kernel/errors.js";
-import { NatsSupervisor } from "../../services/nats/supervisor.js";
+import type { NatsSupervisor } from "../../services/nats/supervisor.js";
 import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
+import { startOperatorNats, type OperatorNats } from "../support/realm-nats.js";
+import { publishVerdict } from "../support/permissions.js";
 import { NatsAccounts } from "../../identity/nats/service.js";
 import { validateUserJwt } from "../../identity/nats/jwt.js";
 
-let dir: string;
+let realm: OperatorNats;
+let operatorDir: string;
 let server: NatsSupervisor;
 let boot: Bootstrap;
 let nc: NatsConnection;
@@ -26,18 +29,7 @@ async function as(creds: string, opts: object = {}): Promise<NatsConnection> {
   return c;
 }
 
-/** Publishes and flushes; resolves with the async error the server reports for this connection, if any. */
-async function pubError(c: NatsConnection, subject: string): Promise<string | undefined> {
-  let err: string | undefined;
-  const done = (async () => {
-    for await (const s of c.status()) if (s.type === "error") err = String((s as { error?: unknown }).error ?? s.type);
-  })();
-  c.publish(subject, "x");
-  await c.flush();
-  await new Promise((r) => setTimeout(r, 150));
-  void done;
-  return err;
-}
+const pubError = publishVerdict;
 
 async function refused(creds: string): Promise<boolean> {
   try {
@@ -50,29 +42,28 @@ async function refused(creds: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "realm-nats-acc-"));
-  boot = await bootstrapOperator(join(dir, "nats"), "test passphrase");
-  server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
-  await server.start();
-  nc = await as(boot.serviceCreds);
-  svc = await NatsAccounts.open(nc, { dir: join(dir, "nats") });
+  realm = await startOperatorNats(mkdtempSync(join(tmpdir(), "realm-nats-acc-")));
+  operatorDir = realm.paths.operator;
+  boot = realm.operator;
+  server = realm.server;
+  nc = await realm.connectAs("realm-identity");
+  svc = await NatsAccounts.open(nc, { dir: operatorDir, realmTrust: realm.trust, sysCredsFile: realm.credsFile("realm-sys") });
 }, 30_000);
 
 afterAll(async () => {
   await svc?.close();
   await Promise.all(open.map((c) => c.close().catch(() => undefined)));
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await realm?.stop();
 });
 
 describe("NATS accounts against nats-server in operator mode", () => {
   it("bootstrap: realm services connect with realm-issued creds, the operator identity seed is only in the sealed bundle", async () => {
     expect(svc.accounts().map((a) => a.name).sort()).toEqual(["SYS", "realm"]);
     const { readFileSync, readdirSync } = await import("node:fs");
-    const keys = readdirSync(join(dir, "nats", "keys"));
+    const keys = readdirSync(join(operatorDir, "keys"));
     expect(keys.some((k) => k.startsWith(boot.state.operatorPublicKey))).toBe(false);
     expect(readFileSync(boot.bundleFile, "utf8")).not.toMatch(/\bSO[A-Z2-7]{56}\b/);
-    const again = await bootstrapOperator(join(dir, "nats"));
+    const again = await bootstrapOperator(operatorDir);
     expect(again.state.operatorPublicKey).toBe(boot.state.operatorPublicKey);
   });
 
@@ -245,7 +236,7 @@ describe("NATS accounts against nats-server in operator mode", () => {
     const { encodeUser, createUser, createAccount } = await import("@nats-io/jwt");
     const { kpFromSeed } = await import("../../identity/nats/jwt.js");
     const { KeyStore } = await import("../../identity/nats/keystore.js");
-    const ks = new KeyStore(join(dir, "nats"));
+    const ks = new KeyStore(operatorDir);
     const sk = kpFromSeed(ks.seed(ops.signingKeys.find((k) => !k.scope)!.key));
     const expired = await encodeUser("old", createUser(), ops.publicKey, {}, { signer: sk, exp: Math.floor(Date.now() / 1000) - 10 });
     expect(() => validateUserJwt(expired, acctJwt, svc.trust)).toThrow(/expired/);

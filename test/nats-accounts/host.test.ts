@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,38 +7,40 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { startHost, type Host } from "../../services/host/host.js";
 import { callRealm } from "../../services/host/client.js";
 import { createLogger } from "../../services/host/logger.js";
-import { NatsSupervisor } from "../../services/nats/supervisor.js";
-import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
+import type { NatsSupervisor } from "../../services/nats/supervisor.js";
 import { createNatsAccountsContext } from "../../identity/nats/service.js";
+import { startOperatorNats, type OperatorNats } from "../support/realm-nats.js";
 import { registerNatsAccountCommands } from "../../identity/nats/cli.js";
 import { Command } from "commander";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 
+let realm: OperatorNats;
 let dir: string;
 let server: NatsSupervisor;
+/** The context's own identity (serves), and the local operator's (calls). */
+let svcNc: NatsConnection;
 let nc: NatsConnection;
 let host: Host;
 let serviceCreds: string;
 const conns: NatsConnection[] = [];
+const accountsOf = (d: string, extra: object = {}) => createNatsAccountsContext({ dir: d, sysCredsFile: realm.credsFile("realm-sys"), ...extra });
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "realm-nats-host-"));
-  const boot = await bootstrapOperator(join(dir, "nats"), "pw");
-  server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
-  await server.start();
-  serviceCreds = boot.serviceCreds;
-  nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(boot.serviceCreds)) });
-  const ctx = await createNatsAccountsContext({ dir: join(dir, "nats") })({ nc, log: createLogger({ level: "silent" }), dataDir: dir });
-  host = await startHost({ nc, contexts: [ctx], httpPort: 0, log: createLogger({ level: "silent" }) });
+  realm = await startOperatorNats(mkdtempSync(join(tmpdir(), "realm-nats-host-")));
+  dir = realm.dir;
+  server = realm.server;
+  serviceCreds = readFileSync(realm.credsFile("realm-identity"), "utf8");
+  svcNc = await realm.connectAs("realm-identity");
+  nc = await realm.connectAs("admin");
+  const ctx = await accountsOf(realm.paths.operator)({ nc: svcNc, log: createLogger({ level: "silent" }), dataDir: dir, trust: realm.trust });
+  host = await startHost({ nc: svcNc, contexts: [ctx], httpPort: 0, log: createLogger({ level: "silent" }) });
 }, 30_000);
 
 afterAll(async () => {
   await host?.stop();
   await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
-  await nc?.close();
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await realm?.stop();
 });
 
 describe("NATS accounts over the host (NATS subjects and HTTP)", () => {
@@ -66,7 +68,7 @@ describe("NATS accounts over the host (NATS subjects and HTTP)", () => {
 
   it("events carry no creds, seeds or JWT secrets", async () => {
     const { jetstreamManager } = await import("@nats-io/jetstream");
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(svcNc);
     const info = await jsm.streams.info("REALM_IDENTITY");
     let all = "";
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) all += new TextDecoder().decode((await jsm.streams.getMessage("REALM_IDENTITY", { seq }))!.data);
@@ -77,8 +79,7 @@ describe("NATS accounts over the host (NATS subjects and HTTP)", () => {
   });
 
   it("CLI: realm account create, user create --out, user revoke, account export-nsc; --help on each", async () => {
-    const credsFile = join(dir, "svc.creds");
-    writeFileSync(credsFile, serviceCreds, { mode: 0o600 });
+    const credsFile = realm.credsFile("admin");
     const out: string[] = [];
     const log = console.log;
     const write = process.stdout.write.bind(process.stdout);
@@ -117,7 +118,7 @@ describe("NATS accounts over the host (NATS subjects and HTTP)", () => {
         return kept.get(ref.itemId)!;
       },
     };
-    const ctx = await createNatsAccountsContext({ dir: join(dir, "nats"), escrow })({ nc, log: createLogger({ level: "silent" }), dataDir: dir });
+    const ctx = await accountsOf(realm.paths.operator, { escrow })({ nc: svcNc, log: createLogger({ level: "silent" }), dataDir: dir, trust: realm.trust });
     try {
       const r = await ctx.nats.createUser({ account: "app", name: "escrowed", kind: "agent" }, { commandId: (await import("../../services/kernel/index.js")).newId(), actor: "t" });
       expect(r.creds).toBeUndefined();

@@ -1,14 +1,16 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { newId } from "../../services/kernel/index.js";
 import { NatsSupervisor } from "../../services/nats/supervisor.js";
-import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
 import { NatsAccounts } from "../../identity/nats/service.js";
+import { connectAs, establishOperator, provisionLocal, realmPaths } from "../../services/cli/runtime.js";
+import { identityCredsFile } from "../../identity/nats/realm-identities.js";
 
 const dir = mkdtempSync(join(tmpdir(), "realm-nats-restart-"));
+const paths = realmPaths(dir);
 let server: NatsSupervisor | undefined;
 afterAll(async () => {
   await server?.stop();
@@ -27,12 +29,16 @@ const tryConnect = async (url: string, creds: string) => {
 
 describe("realm up twice: the second bootstrap reuses the operator, the server keeps pushed accounts and revocations", () => {
   it("after a restart an issued user connects, a revoked one is still refused, the event log is replayed", async () => {
-    const first = await bootstrapOperator(join(dir, "nats"));
-    expect(first.generatedPassphrase).toBeTruthy();
-    server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: first.operator });
+    const open = async (url: string, trust: Awaited<ReturnType<typeof establishOperator>>["trust"]) => {
+      const nc = await connectAs(url, identityCredsFile(paths.operator, "realm-identity"), "test");
+      return { nc, svc: await NatsAccounts.open(nc, { dir: paths.operator, realmTrust: trust, sysCredsFile: identityCredsFile(paths.operator, "realm-sys") }) };
+    };
+    const first = await establishOperator(paths, undefined);
+    expect(first.operator.generatedPassphraseFile && existsSync(first.operator.generatedPassphraseFile)).toBe(true);
+    server = new NatsSupervisor({ dataDir: paths.nats, operator: first.operator.operator });
     await server.start();
-    let nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(first.serviceCreds)) });
-    let svc = await NatsAccounts.open(nc, { dir: join(dir, "nats") });
+    await provisionLocal(server.url, paths, first.operator);
+    let { nc, svc } = await open(server.url, first.trust);
     await svc.createAccount({ name: "team" }, { commandId: newId(), actor: "t" });
     const keep = (await svc.createUser({ account: "team", name: "keep", kind: "person" }, { commandId: newId(), actor: "t" })).creds!;
     const gone = (await svc.createUser({ account: "team", name: "gone", kind: "person" }, { commandId: newId(), actor: "t" })).creds!;
@@ -41,15 +47,17 @@ describe("realm up twice: the second bootstrap reuses the operator, the server k
     await nc.close();
     await server.stop();
 
-    const second = await bootstrapOperator(join(dir, "nats"));
-    expect(second.generatedPassphrase).toBeUndefined();
-    expect(second.operator).toEqual(first.operator);
-    server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: second.operator });
+    const second = await establishOperator(paths, undefined);
+    expect(second.operator.generatedPassphraseFile).toBeUndefined();
+    expect(second.operator.operator).toEqual(first.operator.operator);
+    expect(second.trust.doc).toEqual(first.trust.doc);
+    // the identities' creds were kept (still fresh, same permissions), not issued anew
+    expect(second.issued.every((i) => !i.issued)).toBe(true);
+    server = new NatsSupervisor({ dataDir: paths.nats, operator: second.operator.operator });
     await server.start();
     expect(await tryConnect(server.url, keep)).toBe(true);
     expect(await tryConnect(server.url, gone)).toBe(false);
-    nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(second.serviceCreds)) });
-    svc = await NatsAccounts.open(nc, { dir: join(dir, "nats") });
+    ({ nc, svc } = await open(server.url, second.trust));
     expect(svc.accounts().map((a) => a.name).sort()).toEqual(["SYS", "realm", "team"]);
     expect(svc.users("team").map((u) => [u.name, u.revoked])).toEqual([["keep", false], ["gone", true]]);
     await svc.close();

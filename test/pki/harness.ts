@@ -10,6 +10,8 @@ import { createLogger } from "../../services/host/logger.js";
 import { freePort } from "../../services/nats/supervisor.js";
 import { createPkiContext, type PkiContext, type PkiOptions } from "../../pki/service.js";
 import { initCeremony, signIntermediate } from "../../pki/ceremony/ceremony.js";
+import { testTrust } from "../support/trust.js";
+import type { RealmTrust } from "../../services/kernel/trust.js";
 
 export const CEREMONY_PASSPHRASE = "correct horse battery staple";
 /** Cheaper scrypt for tests only (the ceremony default is N=2^17). */
@@ -42,7 +44,7 @@ export interface PkiHarness {
  * real nats-server, served by the realm host over NATS and HTTP) prepares issuer "ops", the ceremony signs
  * its CSR (name constraint example.test), the realm imports it. The realm owns zone example.test.
  */
-export async function startPki(opts: PkiOptions & { zones?: string[]; permittedDns?: string[]; log?: Logger; ceremonyAt?: Date } = {}): Promise<PkiHarness> {
+export async function startPki(opts: PkiOptions & { zones?: string[]; permittedDns?: string[]; log?: Logger; ceremonyAt?: Date; trust?: RealmTrust } = {}): Promise<PkiHarness> {
   const work = mkdtempSync(join(tmpdir(), "realm-pki-"));
   const ceremonyDir = join(work, "ceremony");
   await initCeremony({ dir: ceremonyDir, passphrase: CEREMONY_PASSPHRASE, subject: { CN: "Example Realm Root CA", O: "Example" }, scrypt: TEST_SCRYPT, ...(opts.ceremonyAt ? { now: opts.ceremonyAt } : {}) });
@@ -52,8 +54,8 @@ export async function startPki(opts: PkiOptions & { zones?: string[]; permittedD
   const httpPort = await freePort();
   const baseUrl = `http://127.0.0.1:${httpPort}`;
   const zones = opts.zones ?? ["example.test."];
-  const { zones: _z, permittedDns: _p, log: _l, ceremonyAt: _c, ...pkiOpts } = opts;
-  const pki = await createPkiContext({ publicUrl: baseUrl, ownedZones: () => zones, ...pkiOpts })({ nc, log, dataDir: nats.dataDir });
+  const { zones: _z, permittedDns: _p, log: _l, ceremonyAt: _c, trust: _t, ...pkiOpts } = opts;
+  const pki = await createPkiContext({ publicUrl: baseUrl, ownedZones: () => zones, ...pkiOpts })({ nc, log, dataDir: nats.dataDir, trust: opts.trust ?? testTrust() });
   const host = await startHost({ nc, contexts: [pki], httpPort, httpHost: "127.0.0.1", log });
   const command = <T extends object>(name: string, input: unknown, commandId?: string) => callRealm<T>(nc, `realm.pki.commands.${name}`, input, commandId ? { commandId } : {});
   const query = <T extends object>(name: string, input: unknown) => callRealm<T>(nc, `realm.pki.queries.${name}`, input);

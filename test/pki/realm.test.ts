@@ -5,9 +5,11 @@ import { createLogger } from "../../services/host/logger.js";
 import type { RealmContext } from "../../services/host/context.js";
 import { newId } from "../../services/kernel/index.js";
 import { RealmError } from "../../services/kernel/errors.js";
+import { Sealer } from "../../services/kernel/seal.js";
 import type { PkiContext } from "../../pki/service.js";
 import { initCeremony, signIntermediate } from "../../pki/ceremony/ceremony.js";
 import { startNats, type TestNats } from "../support/nats.js";
+import { testTrust } from "../support/trust.js";
 import { freePort } from "../../services/nats/supervisor.js";
 import { join } from "node:path";
 import { CEREMONY_PASSPHRASE, TEST_SCRYPT } from "./harness.js";
@@ -24,8 +26,9 @@ describe("the PKI in the realm: names come from the DNS context's zones", () => 
     nats = await startNats();
     nc = await nats.connect();
     const log = createLogger({ level: "silent" });
-    for (const f of contextFactories({ natsUrl: nats.url, dnsPort: await freePort() }).filter((f) => f.name === "dns" || f.name === "pki")) {
-      contexts.push(await f.factory({ nc, log, dataDir: join(nats.dataDir, f.name) }));
+    const trust = testTrust();
+    for (const f of contextFactories({ natsUrl: nats.url, dnsPort: await freePort(), sealer: Sealer.generate() }).filter((f) => f.name === "dns" || f.name === "pki")) {
+      contexts.push(await f.factory({ nc, log, dataDir: join(nats.dataDir, f.name), trust }));
     }
   }, 60_000);
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { filesUnder } from "../support/files.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,10 +11,9 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { createLogger } from "../../services/host/logger.js";
 import { newId } from "../../services/kernel/index.js";
 import { RealmError } from "../../services/kernel/errors.js";
-import { NatsSupervisor } from "../../services/nats/supervisor.js";
-import { bootstrapOperator } from "../../identity/nats/bootstrap.js";
 import { createNatsAccountsContext, type NatsAccountsContext } from "../../identity/nats/service.js";
 import { createIdentityContext } from "../../identity/service.js";
+import { Sealer } from "../../services/kernel/seal.js";
 import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "../../secrets-client/escrow.js";
 import { createSecretsContext, type SecretsContext } from "../../secrets-client/records.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
@@ -22,6 +21,8 @@ import { registerSecretsCommands } from "../../secrets-client/cli.js";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
 import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
 import { startPki, type PkiHarness } from "../pki/harness.js";
+import { testTrust } from "../support/trust.js";
+import { startOperatorNats, type OperatorNats } from "../support/realm-nats.js";
 
 /** The base64 body of a PEM or the seed line of a creds file: what a leak would carry. */
 const secretLines = (text: string): string[] => text.split("\n").filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l.trim()) || /^SU[A-Z2-7]{56}$/.test(l.trim()));
@@ -38,9 +39,9 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
   const logLines: string[] = [];
   const log = createLogger({ level: "debug", destination: new Writable({ write: (c, _e, cb) => (logLines.push(String(c)), cb()) }) });
   // NATS accounts (operator mode) with the same escrow.
-  let dir: string;
-  let server: NatsSupervisor;
+  let realm: OperatorNats;
   let nc: NatsConnection;
+  const trust = testTrust();
   let accounts: NatsAccountsContext;
 
   beforeAll(async () => {
@@ -51,27 +52,22 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     expect((await vaultEscrow.check()).organizationId).toBe(vault.organizationId);
     // The secrets context records each escrow on the PKI's nats-server (one JetStream for the test).
     let recording: SecretEscrow | undefined;
-    pki = await startPki({ escrow: { store: (r) => recording!.store(r), get: (r) => recording!.get(r) }, log });
-    secrets = await createSecretsContext({ escrow: vaultEscrow })({ nc: pki.nc, log, dataDir: join(pki.work, "secrets") });
+    pki = await startPki({ escrow: { store: (r) => recording!.store(r), get: (r) => recording!.get(r) }, log, trust });
+    secrets = await createSecretsContext({ escrow: vaultEscrow })({ nc: pki.nc, log, dataDir: join(pki.work, "secrets"), trust });
     recording = secrets.escrow;
     escrow = { store: (r) => secrets.escrow.store(r), get: (r) => secrets.escrow.get(r), versions: (r) => vaultEscrow.versions(r) };
-    dir = mkdtempSync(join(tmpdir(), "realm-escrow-"));
-    const boot = await bootstrapOperator(join(dir, "nats"), "escrow test passphrase");
-    server = new NatsSupervisor({ dataDir: join(dir, "server"), operator: boot.operator });
-    await server.start();
-    nc = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(boot.serviceCreds)) });
-    accounts = await createNatsAccountsContext({ dir: join(dir, "nats"), escrow })({ nc, log, dataDir: dir });
+    realm = await startOperatorNats(mkdtempSync(join(tmpdir(), "realm-escrow-")));
+    nc = await realm.connectAs("realm-identity");
+    accounts = await createNatsAccountsContext({ dir: realm.paths.operator, escrow, sysCredsFile: realm.credsFile("realm-sys") })({ nc, log, dataDir: realm.dir, trust: realm.trust });
   }, 120_000);
   afterAll(async () => {
     await accounts?.stop?.();
-    await nc?.close();
-    await server?.stop();
+    await realm?.stop();
     await secrets?.stop?.();
     await pki?.stop();
     vaultEscrow?.close();
     vault?.client.close();
     await vw?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const meta = () => {
@@ -79,9 +75,9 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     return { commandId: id, actor: "test", correlationId: id, causationId: id };
   };
 
-  async function streamText(store: { read(): AsyncGenerator<unknown> }): Promise<string> {
+  async function streamText(store: { read(): AsyncGenerator<{ data: Uint8Array }> }): Promise<string> {
     const out: string[] = [];
-    for await (const e of store.read()) out.push(JSON.stringify(e));
+    for await (const m of store.read()) out.push(new TextDecoder().decode(m.data));
     return out.join("\n");
   }
 
@@ -125,7 +121,7 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     expect(u.creds).toBeUndefined();
     const creds = await escrow.get(u.secretRef!);
     expect(creds).toContain("BEGIN USER NKEY SEED");
-    const c = await connect({ servers: server.url, authenticator: credsAuthenticator(new TextEncoder().encode(creds)), reconnect: false });
+    const c = await connect({ servers: realm.url, authenticator: credsAuthenticator(new TextEncoder().encode(creds)), reconnect: false });
     await c.flush();
     await c.close();
     const seed = creds.split("\n").find((l) => /^SU[A-Z2-7]{56}$/.test(l.trim()))!.trim();
@@ -137,7 +133,7 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
   });
 
   it("identity: an API key and an OIDC client secret are escrowed in their principal's collection; events hold only hashes and references", async () => {
-    const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", escrow })({ nc: pki.nc, log, dataDir: join(pki.work, "identity") });
+    const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", escrow, sealer: Sealer.generate() })({ nc: pki.nc, log, dataDir: join(pki.work, "identity"), trust });
     try {
       const call = (name: string, input: object) => {
         const m = meta();

@@ -32,9 +32,10 @@ describe("realm up with a Vaultwarden escrow", () => {
     try {
       expect(realm.stderr()).toContain("starting context secrets");
       expect(realm.stdout()).toMatch(/contexts {2}secrets, identity, dns, pki/);
-      const nats = ["--nats", `nats://127.0.0.1:${natsPort}`, "--creds", join(data, "operator", "realm-service.creds")];
+      // the local operator's creds (commands and queries only), as the README tells
+      const nats = ["--nats", `nats://127.0.0.1:${natsPort}`, "--creds", join(data, "operator", "admin.creds")];
       const boot = await runRealm(["identity", "bootstrap", ...nats]);
-      const token = { REALM_TOKEN: boot.stdout.trim().split("\n").pop()! };
+      const token = { REALM_TOKEN: boot.stdout.trim() };
       expect((await runRealm(["account", "create", "lab", ...nats], token)).code).toBe(0);
       const created = await runRealm(["user", "create", "lab", "bob", "--kind", "service", ...nats], token);
       expect(created.code).toBe(0);

@@ -45,10 +45,12 @@ export interface AccountState {
   /** user public key (or "*") -> unix seconds: JWTs issued at or before are revoked. */
   revocations: Record<string, number>;
   system: boolean;
+  /** What a user whose JWT names no permissions may do (the realm account: nothing). */
+  defaultPermissions?: UserPermissions | undefined;
 }
 
 export type AccountCommand =
-  | { type: "create"; publicKey: string; signingKey: string; limits?: Partial<AccountLimitsSpec>; description?: string; system?: boolean }
+  | { type: "create"; publicKey: string; signingKey: string; limits?: Partial<AccountLimitsSpec>; description?: string; system?: boolean; defaultPermissions?: UserPermissions }
   | { type: "update"; limits?: Partial<AccountLimitsSpec>; exports?: ExportSpec[]; imports?: ImportSpec[]; mappings?: MappingSpec; description?: string; knownAccounts: string[] }
   | { type: "addSigningKey"; entry: SigningKeyEntry }
   | { type: "revokeSigningKey"; key: string }
@@ -125,7 +127,8 @@ export const accountDecider: Decider<AccountState, AccountCommand> = {
         if (!/^A[A-Z2-7]{55}$/.test(c.publicKey) || !/^A[A-Z2-7]{55}$/.test(c.signingKey)) throw invalid("account keys must be account public nkeys");
         const limits = validateLimits(c.limits);
         if (c.system && (limits.memStorage !== 0 || limits.diskStorage !== 0)) throw invalid("the system account cannot have JetStream");
-        return [{ type: AccountEvents.created, data: { name: s.name, publicKey: c.publicKey, signingKeys: [c.signingKey], limits, description: c.description ?? "", system: !!c.system } }];
+        const defaultPermissions = c.defaultPermissions ? validatePermissions(c.defaultPermissions, "defaultPermissions") : undefined;
+        return [{ type: AccountEvents.created, data: { name: s.name, publicKey: c.publicKey, signingKeys: [c.signingKey], limits, description: c.description ?? "", system: !!c.system, ...(defaultPermissions ? { defaultPermissions } : {}) } }];
       }
       case "update": {
         live(s);
@@ -176,7 +179,7 @@ export const accountDecider: Decider<AccountState, AccountCommand> = {
     const d = e.data as Record<string, unknown>;
     switch (e.type) {
       case AccountEvents.created:
-        return { ...s, exists: true, publicKey: d.publicKey as string, signingKeys: (d.signingKeys as string[]).map((key) => ({ key })), limits: d.limits as AccountLimitsSpec, description: d.description as string, system: !!d.system };
+        return { ...s, exists: true, publicKey: d.publicKey as string, signingKeys: (d.signingKeys as string[]).map((key) => ({ key })), limits: d.limits as AccountLimitsSpec, description: d.description as string, system: !!d.system, defaultPermissions: d.defaultPermissions as UserPermissions | undefined };
       case AccountEvents.updated:
         return { ...s, limits: d.limits as AccountLimitsSpec, exports: d.exports as ExportSpec[], imports: d.imports as ImportSpec[], mappings: d.mappings as MappingSpec, description: d.description as string };
       case AccountEvents.signingKeyAdded:
