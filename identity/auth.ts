@@ -57,7 +57,7 @@ export function createAuthenticator(core: IdentityCore, provider: () => Provider
   };
 }
 
-/** The authenticator of an identity context created by `identityContext` (for `startHost({ authenticate })`). */
+/** The authenticator of an identity context made by `createIdentityContext` (for `startHost({ authenticate })`). */
 export function authenticatorOf(ctx: RealmContext): Authenticator {
   const a = (ctx as RealmContext & { authenticate?: Authenticator }).authenticate;
   if (!a) throw new RealmError("INTERNAL", `context ${ctx.name} is not the identity context`);

@@ -1,10 +1,9 @@
 import type { IncomingMessage } from "node:http";
-import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import type Provider from "oidc-provider";
-import type { Authenticator, ContextDeps, ContextFactory, Endpoint, RealmContext } from "../services/host/context.js";
+import type { Authenticator, ContextDeps, Endpoint, RealmContext } from "../services/host/context.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
-import { Sealer } from "../services/kernel/seal.js";
+import type { Sealer } from "../services/kernel/seal.js";
 import { createAuthenticator } from "./auth.js";
 import { bootstrapEndpoint } from "./bootstrap.js";
 import type { Projection } from "../services/kernel/projection.js";
@@ -143,11 +142,3 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
     };
   };
 }
-
-/**
- * The identity context with options from the environment: REALM_OIDC_ISSUER, and the seal key from
- * REALM_SEAL_KEY or else `<dataDir>/seal.key` (created on first use). `realm up` passes the realm's key
- * (`data/operator/seal.key`) to `createIdentityContext` instead.
- */
-export const identityContext: ContextFactory = (deps) => createIdentityContext({ sealer: Sealer.open(join(deps.dataDir, "seal.key")) })(deps);
-

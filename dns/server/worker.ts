@@ -1,7 +1,6 @@
 /** One DNS worker process (see workers.ts): its own projection of REALM_DNS and a server on the shared port. */
-import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import { reconnectOptions } from "../../services/cli/connection.js";
+import { connect } from "@nats-io/transport-node";
+import { connectAs, reconnectOptions } from "../../services/cli/connection.js";
 import { EventStore, Projection, RealmTrust } from "../../services/kernel/index.js";
 import { createLogger } from "../../services/host/logger.js";
 import { nameProjection } from "../projection.js";
@@ -11,7 +10,9 @@ import type { DnsWorkerConfig } from "./workers.js";
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.REALM_DNS_WORKER ?? "{}") as DnsWorkerConfig;
-  const nc = await connect({ servers: cfg.natsUrl, name: `realm-dns-worker-${process.pid}`, noAsyncTraces: true, ...reconnectOptions, ...(cfg.natsCreds ? { authenticator: credsAuthenticator(readFileSync(cfg.natsCreds)) } : {}) });
+  // As the read-only DNS reader identity (its own inbox) when the realm gives creds.
+  const name = `realm-dns-worker-${process.pid}`;
+  const nc = cfg.natsCreds ? await connectAs(cfg.natsUrl, cfg.natsCreds, name) : await connect({ servers: cfg.natsUrl, name, noAsyncTraces: true, ...reconnectOptions });
   const store = await EventStore.open(nc, "dns", { trust: new RealmTrust(cfg.trust) });
   let server: DnsServer | undefined;
   const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });

@@ -18,6 +18,19 @@ export const reconnectOptions = {
   waitOnFirstConnect: false,
 } as const satisfies Partial<ConnectionOptions>;
 
+/** Connects as one of the realm's identities: its creds are read at every (re)connect, its inbox is its own. */
+export async function connectAs(servers: string, credsFile: string, name: string): Promise<NatsConnection> {
+  const inboxPrefix = inboxPrefixOf(readFileSync(credsFile));
+  return connect({
+    servers,
+    name,
+    noAsyncTraces: true,
+    ...reconnectOptions,
+    authenticator: credsAuthenticator(() => readFileSync(credsFile)),
+    ...(inboxPrefix ? { inboxPrefix } : {}),
+  });
+}
+
 /** Where `realm up` writes the local operator's creds (commands and queries only), the CLI's default. */
 export const operatorCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "admin.creds"));
 

@@ -146,11 +146,12 @@ async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {
-    if (err instanceof RealmError) {
-      process.stderr.write(`realm: error ${err.code}: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
+    const e = err instanceof RealmError ? err : undefined;
+    // Anything else is a bug or a failure outside the realm's typed errors: one line, and the stack only
+    // when asked for (REALM_DEBUG=1).
+    process.stderr.write(`realm: error ${e?.code ?? "INTERNAL"}: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (!e && process.env.REALM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
   }
 }
 

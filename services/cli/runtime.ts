@@ -9,14 +9,13 @@ import { startHost, type Host } from "../host/host.js";
 import { systemContext } from "../host/system.js";
 import type { RealmContext } from "../host/context.js";
 import { createLogger } from "../host/logger.js";
-import { inboxPrefixOf } from "../host/creds.js";
 import { RealmError } from "../kernel/errors.js";
 import { Auditor } from "../kernel/auditor.js";
 import { createTrust, loadTrust, trustExists } from "../kernel/trust-files.js";
 import { generateRootSigner, type RealmTrust, type RootSigner } from "../kernel/trust.js";
 import { Sealer } from "../kernel/seal.js";
 import { contextFactories } from "./contexts.js";
-import { reconnectOptions } from "./connection.js";
+import { connectAs, reconnectOptions } from "./connection.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { provisionRealm } from "./provision.js";
 import { REALM_IDENTITIES, REALM_WRITERS, inboxOf, operatorPermissions, permissionsOf, provisionerPermissions, type RealmIdentity } from "./identities.js";
@@ -137,19 +136,6 @@ export async function provisionLocal(natsUrl: string, paths: ReturnType<typeof r
   } finally {
     await pnc.close();
   }
-}
-
-/** Connects as one of the realm's identities: its creds are read at every (re)connect, its inbox is its own. */
-export async function connectAs(servers: string, credsFile: string, name: string): Promise<NatsConnection> {
-  const inboxPrefix = inboxPrefixOf(readFileSync(credsFile));
-  return connect({
-    servers,
-    name,
-    noAsyncTraces: true,
-    ...reconnectOptions,
-    authenticator: credsAuthenticator(() => readFileSync(credsFile)),
-    ...(inboxPrefix ? { inboxPrefix } : {}),
-  });
 }
 
 /** Starts the whole realm: its own nats-server (unless natsUrl is given), every context, the host. */

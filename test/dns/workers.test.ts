@@ -30,3 +30,34 @@ describe("DNS in worker processes (node:cluster, one shared port)", () => {
     expect((await dig(h.port, ["+tcp", "chain1.example.test", "A"])).answer).toHaveLength(4);
   });
 });
+
+describe("DNS workers in operator mode", () => {
+  it("follow the name domain as the read-only DNS reader identity", async () => {
+    const { startOperatorNats } = await import("../support/realm-nats.js");
+    const { createDnsContext } = await import("../../dns/service.js");
+    const { startHost } = await import("../../services/host/host.js");
+    const { callRealm } = await import("../../services/host/client.js");
+    const { createLogger } = await import("../../services/host/logger.js");
+    const realm = await startOperatorNats();
+    try {
+      const log = createLogger({ level: "silent" });
+      const svc = await realm.connectAs("realm-dns");
+      const dns = await createDnsContext({ dns: { port: 0, workers: 1, natsUrl: realm.url, natsCreds: realm.credsFile("realm-dns-reader") } })({ nc: svc, log, dataDir: realm.dir, trust: realm.trust });
+      const host = await startHost({ nc: svc, contexts: [dns], log });
+      try {
+        const op = await realm.connectAs("admin");
+        await callRealm(op, "realm.dns.commands.zone.import", { zone: "example.test", text: ZONE });
+        let answer: string[] = [];
+        for (let i = 0; i < 200 && answer.length === 0; i++) answer = (await dig(dns.workers!.port, ["www.example.test", "A"])).answer;
+        expect(answer).toEqual(["www.example.test. 3600 IN A 192.0.2.20"]);
+        const { readFileSync } = await import("node:fs");
+        expect(readFileSync(realm.server.logFile, "utf8")).not.toMatch(/violation/i);
+      } finally {
+        await host.stop();
+        await dns.stop?.();
+      }
+    } finally {
+      await realm.stop();
+    }
+  });
+});

@@ -6,7 +6,8 @@ import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { newId } from "../../services/kernel/index.js";
 import { NatsSupervisor } from "../../services/nats/supervisor.js";
 import { NatsAccounts } from "../../identity/nats/service.js";
-import { connectAs, establishOperator, provisionLocal, realmPaths } from "../../services/cli/runtime.js";
+import { establishOperator, provisionLocal, realmPaths } from "../../services/cli/runtime.js";
+import { connectAs } from "../../services/cli/connection.js";
 import { identityCredsFile } from "../../identity/nats/realm-identities.js";
 
 const dir = mkdtempSync(join(tmpdir(), "realm-nats-restart-"));
