@@ -10,8 +10,9 @@ import type { TrustVerifier } from "./trust.js";
  * verifies every event, and appends to its own stream REALM_REALM, at intervals, a `StreamCheckpointed`
  * event per stream: the head sequence, the CID at the head, and a digest over every message up to it.
  *
- * The digest is a hash chain over the stream in sequence order, d(n) = sha256(d(n-1) | seq(n) | sha256(data(n)))
- * with d(0) = 32 zero bytes, so it changes when any message up to the head is altered, removed or inserted.
+ * The digest is a hash chain over the stream in sequence order, d(n) = sha256(d(n-1) | seq(n) | len(n) | data(n))
+ * (seq 64-bit, length 32-bit, big endian) with d(0) = 32 zero bytes, so it changes when any message up to the
+ * head is altered, removed or inserted.
  * This lets `realm audit verify` report a deleted or truncated tail (the stream no longer reaches the
  * checkpoint, or differs before it), and lets a projection that rebuilds skip the Ed25519 check of each
  * event the checkpoint covers: it recomputes the digest (two SHA-256 per message) and compares it at the
@@ -42,12 +43,13 @@ export const MAX_CHECKPOINT_PROBLEMS = 10_000;
 
 export class StreamDigest {
   private d = Buffer.alloc(32);
-  private readonly seqBuf = Buffer.alloc(8);
+  private readonly head = Buffer.alloc(12);
 
   update(seq: number, data: Uint8Array): void {
-    this.seqBuf.writeBigUInt64BE(BigInt(seq));
-    const inner = createHash("sha256").update(data).digest();
-    this.d = createHash("sha256").update(this.d).update(this.seqBuf).update(inner).digest();
+    this.head.writeUInt32BE(Math.floor(seq / 2 ** 32), 0);
+    this.head.writeUInt32BE(seq % 2 ** 32, 4);
+    this.head.writeUInt32BE(data.length, 8);
+    this.d = createHash("sha256").update(this.d).update(this.head).update(data).digest();
   }
 
   get hex(): string {

@@ -22,11 +22,13 @@ export interface EventEnvelope<D = unknown> {
   cid: string;
   /** Key id (in the realm's trust document) of the key that signed `cid`. */
   signer: string;
-  /** Ed25519 signature over the UTF-8 bytes of `cid`, base64url. */
+  /** Ed25519 signature over the UTF-8 bytes of `cid` (or over the root of a batch, see seal-batch.ts), base64url. */
   sig: string;
+  /** When sealed in a batch: the Merkle path from this CID to the signed root. */
+  proof?: string[];
 }
 
-export type UnsealedEnvelope<D = unknown> = Omit<EventEnvelope<D>, "cid" | "signer" | "sig">;
+export type UnsealedEnvelope<D = unknown> = Omit<EventEnvelope<D>, "cid" | "signer" | "sig" | "proof">;
 
 /** What seals an envelope: a key id and an Ed25519 signature over bytes (services/kernel/trust.ts). */
 export interface EnvelopeSigner {
@@ -43,25 +45,29 @@ export interface EnvelopeSigner {
 const CID_PREFIX = Buffer.from([0x01, 0x80, 0x04, 0x12, 0x20]);
 const B32 = "abcdefghijklmnopqrstuvwxyz234567";
 
-function base32Lower(bytes: Uint8Array): string {
-  let out = "";
-  let bits = 0;
-  let value = 0;
-  for (const b of bytes) {
-    value = ((value << 8) | b) & 0xffff;
-    bits += 8;
-    while (bits >= 5) {
-      out += B32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += B32[(value << (5 - bits)) & 31];
-  return out;
-}
+const B32_CODES = Buffer.from(B32, "latin1");
+/** 37 bytes (prefix + digest) make 60 base32 characters; one buffer reused for every CID. */
+const cidBytes = Buffer.alloc(CID_PREFIX.length + 32);
+CID_PREFIX.copy(cidBytes);
+const cidChars = Buffer.alloc(1 + Math.ceil((cidBytes.length * 8) / 5));
+cidChars[0] = 0x62; // "b": multibase base32 lower
 
 /** CIDv1 (json, sha2-256) of a sha2-256 digest. */
 export function cidOfDigest(digest: Uint8Array): string {
-  return `b${base32Lower(Buffer.concat([CID_PREFIX, digest]))}`;
+  cidBytes.set(digest, CID_PREFIX.length);
+  let bits = 0;
+  let value = 0;
+  let o = 1;
+  for (let i = 0; i < cidBytes.length; i++) {
+    value = ((value << 8) | cidBytes[i]!) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      cidChars[o++] = B32_CODES[(value >>> (bits - 5)) & 31]!;
+      bits -= 5;
+    }
+  }
+  if (bits > 0) cidChars[o++] = B32_CODES[(value << (5 - bits)) & 31]!;
+  return cidChars.toString("latin1", 0, o);
 }
 
 /** CIDv1 (json, sha2-256) of canonical JSON text. */
@@ -89,16 +95,31 @@ export function canonicalEnvelope(u: UnsealedEnvelope): string {
   );
 }
 
+/** The seal of an envelope: key id, signature and (when sealed in a batch) the Merkle path to the signed root. */
+export interface Seal {
+  kid: string;
+  sig: string;
+  proof?: string[];
+}
+
 /**
- * Seals an envelope: its CID, signed by `signer`. `json` is its stored form (the canonical text with `cid`,
- * `sig` and `signer` appended).
+ * An envelope and its stored form from its canonical text, CID and seal: the canonical text with `cid`,
+ * `proof` (batch only), `sig` and `signer` appended.
  */
+export function sealedEnvelope<D>(unsealed: UnsealedEnvelope<D>, canonical: string, cid: string, seal: Seal): { envelope: EventEnvelope<D>; json: string } {
+  const q = JSON.stringify;
+  const proof = seal.proof ? `,"proof":${q(seal.proof)}` : "";
+  return {
+    envelope: { ...unsealed, cid, signer: seal.kid, sig: seal.sig, ...(seal.proof ? { proof: seal.proof } : {}) },
+    json: `${canonical.slice(0, -1)},"cid":"${cid}"${proof},"sig":${q(seal.sig)},"signer":${q(seal.kid)}}`,
+  };
+}
+
+/** Seals an envelope on its own: its CID, signed by `signer`. */
 export function sealWithJson<D>(unsealed: UnsealedEnvelope<D>, signer: EnvelopeSigner): { envelope: EventEnvelope<D>; json: string } {
   const canonical = canonicalEnvelope(unsealed);
   const cid = cidOfCanonical(canonical);
-  const sig = signer.sign(Buffer.from(cid, "utf8"));
-  const q = JSON.stringify;
-  return { envelope: { ...unsealed, cid, signer: signer.kid, sig }, json: `${canonical.slice(0, -1)},"cid":"${cid}","sig":${q(sig)},"signer":${q(signer.kid)}}` };
+  return sealedEnvelope(unsealed, canonical, cid, { kid: signer.kid, sig: signer.sign(Buffer.from(cid, "utf8")) });
 }
 
 /** An envelope sealed without a key: it verifies nowhere. For pure folds in tests that never reach a stream. */

@@ -12,3 +12,4 @@ export * from "./checkpoint.js";
 export * from "./trust.js";
 export * from "./trust-files.js";
 export * from "./auditor.js";
+export * from "./seal-batch.js";

@@ -12,7 +12,8 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { conflict, invalid, RealmError } from "./errors.js";
-import { eventIdFor, sealWithJson, type EventEnvelope } from "./envelope.js";
+import { canonicalEnvelope, cidOfCanonical, eventIdFor, sealedEnvelope, type EventEnvelope } from "./envelope.js";
+import { BatchSealer } from "./seal-batch.js";
 import { ChainVerifier, type EventProblem } from "./chain.js";
 import { Headers, eventSubject, eventsWildcard, streamName, assertToken } from "./subjects.js";
 import type { RealmTrust } from "./trust.js";
@@ -129,6 +130,7 @@ export class EventStore {
   readonly trust: RealmTrust;
   private readonly source: string;
   private readonly writer: string;
+  private sealer: BatchSealer | undefined;
 
   private constructor(
     readonly context: string,
@@ -171,6 +173,11 @@ export class EventStore {
 
   subjectOf(ref: AggregateRef): string {
     return eventSubject(this.context, ref.type, ref.id);
+  }
+
+  /** Signatures made and events sealed by this store (a batch of sealed events shares one signature). */
+  get sealStats(): { signatures: number; sealed: number } {
+    return { signatures: this.sealer?.signatures ?? 0, sealed: this.sealer?.sealed ?? 0 };
   }
 
   /** A verifier of this store's stream (one per read: it keeps the chain heads of what it has seen). */
@@ -216,12 +223,13 @@ export class EventStore {
     const stored: EventEnvelope[] = [];
     let { version, lastSeq, lastCid } = expected;
     const occurredAt = new Date().toISOString();
-    const signer = this.trust.signer(this.writer);
+    this.sealer ??= new BatchSealer(this.trust.signer(this.writer));
+    const sealer = this.sealer;
     const correlationId = meta.correlationId ?? meta.commandId;
     const causationId = meta.causationId ?? meta.commandId;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
-      const { envelope, json } = sealWithJson({
+      const unsealed = {
         id: eventIdFor(meta.commandId, i),
         type: ev.type,
         aggregate: { type: ref.type, id: ref.id },
@@ -232,7 +240,10 @@ export class EventStore {
         causationId,
         data: ev.data,
         prev: lastCid,
-      }, signer);
+      };
+      const canonical = canonicalEnvelope(unsealed);
+      const cid = cidOfCanonical(canonical);
+      const { envelope, json } = sealedEnvelope(unsealed, canonical, cid, await sealer.seal(cid));
       const h = natsHeaders();
       h.set(Headers.EventType, envelope.type);
       h.set(Headers.CorrelationId, envelope.correlationId);

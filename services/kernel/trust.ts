@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { canonicalJson } from "./canonical.js";
 import { RealmError } from "./errors.js";
 import type { EnvelopeSigner, EventEnvelope } from "./envelope.js";
+import { signedMessage } from "./seal-batch.js";
 import { subjectMatches } from "./subjects.js";
 
 /**
@@ -159,20 +160,27 @@ export class TrustVerifier {
    * The seal problem of an event stored under `subject`, or null when its signature is by a key of a writer
    * that may write that subject. The caller has checked `cid` against the content.
    */
-  check(subject: string, e: Pick<EventEnvelope, "cid" | "signer" | "sig">): SealProblem | null {
+  check(subject: string, e: Pick<EventEnvelope, "cid" | "signer" | "sig" | "proof">): SealProblem | null {
     if (typeof e.signer !== "string" || typeof e.sig !== "string" || e.signer === "" || e.sig === "") return "unsigned";
     const entry = this.keys.get(e.signer);
     if (!entry) return "unknown-signer";
     if (!entry.writer.subjects.some((p) => subjectMatches(p, subject))) return "foreign-signer";
     if (this.verified.get(e.cid) === e.signer + e.sig) return null;
-    let ok = false;
-    this.verifications++;
-    try {
-      ok = edVerify(null, Buffer.from(e.cid, "utf8"), entry.key, Buffer.from(e.sig, "base64url"));
-    } catch {
-      ok = false;
+    const message = signedMessage(e.cid, e.proof);
+    if (!message) return "bad-signature";
+    // A batch signature verifies once per process: every event of the batch leads to the same root.
+    const batchKey = e.proof ? `${e.signer}|${e.sig}|${message.toString("latin1")}` : undefined;
+    if (!(batchKey && this.verified.get(batchKey) === "")) {
+      let ok = false;
+      this.verifications++;
+      try {
+        ok = edVerify(null, message, entry.key, Buffer.from(e.sig, "base64url"));
+      } catch {
+        ok = false;
+      }
+      if (!ok) return "bad-signature";
+      if (batchKey) this.remember(batchKey, "");
     }
-    if (!ok) return "bad-signature";
     this.remember(e.cid, e.signer + e.sig);
     return null;
   }

@@ -28,7 +28,7 @@ const meta = () => ({ commandId: uuidv7(), actor: "trust-test" });
 
 beforeAll(async () => {
   nats = await startNats();
-  trust = testTrust(["ledgers", "quarantine", "tail", "fast", "fastbad"]);
+  trust = testTrust(["ledgers", "quarantine", "tail", "fast", "fastbad", "batchled"]);
 });
 afterAll(async () => nats?.stop());
 
@@ -189,5 +189,45 @@ describe("checkpoints", () => {
     expect(p.quarantined).toEqual([expect.objectContaining({ reason: "checkpoint-mismatch", seq: 10 })]);
     expect(log.lines.some((l) => /differs from its checkpoint/.test(l.msg))).toBe(true);
     await p.stop();
+  });
+});
+
+describe("batch seals", () => {
+  it("seal the events of one event-loop turn with one signature; each verifies alone; a changed proof or CID does not", async () => {
+    const { BatchSealer, TrustVerifier: TV, cidOfCanonical: cidOf } = await import("../../services/kernel/index.js");
+    const t = testTrust(["batch"]);
+    const sealer = new BatchSealer(t.signer("batch"), 32);
+    const cids = Array.from({ length: 7 }, (_, i) => cidOf(`{"n":${i}}`));
+    const seals = await Promise.all(cids.map((c) => sealer.seal(c)));
+    expect(sealer.signatures).toBe(1);
+    expect(new Set(seals.map((s) => s.sig)).size).toBe(1);
+    const v = new TV(t.doc);
+    const subject = "realm.batch.events.x.y";
+    for (let i = 0; i < cids.length; i++) expect(v.check(subject, { cid: cids[i]!, signer: seals[i]!.kid, sig: seals[i]!.sig, proof: seals[i]!.proof })).toBeNull();
+    expect(v.verifications).toBe(1); // one Ed25519 verification for the whole batch
+    // another event's CID with this proof, a flipped sibling, a batch seal without its proof: refused
+    const fresh = new TV(t.doc);
+    expect(fresh.check(subject, { cid: cids[1]!, signer: seals[0]!.kid, sig: seals[0]!.sig, proof: seals[0]!.proof })).toBe("bad-signature");
+    const flipped = seals[0]!.proof!.map((p, i) => (i === 0 ? (p[0] === "l" ? "r" : "l") + p.slice(1) : p));
+    expect(fresh.check(subject, { cid: cids[0]!, signer: seals[0]!.kid, sig: seals[0]!.sig, proof: flipped })).toBe("bad-signature");
+    expect(fresh.check(subject, { cid: cids[0]!, signer: seals[0]!.kid, sig: seals[0]!.sig })).toBe("bad-signature");
+    expect(fresh.check(subject, { cid: cids[0]!, signer: seals[0]!.kid, sig: seals[0]!.sig, proof: ["lnot-a-hash"] })).toBe("bad-signature");
+    // a lone seal is a signature over the CID itself, with no proof
+    const single = await sealer.seal(cids[0]!);
+    expect(single.proof).toBeUndefined();
+    expect(fresh.check(subject, { cid: cids[0]!, signer: single.kid, sig: single.sig })).toBeNull();
+  });
+
+  it("are what concurrent appends get, and readers verify them", async () => {
+    const nc = await nats.connect();
+    const t = trust;
+    const store = await EventStore.open(nc, "batchled", { trust: t });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => execute(store, ledgerDecider, `batch-${i}`, { type: "open" }, meta())));
+    expect(store.sealStats.sealed).toBe(20);
+    expect(store.sealStats.signatures).toBeLessThan(20);
+    const reader = new Projection(await EventStore.open(nc, "batchled", { trust: new RealmTrust(t.doc) }), balances, { checkpoints: false });
+    await reader.rebuild();
+    expect(reader.quarantined).toEqual([]);
+    for (let i = 0; i < 20; i++) expect(reader.state.get(`batch-${i}`)).toBe(0);
   });
 });
