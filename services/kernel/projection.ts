@@ -65,7 +65,9 @@ export class Projection<S> {
   private chain: ChainVerifier;
   private headCid: string | null = null;
   private checkpoint: { data: CheckpointData; skip: Map<number, ProblemReason> } | undefined;
-  private vouched: [string, string][] = [];
+  /** CIDs and seals of the prefix a checkpoint vouches for, remembered as verified once its digest matched. */
+  private vouchedCids: string[] = [];
+  private vouchedSeals: string[] = [];
   private consumer: ConsumerMessages | undefined;
   private stopped = false;
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
@@ -122,7 +124,8 @@ export class Projection<S> {
     this.chain = this.store.chainVerifier();
     this.headCid = null;
     this.checkpoint = undefined;
-    this.vouched = [];
+    this.vouchedCids = [];
+    this.vouchedSeals = [];
     this.problems.length = 0;
     this.problemsComplete = true;
     this.quarantined.length = 0;
@@ -143,7 +146,8 @@ export class Projection<S> {
       } else {
         event = this.chain.follow(seq, data);
         if (!event) return this.mismatch(`seq ${seq} is not an event, but the checkpoint vouches for it`);
-        this.vouched.push([event.cid, event.signer + event.sig]);
+        this.vouchedCids.push(event.cid);
+        this.vouchedSeals.push(event.signer + event.sig);
       }
     } else {
       const r = this.chain.verify(seq, subject, data);
@@ -162,8 +166,10 @@ export class Projection<S> {
     this.lastSeq = seq;
     if (cp && seq === cp.data.seq) {
       if (this.digest.hex !== cp.data.digest) return this.mismatch(`the digest at seq ${seq} is ${this.digest.hex}, the checkpoint says ${cp.data.digest}`);
-      for (const [cid, seal] of this.vouched) this.store.trust.verifier.remember(cid, seal);
-      this.vouched = [];
+      const v = this.store.trust.verifier;
+      for (let i = 0; i < this.vouchedCids.length; i++) v.remember(this.vouchedCids[i]!, this.vouchedSeals[i]!);
+      this.vouchedCids = [];
+      this.vouchedSeals = [];
       this.checkpoint = undefined;
     }
     return "ok";

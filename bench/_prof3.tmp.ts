@@ -1,0 +1,23 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Session } from "node:inspector/promises";
+import { connect } from "@nats-io/transport-node";
+import { NatsSupervisor } from "../services/nats/supervisor.js";
+import { Auditor, EventStore, Projection, RealmTrust, newId, type AggregatePosition } from "../services/kernel/index.js";
+import { testTrust } from "../test/support/trust.js";
+const nats = new NatsSupervisor({ dataDir: mkdtempSync(join(tmpdir(), "prof-")) });
+await nats.start();
+const nc = await connect({ servers: nats.url, noAsyncTraces: true });
+const trust = testTrust(["bench"]);
+const store = await EventStore.open(nc, "bench", { trust });
+const payload = { zone: "example.com", name: "www", type: "A", ttl: 300, value: "192.0.2.10" };
+const C = 64, N = 20000;
+const positions: AggregatePosition[] = Array.from({ length: C }, () => ({ version: 0, lastSeq: 0, lastCid: null }));
+await Promise.all(Array.from({ length: C }, async (_, w) => { for (let i = 0; i < N / C; i++) { const r = await store.append({ type: "record", id: `w${w}` }, positions[w]!, [{ type: "RecordAdded", data: payload }], { commandId: newId(), actor: "bench" }); positions[w] = r.position; } }));
+const a = await Auditor.start(nc, trust); await a.checkpoint("bench"); await a.stop();
+const counting = { name: "c", version: 1, initial: () => new Map<string, number>(), apply: (m: Map<string, number>, e: { aggregate: { id: string } }) => m.set(e.aggregate.id, (m.get(e.aggregate.id) ?? 0) + 1) };
+const s = new Session(); s.connect(); await s.post("Profiler.enable"); await s.post("Profiler.start");
+for (let k = 0; k < 5; k++) { const r = await new Projection(await EventStore.open(nc, "bench", { trust: new RealmTrust(trust.doc) }), counting).rebuild(); console.log("rebuild/s", Math.round(r.events / (r.ms / 1000))); }
+const { profile } = await s.post("Profiler.stop"); writeFileSync("/tmp/rebuild.cpuprofile", JSON.stringify(profile));
+await nc.close(); await nats.stop();
