@@ -1,5 +1,6 @@
 import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/index.js";
 import { alreadyExists, conflict, invalid, notFound } from "../../services/kernel/errors.js";
+import { subjectMatches } from "../../services/kernel/subjects.js";
 
 /**
  * NATS subject namespaces: a pattern (`orders.>`, `telemetry.*.raw`, `a.b`) registered to an owner
@@ -52,17 +53,6 @@ export function patternsOverlap(a: string, b: string): boolean {
   }
 }
 
-/** True when concrete subject `s` matches `pattern`. */
-export function subjectMatches(pattern: string, s: string): boolean {
-  const p = pattern.split(".");
-  const t = s.split(".");
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === ">") return t.length > i;
-    if (i >= t.length) return false;
-    if (p[i] !== "*" && p[i] !== t[i]) return false;
-  }
-  return p.length === t.length;
-}
 
 /** How specific a pattern is (more literal tokens first): used to pick the closest namespace. */
 const specificity = (p: string) => p.split(".").reduce((n, t) => n + (t === ">" ? 0 : t === "*" ? 1 : 3), 0);

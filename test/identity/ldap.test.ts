@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as oc from "openid-client";
 import { Attribute, Change } from "ldapts";
 import { startIdentity, type IdentityHarness } from "./harness.js";
-import { startSlapd, type TestSlapd } from "../support/slapd.js";
+import { ouLdif, startSlapd, type TestSlapd } from "../support/slapd.js";
 import { Agent, signIn } from "./agent.js";
 import { planSync } from "../../identity/domain/federation.js";
 
@@ -16,15 +16,7 @@ mail: ${uid}@example.org
 userPassword: ${password}
 
 `;
-const LDIF = `dn: ou=people,${base}
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,${base}
-objectClass: organizationalUnit
-ou: groups
-
-${person("alice", "Alice Liddell", "alice-ldap-secret")}${person("bob", "Bob Builder", "bob-ldap-secret")}dn: cn=engineers,ou=groups,${base}
+const LDIF = `${ouLdif(base)}${person("alice", "Alice Liddell", "alice-ldap-secret")}${person("bob", "Bob Builder", "bob-ldap-secret")}dn: cn=engineers,ou=groups,${base}
 objectClass: groupOfNames
 cn: engineers
 member: uid=alice,ou=people,${base}

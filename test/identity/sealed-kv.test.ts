@@ -7,7 +7,7 @@ import { Kvm } from "@nats-io/kv";
 import type { JWK } from "jose";
 import { startIdentity, freePort, type IdentityHarness } from "./harness.js";
 import { Agent, signIn } from "./agent.js";
-import { startSlapd, type TestSlapd } from "../support/slapd.js";
+import { ouLdif, startSlapd, type TestSlapd } from "../support/slapd.js";
 import { filesUnder } from "../support/files.js";
 import { startHost, type Host } from "../../services/host/host.js";
 import { createLogger } from "../../services/host/logger.js";
@@ -23,15 +23,7 @@ import { KEYS_BUCKET, type KeyMaterial } from "../../identity/oidc/keys.js";
  * bind passwords), while the same scan does find what is stored in clear (ids, KV subjects).
  */
 const base = "dc=example,dc=org";
-const LDIF = `dn: ou=people,${base}
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,${base}
-objectClass: organizationalUnit
-ou: groups
-
-dn: uid=lena,ou=people,${base}
+const LDIF = `${ouLdif(base)}dn: uid=lena,ou=people,${base}
 objectClass: inetOrgPerson
 uid: lena
 cn: Lena Ldap

@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from "uuid";
 import { EventStore, execute, executeNew, fold, RealmError, verifyCid, Projection, type EventEnvelope } from "../../services/kernel/index.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { testTrust } from "../support/trust.js";
-import { ledgerDecider } from "../fixtures/ledger.js";
+import { balancesProjection, ledgerDecider } from "../fixtures/ledger.js";
 
 let nats: TestNats;
 let store: EventStore;
@@ -109,19 +109,7 @@ describe("event store on JetStream", () => {
 });
 
 describe("projections", () => {
-  const balances = {
-    name: "balances",
-    version: 1,
-    initial: () => new Map<string, number>(),
-    apply(m: Map<string, number>, e: EventEnvelope) {
-      const d = e.data as { amount?: number };
-      const cur = m.get(e.aggregate.id) ?? 0;
-      if (e.type === "Deposited") m.set(e.aggregate.id, cur + (d.amount ?? 0));
-      if (e.type === "Withdrawn") m.set(e.aggregate.id, cur - (d.amount ?? 0));
-      if (e.type === "LedgerOpened") m.set(e.aggregate.id, 0);
-      return m;
-    },
-  };
+  const balances = balancesProjection;
 
   it("follows the stream live, and a rebuild from zero equals the live state", async () => {
     const live = new Projection(store, balances);

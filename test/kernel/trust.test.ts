@@ -20,7 +20,7 @@ import {
 } from "../../services/kernel/index.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { testTrust } from "../support/trust.js";
-import { ledgerDecider } from "../fixtures/ledger.js";
+import { balancesProjection, ledgerDecider } from "../fixtures/ledger.js";
 
 let nats: TestNats;
 let trust: RealmTrust;
@@ -32,17 +32,7 @@ beforeAll(async () => {
 });
 afterAll(async () => nats?.stop());
 
-const balances = {
-  name: "balances",
-  version: 1,
-  initial: () => new Map<string, number>(),
-  apply(m: Map<string, number>, e: EventEnvelope) {
-    const d = e.data as { amount?: number };
-    if (e.type === "Deposited") m.set(e.aggregate.id, (m.get(e.aggregate.id) ?? 0) + (d.amount ?? 0));
-    if (e.type === "LedgerOpened") m.set(e.aggregate.id, 0);
-    return m;
-  },
-};
+const balances = balancesProjection;
 
 function problemLog() {
   const lines: { obj: Record<string, unknown>; msg: string }[] = [];

@@ -128,3 +128,14 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
     },
   };
 }
+
+/** LDIF of the two organizational units the tests' directories use: ou=people and ou=groups under `base`. */
+export const ouLdif = (base: string) => `dn: ou=people,${base}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,${base}
+objectClass: organizationalUnit
+ou: groups
+
+`;
