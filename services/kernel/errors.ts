@@ -20,7 +20,7 @@ export const ErrorCodes = {
   UNAVAILABLE: "UNAVAILABLE",
   /** An audit chain or a stored event does not verify. */
   INTEGRITY: "INTEGRITY",
-  /** A projection could not apply an event. */
+  /** A projection could not apply an event (no longer raised: projections quarantine such events; the code keeps its meaning). */
   PROJECTION: "PROJECTION",
   INTERNAL: "INTERNAL",
 } as const;
