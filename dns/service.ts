@@ -92,6 +92,22 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       if (!st) throw notFound(`zone ${zone} does not exist`);
       return st;
     };
+    /** The absolute name a record request is about, as the handler reads it; undefined when it is not one (the handler says why). */
+    const nameOf = (name: string, zone?: string): { kind: "name"; id: string } | undefined => {
+      try {
+        return { kind: "name", id: absoluteName(name, zone ? zoneName(zone) : undefined) };
+      } catch {
+        return undefined;
+      }
+    };
+    /** shortHost for authorization: a name it cannot place stays as given (the handler then refuses it). */
+    const shortHostSafe = (name: string): string => {
+      try {
+        return shortHost(name);
+      } catch {
+        return zoneName(name);
+      }
+    };
     /** `web1` alone: the realm's only forward zone holds it; `web1.example.com` is taken as absolute. */
     function shortHost(name: string): string {
       if (name.includes(".")) return zoneName(name);
@@ -106,6 +122,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "zone.create",
         description: "Create a zone with its SOA and apex NS records",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
         input: S({ zone: str, ns: { type: "array", minItems: 1, items: str }, mname: str, rname: str, ttl, minimum: ttl, refresh: secs, retry: secs, expire: secs, serial: { type: "integer", minimum: 1 } }, ["zone", "ns"]),
         async handle(i: { zone: string; ns: string[]; mname?: string; rname?: string; ttl?: number; minimum?: number; refresh?: number; retry?: number; expire?: number; serial?: number }, ctx) {
           const zone = zoneName(i.zone);
@@ -117,6 +134,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "zone.delete",
         description: "Delete a zone and all its records",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
         input: S({ zone: str }, ["zone"]),
         async handle(i: { zone: string }, ctx) {
           return zoneReply((await run(zoneDecider, zoneName(i.zone), { type: "delete" }, ctx)).state);
@@ -126,6 +144,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "zone.soa",
         description: "Change SOA fields (serial goes up)",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
         input: S({ zone: str, mname: str, rname: str, ttl, minimum: ttl, refresh: secs, retry: secs, expire: secs }, ["zone"]),
         async handle(i: { zone: string; [k: string]: unknown }, ctx) {
           const { zone, ...soa } = i;
@@ -136,6 +155,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "zone.import",
         description: "Replace a zone's records with an RFC 1035 master file (all validated before anything is appended)",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
         input: S({ zone: str, text: { type: "string", maxLength: 8_000_000 } }, ["zone", "text"]),
         async handle(i: { zone: string; text: string }, ctx) {
           const zone = zoneName(i.zone);
@@ -148,6 +168,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "zonefile",
         description: "A zone as an RFC 1035 master file",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
         http: { method: "GET", path: "/zones/:zone/file" },
         input: S({ zone: str }, ["zone"]),
         async handle(i: { zone: string }) {
@@ -158,6 +179,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "zones",
         description: "Every zone with its serial and record count",
+        filter: (r, can) => ({ ...r, zones: (r as { zones: { zone: string }[] }).zones.filter((z) => can({ kind: "name", id: z.zone })) }),
         input: S({}),
         async handle() {
           return { zones: [...projection.state.zones.values()].map((z) => ({ zone: z.zone, serial: z.serial, records: zoneRecords(z).length })) };
@@ -167,6 +189,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "records",
         description: "Records of a zone, optionally of one name and type",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
         http: { method: "GET", path: "/zones/:zone/records" },
         input: S({ zone: str, name: str, type: str }, ["zone"]),
         async handle(i: { zone: string; name?: string; type?: string }) {
@@ -179,6 +202,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "record.add",
         description: "Add one record (zone found from the name when not given)",
+        resource: (i: { name: string; zone?: string }) => nameOf(i.name, i.zone),
         input: S({ zone: str, name: str, type: str, ttl, data: str }, ["name", "type", "data"]),
         async handle(i: RecordInput & { zone?: string }, ctx) {
           const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
@@ -189,6 +213,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "record.remove",
         description: "Remove one record, or the whole RRset when data is absent",
+        resource: (i: { name: string; zone?: string }) => nameOf(i.name, i.zone),
         input: S({ zone: str, name: str, type: str, data: str }, ["name", "type"]),
         async handle(i: { zone?: string; name: string; type: string; data?: string }, ctx) {
           const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
@@ -199,6 +224,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "record.set",
         description: "Replace an RRset (empty data removes it)",
+        resource: (i: { name: string; zone?: string }) => nameOf(i.name, i.zone),
         input: S({ zone: str, name: str, type: str, ttl, data: { type: "array", items: str } }, ["name", "type", "data"]),
         async handle(i: { zone?: string; name: string; type: string; ttl?: number; data: string[] }, ctx) {
           const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
@@ -209,6 +235,8 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "host.add",
         description: "Register a host: A/AAAA records, and PTR records in the reverse zones the realm has",
+        // the host name, and the reverse names whose PTR it would write
+        resource: (i: { name: string; zone?: string; ips: string[] }) => [{ kind: "name", id: i.zone ? absoluteName(i.name, zoneName(i.zone)) : shortHostSafe(i.name) }, ...i.ips.filter((ip) => isIPv4(ip) || isIPv6(ip)).map((ip) => ({ kind: "name" as const, id: reverseName(ip, expandIPv6) }))],
         input: S({ name: str, zone: str, ips: { type: "array", minItems: 1, items: str }, ttl }, ["name", "ips"]),
         async handle(i: { name: string; zone?: string; ips: string[]; ttl?: number }, ctx) {
           const fqdn = i.name.endsWith(".") ? absoluteName(i.name) : i.zone ? absoluteName(i.name, zoneName(i.zone)) : shortHost(i.name);
@@ -265,6 +293,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "subject.register",
         description: "Register a NATS subject namespace (pattern) to an owner; overlapping another owner's namespace is refused",
+        resource: (i: { pattern: string }) => ({ kind: "subject", id: i.pattern }),
         input: S({ pattern: str, owner: str, description: str }, ["pattern", "owner"]),
         async handle(i: { pattern: string; owner: string; description?: string }, ctx) {
           await run(subjectDecider, REGISTRY_ID, { type: "register", ...i }, ctx);
@@ -275,6 +304,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "subject.release",
         description: "Release a subject namespace",
+        resource: (i: { pattern: string }) => ({ kind: "subject", id: i.pattern }),
         input: S({ pattern: str }, ["pattern"]),
         async handle(i: { pattern: string }, ctx) {
           await run(subjectDecider, REGISTRY_ID, { type: "release", pattern: i.pattern }, ctx);
@@ -285,6 +315,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "subject-owner",
         description: "Who owns a concrete subject (the most specific registered namespace matching it)",
+        resource: (i: { subject: string }) => ({ kind: "subject", id: i.subject }),
         input: S({ subject: str }, ["subject"]),
         async handle(i: { subject: string }) {
           assertSubject(i.subject, false);
@@ -297,6 +328,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "subjects",
         description: "Every registered subject namespace",
+        filter: (r, can) => ({ ...r, namespaces: (r as { namespaces: { pattern: string }[] }).namespaces.filter((n) => can({ kind: "subject", id: n.pattern })) }),
         input: S({}),
         async handle() {
           return { namespaces: [...projection.state.subjects.namespaces.values()] };
@@ -306,6 +338,8 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "cid.register",
         description: "Register (or repoint) a named object to a CIDv1; with `dnslink`, publish _dnslink TXT under that domain",
+        // the object registry is realm-wide (unscoped bindings); with dnslink also the name it publishes under
+        resource: (i: { dnslink?: string }) => (i.dnslink ? { kind: "name", id: `_dnslink.${zoneName(i.dnslink)}` } : undefined),
         input: S({ name: str, cid: str, size: { type: "integer", minimum: 0 }, mediaType: str, dnslink: str }, ["name", "cid"]),
         async handle(i: { name: string; cid: string; size?: number; mediaType?: string; dnslink?: string }, ctx) {
           assertObjectName(i.name);

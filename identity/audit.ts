@@ -1,6 +1,8 @@
-import type { EventStore } from "../services/kernel/index.js";
+import type { EventAuthzRecord, EventStore } from "../services/kernel/index.js";
 
 export interface AuditEntry {
+  /** The decision that allowed the request: permission, binding, role, how the caller authenticated. */
+  authz?: EventAuthzRecord;
   seq: number;
   at: string;
   actor: string;
@@ -38,7 +40,7 @@ export async function readAudit(store: EventStore, f: AuditFilter): Promise<Audi
   const filter = f.aggregateType && f.aggregateId ? store.subjectOf({ type: f.aggregateType, id: f.aggregateId }) : undefined;
   const out: AuditEntry[] = [];
   for await (const { seq, event: e } of store.readEvents(filter ? { filter } : {})) {
-    const entry: AuditEntry = { seq, at: e.occurredAt, actor: e.actor, type: e.type, aggregate: e.aggregate, correlationId: e.correlationId, causationId: e.causationId, eventId: e.id };
+    const entry: AuditEntry = { seq, at: e.occurredAt, actor: e.actor, type: e.type, aggregate: e.aggregate, correlationId: e.correlationId, causationId: e.causationId, eventId: e.id, ...(e.authz ? { authz: e.authz } : {}) };
     if (!matchesAudit(entry, f)) continue;
     out.push(entry);
     if (out.length > limit) out.shift();

@@ -1,10 +1,11 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type Provider from "oidc-provider";
 import type { Authenticator, Principal, RealmContext } from "../services/host/context.js";
+import type { ScopeResolver } from "../services/host/authz.js";
 import { RealmError } from "../services/kernel/index.js";
 import type { IdentityCore } from "./core.js";
 import { apiKeyUsable } from "./domain/apikey.js";
-import { membership } from "./domain/directory.js";
+import { GrantCache, rolesOf } from "./authorize.js";
 
 /**
  * Authenticates the realm's admin API. `Authorization: Bearer <credential>` where the credential is
@@ -17,10 +18,13 @@ import { membership } from "./domain/directory.js";
  */
 export function createAuthenticator(core: IdentityCore, provider: () => Provider | undefined): Authenticator {
   const unauthorized = (why: string) => new RealmError("UNAUTHORIZED", why);
-  const principalOf = (id: string): Principal => {
+  const cache = new GrantCache(() => core.dir, () => core.projection.lastSeq);
+  /** The principal with every grant its bindings give it now (a token acts with all of them). */
+  const principalOf = (id: string, via?: string): Principal => {
     const p = core.dir.principals.get(id);
     if (!p?.exists || p.disabled) throw unauthorized("the credential's principal is disabled or unknown");
-    return { id, roles: membership(core.dir, id, new Date()).roles };
+    const grants = cache.grants(id);
+    return { id, roles: rolesOf(grants), grants, ...(via ? { via } : {}) };
   };
   return async (authorization) => {
     if (authorization === undefined || authorization === "") return null;
@@ -35,9 +39,12 @@ export function createAuthenticator(core: IdentityCore, provider: () => Provider
       const want = Buffer.from(key?.secretHash ?? "");
       if (!key || want.length !== given.length || !timingSafeEqual(want, given)) throw unauthorized("unknown API key");
       if (!apiKeyUsable(key, new Date())) throw unauthorized("the API key is expired or revoked");
-      // A key grants its own roles, as long as the roles exist (its owner must still be enabled).
-      principalOf(key.owner);
-      return { id: key.owner, roles: key.roles.filter((r) => core.dir.roles.get(r)?.exists) };
+      if (key.insecure) throw unauthorized("the API key was issued while the realm ran without authentication; issue a new one");
+      // A key acts with the grants of its owner's bindings *now* whose role the key names: revoking the
+      // binding, or disabling the owner, stops the key at once; naming a role the owner lacks gives nothing.
+      const owner = principalOf(key.owner, `apikey:${key.id}`);
+      const grants = owner.grants.filter((g) => key.roles.includes(g.role));
+      return { ...owner, roles: rolesOf(grants), grants };
     }
     const p = provider();
     if (!p) throw unauthorized("the OIDC issuer is not running here");
@@ -59,7 +66,12 @@ export function createAuthenticator(core: IdentityCore, provider: () => Provider
 
 /** The authenticator of an identity context made by `createIdentityContext` (for `startHost({ authenticate })`). */
 export function authenticatorOf(ctx: RealmContext): Authenticator {
-  const a = (ctx as RealmContext & { authenticate?: Authenticator }).authenticate;
-  if (!a) throw new RealmError("INTERNAL", `context ${ctx.name} is not the identity context`);
-  return a;
+  return identityAuthOf(ctx).authenticate;
+}
+
+/** The authenticator and scope resolver of an identity context (for `startHost({ authenticate, resolveScope })`). */
+export function identityAuthOf(ctx: RealmContext): { authenticate: Authenticator; resolveScope: ScopeResolver } {
+  const c = ctx as RealmContext & { authenticate?: Authenticator; resolveScope?: ScopeResolver };
+  if (!c.authenticate || !c.resolveScope) throw new RealmError("INTERNAL", `context ${ctx.name} is not the identity context`);
+  return { authenticate: c.authenticate, resolveScope: c.resolveScope };
 }

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { commandMetaOf, type Endpoint } from "../services/host/context.js";
 import { RealmError, type Decider } from "../services/kernel/index.js";
 import { IdentityCore } from "./core.js";
-import { membership, type Directory } from "./domain/directory.js";
+import type { Directory } from "./domain/directory.js";
+import { grantsOf } from "./authorize.js";
 import { policyDecider } from "./domain/policy.js";
 import { principalDecider } from "./domain/principal.js";
 import { roleDecider } from "./domain/role.js";
@@ -16,7 +17,7 @@ import { openBundle, type SealedBundle } from "./nats/keystore.js";
  * bundle (recovery, when every admin credential is lost). Each bootstrap is recorded on the `bootstrap/realm`
  * aggregate, appended with the expected version, so two racing first bootstraps cannot both win.
  */
-export const ADMIN_ROLE = "admin";
+export const ADMIN_ROLE = "realm-admin";
 
 interface BootstrapState {
   count: number;
@@ -37,9 +38,9 @@ export const bootstrapDecider: Decider<BootstrapState, BootstrapCommand> = {
   evolve: (s) => ({ count: s.count + 1 }),
 };
 
-/** True when some principal that exists and is enabled holds the admin role now. */
+/** True when some enabled principal holds, now, an unscoped grant of everything (`*`): an admin. */
 export function adminExists(d: Directory, now = new Date()): boolean {
-  for (const p of d.principals.values()) if (p.exists && !p.disabled && membership(d, p.id, now).roles.includes(ADMIN_ROLE)) return true;
+  for (const p of d.principals.values()) if (p.exists && !p.disabled && grantsOf(d, p.id, now).some((g) => !g.scope && g.permissions.includes("*"))) return true;
   return false;
 }
 
@@ -73,7 +74,7 @@ export function bootstrapEndpoint(core: IdentityCore, opts: { operatorBundle?: s
         throw err;
       }
       if (!core.dir.principals.get(i.principal)?.exists) await core.run(principalDecider, i.principal, { type: "create", kind: "service", displayName: "Realm administrator" }, derived());
-      if (!core.dir.roles.get(ADMIN_ROLE)?.exists) await core.run(roleDecider, ADMIN_ROLE, { type: "define", description: "Realm administrator", permissions: ["*"] }, derived());
+      if (!core.dir.roles.get(ADMIN_ROLE)?.exists) await core.run(roleDecider, ADMIN_ROLE, { type: "define", description: "Everything: every command and query of every context", permissions: ["*"] }, derived());
       const binding = `${i.principal}-admin`;
       const b = core.dir.policies.get(binding);
       if (!b?.exists) await core.run(policyDecider, binding, { type: "bind", role: ADMIN_ROLE, subject: { kind: "principal", id: i.principal }, conditions: {} }, derived());

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { RealmError } from "../services/kernel/errors.js";
 
 type Conn = ConnectionFlags;
 const connOptions = withConnectionOptions;
@@ -15,6 +16,20 @@ function readSecret(file: string | undefined): string {
 }
 
 const list = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `zone:lab.example`, `org:acme/eng`, `self` -> a binding scope (validated by the server). */
+function parseScope(text: string): { kind: string; id?: string; unit?: string } {
+  if (text === "self") return { kind: "self" };
+  const i = text.indexOf(":");
+  if (i <= 0) throw new RealmError("VALIDATION", `--scope must be <kind>:<id> (zone, account, namespace, issuer, org) or self, not ${JSON.stringify(text)}`);
+  const kind = text.slice(0, i);
+  const rest = text.slice(i + 1);
+  if (kind === "org" && rest.includes("/")) {
+    const [id, unit] = rest.split("/", 2);
+    return { kind, id: id!, unit: unit! };
+  }
+  return { kind, id: rest };
+}
 
 /** `realm identity ...`: principals, groups, roles, bindings, API keys, OIDC clients, LDAP directories, audit. */
 export function registerIdentityCommands(program: Command): void {
@@ -54,16 +69,23 @@ export function registerIdentityCommands(program: Command): void {
   verb(group, "list", "list groups").action((o: Conn) => call(o, "queries", "groups", {}));
 
   const role = id.command("role").description("roles and role bindings");
-  verb(role, "define <id>", "define a role").requiredOption("--description <text>", "what it is for").option("--permission <perm>", "a permission (repeat)", list, [])
-    .action((rid: string, o: Conn & { description: string; permission: string[] }) => call(o, "commands", "role.define", { id: rid, description: o.description, permissions: o.permission }));
-  verb(role, "bind <policyId> <role>", "bind a role to a principal or group").option("--principal <id>", "principal").option("--group <id>", "group")
+  verb(role, "define <id>", "define a role: permission patterns such as dns:zone.create, dns:*, dns:zone.*, dns:read, *:read, * (realm policy permissions lists them)")
+    .requiredOption("--description <text>", "what it is for")
+    .option("--permission <perm>", "a permission pattern (repeat)", list, [])
+    .option("--self", "the role holds only for requests about its holder (self-service)")
+    .action((rid: string, o: Conn & { description: string; permission: string[]; self?: boolean }) => call(o, "commands", "role.define", { id: rid, description: o.description, permissions: o.permission, ...(o.self ? { self: true } : {}) }));
+  verb(role, "list", "roles and their permission patterns").action((o: Conn) => call(o, "queries", "roles", {}));
+  verb(role, "bindings", "role bindings with their subjects, conditions and scopes").action((o: Conn) => call(o, "queries", "policies", {}));
+  verb(role, "bind <policyId> <role>", "bind a role to a principal or group, optionally within a scope").option("--principal <id>", "principal").option("--group <id>", "group")
     .option("--not-after <iso>", "binding ends").option("--not-before <iso>", "binding starts").option("--org <organization>", "only for members of this organization")
-    .action((pid: string, r: string, o: Conn & { principal?: string; group?: string; notAfter?: string; notBefore?: string; org?: string }) =>
+    .option("--scope <kind:id>", "limit the binding to zone:<zone> (and subzones), account:<name>, namespace:<subject prefix>, issuer:<id>, org:<org>[/<unit>] or self")
+    .action((pid: string, r: string, o: Conn & { principal?: string; group?: string; notAfter?: string; notBefore?: string; org?: string; scope?: string }) =>
       call(o, "commands", "policy.bind", {
         id: pid,
         role: r,
         subject: o.group ? { kind: "group", id: o.group } : { kind: "principal", id: o.principal },
         conditions: { ...(o.notAfter ? { notAfter: o.notAfter } : {}), ...(o.notBefore ? { notBefore: o.notBefore } : {}), ...(o.org ? { organization: o.org } : {}) },
+        ...(o.scope ? { scope: parseScope(o.scope) } : {}),
       }),
     );
   verb(role, "unbind <policyId>", "revoke a role binding").action((pid: string, o: Conn) => call(o, "commands", "policy.revoke", { id: pid }));

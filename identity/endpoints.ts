@@ -9,7 +9,9 @@ import { clientDecider, type ClientRegistration, type ClientState } from "./doma
 import { membership } from "./domain/directory.js";
 import { groupDecider } from "./domain/group.js";
 import { organizationDecider } from "./domain/organization.js";
-import { policyDecider, type BindingConditions } from "./domain/policy.js";
+import { policyDecider, SCOPE_KINDS, type BindingConditions } from "./domain/policy.js";
+import { grantsOf } from "./authorize.js";
+import type { Resource, Scope } from "../services/host/authz.js";
 import { principalDecider, type PrincipalKind } from "./domain/principal.js";
 import { roleDecider } from "./domain/role.js";
 import { readAudit } from "./audit.js";
@@ -24,8 +26,28 @@ export const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).di
 
 /** The admin API of principals, organizations, groups, roles, policies, API keys, clients and the audit trail. */
 export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEscrow | undefined; issuer: () => string }): Endpoint[] {
-  const cmd = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>): Endpoint => ({ kind: "command", name, description, input, handle });
-  const query = <I>(name: string, description: string, input: object, handle: (i: I) => Promise<object>, http?: Endpoint["http"]): Endpoint => ({ kind: "query", name, description, input, handle, ...(http ? { http } : {}) });
+  /** `about`: the principal the request is about (org and self scopes hold it or not). */
+  type Scoping<I> = { about?: (i: I) => Resource | Resource[] | undefined; filter?: Endpoint["filter"] };
+  const cmd = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>, sc: Scoping<I> = {}): Endpoint => ({
+    kind: "command",
+    name,
+    description,
+    input,
+    handle,
+    ...(sc.about ? { resource: sc.about } : {}),
+  });
+  const query = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>, http?: Endpoint["http"], sc: Scoping<I> = {}): Endpoint => ({
+    kind: "query",
+    name,
+    description,
+    input,
+    handle,
+    ...(http ? { http } : {}),
+    ...(sc.about ? { resource: sc.about } : {}),
+    ...(sc.filter ? { filter: sc.filter } : {}),
+  });
+  const principal = (id: string): Resource => ({ kind: "principal", id });
+  const byId = { about: (i: { id: string }) => principal(i.id) };
   const principalOut = (pid: string) => {
     const p = core.dir.principals.get(pid);
     if (!p?.exists) throw notFound(`no principal ${pid}`);
@@ -48,20 +70,21 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         await core.run(principalDecider, pid, { type: "create", ...rest }, commandMetaOf(ctx));
         return principalOut(pid);
       },
+      { about: (i) => (i.organization ? { kind: "org", id: i.orgUnit ? `${i.organization}/${i.orgUnit}` : i.organization } : undefined) },
     ),
     cmd<{ id: string; displayName?: string; email?: string; orgUnit?: string }>("principal.update", "Change a principal's profile", obj(["id"], { id, displayName: str(), email: str(), orgUnit: id }), async (i, ctx) => {
       const { id: pid, ...rest } = i;
       await core.run(principalDecider, pid, { type: "update", ...rest }, commandMetaOf(ctx));
       return principalOut(pid);
-    }),
+    }, byId),
     cmd<{ id: string; reason: string }>("principal.disable", "Disable a principal (it can no longer sign in; its API keys stop working)", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {
       await core.run(principalDecider, i.id, { type: "disable", reason: i.reason }, commandMetaOf(ctx));
       return principalOut(i.id);
-    }),
+    }, byId),
     cmd<{ id: string }>("principal.enable", "Enable a disabled principal", obj(["id"], { id }), async (i, ctx) => {
       await core.run(principalDecider, i.id, { type: "enable" }, commandMetaOf(ctx));
       return principalOut(i.id);
-    }),
+    }, byId),
     cmd<{ id: string; password: string }>(
       "principal.setPassword",
       "Set a person's password (Argon2id hash kept in the credential KV bucket; the event says only PasswordSet)",
@@ -76,11 +99,12 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         await core.run(principalDecider, i.id, { type: "setPassword", at: new Date().toISOString() }, commandMetaOf(ctx));
         return { id: i.id, passwordSet: true };
       },
+      byId,
     ),
     cmd<{ id: string }>("principal.unlock", "Lift a lockout after failed sign-ins", obj(["id"], { id }), async (i, ctx) => {
       await core.run(principalDecider, i.id, { type: "unlock" }, commandMetaOf(ctx));
       return principalOut(i.id);
-    }),
+    }, byId),
     cmd<{ id: string }>("principal.enrollTotp", "Start a TOTP enrollment; returns the otpauth:// URI once", obj(["id"], { id }), async (i, ctx) => {
       const p = core.dir.principals.get(i.id);
       if (!p?.exists) throw notFound(`no principal ${i.id}`);
@@ -88,14 +112,14 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       const { uri } = await core.credentials.startTotp(i.id, opts.issuer());
       await core.run(principalDecider, i.id, { type: "startTotp", at: new Date().toISOString() }, commandMetaOf(ctx));
       return { id: i.id, otpauthUri: uri };
-    }),
+    }, byId),
     cmd<{ id: string; code: string }>("principal.confirmTotp", "Confirm a TOTP enrollment with a current code", obj(["id", "code"], { id, code: { type: "string", pattern: "^[0-9]{6}$" } }), async (i, ctx) => {
       const p = core.dir.principals.get(i.id);
       if (!p?.exists) throw notFound(`no principal ${i.id}`);
       if (p.totp === "pending" && !(await core.credentials.verifyTotp(i.id, i.code))) throw invalid("the code does not match");
       await core.run(principalDecider, i.id, { type: "activateTotp", at: new Date().toISOString() }, commandMetaOf(ctx));
       return principalOut(i.id);
-    }),
+    }, byId),
     cmd<{ id: string; displayName: string }>("organization.create", "Create an organization", obj(["id", "displayName"], { id, displayName: str() }), async (i, ctx) => {
       const r = await core.run(organizationDecider, i.id, { type: "create", displayName: i.displayName }, commandMetaOf(ctx));
       return { organization: r.state };
@@ -108,6 +132,7 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         const r = await core.run(organizationDecider, i.id, { type: "addUnit", unit: i.unit, displayName: i.displayName, parent: i.parent }, commandMetaOf(ctx));
         return { organization: r.state };
       },
+      { about: (i) => ({ kind: "org", id: i.parent ? `${i.id}/${i.parent}` : i.id }) },
     ),
     cmd<{ id: string; displayName: string }>("group.create", "Create a group", obj(["id", "displayName"], { id, displayName: str() }), async (i, ctx) => {
       const r = await core.run(groupDecider, i.id, { type: "create", displayName: i.displayName }, commandMetaOf(ctx));
@@ -122,24 +147,30 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       const r = await core.run(groupDecider, i.id, { type: "removeMember", principal: i.principal }, commandMetaOf(ctx));
       return { group: r.state };
     }),
-    cmd<{ id: string; description: string; permissions: string[] }>("role.define", "Define or redefine a role", obj(["id", "description", "permissions"], { id, description: str(), permissions: strings }), async (i, ctx) => {
-      const r = await core.run(roleDecider, i.id, { type: "define", description: i.description, permissions: i.permissions }, commandMetaOf(ctx));
+    cmd<{ id: string; description: string; permissions: string[]; self?: boolean }>(
+      "role.define",
+      "Define or redefine a role: permission patterns (`dns:zone.create`, `dns:*`, `*:read`, ...); `self`: only for requests about the caller",
+      obj(["id", "description", "permissions"], { id, description: str(), permissions: strings, self: { type: "boolean" } }),
+      async (i, ctx) => {
+      const r = await core.run(roleDecider, i.id, { type: "define", description: i.description, permissions: i.permissions, self: i.self }, commandMetaOf(ctx));
       return { role: r.state };
-    }),
-    cmd<{ id: string; role: string; subject: { kind: "principal" | "group"; id: string }; conditions?: BindingConditions }>(
+      },
+    ),
+    cmd<{ id: string; role: string; subject: { kind: "principal" | "group"; id: string }; conditions?: BindingConditions; scope?: Scope }>(
       "policy.bind",
-      "Bind a role to a principal or group, under optional conditions (time window, organization, unit)",
+      "Bind a role to a principal or group, under optional conditions (time window, organization, unit) and within an optional resource scope (zone and subzones, NATS account, subject namespace, PKI issuer, organization or unit subtree)",
       obj(["id", "role", "subject"], {
         id,
         role: id,
         subject: obj(["kind", "id"], { kind: { enum: ["principal", "group"] }, id }),
         conditions: obj([], { notBefore: str(64), notAfter: str(64), organization: id, orgUnit: id }),
+        scope: obj(["kind"], { kind: { enum: [...SCOPE_KINDS] }, id: str(253), unit: id }),
       }),
       async (i, ctx) => {
         if (!core.dir.roles.get(i.role)?.exists) throw notFound(`no role ${i.role}`);
         const target = i.subject.kind === "principal" ? core.dir.principals.get(i.subject.id) : core.dir.groups.get(i.subject.id);
         if (!target?.exists) throw notFound(`no ${i.subject.kind} ${i.subject.id}`);
-        const r = await core.run(policyDecider, i.id, { type: "bind", role: i.role, subject: i.subject, conditions: i.conditions ?? {} }, commandMetaOf(ctx));
+        const r = await core.run(policyDecider, i.id, { type: "bind", role: i.role, subject: i.subject, conditions: i.conditions ?? {}, ...(i.scope ? { scope: { kind: i.scope.kind, id: i.scope.id ?? "", ...(i.scope.unit ? { unit: i.scope.unit } : {}) } } : {}) }, commandMetaOf(ctx));
         return { policy: r.state };
       },
     ),
@@ -155,10 +186,14 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         const owner = core.dir.principals.get(i.owner);
         if (!owner?.exists) throw notFound(`no principal ${i.owner}`);
         for (const r of i.roles) if (!core.dir.roles.get(r)?.exists) throw notFound(`no role ${r}`);
+        // A key never carries more than its owner holds (and at use only what the owner holds then).
+        const held = new Set(grantsOf(core.dir, i.owner).map((g) => g.role));
+        const lacking = i.roles.filter((r) => !held.has(r));
+        if (lacking.length) throw invalid(`principal ${i.owner} does not hold the role(s) ${lacking.join(", ")}: an API key can carry only roles its owner holds`);
         const keyId = randomBytes(8).toString("hex");
         const secret = randomBytes(32).toString("base64url");
         const key = `rk_${keyId}_${secret}`;
-        const issue = { type: "issue" as const, owner: i.owner, label: i.label, roles: i.roles, secretHash: sha256(secret), expiresAt: i.expiresAt, now: new Date().toISOString() };
+        const issue = { type: "issue" as const, owner: i.owner, label: i.label, roles: i.roles, secretHash: sha256(secret), expiresAt: i.expiresAt, now: new Date().toISOString(), ...(ctx.authz?.mode === "insecure-no-auth" ? { insecure: true } : {}) };
         // With an escrow the key goes to the owner's collection (after the command proved valid) and only its
         // reference to the event and the reply; without one it is returned once.
         apiKeyDecider.decide(apiKeyDecider.initialState(keyId), issue);
@@ -166,11 +201,12 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         const r = await core.run(apiKeyDecider, keyId, { ...issue, ...(ref ? { secretRef: ref } : {}) }, commandMetaOf(ctx));
         return { id: keyId, ...(ref ? { secretRef: ref } : { key }), roles: r.state.roles, expiresAt: r.state.expiresAt };
       },
+      { about: (i) => principal(i.owner) },
     ),
     cmd<{ id: string; reason: string }>("apikey.revoke", "Revoke an API key", obj(["id", "reason"], { id, reason: str() }), async (i, ctx) => {
       await core.run(apiKeyDecider, i.id, { type: "revoke", reason: i.reason }, commandMetaOf(ctx));
       return { id: i.id, revoked: true };
-    }),
+    }, { about: (i) => principal(core.dir.apiKeys.get(i.id)?.owner ?? "") }),
     cmd<{ id: string } & Partial<ClientRegistration>>(
       "client.register",
       "Register an OIDC client; a confidential client's secret is returned once (or escrowed), events keep its hash",
@@ -219,17 +255,43 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       const r = await core.run(clientDecider, i.id, { type: "disable" }, commandMetaOf(ctx));
       return { client: publicClient(r.state) };
     }),
-    query<{ id: string }>("principal", "One principal with its groups and effective roles", obj(["id"], { id }), async (i) => principalOut(i.id), { method: "GET", path: "/principals/:id" }),
-    query<object>("principals", "Every principal", obj([], {}), async () => ({
-      principals: [...core.dir.principals.values()].filter((p) => p.exists).map((p) => ({ id: p.id, kind: p.kind, displayName: p.displayName, disabled: p.disabled, source: p.source.kind })),
-    })),
-    query<object>("organizations", "Organizations and their units", obj([], {}), async () => ({ organizations: [...core.dir.organizations.values()].filter((o) => o.exists) })),
+    query<{ id: string }>("principal", "One principal with its groups and effective roles", obj(["id"], { id }), async (i) => principalOut(i.id), { method: "GET", path: "/principals/:id" }, byId),
+    query<object>(
+      "principals",
+      "Every principal (the caller's scopes: those it may read)",
+      obj([], {}),
+      async () => ({
+        principals: [...core.dir.principals.values()].filter((p) => p.exists).map((p) => ({ id: p.id, kind: p.kind, displayName: p.displayName, disabled: p.disabled, source: p.source.kind })),
+      }),
+      undefined,
+      { filter: (r, can) => ({ ...r, principals: (r as { principals: { id: string }[] }).principals.filter((p) => can(principal(p.id))) }) },
+    ),
+    query<object>("organizations", "Organizations and their units", obj([], {}), async () => ({ organizations: [...core.dir.organizations.values()].filter((o) => o.exists) }), undefined, {
+      filter: (r, can) => ({ ...r, organizations: (r as { organizations: { id: string }[] }).organizations.filter((o) => can({ kind: "org", id: o.id })) }),
+    }),
     query<object>("groups", "Groups and their members", obj([], {}), async () => ({ groups: [...core.dir.groups.values()].filter((g) => g.exists) })),
     query<object>("roles", "Roles", obj([], {}), async () => ({ roles: [...core.dir.roles.values()].filter((r) => r.exists) })),
     query<object>("policies", "Role bindings", obj([], {}), async () => ({ policies: [...core.dir.policies.values()].filter((p) => p.exists) })),
-    query<object>("apikeys", "API keys (never the key)", obj([], {}), async () => ({
-      apiKeys: [...core.dir.apiKeys.values()].filter((k) => k.exists).map(({ secretHash: _h, ...k }) => k),
-    })),
+    query<object>(
+      "apikeys",
+      "API keys (never the key); the caller's scopes: the keys of principals it may read",
+      obj([], {}),
+      async () => ({ apiKeys: [...core.dir.apiKeys.values()].filter((k) => k.exists).map(({ secretHash: _h, ...k }) => k) }),
+      undefined,
+      { filter: (r, can) => ({ ...r, apiKeys: (r as { apiKeys: { owner: string }[] }).apiKeys.filter((k) => can(principal(k.owner))) }) },
+    ),
+    {
+      kind: "query",
+      name: "whoami",
+      description: "The caller: its principal, roles and the bindings (with scopes) it acts with",
+      auth: "authenticated",
+      input: obj([], {}),
+      async handle(_i: object, ctx: RequestContext) {
+        const p = ctx.principal;
+        if (!p) return { principal: ctx.actor, roles: [], bindings: [] };
+        return { ...principalOut(p.id), via: p.via ?? null, roles: p.roles, bindings: p.grants.map((g) => ({ binding: g.binding, role: g.role, permissions: g.permissions, ...(g.scope ? { scope: g.scope } : {}) })) };
+      },
+    },
     query<object>("clients", "OIDC clients (never the secret)", obj([], {}), async () => ({ clients: [...core.dir.clients.values()].filter((c) => c.exists).map(publicClient) })),
     query<{ actor?: string; aggregateType?: string; aggregateId?: string; correlationId?: string; limit?: number }>(
       "audit",

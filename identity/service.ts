@@ -6,6 +6,9 @@ import type { SecretEscrow } from "../secrets-client/contract.js";
 import type { Sealer } from "../services/kernel/seal.js";
 import { createAuthenticator } from "./auth.js";
 import { bootstrapEndpoint } from "./bootstrap.js";
+import { scopeResolver } from "./authorize.js";
+import { seedIdentity } from "./seed.js";
+import type { ScopeResolver } from "../services/host/authz.js";
 import type { Projection } from "../services/kernel/projection.js";
 import { IdentityCore } from "./core.js";
 import type { LockoutPolicy } from "./domain/principal.js";
@@ -42,6 +45,8 @@ export interface IdentityOptions {
 export interface IdentityContext extends RealmContext {
   core: IdentityCore;
   authenticate: Authenticator;
+  /** Decides org and self scopes for the host. */
+  resolveScope: ScopeResolver;
   /** The running provider (undefined until the issuer is known). */
   provider(): Provider | undefined;
   issuer(): string | undefined;
@@ -64,6 +69,7 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
     const kv: KV = await openOidcBucket(nc, opts.replicas ?? 1);
     const keys = await openKeys(core, opts);
     let issuer = opts.issuer ?? process.env.REALM_OIDC_ISSUER;
+    await seedIdentity(core, issuer?.replace(/\/oidc\/?$/, ""));
     let provider: Provider | undefined;
     const rebuild = () => {
       if (issuer) provider = buildProvider(issuer, core, kv, keys.material, sealer);
@@ -120,6 +126,7 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       provider: () => provider,
       issuer: () => issuer,
       authenticate: createAuthenticator(core, () => provider),
+      resolveScope: scopeResolver(() => core.dir),
       async routes(app) {
         await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!);
       },

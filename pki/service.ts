@@ -1,6 +1,7 @@
 import { createHash, createHmac, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { commandMetaOf, type ContextDeps, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
+import type { Resource } from "../services/host/authz.js";
 import { EventStore, execute, executeNew, Projection, type Decider } from "../services/kernel/index.js";
 import { conflict, invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
@@ -116,6 +117,18 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       signing.set(st.id, entry);
       return entry;
     }
+    /** The issuer a request names, or the realm's only one; undefined when that cannot be told (the handler says why). */
+    function issuerOfRequest(id: string | undefined): Resource | undefined {
+      try {
+        return { kind: "issuer", id: issuerState(id).id };
+      } catch {
+        return id ? { kind: "issuer", id } : undefined;
+      }
+    }
+    function issuerOfCertificate(serial: string): Resource | undefined {
+      const c = model().certificates.get(serialOf(serial));
+      return c?.issuer ? { kind: "issuer", id: c.issuer } : undefined;
+    }
     function issuerState(id: string | undefined): IssuerState {
       const all = [...model().issuers.values()].filter((i) => i.active);
       if (!id) {
@@ -229,6 +242,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "issuer.prepare",
         description: "Make an online intermediate key for an issuer and return its CSR for the offline ceremony to sign",
+        resource: (i: { issuer: string }) => ({ kind: "issuer", id: i.issuer }),
         input: S({ issuer: str, commonName: str, organization: str, keySpec: { enum: INTERMEDIATE_KEY_SPECS } }, ["issuer", "commonName"]),
         async handle(i: { issuer: string; commonName: string; organization?: string; keySpec?: KeySpec }, ctx) {
           const id = assertIssuerId(i.issuer);
@@ -247,6 +261,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "issuer.import",
         description: "Import the intermediate certificate the ceremony signed for the prepared key, with the root certificate",
+        resource: (i: { issuer: string }) => ({ kind: "issuer", id: i.issuer }),
         input: S({ issuer: str, certificate: pem, root: pem, manifestCid: str }, ["issuer", "certificate", "root"]),
         async handle(i: { issuer: string; certificate: string; root: string }, ctx) {
           const id = assertIssuerId(i.issuer);
@@ -259,6 +274,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "issuer.policy",
         description: "Set an issuer's allow-list: DNS domains besides the realm's zones, and IP ranges it may certify",
+        resource: (i: { issuer: string }) => ({ kind: "issuer", id: i.issuer }),
         input: S({ issuer: str, allowDomains: names, allowIps: names }, ["issuer"]),
         async handle(i: { issuer: string; allowDomains?: string[]; allowIps?: string[] }, ctx) {
           const r = await run(issuerDecider, assertIssuerId(i.issuer), { type: "policy", allowDomains: i.allowDomains, allowIps: i.allowIps } satisfies IssuerCommand, ctx);
@@ -269,6 +285,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "issuer.root-crl",
         description: "Publish a root CRL the ceremony issued (checked against the issuer's root; served at /pki/crl/root.crl)",
+        resource: (i: { issuer: string }) => ({ kind: "issuer", id: i.issuer }),
         input: S({ issuer: str, crl: { type: "string", minLength: 1, maxLength: 1_000_000 } }, ["issuer", "crl"]),
         async handle(i: { issuer: string; crl: string }, ctx) {
           const st = issuerState(i.issuer);
@@ -286,6 +303,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "certificate.issue",
         description: "Issue a leaf by profile from a CSR, or with a key generated here (returned once, or escrowed)",
+        resource: (i: IssueInput) => issuerOfRequest(i.issuer),
         input: S(
           { issuer: str, profile: { enum: PROFILE_NAMES }, csr: pem, commonName: str, dns: names, ip: names, email: names, uri: names, keySpec: { enum: LEAF_KEY_SPECS }, days: { type: "integer", minimum: 1, maximum: 3650 }, principal: str },
           ["profile"],
@@ -296,6 +314,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "certificate.revoke",
         description: "Revoke a certificate by serial with an RFC 5280 reason (default unspecified)",
+        resource: (i: { serial: string }) => issuerOfCertificate(i.serial),
         input: S({ serial: str, reason: { enum: REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL") } }, ["serial"]),
         async handle(i: { serial: string; reason?: RevocationReason }, ctx) {
           const serial = serialOf(i.serial);
@@ -307,6 +326,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "issuers",
         description: "Issuers with their intermediate, pending CSR and policy",
+        filter: (r, can) => ({ ...r, issuers: (r as { issuers: { issuer: string }[] }).issuers.filter((x) => can({ kind: "issuer", id: x.issuer })) }),
         input: S({}),
         async handle() {
           return {
@@ -324,6 +344,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "certificates",
         description: "Certificates, filtered by issuer, name (CN or SAN), status, or expiring within N days",
+        filter: (r, can) => ({ ...r, certificates: (r as { certificates: { issuer?: string }[] }).certificates.filter((c) => can({ kind: "issuer", id: c.issuer ?? "" })) }),
         input: S({ issuer: str, name: str, status: { enum: ["valid", "revoked", "expired"] }, expiringWithinDays: { type: "integer", minimum: 0, maximum: 36500 }, limit: { type: "integer", minimum: 1, maximum: 10_000 } }),
         async handle(i: { issuer?: string; name?: string; status?: string; expiringWithinDays?: number; limit?: number }) {
           const t = now();
@@ -347,6 +368,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "certificate",
         description: "One certificate by serial, with its PEM and chain",
+        resource: (i: { serial: string }) => issuerOfCertificate(i.serial),
         http: { method: "GET", path: "/certificates/:serial" },
         input: S({ serial: str }, ["serial"]),
         async handle(i: { serial: string }) {
@@ -359,6 +381,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "query",
         name: "crl",
         description: "An issuer's CRL (PEM) for its current intermediate, or an earlier one by serial; as served under /pki/crl/",
+        resource: (i: { issuer?: string }) => issuerOfRequest(i.issuer),
         input: S({ issuer: str, intermediate: { type: "string", pattern: "^[0-9a-f]{1,40}$" } }),
         async handle(i: { issuer?: string; intermediate?: string }) {
           const st = issuerState(i.issuer);

@@ -53,6 +53,7 @@ export function cloudflareEndpoints(deps: CloudflareDeps): Endpoint[] {
       kind: "query",
       name: "cloudflare-plan",
       description: "The creates/updates/deletes that mirroring a zone to Cloudflare would make (records owned by others are listed as conflicts and never touched)",
+      resource: (i: Input) => ({ kind: "name", id: deps.zoneName(i.zone) }),
       input,
       async handle(i: Input) {
         const { plan: p, serial, cfZone } = await plan(i);
@@ -63,6 +64,7 @@ export function cloudflareEndpoints(deps: CloudflareDeps): Endpoint[] {
       kind: "command",
       name: "cloudflare.apply",
       description: "Mirror a zone to Cloudflare: apply the plan (creates, then updates, then deletes) and record the outcome",
+      resource: (i: Input) => ({ kind: "name", id: deps.zoneName(i.zone) }),
       input,
       async handle(i: Input, ctx) {
         const { plan: p, cf, zoneId, serial, cfZone } = await plan(i);

@@ -18,10 +18,12 @@ export interface ApiKeyState {
   revoked: boolean;
   /** Where the key was escrowed (Vaultwarden item), when an escrow is configured. */
   secretRef?: { itemId: string; revision: string } | undefined;
+  /** Issued while the realm ran without authentication: refused once authentication is on. */
+  insecure?: boolean | undefined;
 }
 
 export type ApiKeyCommand =
-  | { type: "issue"; owner: string; label: string; roles: string[]; secretHash: string; expiresAt?: string | undefined; now: string; secretRef?: { itemId: string; revision: string } | undefined }
+  | { type: "issue"; owner: string; label: string; roles: string[]; secretHash: string; expiresAt?: string | undefined; now: string; secretRef?: { itemId: string; revision: string } | undefined; insecure?: boolean | undefined }
   | { type: "revoke"; reason: string };
 
 export const ApiKeyEvents = { Issued: "ApiKeyIssued", Revoked: "ApiKeyRevoked" } as const;
@@ -39,7 +41,7 @@ export const apiKeyDecider: Decider<ApiKeyState, ApiKeyCommand> = {
     if (c.roles.length === 0) throw invalid("an API key needs at least one role");
     for (const r of c.roles) assertName("role", r);
     if (c.expiresAt !== undefined && !(Date.parse(c.expiresAt) > Date.parse(c.now))) throw invalid(`expiresAt ${c.expiresAt} is not in the future`);
-    return [ev(ApiKeyEvents.Issued, { owner: c.owner, label: c.label, roles: uniq(c.roles), secretHash: c.secretHash, expiresAt: c.expiresAt, ...(c.secretRef ? { secretRef: c.secretRef } : {}) })];
+    return [ev(ApiKeyEvents.Issued, { owner: c.owner, label: c.label, roles: uniq(c.roles), secretHash: c.secretHash, expiresAt: c.expiresAt, ...(c.secretRef ? { secretRef: c.secretRef } : {}), ...(c.insecure ? { insecure: true } : {}) })];
   },
   evolve(s, e) {
     if (e.type === ApiKeyEvents.Issued) return { ...s, exists: true, ...dataOf<Omit<ApiKeyState, "id" | "exists" | "revoked">>(e) };

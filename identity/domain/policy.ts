@@ -1,5 +1,6 @@
 import type { Decider, NewEvent } from "../../services/kernel/index.js";
 import { alreadyExists, invalid, notFound } from "../../services/kernel/index.js";
+import type { Scope } from "../../services/host/authz.js";
 import { assertName, dataOf, ev, uniq } from "./common.js";
 
 /** Conditions under which a role binding holds; all given ones must hold. */
@@ -19,9 +20,22 @@ export interface PolicyState {
   role: string;
   subject: { kind: "principal" | "group"; id: string };
   conditions: BindingConditions;
+  /** What the binding is limited to (a zone and its subzones, an account, ...); none: everything the role grants. */
+  scope?: Scope | undefined;
 }
 
-export type PolicyCommand = { type: "bind"; role: string; subject: PolicyState["subject"]; conditions: BindingConditions } | { type: "revoke" };
+export type PolicyCommand = { type: "bind"; role: string; subject: PolicyState["subject"]; conditions: BindingConditions; scope?: Scope | undefined } | { type: "revoke" };
+
+export const SCOPE_KINDS = ["zone", "account", "namespace", "issuer", "org", "self"] as const;
+
+/** A scope of a binding, checked: a known kind, an id (a zone name, an account, ...), a unit only for org. */
+export function checkScope(scope: Scope): Scope {
+  if (!SCOPE_KINDS.includes(scope.kind)) throw invalid(`scope kind ${JSON.stringify(scope.kind)} is not one of ${SCOPE_KINDS.join(", ")}`);
+  if (scope.kind !== "self" && (typeof scope.id !== "string" || scope.id.length === 0 || scope.id.length > 253 || /\s/.test(scope.id))) throw invalid(`a ${scope.kind} scope needs an id`);
+  if (scope.unit !== undefined && scope.kind !== "org") throw invalid("only an org scope has a unit");
+  if (scope.kind === "zone") return { kind: "zone", id: scope.id.toLowerCase().replace(/\.$/, "") };
+  return { kind: scope.kind, id: scope.kind === "self" ? "" : scope.id, ...(scope.unit ? { unit: scope.unit } : {}) };
+}
 
 export const PolicyEvents = { Bound: "RoleBound", Revoked: "RoleBindingRevoked" } as const;
 
@@ -40,11 +54,12 @@ export const policyDecider: Decider<PolicyState, PolicyCommand> = {
     for (const t of [notBefore, notAfter]) if (t !== undefined && Number.isNaN(Date.parse(t))) throw invalid(`${t} is not an ISO time`);
     if (notBefore && notAfter && Date.parse(notBefore) >= Date.parse(notAfter)) throw invalid("notBefore must be before notAfter");
     if (c.conditions.orgUnit && !c.conditions.organization) throw invalid("an orgUnit condition needs an organization condition");
-    return [ev(PolicyEvents.Bound, { role: c.role, subject: c.subject, conditions: c.conditions })];
+    const scope = c.scope ? checkScope(c.scope) : undefined;
+    return [ev(PolicyEvents.Bound, { role: c.role, subject: c.subject, conditions: c.conditions, ...(scope ? { scope } : {}) })];
   },
   evolve(s, e) {
     if (e.type === PolicyEvents.Bound) {
-      const d = dataOf<Pick<PolicyState, "role" | "subject" | "conditions">>(e);
+      const d = dataOf<Pick<PolicyState, "role" | "subject" | "conditions" | "scope">>(e);
       return { ...s, exists: true, ...d };
     }
     if (e.type === PolicyEvents.Revoked) return { ...s, revoked: true };

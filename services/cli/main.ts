@@ -126,6 +126,32 @@ export function buildProgram(): Command {
       if (r.quarantined.length) process.exitCode = 2;
     });
   audit
+    .command("denials")
+    .description("the latest refused requests: who, which permission, why")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .action(async (o: { nats?: string; creds?: string; token?: string }) => {
+      const r = (await callContext(o, "realm", "queries", "denials", {})) as { denials: { at: string; principal: string; permission: string; reason: string; transport: string }[] };
+      if (r.denials.length === 0) process.stdout.write("no request refused since the realm started\n");
+      for (const d of r.denials) process.stdout.write(`${d.at}  ${d.principal.padEnd(20)} ${d.permission.padEnd(32)} ${d.transport.padEnd(5)} ${d.reason}\n`);
+    });
+  const policy = program.command("policy").description("permissions, roles and scopes (roles and bindings: realm identity role ...)");
+  policy
+    .command("permissions")
+    .description("every command's and query's permission, and whether a scoped binding can cover it")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--context <name>", "only this context")
+    .option("--json", "print JSON")
+    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string; json?: boolean }) => {
+      const r = (await callContext(o, "realm", "queries", "permissions", {})) as { permissions: { permission: string; kind: string; context: string; auth: string; scoped: string; description: string }[] };
+      const rows = r.permissions.filter((p) => !o.context || p.context === o.context);
+      if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+      else for (const p of rows) process.stdout.write(`${p.permission.padEnd(36)} ${p.kind.padEnd(8)} ${(p.auth === "permission" ? p.scoped : p.auth).padEnd(14)} ${p.description}\n`);
+    });
+  audit
     .command("checkpoint")
     .description("have the auditor write a signed checkpoint (head sequence, CID, digest) of every stream now")
     .addOption(natsOption())

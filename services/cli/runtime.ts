@@ -19,7 +19,7 @@ import { connectAs, reconnectOptions } from "./connection.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { provisionRealm } from "./provision.js";
 import { REALM_IDENTITIES, REALM_WRITERS, inboxOf, operatorPermissions, permissionsOf, provisionerPermissions, type RealmIdentity } from "./identities.js";
-import { authenticatorOf } from "../../identity/auth.js";
+import { identityAuthOf } from "../../identity/auth.js";
 import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
 import { sealBundle } from "../../identity/nats/keystore.js";
 import { identityCredsFile, issueIdentity, mintCreds, type IssuedIdentity } from "../../identity/nats/realm-identities.js";
@@ -80,6 +80,8 @@ export const realmPaths = (dataDir: string) => {
 
 /** The name of the local operator's NATS user (inbox `_INBOX_admin`). */
 export const LOCAL_OPERATOR = "admin";
+
+const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 
 /** Refuses a data dir made before the realm protected itself (all-powerful service creds, unsigned events). */
 function refuseLegacy(paths: ReturnType<typeof realmPaths>): void {
@@ -155,6 +157,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
   failed.catch(() => (realmFailed = true));
   try {
     refuseLegacy(paths);
+    if (opts.noAuth && !isLoopback(opts.httpHost ?? "127.0.0.1")) throw new RealmError("VALIDATION", `--insecure-no-auth serves only on a loopback address, not ${opts.httpHost}`);
     // The seal key of everything secret in KV (created on first start); opened first, so a bad or too-open
     // key file stops `realm up` before nats-server starts.
     const sealer = Sealer.open(paths.sealKey);
@@ -241,8 +244,10 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     progress("starting the auditor (verifies every stream, writes signed checkpoints)");
     const auditor = await Auditor.start(systemNc, trust, { log: log.child({ component: "auditor" }), recordFile: paths.checkpoints });
     const all: RealmContext[] = [...contexts];
+    let hostRef: Host | undefined;
     all.push(
       systemContext({
+        host: () => hostRef,
         nc: systemNc,
         trust,
         auditor,
@@ -252,7 +257,8 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
       }),
     );
     const identity = contexts.find((c) => c.name === "identity");
-    const host = await startHost({ nc: systemNc, contexts: all, httpPort, httpHost, log, ...(identity && !opts.noAuth ? { authenticate: authenticatorOf(identity) } : {}) });
+    const host = await startHost({ nc: systemNc, contexts: all, httpPort, httpHost, log, ...(identity && !opts.noAuth ? identityAuthOf(identity) : { insecureLocal: true }) });
+    hostRef = host;
     // Service creds live 30 days: reissue them well before (the connections read the file at reconnect).
     const renew = operator
       ? setInterval(() => {

@@ -1,7 +1,8 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import type { CommandMeta } from "../kernel/store.js";
+import type { CommandMeta, EventAuthz } from "../kernel/store.js";
+import type { Principal, Resource } from "./authz.js";
 import type { Projection } from "../kernel/projection.js";
 import type { RealmTrust } from "../kernel/trust.js";
 
@@ -11,17 +12,22 @@ export interface RequestContext {
   commandId: string;
   correlationId: string;
   causationId: string;
-  /** Principal that asked ("anonymous" until the identity context authenticates requests). */
+  /** Principal that asked ("anonymous" without authentication). */
   actor: string;
+  /** The authenticated caller with its grants (absent without authentication). */
+  principal?: Principal | undefined;
+  /** Why this request was allowed (which permission, binding, role): recorded on the events it causes. */
+  authz?: EventAuthz | undefined;
   log: Logger;
 }
 
 /** The metadata a command's events carry, taken from the request that caused it. */
-export const commandMetaOf = (ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">): CommandMeta => ({
+export const commandMetaOf = (ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId"> & { authz?: EventAuthz | undefined }): CommandMeta => ({
   commandId: ctx.commandId,
   actor: ctx.actor,
   correlationId: ctx.correlationId,
   causationId: ctx.causationId,
+  ...(ctx.authz ? { authz: ctx.authz } : {}),
 });
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
@@ -45,9 +51,17 @@ export interface Endpoint<I = any, O extends object = object> { // any: handlers
   http?: { method: HttpMethod; path: string };
   /**
    * `none`: served without authentication (the endpoint proves its caller itself, e.g. the first admin's
-   * bootstrap, which only works while the realm has no admin). Default: the host's authentication.
+   * bootstrap, which only works while the realm has no admin). `authenticated`: any authenticated caller
+   * (it answers about the caller only, e.g. whoami). Default: the permission `<context>:<name>`.
    */
-  auth?: "none";
+  auth?: "none" | "authenticated";
+  /**
+   * What the request is about (a DNS name, an account, an issuer, a principal): a binding with a scope
+   * counts only when every resource named lies in its scope. None: only unscoped bindings count.
+   */
+  resource?: (input: I) => Resource | Resource[] | undefined;
+  /** Narrows a query's answer to what the caller may read (`can` decides per resource). */
+  filter?: (result: O, can: (r: Resource) => boolean) => O;
   /** `nats`: not served over HTTP (only holders of realm NATS creds reach it). Default both. */
   transport?: "nats";
   handle(input: I, ctx: RequestContext): Promise<O>;
@@ -86,11 +100,7 @@ export interface ContextDeps {
 
 export type ContextFactory = (deps: ContextDeps) => Promise<RealmContext>;
 
-/** Who a request is from, as the identity context's authenticator sees it. */
-export interface Principal {
-  id: string;
-  roles: string[];
-}
+export type { Principal } from "./authz.js";
 
 /**
  * Authenticates a request from its `Authorization` header (HTTP or NATS header). Returns null when the

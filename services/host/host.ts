@@ -6,7 +6,9 @@ import type { Logger } from "pino";
 import { assertCommandId, newId } from "../kernel/envelope.js";
 import { RealmError, toRealmError } from "../kernel/errors.js";
 import { commandSubject, querySubject, isToken } from "../kernel/subjects.js";
-import type { Authenticator, Endpoint, HttpMethod, Principal, RealmContext, RequestContext } from "./context.js";
+import type { Authenticator, Endpoint, HttpMethod, RealmContext, RequestContext } from "./context.js";
+import { canAccess, decide, mayHold, permissionOf, type Decision, type Principal, type Resource, type ScopeResolver } from "./authz.js";
+import type { EventAuthz } from "../kernel/store.js";
 import { RequestHeaders } from "./client.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -19,10 +21,18 @@ export interface HostOptions {
   httpPort?: number;
   httpHost?: string;
   log?: Logger;
-  /** When set, every endpoint needs a principal; without it the API is open (embedded single-user mode). */
+  /**
+   * When set, every endpoint needs a principal whose grants allow it (services/host/authz.ts); without it
+   * the API is open: single-user development only, see `insecureLocal`.
+   */
   authenticate?: Authenticator;
-  /** Roles allowed to call admin endpoints when `authenticate` is set. Default ["admin"]. */
-  adminRoles?: string[];
+  /** Decides `org` and `self` scopes (the identity context knows principals). */
+  resolveScope?: ScopeResolver;
+  /**
+   * The API runs without authentication (`realm up --insecure-no-auth`): HTTP answers only requests whose
+   * Host (and Origin, when sent) is this loopback address, and events record the mode.
+   */
+  insecureLocal?: boolean;
   version?: string;
 }
 
@@ -30,7 +40,25 @@ export interface Host {
   app: FastifyInstance;
   httpUrl: string | undefined;
   services: Service[];
+  /** Every endpoint's permission (the one table, from the endpoint declarations). */
+  permissions(): PermissionEntry[];
+  /** The latest refused requests (at most 1,000), oldest first. */
+  denials(): { at: string; principal: string; permission: string; reason: string; transport: string }[];
   stop(): Promise<void>;
+}
+
+export interface PermissionEntry {
+  permission: string;
+  kind: "command" | "query";
+  context: string;
+  endpoint: string;
+  description: string;
+  /** `none`: no authentication; `authenticated`: any caller; `permission`: the permission below. */
+  auth: "none" | "authenticated" | "permission";
+  /** Whether a scoped binding can cover it: the endpoint names its resource, or filters its answer. */
+  scoped: "resource" | "filtered" | "unscoped-only";
+  subject: string;
+  http?: string | undefined;
 }
 
 interface Bound {
@@ -38,6 +66,8 @@ interface Bound {
   owner: RealmContext;
   context: string;
   endpoint: Endpoint;
+  /** `<context>:<name>`: what a role must grant to call it. */
+  permission: string;
   subject: string;
   validator: InputValidator;
   method: HttpMethod;
@@ -52,8 +82,9 @@ interface Bound {
 export async function startHost(opts: HostOptions): Promise<Host> {
   const log = opts.log ?? createLogger();
   const metrics = new Metrics();
-  const adminRoles = opts.adminRoles ?? ["admin"];
   const bound: Bound[] = [];
+  /** The latest refusals (principal, permission, why), newest last: `realm audit denials`. */
+  const denials: { at: string; principal: string; permission: string; reason: string; transport: string }[] = [];
   for (const ctx of opts.contexts) {
     if (!isToken(ctx.name)) throw new RealmError("INTERNAL", `context name ${ctx.name} is not a subject token`);
     for (const ep of ctx.endpoints) {
@@ -61,40 +92,81 @@ export async function startHost(opts: HostOptions): Promise<Host> {
       const subject = ep.kind === "command" ? (b && more.length === 0 ? commandSubject(ctx.name, a!, b) : bad(ep)) : querySubject(ctx.name, ep.name);
       const def = ep.kind === "command" ? { method: "POST" as const, path: `/${ep.name.replace(/\./g, "/")}` } : { method: "GET" as const, path: `/${ep.name}` };
       const http = ep.http ?? def;
-      bound.push({ owner: ctx, context: ctx.name, endpoint: ep, subject, validator: compileInput(ep.input), method: http.method, path: `/api/${ctx.name}${http.path}` });
+      bound.push({ owner: ctx, context: ctx.name, endpoint: ep, permission: permissionOf(ctx.name, ep), subject, validator: compileInput(ep.input), method: http.method, path: `/api/${ctx.name}${http.path}` });
     }
   }
 
-  async function authenticate(b: Bound, authorization: string | undefined): Promise<Principal | null> {
-    if (!opts.authenticate || b.endpoint.auth === "none") return null;
-    const principal = await opts.authenticate(authorization);
-    if (!principal) throw new RealmError("UNAUTHORIZED", "authentication required: send an API key or access token as a Bearer credential");
-    if (!principal.roles.some((r) => adminRoles.includes(r))) throw new RealmError("FORBIDDEN", `principal ${principal.id} lacks an admin role`);
-    return principal;
-  }
+  const forbidden = (d: Decision) => new RealmError("FORBIDDEN", d.reason ?? `lacks the permission ${d.permission}`, { permission: d.permission });
+  const asResources = (r: Resource | Resource[] | undefined): Resource[] | undefined => (r === undefined ? undefined : Array.isArray(r) ? r : [r]);
 
-  /** `read` yields the input object; it throws MALFORMED for an unreadable request, counted like any error. */
-  async function invoke(b: Bound, read: () => Record<string, unknown>, query: boolean, h: { commandId?: string | undefined; correlationId?: string | undefined; authorization?: string | undefined }) {
+  /**
+   * The one request path of NATS and HTTP. Authentication comes first (no body is read for a caller who
+   * is not known), then the permission (a caller who cannot hold it at all is refused before the body is
+   * read), then parsing and validation, then the scope of the request's resources, then the handler; a
+   * query's answer is filtered to what the caller may read. `read` yields the input object; it throws
+   * MALFORMED for an unreadable request, counted like any error.
+   */
+  async function invoke(b: Bound, read: () => Record<string, unknown>, query: boolean, h: { commandId?: string | undefined; correlationId?: string | undefined; authorization?: string | undefined; transport: string }) {
     const started = performance.now();
     const labels = { context: b.context, endpoint: b.endpoint.name };
+    const kind = b.endpoint.kind;
+    let principal: Principal | null = null;
     try {
+      if (opts.authenticate && b.endpoint.auth !== "none") {
+        principal = await opts.authenticate(h.authorization);
+        if (!principal) throw new RealmError("UNAUTHORIZED", "authentication required: send an API key or access token as a Bearer credential", { permission: b.permission });
+      }
+      let decision: Decision | undefined;
+      // An endpoint that names no resource and filters nothing can be allowed only by an unscoped grant:
+      // decide before the body is read.
+      const scopable = !!b.endpoint.resource || (kind === "query" && !!b.endpoint.filter);
+      if (principal && b.endpoint.auth !== "authenticated") {
+        if (!mayHold(principal, b.permission, kind)) throw forbidden({ allowed: false, permission: b.permission, reason: `principal ${principal.id} lacks the permission ${b.permission}` });
+        if (!scopable) {
+          decision = decide(principal, b.permission, kind, undefined, opts.resolveScope);
+          if (!decision.allowed) throw forbidden(decision);
+        }
+      }
       const input = read();
-      const principal = await authenticate(b, h.authorization);
       validateInput(query ? b.validator.query : b.validator.body, input);
+      if (principal && b.endpoint.auth !== "authenticated" && scopable) {
+        const resources = asResources(b.endpoint.resource?.(input));
+        decision = decide(principal, b.permission, kind, resources, opts.resolveScope);
+        // A query that names no resource but filters its answer runs for a scoped caller: it answers only
+        // what the caller's scopes hold.
+        const filtered = kind === "query" && resources === undefined && b.endpoint.filter !== undefined;
+        if (!decision.allowed && !filtered) throw forbidden(decision);
+      }
       const commandId = h.commandId ? assertCommandId(h.commandId) : newId();
+      const authz: EventAuthz | undefined = !opts.authenticate
+        ? { permission: b.permission, mode: "insecure-no-auth" }
+        : principal
+          ? { permission: b.permission, ...(decision?.binding ? { binding: decision.binding, role: decision.role } : {}), ...(principal.via ? { via: principal.via } : {}) }
+          : undefined;
       const ctx: RequestContext = {
         commandId,
         correlationId: h.correlationId ?? commandId,
         causationId: commandId,
         actor: principal?.id ?? "anonymous",
+        principal: principal ?? undefined,
+        authz,
         log: log.child({ context: b.context, endpoint: b.endpoint.name, commandId }),
       };
-      const result = await b.endpoint.handle(input, ctx);
+      let result = await b.endpoint.handle(input, ctx);
+      if (principal && b.endpoint.filter && b.endpoint.auth !== "authenticated") {
+        const p = principal;
+        result = b.endpoint.filter(result, (r) => canAccess(p, b.permission, kind, r, opts.resolveScope));
+      }
       metrics.inc("realm_requests_total", "Requests served, by context, endpoint and outcome.", { ...labels, outcome: "ok" });
       return { ok: true as const, ...result };
     } catch (err) {
       const e = toRealmError(err);
       if (e.code === "INTERNAL") log.error({ err, context: b.context, endpoint: b.endpoint.name }, "request failed");
+      if (e.code === "FORBIDDEN" && principal) {
+        denials.push({ at: new Date().toISOString(), principal: principal.id, permission: b.permission, reason: e.message, transport: h.transport });
+        if (denials.length > 1000) denials.shift();
+        log.warn({ principal: principal.id, permission: b.permission, transport: h.transport }, `denied: ${e.message}`);
+      }
       metrics.inc("realm_requests_total", "Requests served, by context, endpoint and outcome.", { ...labels, outcome: e.code });
       return { ok: false as const, error: e.toBody(), status: e.httpStatus };
     } finally {
@@ -128,6 +200,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
               commandId: msg.headers?.get(RequestHeaders.CommandId) || undefined,
               correlationId: msg.headers?.get(RequestHeaders.CorrelationId) || undefined,
               authorization: msg.headers?.get(RequestHeaders.Authorization) || undefined,
+              transport: "nats",
             });
             if (r.ok) msg.respond(JSON.stringify(r));
             else msg.respondError(r.status, r.error.message, JSON.stringify({ ok: false, error: r.error }));
@@ -191,8 +264,38 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     ];
     return reply.type("text/plain; version=0.0.4").send(metrics.render(extra));
   });
+  const entryOf = (b: Bound): PermissionEntry => ({
+    permission: b.permission,
+    kind: b.endpoint.kind,
+    context: b.context,
+    endpoint: b.endpoint.name,
+    description: b.endpoint.description,
+    auth: b.endpoint.auth ?? "permission",
+    scoped: b.endpoint.resource ? "resource" : b.endpoint.filter ? "filtered" : "unscoped-only",
+    subject: b.subject,
+    ...(b.endpoint.transport === "nats" ? {} : { http: `${b.method} ${b.path}` }),
+  });
+  // Without authentication (development), HTTP answers only what a browser on this machine sent to this
+  // address: a foreign Host is DNS rebinding, a foreign Origin a cross-site request.
+  const localOnly = (req: FastifyRequest): RealmError | undefined => {
+    if (!opts.insecureLocal || !httpUrl) return undefined;
+    const here = new URL(httpUrl);
+    const hosts = new Set([here.host, `localhost:${here.port}`, `127.0.0.1:${here.port}`, `[::1]:${here.port}`]);
+    const host = req.headers.host ?? "";
+    if (!hosts.has(host)) return new RealmError("FORBIDDEN", `without authentication the realm answers only requests for ${here.host} (Host was ${JSON.stringify(host.slice(0, 100))})`);
+    const origin = req.headers.origin;
+    if (origin !== undefined && !(origin.startsWith("http://") && hosts.has(origin.slice(7)))) return new RealmError("FORBIDDEN", "without authentication the realm answers no cross-site request (Origin is not this realm)");
+    return undefined;
+  };
   for (const b of bound.filter((x) => x.endpoint.transport !== "nats")) {
-    const schema = { description: b.endpoint.description, tags: [b.context], "x-nats-subject": b.subject, ...(b.method === "GET" ? { querystring: b.endpoint.input } : { body: b.endpoint.input }) };
+    const schema = {
+      description: `${b.endpoint.description}\n\nPermission: \`${b.permission}\`${b.endpoint.auth === "none" ? " (no authentication)" : b.endpoint.auth === "authenticated" ? " (any authenticated caller)" : ""}.`,
+      tags: [b.context],
+      "x-nats-subject": b.subject,
+      "x-permission": b.permission,
+      "x-permission-scope": entryOf(b).scoped,
+      ...(b.method === "GET" ? { querystring: b.endpoint.input } : { body: b.endpoint.input }),
+    };
     app.route({
       method: b.method,
       url: b.path,
@@ -200,6 +303,14 @@ export async function startHost(opts: HostOptions): Promise<Host> {
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         const params = (req.params ?? {}) as Record<string, unknown>;
         const fromQuery = b.method === "GET" || b.method === "DELETE";
+        const refused = localOnly(req);
+        if (refused) return reply.code(refused.httpStatus).send({ ok: false, error: refused.toBody() });
+        // A body is JSON, said so: a text/plain or form body (what another site's page can send without
+        // asking) is refused before anything reads it.
+        const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+        if (!fromQuery && typeof req.body !== "undefined" && req.body !== "" && type !== "application/json") {
+          return reply.code(415).send({ ok: false, error: { code: "MALFORMED", message: `send the request body as application/json (got ${JSON.stringify(type.slice(0, 60) || "none")})` } });
+        }
         const read = () => ({ ...(fromQuery ? (req.query as Record<string, unknown>) : parseJsonObject(typeof req.body === "string" ? req.body : "")), ...params });
         const header = (n: string) => {
           const v = req.headers[n.toLowerCase()];
@@ -209,6 +320,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
           commandId: header(RequestHeaders.CommandId) ?? header("Idempotency-Key"),
           correlationId: header(RequestHeaders.CorrelationId),
           authorization: header(RequestHeaders.Authorization),
+          transport: "http",
         });
         if (r.ok) return reply.code(200).send(r);
         const { status, ...rest } = r;
@@ -225,6 +337,8 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     app,
     httpUrl,
     services,
+    permissions: () => bound.map(entryOf),
+    denials: () => [...denials],
     async stop() {
       const down = disconnected().length > 0;
       for (const c of connections) c.watch.stop();

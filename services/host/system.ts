@@ -4,6 +4,7 @@ import { readCheckpointRecord, type Auditor } from "../kernel/auditor.js";
 import type { QuarantinedEvent } from "../kernel/projection.js";
 import type { RealmTrust } from "../kernel/trust.js";
 import type { RealmContext } from "./context.js";
+import type { Host } from "./host.js";
 
 export interface SystemOptions {
   nc: NatsConnection;
@@ -15,6 +16,8 @@ export interface SystemOptions {
   checkpointRecord?: string | undefined;
   /** The realm's own NATS identities and what each may do (public facts only). */
   identities?: () => object[];
+  /** The host serving this context (its permission table and latest refusals), once it runs. */
+  host?: () => Pick<Host, "permissions" | "denials"> | undefined;
 }
 
 const none = { type: "object", additionalProperties: false, properties: {} };
@@ -76,6 +79,25 @@ export function systemContext(opts: SystemOptions): RealmContext {
         async handle(input: { context?: string }) {
           const reports = await verifyRealm(opts.nc, opts.trust, { contexts: input.context ? [input.context] : undefined, recorded: readCheckpointRecord(opts.checkpointRecord) });
           return { verified: reports.every((r) => r.ok), reports };
+        },
+      },
+      {
+        kind: "query",
+        name: "permissions",
+        description: "Every command's and query's permission (`<context>:<aggregate>.<action>`, `<context>:<query>`), with whether a scoped binding can cover it",
+        auth: "authenticated",
+        input: none,
+        async handle() {
+          return { permissions: opts.host?.()?.permissions() ?? [] };
+        },
+      },
+      {
+        kind: "query",
+        name: "denials",
+        description: "The latest refused requests (principal, permission, why, transport), oldest first",
+        input: none,
+        async handle() {
+          return { denials: opts.host?.()?.denials() ?? [] };
         },
       },
       {

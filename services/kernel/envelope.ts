@@ -19,6 +19,8 @@ export interface EventEnvelope<D = unknown> {
   causationId: string;
   data: D;
   prev: string | null;
+  /** Why the request was allowed (permission, binding, role), when it was authorized. */
+  authz?: EventAuthzRecord | undefined;
   cid: string;
   /** Key id (in the realm's trust document) of the key that signed `cid`. */
   signer: string;
@@ -26,6 +28,15 @@ export interface EventEnvelope<D = unknown> {
   sig: string;
   /** When sealed in a batch: the Merkle path from this CID to the signed root. */
   proof?: string[];
+}
+
+/** See services/kernel/store.ts EventAuthz (kept structural here: the envelope imports nothing of the store). */
+export interface EventAuthzRecord {
+  permission: string;
+  binding?: string | undefined;
+  role?: string | undefined;
+  via?: string | undefined;
+  mode?: string | undefined;
 }
 
 export type UnsealedEnvelope<D = unknown> = Omit<EventEnvelope<D>, "cid" | "signer" | "sig" | "proof">;
@@ -89,6 +100,7 @@ export function canonicalEnvelope(u: UnsealedEnvelope): string {
   const q = JSON.stringify;
   return (
     `{"actor":${q(u.actor)},"aggregate":{"id":${q(u.aggregate.id)},"type":${q(u.aggregate.type)}},` +
+    (u.authz ? `"authz":${canonicalJson(u.authz)},` : "") +
     `"causationId":${q(u.causationId)},"correlationId":${q(u.correlationId)},"data":${canonicalJson(u.data)},` +
     `"id":${q(u.id)},"occurredAt":${q(u.occurredAt)},"prev":${u.prev === null ? "null" : q(u.prev)},` +
     `"type":${q(u.type)},"version":${q(u.version)}}`

@@ -29,6 +29,18 @@ export interface NewEvent<D = unknown> {
   data: D;
 }
 
+/** Why the request that caused an event was allowed: recorded in the event (covered by its CID). */
+export interface EventAuthz {
+  permission: string;
+  /** The role binding that allowed it, and its role. */
+  binding?: string | undefined;
+  role?: string | undefined;
+  /** How the caller authenticated: `apikey:<id>` or `token:<client>`. */
+  via?: string | undefined;
+  /** `insecure-no-auth`: the realm ran without authentication when this was recorded. */
+  mode?: "insecure-no-auth" | undefined;
+}
+
 /** Who asked, and which command caused the events (DESIGN.md correlation/causation rules). */
 export interface CommandMeta {
   commandId: string;
@@ -37,6 +49,7 @@ export interface CommandMeta {
   correlationId?: string;
   /** Defaults to the command id. */
   causationId?: string;
+  authz?: EventAuthz | undefined;
 }
 
 /** What the store knows of an aggregate's position: enough to append after it. */
@@ -240,6 +253,7 @@ export class EventStore {
         causationId,
         data: ev.data,
         prev: lastCid,
+        ...(meta.authz ? { authz: meta.authz } : {}),
       };
       const canonical = canonicalEnvelope(unsealed);
       const cid = cidOfCanonical(canonical);
@@ -290,11 +304,17 @@ export class EventStore {
 
   /**
    * Reads stored messages in stream order with an ordered consumer, from `fromSeq` up to the end as it is
-   * when the read starts (or `untilSeq`), unverified.
+   * when the read starts (or `untilSeq`), unverified. `filter` is one aggregate's subject (no wildcards).
    */
   async *read(opts: { fromSeq?: number; untilSeq?: number; filter?: string } = {}): AsyncGenerator<StoredMessage> {
     const fromSeq = Math.max(1, opts.fromSeq ?? 1);
-    const untilSeq = opts.untilSeq ?? (await this.lastSequence());
+    let untilSeq = opts.untilSeq ?? (await this.lastSequence());
+    if (opts.filter) {
+      // A filtered consumer delivers nothing when nothing matches: read only up to the last match, if any.
+      const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: opts.filter }).catch(() => null);
+      if (!last) return;
+      untilSeq = Math.min(untilSeq, last.seq);
+    }
     if (untilSeq < fromSeq) return;
     for await (const m of readMessages(this.js, this.stream, { fromSeq, untilSeq, filter: opts.filter })) {
       yield { seq: m.seq, subject: m.subject, data: m.data };

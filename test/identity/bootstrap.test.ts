@@ -6,7 +6,7 @@ import { createLogger } from "../../services/host/logger.js";
 import { Sealer } from "../../services/kernel/seal.js";
 import { RealmError } from "../../services/kernel/errors.js";
 import { createIdentityContext, type IdentityContext } from "../../identity/service.js";
-import { authenticatorOf } from "../../identity/auth.js";
+import { identityAuthOf } from "../../identity/auth.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { testTrust } from "../support/trust.js";
 
@@ -20,7 +20,7 @@ beforeAll(async () => {
   nc = await nats.connect();
   const log = createLogger({ level: "silent" });
   ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", sealer: Sealer.generate() })({ nc, log, dataDir: nats.dataDir, trust: testTrust() });
-  host = await startHost({ nc, contexts: [ctx], httpPort: 0, log, authenticate: authenticatorOf(ctx) });
+  host = await startHost({ nc, contexts: [ctx], httpPort: 0, log, ...identityAuthOf(ctx) });
 });
 afterAll(async () => {
   await host?.stop();

@@ -6,7 +6,7 @@ import { startHost, type Host } from "../../services/host/host.js";
 import { createLogger } from "../../services/host/logger.js";
 import { createIdentityContext } from "../../identity/service.js";
 import { Sealer } from "../../services/kernel/seal.js";
-import { authenticatorOf } from "../../identity/auth.js";
+import { identityAuthOf } from "../../identity/auth.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { testTrust } from "../support/trust.js";
 import { writeFileSync } from "node:fs";
@@ -26,7 +26,7 @@ beforeAll(async () => {
   bundle = join(nats.dataDir, "operator-identity.bundle.json");
   writeFileSync(bundle, JSON.stringify(sealBundle("OTEST", "SOTESTSEED", PASSPHRASE)));
   const ctx = await createIdentityContext({ issuer: "http://127.0.0.1/oidc", sealer: Sealer.generate(), operatorBundle: bundle })({ nc, log, dataDir: nats.dataDir, trust: testTrust() });
-  host = await startHost({ nc, contexts: [ctx], log, authenticate: authenticatorOf(ctx) });
+  host = await startHost({ nc, contexts: [ctx], log, ...identityAuthOf(ctx) });
 });
 afterAll(async () => {
   await host?.stop();
@@ -76,7 +76,7 @@ describe("realm identity CLI", () => {
     const key = out.trim();
     expect(key).toMatch(/^rk_/);
     const shown = JSON.parse(await realm("identity", "principal", "show", "rescue", "--nats", nats.url, "--token", key)) as { principal: { roles: string[] } };
-    expect(shown.principal.roles).toContain("admin");
+    expect(shown.principal.roles).toContain("realm-admin");
     // the bootstrap command is not on the HTTP API (only holders of realm NATS creds reach it)
     const routes = JSON.stringify(host.app.swagger());
     expect(routes).not.toContain("admin/bootstrap");

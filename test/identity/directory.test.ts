@@ -72,7 +72,7 @@ describe("identity admin API", () => {
     await expect(h.call("principal.setPassword", { id: "ann", password: "short" })).rejects.toMatchObject({ code: "VALIDATION" });
   });
 
-  it("answers 401 without or with a bad credential and 403 without the admin role", async () => {
+  it("answers 401 without or with a bad credential, and 403 naming the permission a caller's roles do not grant", async () => {
     expect((await http("GET", "/api/identity/principals")).status).toBe(401);
     const bad = await http("GET", "/api/identity/principals", "Bearer rk_0000000000000000_nope");
     expect(bad).toMatchObject({ status: 401, body: { error: { code: "UNAUTHORIZED" } } });
@@ -80,27 +80,33 @@ describe("identity admin API", () => {
     expect((await http("GET", "/api/identity/principals", "Basic abc")).status).toBe(401);
     await h.call("principal.create", { id: "svc-reader", kind: "service", displayName: "Reader" });
     await h.call("role.define", { id: "reader", description: "Read", permissions: ["identity:principals"] });
+    // a key can carry only roles its owner holds
+    await expect(h.call("apikey.issue", { owner: "svc-reader", label: "ci", roles: ["reader"] })).rejects.toMatchObject({ code: "VALIDATION" });
+    await h.call("policy.bind", { id: "svc-reader-reader", role: "reader", subject: { kind: "principal", id: "svc-reader" } });
     const k = await h.call<{ key: string; id: string }>("apikey.issue", { owner: "svc-reader", label: "ci", roles: ["reader"] });
-    const forbidden = await http("GET", "/api/identity/principals", `Bearer ${k.key}`);
-    expect(forbidden).toMatchObject({ status: 403, body: { error: { code: "FORBIDDEN" } } });
-    const ok = await http("GET", "/api/identity/principals", h.admin);
+    expect((await http("GET", "/api/identity/principals", `Bearer ${k.key}`)).status).toBe(200);
+    const forbidden = await http("GET", "/api/identity/roles", `Bearer ${k.key}`);
+    expect(forbidden).toMatchObject({ status: 403, body: { error: { code: "FORBIDDEN", details: { permission: "identity:roles" } } } });
+    expect(forbidden.body.error!.message).toContain("identity:roles");
+    const ok = await http("GET", "/api/identity/roles", h.admin);
     expect(ok.status).toBe(200);
     // Over NATS the same.
     await expect(callRealm(h.nc, "realm.identity.queries.principals", {})).rejects.toMatchObject({ code: "UNAUTHORIZED" });
   });
 
   it("API keys: shown once, stored hashed, expire and revoke", async () => {
-    const k = await h.call<{ key: string; id: string }>("apikey.issue", { owner: "root", label: "temp", roles: ["admin"] });
+    const k = await h.call<{ key: string; id: string }>("apikey.issue", { owner: "root", label: "temp", roles: ["realm-admin"] });
     expect((await http("GET", "/api/identity/roles", `Bearer ${k.key}`)).status).toBe(200);
     const listed = JSON.stringify(await h.call("apikeys", {}));
     expect(listed).not.toContain(k.key.split("_")[2]);
     expect(listed).not.toContain("secretHash");
     await h.call("apikey.revoke", { id: k.id, reason: "test" });
     expect((await http("GET", "/api/identity/roles", `Bearer ${k.key}`)).status).toBe(401);
-    await expect(h.call("apikey.issue", { owner: "root", label: "past", roles: ["admin"], expiresAt: "2001-01-01T00:00:00Z" })).rejects.toMatchObject({ code: "VALIDATION" });
+    await expect(h.call("apikey.issue", { owner: "root", label: "past", roles: ["realm-admin"], expiresAt: "2001-01-01T00:00:00Z" })).rejects.toMatchObject({ code: "VALIDATION" });
     // Disabling the owner stops its keys.
     await h.call("principal.create", { id: "svc-tmp", kind: "service", displayName: "Tmp" });
-    const k2 = await h.call<{ key: string }>("apikey.issue", { owner: "svc-tmp", label: "x", roles: ["admin"] });
+    await h.call("policy.bind", { id: "svc-tmp-admin", role: "realm-admin", subject: { kind: "principal", id: "svc-tmp" } });
+    const k2 = await h.call<{ key: string }>("apikey.issue", { owner: "svc-tmp", label: "x", roles: ["realm-admin"] });
     expect((await http("GET", "/api/identity/roles", `Bearer ${k2.key}`)).status).toBe(200);
     await h.call("principal.disable", { id: "svc-tmp", reason: "gone" });
     expect((await http("GET", "/api/identity/roles", `Bearer ${k2.key}`)).status).toBe(401);

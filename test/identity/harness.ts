@@ -4,7 +4,7 @@ import { createLogger } from "../../services/host/logger.js";
 import { callRealm } from "../../services/host/client.js";
 import { startNats, type TestNats } from "../support/nats.js";
 import { createIdentityContext, type IdentityContext, type IdentityOptions } from "../../identity/service.js";
-import { authenticatorOf } from "../../identity/auth.js";
+import { identityAuthOf } from "../../identity/auth.js";
 import type { RealmTrust } from "../../services/kernel/index.js";
 import { testTrust } from "../support/trust.js";
 import { Sealer } from "../../services/kernel/seal.js";
@@ -59,7 +59,7 @@ export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promis
   const sealer = opts.sealer ?? Sealer.generate();
   const trust = testTrust();
   const ctx = await createIdentityContext({ issuer, ...opts, sealer })({ nc, log, dataDir: nats.dataDir, trust });
-  const host = await startHost({ nc, contexts: [ctx], httpPort: port, log, authenticate: authenticatorOf(ctx) });
+  const host = await startHost({ nc, contexts: [ctx], httpPort: port, log, ...identityAuthOf(ctx) });
   // The first admin, as `realm identity bootstrap` makes it: principal `root`, role `admin`, one API key.
   const r = await callRealm<{ key: string }>(nc, "realm.identity.commands.admin.bootstrap", { principal: "root" });
   const admin = `Bearer ${r.key}`;

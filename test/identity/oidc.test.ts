@@ -24,7 +24,7 @@ beforeAll(async () => {
   await h.call("client.register", { id: "spa", displayName: "Single page app", public: true, redirectUris: [redirect], postLogoutRedirectUris: [redirect], grantTypes: ["authorization_code", "refresh_token"] });
   webSecret = (await h.call<{ clientSecret: string }>("client.register", { id: "web", displayName: "Web app", redirectUris: [redirect], grantTypes: ["authorization_code", "refresh_token"], trusted: true })).clientSecret;
   await h.call("principal.create", { id: "svc-bot", kind: "service", displayName: "Bot" });
-  await h.call("policy.bind", { id: "bot-admin", role: "admin", subject: { kind: "principal", id: "svc-bot" } });
+  await h.call("policy.bind", { id: "bot-admin", role: "realm-admin", subject: { kind: "principal", id: "svc-bot" } });
   svcSecret = (await h.call<{ clientSecret: string }>("client.register", { id: "bot", displayName: "Bot", grantTypes: ["client_credentials"], principal: "svc-bot" })).clientSecret;
   await h.call("client.register", { id: "tv", displayName: "TV", public: true, grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"] });
 });
@@ -74,10 +74,10 @@ describe("OIDC with openid-client as relying party", () => {
     await expect(oc.refreshTokenGrant(cfg, second.refresh_token!)).rejects.toMatchObject({ error: "invalid_grant" });
   });
 
-  it("a trusted confidential client skips consent; an access token of the realm authenticates on the admin API (403 without admin)", async () => {
+  it("a trusted confidential client skips consent; an access token of the realm authenticates on the admin API (403 for what its roles do not grant)", async () => {
     const cfg = await discover("web", webSecret);
     const { tokens } = await codeFlow(cfg);
-    const r = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const r = await fetch(`${h.url}/api/identity/roles`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
     expect(r.status).toBe(403);
     const bad = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${tokens.access_token}x` } });
     expect(bad.status).toBe(401);

@@ -13,7 +13,7 @@ import { startHost, type Host } from "../../services/host/host.js";
 import { createLogger } from "../../services/host/logger.js";
 import { Sealer } from "../../services/kernel/seal.js";
 import { createIdentityContext } from "../../identity/service.js";
-import { authenticatorOf } from "../../identity/auth.js";
+import { identityAuthOf } from "../../identity/auth.js";
 import { CREDENTIALS_BUCKET, CredentialStore } from "../../identity/credentials.js";
 import { KEYS_BUCKET, type KeyMaterial } from "../../identity/oidc/keys.js";
 
@@ -49,7 +49,7 @@ beforeAll(async () => {
   h = await startIdentity();
   await h.call("principal.create", { id: "ann", kind: "person", displayName: "Ann" });
   await h.call("principal.setPassword", { id: "ann", password: annPassword });
-  await h.call("policy.bind", { id: "ann-admin", role: "admin", subject: { kind: "principal", id: "ann" } });
+  await h.call("policy.bind", { id: "ann-admin", role: "realm-admin", subject: { kind: "principal", id: "ann" } });
   webSecret = (await h.call<{ clientSecret: string }>("client.register", { id: "web", displayName: "Web", redirectUris: [redirect], grantTypes: ["authorization_code", "refresh_token"], trusted: true })).clientSecret;
 });
 afterAll(async () => {
@@ -88,7 +88,7 @@ describe("secrets in NATS KV are sealed at rest", () => {
     await h.host.stop();
     harnessHostStopped = true;
     const ctx2 = await createIdentityContext({ issuer: h.issuer, sealer: h.sealer })({ nc: h.nc, log, dataDir: h.nats.dataDir, trust: h.trust });
-    host2 = await startHost({ nc: h.nc, contexts: [ctx2], httpPort: await freePort(), log, authenticate: authenticatorOf(ctx2) });
+    host2 = await startHost({ nc: h.nc, contexts: [ctx2], httpPort: await freePort(), log, ...identityAuthOf(ctx2) });
     expect((await api(host2.httpUrl!, tokens.access_token)).status).toBe(200);
     // The refresh token, the TOTP step and the bind password open too.
     const res = await fetch(`${host2.httpUrl}/oidc/token`, {

@@ -141,6 +141,7 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
       };
       await call("principal.create", { id: "svc-billing", kind: "service", displayName: "Billing" });
       await call("role.define", { id: "reader", description: "Read", permissions: ["identity:principals"] });
+      await call("policy.bind", { id: "billing-reader", role: "reader", subject: { kind: "principal", id: "svc-billing" } });
       const k = await call("apikey.issue", { owner: "svc-billing", label: "ci", roles: ["reader"] });
       expect(k.key).toBeUndefined();
       const apiKey = await escrow.get(k.secretRef as { itemId: string });
