@@ -49,7 +49,7 @@ export function bootstrapEndpoint(core: IdentityCore, opts: { operatorBundle?: s
   return {
     kind: "command",
     name: "admin.bootstrap",
-    description: "Create the first admin (principal, admin role, binding) and return its API key once. Only while no admin exists, or with the operator bundle's passphrase. NATS only.",
+    description: "Create the first admin (principal, realm-admin binding) and return its API key once. Only while no admin exists, or with the operator bundle's passphrase. NATS only.",
     auth: "none",
     transport: "nats",
     input: {

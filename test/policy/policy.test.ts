@@ -76,6 +76,14 @@ describe("the permission table", () => {
   });
 });
 
+describe("docs/permissions.md", () => {
+  it("is what the realm's endpoints declare (npm run docs:permissions writes it)", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { renderPermissionsDoc } = await import("../../services/host/permissions-doc.js");
+    expect(readFileSync(new URL("../../docs/permissions.md", import.meta.url), "utf8")).toBe(renderPermissionsDoc(realm.host.permissions()));
+  });
+});
+
 describe("the matrix: every endpoint, every built-in role and a scoped binding, over HTTP and NATS", () => {
   it("allows exactly what the role's permission patterns cover, and names the permission when it refuses", async () => {
     const { permissions } = await query<{ permissions: PermissionEntry[] }>("realm:permissions", {});
