@@ -6,6 +6,8 @@ import { applyObjectEvent, emptyObjects, type ObjectRegistry } from "./domain/ob
 /** The name domain's read model: every zone, the subject namespaces and the named objects, in memory. */
 export interface NameModel {
   zones: Map<string, ZoneState>;
+  /** Deleted zones (their last serial: a zone created again goes on counting from it, as secondaries expect). */
+  deletedZones: Map<string, ZoneState>;
   subjects: SubjectRegistry;
   objects: ObjectRegistry;
 }
@@ -18,15 +20,20 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
   return {
     name: "dns-names",
     version: 1,
-    initial: () => ({ zones: new Map(), subjects: emptySubjects(), objects: emptyObjects() }),
+    initial: () => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects() }),
     apply(state, event: EventEnvelope) {
       switch (event.aggregate.type) {
         case zoneDecider.aggregateType: {
           const zone = event.aggregate.id;
-          const cur = state.zones.get(zone) ?? zoneDecider.initialState(zone);
+          const cur = zoneOf(state, zone);
           const next = applyZoneEvent(cur, event.type, event.data);
-          if (next.exists) state.zones.set(zone, next);
-          else state.zones.delete(zone);
+          if (next.exists) {
+            state.zones.set(zone, next);
+            state.deletedZones.delete(zone);
+          } else {
+            state.zones.delete(zone);
+            state.deletedZones.set(zone, next);
+          }
           onZoneChanged(zone);
           break;
         }
@@ -40,4 +47,9 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
       return state;
     },
   };
+}
+
+/** A zone as the decider sees it: live, deleted (with its serial), or never created. */
+export function zoneOf(m: NameModel, zone: string): ZoneState {
+  return m.zones.get(zone) ?? m.deletedZones.get(zone) ?? zoneDecider.initialState(zone);
 }

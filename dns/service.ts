@@ -1,15 +1,15 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { commandMetaOf, type ContextDeps, type ContextFactory, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
-import { EventStore, execute, fold, Projection, type Decider, type NewEvent } from "../services/kernel/index.js";
-import { invalid, notFound } from "../services/kernel/errors.js";
+import { EventStore, Projection, WriteModel, type Decider } from "../services/kernel/index.js";
+import { invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import { absoluteName, inZone, parentName, reverseName } from "./domain/names.js";
 import { expandIPv6 } from "./domain/rdata.js";
-import { zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
+import { zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
 import { exportZoneFile, parseZoneFile } from "./domain/zonefile.js";
 import { ownerOf, REGISTRY_ID, subjectDecider, assertSubject } from "./domain/subjects.js";
 import { assertObjectName, objectDecider } from "./domain/objects.js";
 import { verifyContent } from "./cid.js";
-import { nameProjection, type NameModel } from "./projection.js";
+import { nameProjection, zoneOf, type NameModel } from "./projection.js";
 import { Authority } from "./server/authority.js";
 import { DnsServer } from "./server/server.js";
 import { Forwarder, type ForwarderOptions } from "./server/forwarder.js";
@@ -53,7 +53,8 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
   return async (deps) => {
     const store = await EventStore.open(deps.nc, "dns", { trust: deps.trust, replicas: opts.replicas });
     let server: DnsServer | undefined;
-    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log });
+    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log, indexCommands: true });
+    const writes = new WriteModel(store, projection as Projection<unknown>);
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
     const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
@@ -72,11 +73,18 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       deps.log.info({ port: server.port }, "dns server listening");
     }
 
+    /** Each aggregate's state as the projection holds it: what a command decides on (write-model.ts). */
+    const views: Record<string, (id: string) => unknown> = {
+      [zoneDecider.aggregateType]: (id) => zoneOf(projection.state, id),
+      [subjectDecider.aggregateType]: () => projection.state.subjects,
+      [objectDecider.aggregateType]: (id) => projection.state.objects.objects.get(id) ?? null,
+      [mirrorDecider.aggregateType]: () => null,
+    };
     /** Runs a command and waits until the projection (and so the DNS server) has applied its events. */
-    async function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: RequestContext) {
-      const r = await execute(store, decider, id, cmd, commandMetaOf(ctx));
-      await projection.waitFor(r.position.lastSeq);
-      return r;
+    function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
+      const view = views[decider.aggregateType] as ((id: string) => St) | undefined;
+      if (!view) throw new RealmError("INTERNAL", `no view of ${decider.aggregateType} aggregates in the dns projection`);
+      return writes.execute(decider, view, id, cmd, commandMetaOf(ctx));
     }
 
     const zoneName = (z: string) => absoluteName(z.endsWith(".") ? z : `${z}.`);
@@ -255,37 +263,22 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
             const p = plans.find((x) => x.zone === rz) ?? (plans.push({ zone: rz, cmds: [] }), plans[plans.length - 1]!);
             p.cmds.push({ type: "add", record: { name: ptr, type: "PTR", ttl: i.ttl, data: fqdn } });
           }
-          const batches: { zone: string; history: Awaited<ReturnType<EventStore["load"]>>; events: NewEvent[] }[] = [];
-          for (const p of plans) {
-            const history = await store.load({ type: "zone", id: p.zone });
-            let st = fold(zoneDecider, p.zone, history.events);
-            const events: NewEvent[] = [];
-            for (const c of p.cmds) {
-              const evs = zoneDecider.decide(st, c);
-              for (const e of evs) st = zoneDecider.evolve(st, { type: e.type, data: e.data } as Parameters<typeof zoneDecider.evolve>[1]);
-              events.push(...evs);
-            }
-            batches.push({ zone: p.zone, history, events });
-          }
-          let last = 0;
+          // Refusals show here, before anything is appended (each zone's commands decided as one change).
+          for (const p of plans) zoneBatchDecider.decide(zoneOf(projection.state, p.zone), p.cmds);
           const applied: { zone: string; cmds: ZoneCommand[] }[] = [];
-          for (const [n, b] of batches.entries()) {
+          for (const [n, p] of plans.entries()) {
             try {
-              const r = await store.append({ type: "zone", id: b.zone }, b.history, b.events, { ...commandMetaOf(ctx), commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
-              last = r.position.lastSeq;
-              applied.push(plans[n]!);
+              await run(zoneBatchDecider, p.zone, p.cmds, { ...ctx, commandId: n === 0 ? ctx.commandId : derivedId(ctx.commandId, n) });
+              applied.push(p);
             } catch (err) {
-              // A later zone refused (a concurrent writer): take back what the earlier zones got.
-              for (const [k, p] of applied.entries()) {
-                for (const [j, c] of p.cmds.entries()) {
-                  if (c.type !== "add") continue;
-                  await execute(store, zoneDecider, p.zone, { type: "remove", name: c.record.name, rtype: c.record.type, data: c.record.data }, { ...commandMetaOf(ctx), commandId: derivedId(ctx.commandId, 100 + k * 50 + j) }).catch(() => undefined);
-                }
+              // A later zone refused (a writer changed it meanwhile): take back what the earlier zones got.
+              for (const [k, a] of applied.entries()) {
+                const undo = a.cmds.flatMap((c): ZoneCommand[] => (c.type === "add" ? [{ type: "remove", name: c.record.name, rtype: c.record.type, data: c.record.data }] : []));
+                await run(zoneBatchDecider, a.zone, undo, { ...ctx, commandId: derivedId(ctx.commandId, 100 + k) }).catch(() => undefined);
               }
               throw err;
             }
           }
-          await projection.waitFor(last);
           return { name: fqdn, zone, ips: i.ips, ptr: ptrs };
         },
       },
@@ -391,7 +384,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         zoneName,
         config: opts.cloudflare,
         async recordApplied(zone, summary, ctx) {
-          await execute(store, mirrorDecider, zone, summary, { ...commandMetaOf(ctx), commandId: derivedId(ctx.commandId, 1) });
+          await run(mirrorDecider, zone, summary, { ...ctx, commandId: derivedId(ctx.commandId, 1) });
         },
       }),
     ];

@@ -1,9 +1,9 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { EventStore, execute, newId, Projection, type CommandMeta, type Decider, type EventEnvelope, type RealmTrust } from "../services/kernel/index.js";
+import { EventStore, execute, newId, Projection, WriteModel, type CommandMeta, type Decider, type EventEnvelope, type RealmTrust } from "../services/kernel/index.js";
 import type { Sealer } from "../services/kernel/seal.js";
 import { CredentialStore } from "./credentials.js";
-import { directoryProjection, membership, type Directory } from "./domain/directory.js";
+import { directoryProjection, directoryView, membership, type Directory } from "./domain/directory.js";
 import { DEFAULT_LOCKOUT, isLocked, principalDecider, type LockoutPolicy, type PrincipalState } from "./domain/principal.js";
 
 export type LoginFailure = "invalid" | "locked" | "disabled" | "totp_required" | "totp_invalid" | "unavailable";
@@ -15,6 +15,7 @@ export type FederatedVerifier = (p: PrincipalState, password: string) => Promise
 /** The identity context's state and the operations every adapter shares (admin API, login pages, LDAP, auth). */
 export class IdentityCore {
   federated: FederatedVerifier | undefined;
+  private readonly writes: WriteModel;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -23,13 +24,15 @@ export class IdentityCore {
     readonly credentials: CredentialStore,
     readonly log: Logger,
     readonly lockout: LockoutPolicy,
-  ) {}
+  ) {
+    this.writes = new WriteModel(store, projection as Projection<unknown>);
+  }
 
   /** `sealer` seals the credential store's values (password hashes, TOTP seeds, directory secrets). */
   static async open(nc: NatsConnection, log: Logger, opts: { trust: RealmTrust; sealer: Sealer; lockout?: LockoutPolicy; replicas?: number }): Promise<IdentityCore> {
     const store = await EventStore.open(nc, "identity", { trust: opts.trust, replicas: opts.replicas ?? 1 });
     const credentials = await CredentialStore.open(nc, opts.replicas ?? 1, opts.sealer);
-    const projection = new Projection(store, directoryProjection, { log });
+    const projection = new Projection(store, directoryProjection, { log, indexCommands: true });
     await projection.start();
     return new IdentityCore(nc, store, projection, credentials, log, opts.lockout ?? DEFAULT_LOCKOUT);
   }
@@ -38,8 +41,15 @@ export class IdentityCore {
     return this.projection.state;
   }
 
-  /** Executes a command and waits until the read model has it (read-your-writes). */
+  /**
+   * Executes a command and waits until the read model has it (read-your-writes). Aggregates the directory
+   * holds decide on its state (no history read); the others (the bootstrap claim) load their history.
+   */
   async run<S, C>(decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<{ state: S; events: EventEnvelope[]; replayed: boolean }> {
+    if (directoryView(this.dir, decider.aggregateType, id) !== undefined) {
+      const r = await this.writes.execute(decider, (x) => directoryView(this.dir, decider.aggregateType, x) as S, id, command, meta);
+      return { state: r.state, events: r.events, replayed: r.replayed };
+    }
     const r = await execute(this.store, decider, id, command, meta);
     await this.projection.waitFor(r.position.lastSeq);
     return { state: r.state, events: r.events, replayed: r.replayed };

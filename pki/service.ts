@@ -2,7 +2,7 @@ import { createHash, createHmac, createPublicKey, X509Certificate, type KeyObjec
 import { join } from "node:path";
 import { commandMetaOf, type ContextDeps, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
 import type { Resource } from "../services/host/authz.js";
-import { EventStore, execute, executeNew, Projection, type Decider } from "../services/kernel/index.js";
+import { EventStore, executeNew, Projection, WriteModel, type Decider } from "../services/kernel/index.js";
 import { conflict, invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import type { SecretEscrow } from "../secrets-client/contract.js";
 import { PKI_CONTEXT, PkiRoutes } from "./contract.js";
@@ -89,7 +89,8 @@ const INTERMEDIATE_KEY_SPECS: KeySpec[] = ["ecdsa-p256", "ecdsa-p384"];
 export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => Promise<PkiContext> {
   return async (deps) => {
     const store = await EventStore.open(deps.nc, PKI_CONTEXT, { trust: deps.trust, replicas: opts.replicas });
-    const projection = new Projection(store, pkiProjection(), { log: deps.log });
+    const projection = new Projection(store, pkiProjection(), { log: deps.log, indexCommands: true });
+    const writes = new WriteModel(store, projection as Projection<unknown>);
     await projection.start();
     const keys = new IssuerKeyStore(join(deps.dataDir, "keys"));
     const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { trust: deps.trust, log: deps.log, replicas: opts.replicas });
@@ -97,10 +98,15 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const now = opts.clock ?? (() => new Date());
     const publicUrl = (opts.publicUrl ?? process.env.REALM_PKI_URL ?? "").replace(/\/$/, "");
     const model = () => projection.state;
-    async function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
-      const r = await execute(store, decider, id, cmd, commandMetaOf(ctx));
-      await projection.waitFor(r.position.lastSeq);
-      return r;
+    /** Each aggregate's state as the projection holds it: what a command decides on (write-model.ts). */
+    const views: Record<string, (id: string) => unknown> = {
+      [issuerDecider.aggregateType]: (id) => model().issuers.get(id) ?? issuerDecider.initialState(id),
+      [certificateDecider.aggregateType]: (id) => model().certificates.get(id) ?? certificateDecider.initialState(id),
+    };
+    function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
+      const view = views[decider.aggregateType] as ((id: string) => St) | undefined;
+      if (!view) throw new RealmError("INTERNAL", `no view of ${decider.aggregateType} aggregates in the pki projection`);
+      return writes.execute(decider, view, id, cmd, commandMetaOf(ctx));
     }
 
     /** Signing state of an issuer's active intermediate, built once per intermediate. */

@@ -1,7 +1,7 @@
 import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/index.js";
 import { alreadyExists, invalid, notFound } from "../../services/kernel/errors.js";
 import { absoluteName, inZone } from "./names.js";
-import { canonicalRdata, isRecordType, tokenize, type RecordType } from "./rdata.js";
+import { canonicalRdata, isRecordType, RECORD_TYPES, tokenize, type RecordType } from "./rdata.js";
 
 /** One resource record as the realm stores it: absolute owner, type, TTL and canonical data text. */
 export interface DnsRecord {
@@ -147,11 +147,27 @@ export function checkZoneInvariants(zone: string, rrsets: Iterable<{ name: strin
   if (!apexNs) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
 }
 
-function withChange(s: ZoneState, key: string, set: { name: string; type: RecordType; ttl: number; data: string[] } | null) {
-  const next = new Map(s.rrsets);
-  if (set && set.data.length > 0) next.set(key, set);
-  else next.delete(key);
-  return next;
+type RRset = { name: string; type: RecordType; ttl: number; data: string[] };
+
+/**
+ * The zone invariants for one changed RRset, on the state it would produce: the same rules as
+ * `checkZoneInvariants` but looking only at the changed name (the rest of the zone held them already), so a
+ * change costs the same in a zone of ten records and of a million.
+ */
+function checkChange(s: ZoneState, set: RRset): void {
+  const zone = s.zone;
+  if (!inZone(set.name, zone)) throw invalid(`${set.name} is not in zone ${zone}`);
+  if (set.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
+  if (set.data.length === 0) {
+    if (set.type === "NS" && set.name === zone) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
+    return;
+  }
+  if (new Set(set.data).size !== set.data.length) throw invalid(`duplicate ${set.type} record at ${set.name}`);
+  if (set.type === "CNAME" && set.data.length > 1) throw invalid(`${set.name} has more than one CNAME`);
+  if (set.type === "CNAME" && set.name === zone) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
+  const others = RECORD_TYPES.filter((t) => t !== set.type && (s.rrsets.get(rrKey(set.name, t))?.data.length ?? 0) > 0);
+  const clash = set.type === "CNAME" ? others : others.includes("CNAME") ? [set.type, ...others.filter((t) => t !== "CNAME")] : [];
+  if (clash.length > 0) throw invalid(`${set.name} has a CNAME and other data (${clash.join(", ")}): a CNAME must be alone`);
 }
 
 function requireExists(s: ZoneState): void {
@@ -204,7 +220,7 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
         if (cur?.data.includes(r.data)) throw alreadyExists(`${r.name} ${r.type} ${r.data} already exists`);
         if (cur && cur.ttl !== r.ttl && c.record.ttl !== undefined) throw invalid(`${r.name} ${r.type} has TTL ${cur.ttl}; records of one RRset share a TTL (use record.set to change it)`);
         const ttl = cur ? cur.ttl : r.ttl;
-        checkZoneInvariants(zone, withChange(s, key, { name: r.name, type: r.type, ttl, data: [...(cur?.data ?? []), r.data] }).values());
+        checkChange(s, { name: r.name, type: r.type, ttl, data: [...(cur?.data ?? []), r.data] });
         const data: RecordChangeData = { ...r, ttl, serial };
         return [{ type: DnsEvents.RecordAdded, data }];
       }
@@ -218,7 +234,7 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
         const victims = c.data === undefined ? cur.data : [canonicalRdata(type, tokenize(c.data), zone)];
         for (const v of victims) if (!cur.data.includes(v)) throw notFound(`no ${name} ${type} ${v}`);
         const left = cur.data.filter((d) => !victims.includes(d));
-        checkZoneInvariants(zone, withChange(s, rrKey(name, type), { ...cur, data: left }).values());
+        checkChange(s, { ...cur, data: left });
         return victims.map((d, i) => ({ type: DnsEvents.RecordRemoved, data: { name, type, ttl: cur.ttl, data: d, serial: serial + i } satisfies RecordChangeData }));
       }
       case "set": {
@@ -229,7 +245,7 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
         if (type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
         const ttl = c.ttl ?? s.rrsets.get(rrKey(name, type))?.ttl ?? s.soa!.ttl;
         const data = recs.map((r) => r.data);
-        checkZoneInvariants(zone, withChange(s, rrKey(name, type), { name, type, ttl, data }).values());
+        checkChange(s, { name, type, ttl, data });
         const ev: RecordSetChangedData = { name, type, ttl, data, serial };
         return [{ type: DnsEvents.RecordSetChanged, data: ev }];
       }
@@ -248,6 +264,40 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
     return applyZoneEvent(s, e.type, e.data);
   },
 };
+
+/**
+ * Several zone commands decided as one change (one append, one serial step each): each decides on the state
+ * the earlier ones produce. That state is a scratch copy, so the state it starts from (a projection's live
+ * zone) is never modified.
+ */
+export const zoneBatchDecider: Decider<ZoneState, ZoneCommand[]> = {
+  aggregateType: zoneDecider.aggregateType,
+  initialState: zoneDecider.initialState,
+  decide(s, cmds): NewEvent[] {
+    const out: NewEvent[] = [];
+    let st = s;
+    for (const [i, c] of cmds.entries()) {
+      const evs = zoneDecider.decide(st, c);
+      out.push(...evs);
+      if (i === cmds.length - 1) break;
+      if (st === s) st = { ...s, rrsets: new Map(s.rrsets) };
+      for (const e of evs) applyToScratch(st, e);
+    }
+    return out;
+  },
+  evolve: zoneDecider.evolve,
+};
+
+/** Applies an event to a scratch zone, copying the RRset it touches first (the copy shares the others). */
+function applyToScratch(t: ZoneState, e: NewEvent): void {
+  const d = e.data as { name?: string; type?: RecordType };
+  if (d.name && d.type) {
+    const key = rrKey(d.name, d.type);
+    const cur = t.rrsets.get(key);
+    if (cur) t.rrsets.set(key, { ...cur, data: [...cur.data] });
+  }
+  applyZoneEvent(t, e.type, e.data);
+}
 
 /** Groups records into RRsets, refusing RRsets whose records disagree on the TTL. */
 export function groupRecords(zone: string, records: DnsRecord[]): Map<string, { name: string; type: RecordType; ttl: number; data: string[] }> {

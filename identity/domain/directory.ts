@@ -36,6 +36,16 @@ export function emptyDirectory(): Directory {
   return { principals: new Map(), organizations: new Map(), groups: new Map(), roles: new Map(), policies: new Map(), apiKeys: new Map(), clients: new Map(), federations: new Map() };
 }
 
+/**
+ * An aggregate's state as the directory holds it (what a command decides on, write-model.ts), or undefined
+ * when the directory does not keep that aggregate type. Never modify what it returns.
+ */
+export function directoryView(d: Directory, aggregateType: string, id: string): unknown {
+  const slot = slots[aggregateType];
+  if (!slot) return undefined;
+  return (d[slot.key] as Map<string, unknown>).get(id) ?? (slot.decider as Decider<unknown, never>).initialState(id);
+}
+
 /** Folds one event into the directory. Aggregates other parts of the context own (NATS accounts) are ignored. */
 export function applyToDirectory(d: Directory, e: EventEnvelope): Directory {
   const slot = slots[e.aggregate.type];

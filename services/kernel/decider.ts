@@ -31,12 +31,14 @@ export interface Execution<S> {
  * Load -> decide -> append for one aggregate. A command whose id already caused events of this aggregate
  * is answered from those events (idempotent retries); a concurrent writer makes it fail with CONFLICT.
  */
-export async function execute<S, C>(store: EventStore, decider: Decider<S, C>, id: string, command: C, meta: CommandMeta): Promise<Execution<S>> {
+export async function execute<S, C>(store: EventStore, decider: Decider<S, C>, id: string, command: C, meta: CommandMeta, opts: { replayOnly?: boolean } = {}): Promise<Execution<S>> {
   const ref: AggregateRef = { type: decider.aggregateType, id };
   const history = await store.load(ref);
   const state = fold(decider, id, history.events);
   const earlier = eventsOfCommand(history.events, meta.commandId);
   if (earlier.length > 0) return { state, events: earlier, position: history, replayed: true };
+  // Only asked whether this command ran before (the write model's check of an old command id).
+  if (opts.replayOnly) return { state, events: [], position: history, replayed: false };
   const decided = decider.decide(state, command);
   const { events, position } = await store.append(ref, history, decided, meta);
   let next = state;

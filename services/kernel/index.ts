@@ -13,3 +13,5 @@ export * from "./trust.js";
 export * from "./trust-files.js";
 export * from "./auditor.js";
 export * from "./seal-batch.js";
+export * from "./write-model.js";
+export * from "./command-index.js";

@@ -4,6 +4,7 @@ import type { EventEnvelope } from "./envelope.js";
 import { ChainVerifier, type ChainHead, type EventProblem, type ProblemReason } from "./chain.js";
 import { CHECKPOINT_CONTEXT, latestCheckpoint, MAX_CHECKPOINT_PROBLEMS, StreamDigest, type CheckpointData } from "./checkpoint.js";
 import type { EventStore } from "./store.js";
+import { CommandIndex } from "./command-index.js";
 
 /** A named fold over a context's events. `apply` may mutate the state it is given (read models are maps). */
 export interface ProjectionDefinition<S> {
@@ -30,6 +31,11 @@ export interface ProjectionOptions {
   startTimeoutMs?: number;
   /** `waitFor` gives up after this long with UNAVAILABLE. Default 30 s. */
   waitTimeoutMs?: number;
+  /**
+   * Index event ids (hence command ids) for a WriteModel on this projection (write-model.ts); `recent` is
+   * how many the index keeps exactly (default 200,000; older ones answer "maybe").
+   */
+  indexCommands?: boolean | { recent: number };
 }
 
 /** A stored message a projection did not apply, and why. */
@@ -63,6 +69,8 @@ export class Projection<S> {
   readonly problems: { seq: number; reason: ProblemReason }[] = [];
   problemsComplete = true;
   private chain: ChainVerifier;
+  /** Event ids seen (their command ids are what a resent command is recognised by); with `indexCommands`. */
+  commands: CommandIndex | undefined;
   private headCid: string | null = null;
   private checkpoint: { data: CheckpointData; skip: Map<number, ProblemReason> } | undefined;
   /** CIDs and seals of the prefix a checkpoint vouches for, remembered as verified once its digest matched. */
@@ -79,6 +87,12 @@ export class Projection<S> {
   ) {
     this.state = def.initial();
     this.chain = store.chainVerifier();
+    this.commands = this.newCommandIndex();
+  }
+
+  private newCommandIndex(): CommandIndex | undefined {
+    const o = this.opts.indexCommands;
+    return o ? new CommandIndex(typeof o === "object" ? o.recent : undefined) : undefined;
   }
 
   /** True when some stored message was quarantined (the host's /readyz says degraded). */
@@ -122,6 +136,7 @@ export class Projection<S> {
     this.messages = 0;
     this.digest.reset();
     this.chain = this.store.chainVerifier();
+    this.commands = this.newCommandIndex();
     this.headCid = null;
     this.checkpoint = undefined;
     this.vouchedCids = [];
@@ -155,6 +170,7 @@ export class Projection<S> {
       else event = r.event;
     }
     this.headCid = event?.cid ?? null;
+    if (event) this.commands?.add(event.id, seq, `${event.aggregate.type}/${event.aggregate.id}`);
     if (event) {
       try {
         this.state = this.def.apply(this.state, event, seq);

@@ -198,6 +198,30 @@ export class EventStore {
     return new ChainVerifier(this.context, this.stream, this.trust.verifier);
   }
 
+  /** The stream sequence of the last message on an aggregate's subject (0 when it has none): one request. */
+  async tailSeq(ref: AggregateRef): Promise<number> {
+    const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subjectOf(ref) }).catch(() => null);
+    return last?.seq ?? 0;
+  }
+
+  /**
+   * The events one command appended to an aggregate, from the stream sequence of its first (they are
+   * contiguous on the subject), verified on their own: direct gets, no consumer.
+   */
+  async commandEvents(ref: AggregateRef, firstSeq: number, commandId: string): Promise<StoredEvent[]> {
+    const subject = this.subjectOf(ref);
+    const verifier = this.chainVerifier();
+    const out: StoredEvent[] = [];
+    let m = await this.jsm.streams.getMessage(this.stream, { seq: firstSeq }).catch(() => null);
+    for (let n = 0; m && m.subject === subject; n++) {
+      const r = verifier.verify(m.seq, m.subject, m.data, { chain: false });
+      if (!("event" in r) || r.event.id !== eventIdFor(commandId, n)) break;
+      out.push({ seq: m.seq, event: r.event });
+      m = await this.jsm.direct.getMessage(this.stream, { seq: m.seq + 1, next_by_subj: subject }).catch(() => null);
+    }
+    return out;
+  }
+
   /** Where an aggregate's verified chain ends, and its subject's last stream sequence. */
   async position(ref: AggregateRef): Promise<AggregatePosition> {
     const { version, lastSeq, lastCid } = await this.load(ref);
