@@ -6,14 +6,17 @@ import { RealmError } from "../services/kernel/index.js";
 import type { IdentityCore } from "./core.js";
 import { apiKeyUsable } from "./domain/apikey.js";
 import { GrantCache, rolesOf } from "./authorize.js";
+import { ADMIN_RESOURCE, REALM_CLIENT_IDS } from "./realm-clients.js";
 
 /**
  * Authenticates the realm's admin API. `Authorization: Bearer <credential>` where the credential is
  *  - an API key `rk_<id>_<secret>`: its roles, if the key is unexpired, unrevoked and its owner enabled;
- *  - an access token of the realm's own OIDC issuer (opaque, looked up in the shared KV store): the roles of
- *    the signed-in principal, or for a client-credentials token the roles of the client's service principal.
+ *  - an access token of the realm's own OIDC issuer (opaque, looked up in the shared KV store) issued to one of
+ *    the realm's own clients (REALM_CLIENT_IDS) for the admin API (audience ADMIN_RESOURCE): the roles of the
+ *    signed-in principal. Any other access token (another client's, one without that audience, a
+ *    client-credentials token) is refused with UNAUTHORIZED.
  * No header -> null (the host answers 401 UNAUTHORIZED). A header that does not authenticate -> RealmError
- * UNAUTHORIZED (401). An authenticated principal without the admin role -> the host answers FORBIDDEN (403).
+ * UNAUTHORIZED (401). An authenticated principal whose roles do not grant the permission -> the host answers FORBIDDEN (403).
  * The messages never repeat the credential.
  */
 export function createAuthenticator(core: IdentityCore, provider: () => Provider | undefined): Authenticator {
@@ -48,18 +51,19 @@ export function createAuthenticator(core: IdentityCore, provider: () => Provider
     }
     const p = provider();
     if (!p) throw unauthorized("the OIDC issuer is not running here");
+    // Only a token issued to one of the realm's own clients (realm-cli, realm-console) for the admin API
+    // (audience ADMIN_RESOURCE, RFC 8707) acts for its principal: a token that another application got for
+    // a person, a userinfo token without audience or a client-credentials token does not.
+    const notForAdmin = () => unauthorized("this access token was not issued for the realm's admin API (sign in with `realm login`, or use an API key)");
     const at = await p.AccessToken.find(credential);
     if (at && !at.isExpired && at.accountId) {
-      const client = at.clientId ? core.dir.clients.get(at.clientId) : undefined;
-      if (client && client.disabled) throw unauthorized("the token's client is disabled");
-      return principalOf(at.accountId);
+      if (at.aud !== ADMIN_RESOURCE || !at.clientId || !REALM_CLIENT_IDS.includes(at.clientId)) throw notForAdmin();
+      const client = core.dir.clients.get(at.clientId);
+      if (!client?.exists || client.disabled) throw unauthorized("the token's client is disabled");
+      return principalOf(at.accountId, `token:${at.clientId}`);
     }
     const cc = await p.ClientCredentials.find(credential);
-    if (cc && !cc.isExpired && cc.clientId) {
-      const client = core.dir.clients.get(cc.clientId);
-      if (!client?.exists || client.disabled || !client.principal) throw unauthorized("the token's client has no service principal");
-      return principalOf(client.principal);
-    }
+    if (cc && !cc.isExpired) throw notForAdmin();
     throw unauthorized("unknown or expired access token");
   };
 }

@@ -13,7 +13,7 @@ import { openBundle, type SealedBundle } from "./nats/keystore.js";
 /**
  * The first admin of a realm. `admin.bootstrap` (NATS only: it needs realm creds, never the HTTP port)
  * creates the admin principal, the `admin` role and its binding, and issues one API key, shown once. It
- * works only while no principal holds the admin role, or with the passphrase of the operator identity
+ * works only while no principal holds an unscoped realm-admin grant, or with the passphrase of the operator identity
  * bundle (recovery, when every admin credential is lost). Each bootstrap is recorded on the `bootstrap/realm`
  * aggregate, appended with the expected version, so two racing first bootstraps cannot both win.
  */

@@ -100,7 +100,7 @@ export function registerIdentityCommands(program: Command): void {
   verb(client, "register <id>", "register an OIDC client (a confidential client's secret is printed once)")
     .requiredOption("--name <displayName>", "display name").option("--public", "public client (PKCE, no secret)").option("--trusted", "first-party: skip consent")
     .option("--redirect <uri>", "redirect URI (repeat)", list, []).option("--post-logout <uri>", "post-logout redirect URI (repeat)", list, [])
-    .option("--grant <type>", "grant type (repeat; default authorization_code + refresh_token)", list, []).option("--principal <id>", "service principal of client-credentials tokens")
+    .option("--grant <type>", "grant type (repeat; default authorization_code + refresh_token)", list, []).option("--principal <id>", "service principal its client-credentials tokens name (not accepted by the admin API: services use API keys)")
     .action((cid: string, o: Conn & { name: string; public?: boolean; trusted?: boolean; redirect: string[]; postLogout: string[]; grant: string[]; principal?: string }) =>
       call(o, "commands", "client.register", {
         id: cid,
@@ -137,7 +137,7 @@ export function registerIdentityCommands(program: Command): void {
       return call(o, "queries", "audit", { limit: o.limit, ...(o.actor ? { actor: o.actor } : {}), ...(aggregateType ? { aggregateType } : {}), ...(aggregateId ? { aggregateId } : {}), ...(o.correlation ? { correlationId: o.correlation } : {}) });
     });
 
-  verb(id, "bootstrap", "create the first admin (principal, `admin` role, binding) and print its API key once (stdout; the label goes to stderr). Works only while the realm has no admin, or with the operator bundle's passphrase (recovery)")
+  verb(id, "bootstrap", "create the first admin (principal, the built-in `realm-admin` role bound unscoped) and print its API key once (stdout; the label goes to stderr). Works only while the realm has no admin, or with the operator bundle's passphrase (recovery)")
     .option("--principal <id>", "admin principal id", "admin")
     .option("--passphrase-file <file>", "recovery: file holding the operator identity bundle's passphrase")
     .action(async (o: Conn & { principal: string; passphraseFile?: string }) => {

@@ -22,7 +22,7 @@ export interface ClientState {
   scopes: string[];
   /** Skip the consent page (first-party apps). */
   trusted: boolean;
-  /** Service principal whose roles client-credentials tokens carry. */
+  /** Service principal a client-credentials token names (for relying services; the admin API refuses such tokens, auth.ts). */
   principal?: string | undefined;
   secretHash?: string | undefined;
   secretRef?: string | undefined;

@@ -53,13 +53,36 @@ export function messagePage(title: string, message: string): string {
   return page(title, `<p class="error" role="alert">${esc(message)}</p>`);
 }
 
+/**
+ * oidc-provider's device input form with every `<input>` that is not hidden removed and `input` put in their
+ * place, before `</form>`. Throws when the form is not the shape this page relies on (a provider upgrade
+ * changed it): better an error page than a form that cannot work.
+ */
+export function withOwnCodeInput(form: string, input: string): string {
+  const open = /^\s*(<form\b[^>]*\bid="op\.deviceInputForm"[^>]*>)([\s\S]*)<\/form>\s*$/.exec(form);
+  if (!open) throw new Error("oidc-provider's device input form changed: no <form id=\"op.deviceInputForm\">");
+  const inner = open[2]!.replace(/<input\b[^>]*>(\s*<\/input>)?/g, (tag) => (/\btype="hidden"/.test(tag) ? tag : ""));
+  if (!/\bname="xsrf"/.test(inner)) throw new Error("oidc-provider's device input form changed: no xsrf field");
+  if (/<(?:input|textarea|select)\b[^>]*\bname="user_code"/.test(inner) || /\bon[a-z]+=/i.test(inner)) throw new Error("oidc-provider's device input form changed: a code field or script is left");
+  return `${open[1]}${inner.replace(/\s+$/, "")}\n${input}\n</form>`;
+}
+
 /** oidc-provider passes its own `<form>` (with its xsrf field) to these; the pages add the controls. */
 export const providerPages = {
+  /**
+   * The one code box. oidc-provider's `form` carries its own (unlabelled, with an inline onfocus script)
+   * `user_code` input: a second one would send the parameter twice, which the provider refuses whatever was
+   * typed. So the page keeps the provider's form element and its hidden fields (xsrf) and replaces that
+   * input with a labelled one. The provider normalizes what is typed (case, dashes, spaces).
+   */
   userCodeInput(form: string, error?: string): string {
+    const describedBy = error ? ' aria-describedby="error"' : "";
+    const input = `<label for="user_code">Code</label>
+<input id="user_code" name="user_code" type="text" autocomplete="off" autocapitalize="characters" spellcheck="false" required autofocus${describedBy}>`;
     return page(
       "Connect a device",
       `${errorBox(error)}<p>Enter the code shown on your device.</p>
-${form.replace("</form>", "")}<label for="user_code">Code</label><input id="user_code" name="user_code" autocomplete="off" autofocus required></form>
+${withOwnCodeInput(form, input)}
 <button type="submit" form="op.deviceInputForm">Continue</button>`,
     );
   },

@@ -1,10 +1,11 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { KV } from "@nats-io/kv";
-import Provider, { type AdapterPayload, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { errors, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { Sealer } from "../../services/kernel/seal.js";
 import type { IdentityCore } from "../core.js";
 import { membership } from "../domain/directory.js";
 import type { ClientState } from "../domain/client.js";
+import { ADMIN_RESOURCE, REALM_CLIENT_IDS } from "../realm-clients.js";
 import type { KeyMaterial } from "./keys.js";
 import { kvAdapter } from "./kv-adapter.js";
 import { providerPages } from "./pages.js";
@@ -26,6 +27,32 @@ export function clientMetadata(c: ClientState): AdapterPayload | undefined {
     scope: c.scopes.join(" "),
   };
 }
+
+/** True for the realm's own clients (realm-cli, realm-console): the only ones that get tokens for the admin API. */
+const isRealmClient = (client: { clientId: string } | undefined): boolean => client !== undefined && REALM_CLIENT_IDS.includes(client.clientId);
+
+/**
+ * RFC 8707 resource indicators. The realm's own clients get opaque access tokens whose audience is the admin
+ * API (`ADMIN_RESOURCE`), whether they name it or not; they can name no other resource. Every other client
+ * can name no resource at all and keeps getting the usual tokens for /userinfo (no audience), which the
+ * admin API refuses (auth.ts).
+ */
+const resourceIndicators: NonNullable<NonNullable<Configuration["features"]>["resourceIndicators"]> = {
+  enabled: true,
+  async defaultResource(_ctx, client, oneOf) {
+    if (oneOf) return oneOf.includes(ADMIN_RESOURCE) && isRealmClient(client) ? ADMIN_RESOURCE : oneOf;
+    return isRealmClient(client) ? ADMIN_RESOURCE : undefined;
+  },
+  // A token request that names no resource (device code, refresh) still gets the granted admin audience,
+  // even with the openid scope (which would otherwise make it a userinfo token).
+  async useGrantedResource(ctx) {
+    return isRealmClient(ctx.oidc.client);
+  },
+  async getResourceServerInfo(_ctx, indicator, client) {
+    if (indicator === ADMIN_RESOURCE && isRealmClient(client)) return { scope: "", audience: ADMIN_RESOURCE, accessTokenFormat: "opaque" };
+    throw new errors.InvalidTarget(indicator === ADMIN_RESOURCE ? "only the realm's own clients get tokens for the admin API" : "this realm serves no such resource");
+  },
+};
 
 const ttl = {
   AccessToken: 3600,
@@ -84,10 +111,21 @@ export function buildProvider(issuer: string, core: IdentityCore, kv: KV, keys: 
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      resourceIndicators,
       deviceFlow: {
         enabled: true,
+        // `form` is the provider's <form id="op.deviceInputForm"> with its xsrf field; the page puts its one
+        // labelled code input in it (pages.ts). `err` is set when the code typed was missing, unknown,
+        // expired, already used, or the sign-in was aborted.
         async userCodeInputSource(ctx, form, _out, err) {
-          html(ctx, providerPages.userCodeInput(form, err ? "That code is not valid or has expired. Check the code on your device and try again." : undefined));
+          const message = !err
+            ? undefined
+            : err.name === "NoCodeError"
+              ? "Enter the code shown on your device."
+              : err.name === "AbortedError"
+                ? "The sign-in was cancelled. Start again on your device."
+                : "That code is not valid or has expired. Check the code on your device and try again.";
+          html(ctx, providerPages.userCodeInput(form, message));
         },
         async userCodeConfirmSource(ctx, form, client, _info, userCode) {
           html(ctx, providerPages.userCodeConfirm(form, client.clientName ?? client.clientId, userCode));

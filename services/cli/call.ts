@@ -1,26 +1,51 @@
 import { Option, type Command } from "commander";
 import { callRealm } from "../host/client.js";
+import { RealmError } from "../kernel/errors.js";
 import { connectRealm } from "./connection.js";
+import { CredentialsStore, DEFAULT_REALM_URL, realmUrlOf } from "./credentials-store.js";
+import { storedAccessToken } from "./oidc-client.js";
+import { note } from "./output.js";
 
 /** The flags every verb that talks to a running realm takes. */
 export interface ConnectionFlags {
   nats?: string;
   creds?: string;
   token?: string;
+  /** The realm's HTTP URL whose stored `realm login` token is used when no token is given. */
+  realmUrl?: string;
 }
 
 /** Adds --nats, --creds and --token (each also from the environment) to a command. */
-export const withConnectionOptions = (c: Command): Command =>
+export const withNatsOptions = (c: Command): Command =>
   c
     .addOption(new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL"))
     .addOption(new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS"))
-    .addOption(new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN"));
+    .addOption(new Option("--token <credential>", "API key or access token for the admin API (default: the token `realm login` stored for the realm)").env("REALM_TOKEN"));
 
-/** Calls `realm.<context>.<kind>.<name>` on the realm with the flags' connection and credential. */
+/** The option naming the realm's HTTP URL (`--realm-url` on verbs, where `--url` may mean something else; `--url` on login/logout/whoami). */
+export const realmUrlOption = (flags = "--realm-url <url>", description = `the realm's HTTP URL; without --token, the access token \`realm login\` stored for it is used (default ${DEFAULT_REALM_URL})`): Option =>
+  new Option(flags, description).env("REALM_URL");
+
+/** Adds --nats, --creds, --token and --realm-url (each also from the environment) to a command. */
+export const withConnectionOptions = (c: Command): Command => withNatsOptions(c).addOption(realmUrlOption());
+
+/**
+ * Calls `realm.<context>.<kind>.<name>` on the realm with the flags' connection and credential: --token /
+ * REALM_TOKEN, else the access token `realm login` stored for the realm URL (--realm-url / REALM_URL, default
+ * http://127.0.0.1:8080), refreshed first when it expires within a minute. Without either the call goes
+ * out without a credential; an UNAUTHORIZED answer then says how to sign in.
+ */
 export async function callContext(o: ConnectionFlags, context: string, kind: "commands" | "queries", name: string, input: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  const realmUrl = o.token ? undefined : realmUrlOf(o.realmUrl);
+  const token = o.token || (await storedAccessToken(realmUrl!, new CredentialsStore(), note));
   const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: `realm-cli ${context}` });
   try {
-    return await callRealm(nc, `realm.${context}.${kind}.${name}`, input, { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), timeoutMs });
+    return await callRealm(nc, `realm.${context}.${kind}.${name}`, input, { ...(token ? { authorization: `Bearer ${token}` } : {}), timeoutMs });
+  } catch (err) {
+    if (realmUrl && err instanceof RealmError && err.code === "UNAUTHORIZED") {
+      throw new RealmError("UNAUTHORIZED", `${err.message}; sign in with \`realm login --url ${realmUrl}\` (or give an API key with --token / REALM_TOKEN)`, err.details);
+    }
+    throw err;
   } finally {
     await nc.close();
   }

@@ -5,9 +5,11 @@ import { registerNatsAccountCommands } from "../../identity/nats/cli.js";
 import { registerPkiCommands } from "../../pki/cli.js";
 import { registerCeremonyCommands } from "../../pki/ceremony/cli.js";
 import { registerSecretsCommands } from "../../secrets-client/cli.js";
+import { registerLoginCommands } from "./login.js";
 
-/** Adds each context's verb group (`realm zone ...`, `realm identity ...`) to the command line. */
+/** Adds `realm login|logout|whoami` and each context's verb group (`realm zone ...`, `realm identity ...`) to the command line. */
 export function registerContextCommands(program: Command): void {
+  registerLoginCommands(program);
   registerIdentityCommands(program);
   registerDnsCommands(program);
   registerNatsAccountCommands(program);

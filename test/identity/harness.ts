@@ -41,7 +41,7 @@ export async function freePort(): Promise<number> {
 
 /**
  * A realm with the identity context behind the real host, protected by its own authenticator, plus a
- * bootstrap admin (role `admin` bound to principal `root`, which holds an API key). Log lines are captured.
+ * bootstrap admin (role `realm-admin` bound to principal `root`, which holds an API key). Log lines are captured.
  */
 export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promise<IdentityHarness> {
   const nats = await startNats();
@@ -60,7 +60,7 @@ export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promis
   const trust = testTrust();
   const ctx = await createIdentityContext({ issuer, ...opts, sealer })({ nc, log, dataDir: nats.dataDir, trust });
   const host = await startHost({ nc, contexts: [ctx], httpPort: port, log, ...identityAuthOf(ctx) });
-  // The first admin, as `realm identity bootstrap` makes it: principal `root`, role `admin`, one API key.
+  // The first admin, as `realm identity bootstrap` makes it: principal `root`, role `realm-admin`, one API key.
   const r = await callRealm<{ key: string }>(nc, "realm.identity.commands.admin.bootstrap", { principal: "root" });
   const admin = `Bearer ${r.key}`;
   return {

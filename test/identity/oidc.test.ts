@@ -35,12 +35,12 @@ afterAll(async () => {
 const opts = { execute: [oc.allowInsecureRequests] };
 const discover = (id: string, secret?: string) => oc.discovery(new URL(h.issuer), id, undefined, secret ? oc.ClientSecretBasic(secret) : oc.None(), opts);
 
-async function codeFlow(cfg: oc.Configuration, agent = new Agent(), scope = "openid profile email groups roles offline_access") {
+async function codeFlow(cfg: oc.Configuration, agent = new Agent(), scope = "openid profile email groups roles offline_access", redirectUri = redirect) {
   const verifier = oc.randomPKCECodeVerifier();
   const state = oc.randomState();
-  const url = oc.buildAuthorizationUrl(cfg, { redirect_uri: redirect, scope, code_challenge: await oc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256", state, prompt: "consent" });
-  const end = await signIn(agent, url.href, "ann", password, redirect);
-  expect(end.url.startsWith(redirect)).toBe(true);
+  const url = oc.buildAuthorizationUrl(cfg, { redirect_uri: redirectUri, scope, code_challenge: await oc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256", state, prompt: "consent" });
+  const end = await signIn(agent, url.href, "ann", password, redirectUri);
+  expect(end.url.startsWith(redirectUri)).toBe(true);
   return { end, verifier, state, tokens: await oc.authorizationCodeGrant(cfg, new URL(end.url), { pkceCodeVerifier: verifier, expectedState: state }) };
 }
 
@@ -74,21 +74,26 @@ describe("OIDC with openid-client as relying party", () => {
     await expect(oc.refreshTokenGrant(cfg, second.refresh_token!)).rejects.toMatchObject({ error: "invalid_grant" });
   });
 
-  it("a trusted confidential client skips consent; an access token of the realm authenticates on the admin API (403 for what its roles do not grant)", async () => {
+  it("a trusted confidential client skips consent; its token is not for the admin API (401); a realm-console token is (403 for what its roles do not grant)", async () => {
     const cfg = await discover("web", webSecret);
     const { tokens } = await codeFlow(cfg);
-    const r = await fetch(`${h.url}/api/identity/roles`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const web = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(web.status).toBe(401);
+    const { tokens: own } = await codeFlow(await discover("realm-console"), new Agent(), "openid profile offline_access", `${h.url}/console/callback`);
+    const r = await fetch(`${h.url}/api/identity/roles`, { headers: { authorization: `Bearer ${own.access_token}` } });
     expect(r.status).toBe(403);
-    const bad = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${tokens.access_token}x` } });
+    const ok = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${own.access_token}` } });
+    expect(ok.status).toBe(200);
+    const bad = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${own.access_token}x` } });
     expect(bad.status).toBe(401);
   });
 
-  it("client credentials: a service token that carries its principal's admin role", async () => {
+  it("client credentials: a service gets a token, which the admin API does not take (401)", async () => {
     const cfg = await discover("bot", svcSecret);
     const t = await oc.clientCredentialsGrant(cfg, {});
     expect(t.access_token).toBeDefined();
     const r = await fetch(`${h.url}/api/identity/principals`, { headers: { authorization: `Bearer ${t.access_token}` } });
-    expect(r.status).toBe(200);
+    expect(r.status).toBe(401);
     await expect(oc.clientCredentialsGrant(await discover("bot", "wrong-secret"), {})).rejects.toMatchObject({ status: 401, cause: [{ parameters: { error: "invalid_client" } }] });
   });
 

@@ -16,6 +16,8 @@ import { createIdentityContext } from "../../identity/service.js";
 import { identityAuthOf } from "../../identity/auth.js";
 import { CREDENTIALS_BUCKET, CredentialStore } from "../../identity/credentials.js";
 import { KEYS_BUCKET, type KeyMaterial } from "../../identity/oidc/keys.js";
+import { REALM_CONSOLE_CLIENT } from "../../identity/realm-clients.js";
+import { registerRealmClients } from "../support/realm-clients.js";
 
 /**
  * Secrets at rest: after a real OIDC flow, a TOTP enrollment and an LDAP directory registration, the
@@ -30,7 +32,6 @@ cn: Lena Ldap
 sn: Ldap
 
 `;
-const redirect = "http://127.0.0.1:9/cb";
 const annPassword = "ann's sealed passphrase";
 /** A principal id that appears in clear in the event stream (the scan's positive control). */
 const marker = "sealscanmarker7q";
@@ -39,7 +40,6 @@ let h: IdentityHarness;
 let ldap: TestSlapd;
 let host2: Host | undefined;
 let harnessHostStopped = false;
-let webSecret: string;
 const log = createLogger({ level: "silent" });
 /** What must not be found in the store, by name. */
 const secrets = new Map<string, string>();
@@ -50,7 +50,7 @@ beforeAll(async () => {
   await h.call("principal.create", { id: "ann", kind: "person", displayName: "Ann" });
   await h.call("principal.setPassword", { id: "ann", password: annPassword });
   await h.call("policy.bind", { id: "ann-admin", role: "realm-admin", subject: { kind: "principal", id: "ann" } });
-  webSecret = (await h.call<{ clientSecret: string }>("client.register", { id: "web", displayName: "Web", redirectUris: [redirect], grantTypes: ["authorization_code", "refresh_token"], trusted: true })).clientSecret;
+  await registerRealmClients((input) => h.call("client.register", input), h.url);
 });
 afterAll(async () => {
   await host2?.stop();
@@ -60,12 +60,14 @@ afterAll(async () => {
   await ldap?.stop();
 });
 
-const discover = () => oc.discovery(new URL(h.issuer), "web", undefined, oc.ClientSecretBasic(webSecret), { execute: [oc.allowInsecureRequests] });
+// The admin API takes tokens of the realm's own clients only: realm-console (public, PKCE).
+const discover = () => oc.discovery(new URL(h.issuer), REALM_CONSOLE_CLIENT, undefined, oc.None(), { execute: [oc.allowInsecureRequests] });
 const api = (url: string, token: string) => fetch(`${url}/api/identity/principals`, { headers: { authorization: `Bearer ${token}` } });
 
 describe("secrets in NATS KV are sealed at rest", () => {
   it("an access token authenticates the admin API, and still does after a restart of the context with the same Sealer", async () => {
     const cfg = await discover();
+    const redirect = `${h.url}/console/callback`;
     const verifier = oc.randomPKCECodeVerifier();
     const state = oc.randomState();
     const url = oc.buildAuthorizationUrl(cfg, { redirect_uri: redirect, scope: "openid offline_access", prompt: "consent", state, code_challenge: await oc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256" });
@@ -93,8 +95,8 @@ describe("secrets in NATS KV are sealed at rest", () => {
     // The refresh token, the TOTP step and the bind password open too.
     const res = await fetch(`${host2.httpUrl}/oidc/token`, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`web:${webSecret}`).toString("base64")}` },
-      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: tokens.refresh_token! }),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: tokens.refresh_token!, client_id: REALM_CONSOLE_CLIENT }),
     });
     expect(res.status).toBe(200);
     const refreshed = (await res.json()) as { access_token: string; refresh_token: string };
