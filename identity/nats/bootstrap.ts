@@ -1,14 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createAccount, createOperator, encodeOperator } from "@nats-io/jwt";
+import { createAccount, createOperator } from "@nats-io/jwt";
 import type { OperatorPart } from "../../services/nats/config.js";
 import { accountDecider, type AccountState } from "./domain/account.js";
 import { JETSTREAM_UNLIMITED, validateLimits } from "./domain/validation.js";
 import type { KeyPair } from "@nats-io/nkeys";
 import type { RootSigner } from "../../services/kernel/trust.js";
 import type { UserPermissions } from "./domain/validation.js";
-import { seedOf, signAccount, validateAccountJwt } from "./jwt.js";
+import { kpFromSeed, nkeyFromSeed, seedOf, signAccount, signOperator, validateAccountJwt } from "./jwt.js";
 import { KeyStore, sealBundle, type SealedBundle } from "./keystore.js";
 
 /** What `bootstrapOperator` leaves in `<dir>/operator.json` (public material only). */
@@ -111,10 +111,10 @@ export async function bootstrapOperator(dir: string, passphrase?: string, opts: 
   writeFileSync(bundleFile, JSON.stringify(sealed, null, 2), { mode: 0o600 });
   keys.put(opSk.getPublicKey(), seedOf(opSk));
   for (const k of [sys, sysSk, realm, realmSk]) keys.put(k.getPublicKey(), seedOf(k));
-  const operatorJwt = await encodeOperator(operatorName, opId, { signing_keys: [opSk.getPublicKey()], system_account: sys.getPublicKey() } as never);
+  const operatorJwt = signOperator(operatorName, nkeyFromSeed(seedOf(opId), { cache: false }), { signing_keys: [opSk.getPublicKey()], system_account: sys.getPublicKey() });
   opts.onRootKey?.(operatorRootSigner(opId));
   opId.clear(); // the identity seed now exists only inside the sealed bundle
-  const signer = { operatorPublicKey: opPub, signingKey: opSk };
+  const signer = { operatorPublicKey: opPub, signingKey: kpFromSeed(seedOf(opSk)) };
   const sysState = systemAccountState(sys.getPublicKey(), sysSk.getPublicKey());
   const realmState = realmAccountState(realm.getPublicKey(), realmSk.getPublicKey());
   const resolve = { accountKey: (n: string) => n };

@@ -1,9 +1,11 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
 import { commaList as list } from "../../services/cli/output.js";
+import { RealmError, invalid } from "../../services/kernel/errors.js";
 import { bootstrapOperator } from "./bootstrap.js";
+import { CSV_COLUMNS, chunkUsers, parseUsersCsv, type CsvDefaults, type CsvUser } from "./users-csv.js";
 
 /**
  * `realm account ...`, `realm user ...`, `realm creds ...`: talk to a running realm over NATS
@@ -16,7 +18,7 @@ const num = (v: string) => {
 };
 const print = (o: unknown) => console.log(JSON.stringify(o, null, 2));
 type Flags = ConnectionFlags & Record<string, unknown>;
-const call = (o: Flags, kind: "commands" | "queries", name: string, input: object) => callContext(o, "identity", kind, name, input);
+const call = (o: Flags, kind: "commands" | "queries", name: string, input: object, timeoutMs?: number) => callContext(o, "identity", kind, name, input, timeoutMs);
 
 function limitsFrom(o: Flags): Record<string, number | boolean> {
   const map: Record<string, string> = { conns: "conn", subs: "subs", payload: "payload", data: "data", leafConns: "leaf", imports: "imports", exports: "exports", jsMem: "memStorage", jsDisk: "diskStorage", jsStreams: "streams", jsConsumers: "consumer" };
@@ -24,6 +26,81 @@ function limitsFrom(o: Flags): Record<string, number | boolean> {
   for (const [flag, key] of Object.entries(map)) if (o[flag] !== undefined) out[key] = o[flag] as number;
   if (o.wildcardExports !== undefined) out.wildcards = o.wildcardExports as boolean;
   return out;
+}
+
+/**
+ * `user create <account> --from-file users.csv --out-dir dir`: the whole file is checked first (locally, then
+ * against the account: no listed user may hold valid creds, the role must exist), so a bad line names its
+ * line number and nothing of the file is issued; then user.createMany in chunks (at most 1,000 users and a
+ * reply under NATS' max_payload each), every user's creds written to <dir>/<name>.creds (0600) as its chunk
+ * returns, progress on stderr every 1,000 users.
+ */
+async function createFromFile(acct: string, name: string | undefined, o: Flags): Promise<void> {
+  if (name) throw invalid("give either a user name or --from-file");
+  if (o.out) throw invalid("--from-file writes to --out-dir, not --out");
+  if (!o.outDir) throw invalid("--from-file needs --out-dir <dir> for the creds files");
+  if (o.allowPub || o.allowSub || o.tag) throw invalid("with --from-file, allow lists and tags come from the file (columns allow_pub, allow_sub, tags)");
+  const dir = o.outDir as string;
+  let text: string;
+  try {
+    text = readFileSync(o.fromFile as string, "utf8");
+  } catch (err) {
+    throw invalid(`cannot read ${String(o.fromFile)}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const defaults: CsvDefaults = {
+    ...(o.kind ? { kind: o.kind as CsvDefaults["kind"] } : {}), ...(o.expiryDays ? { expiresInDays: o.expiryDays as number } : {}),
+    ...(o.denyPub ? { denyPub: o.denyPub as string[] } : {}), ...(o.denySub ? { denySub: o.denySub as string[] } : {}),
+    ...(o.allowPubResponse ? { resp: { max: o.allowPubResponse as number, ttlMs: (o.responseTtlMs as number) ?? 0 } } : {}),
+    ...(o.sourceNetwork ? { src: o.sourceNetwork as string[] } : {}), ...(o.connType ? { connectionTypes: o.connType as string[] } : {}),
+    ...(o.bearer ? { bearer: true } : {}), ...(o.role ? { role: o.role as string } : {}), ...(o.preset ? { preset: o.preset as "operator" } : {}),
+  };
+  const users = parseUsersCsv(text, defaults);
+  for (const u of users) if (existsSync(join(dir, `${u.input.name}.creds`))) throw invalid(`line ${u.line}: ${join(dir, `${u.input.name}.creds`)} exists already`);
+  await checkAgainstAccount(acct, users, o);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const chunks = chunkUsers(users);
+  const failures: string[] = [];
+  const refs: { user: string; secretRef: unknown }[] = [];
+  let done = 0;
+  let issued = 0;
+  for (const chunk of chunks) {
+    let r: { users: { user: string; publicKey?: string; creds?: string; secretRef?: unknown; error?: { code: string; message: string } }[] };
+    try {
+      r = (await call(o, "commands", "user.createMany", { account: acct, users: chunk.map((u) => u.input) }, 120_000)) as typeof r;
+    } catch (err) {
+      const e = err instanceof RealmError ? err : new RealmError("UNAVAILABLE", String(err));
+      const index = (e.details as { index?: number } | undefined)?.index;
+      const where = index !== undefined && chunk[index] ? `line ${chunk[index].line}: ` : "";
+      const before = done ? ` (lines before ${chunk[0]!.line} were issued: ${done} users, creds in ${dir})` : " (nothing of the file was issued)";
+      throw new RealmError(e.code, `${where}${e.message}${before}`, e.details);
+    }
+    r.users.forEach((u, i) => {
+      if (u.error) failures.push(`line ${chunk[i]!.line} (${u.user}): ${u.error.code} ${u.error.message}`);
+      else {
+        issued++;
+        if (u.creds) writeFileSync(join(dir, `${u.user}.creds`), u.creds, { mode: 0o600 });
+        else refs.push({ user: u.user, secretRef: u.secretRef });
+      }
+    });
+    done += chunk.length;
+    if (done % 1000 === 0 || done === users.length) console.error(`${done}/${users.length} users done`);
+  }
+  print({ account: acct, issued, failed: failures.length, ...(refs.length ? { escrowed: refs } : { dir }) });
+  if (failures.length) throw new RealmError("CONFLICT", `${failures.length} users were not issued: ${failures.join("; ")}`);
+}
+
+/** The account-side checks of a file before any call that issues: users with valid creds, the role. */
+async function checkAgainstAccount(acct: string, users: CsvUser[], o: Flags): Promise<void> {
+  let listed: { users: { name: string; revoked: boolean; expiresAt: number }[] };
+  try {
+    listed = (await call(o, "queries", "users", { account: acct })) as typeof listed;
+  } catch (err) {
+    if (err instanceof RealmError && err.code === "FORBIDDEN") return void console.error("note: may not list the account's users; the realm checks each chunk itself");
+    throw err;
+  }
+  const t = Math.floor(Date.now() / 1000);
+  const valid = new Set(listed.users.filter((u) => !u.revoked && u.expiresAt > t).map((u) => u.name));
+  for (const u of users) if (valid.has(u.input.name)) throw new RealmError("ALREADY_EXISTS", `line ${u.line}: NATS user ${acct}/${u.input.name} has valid creds; revoke first (nothing of the file was issued)`);
 }
 
 const withLimits = (c: Command) =>
@@ -78,8 +155,8 @@ export function registerNatsAccountCommands(program: Command): void {
     });
 
   const user = program.command("user").description("NATS users: create (creds once), revoke, list");
-  withConnectionOptions(user.command("create <account> <name>").description("issue a user; prints the .creds once (or its escrow reference)"))
-    .option("--kind <kind>", "person | service | agent", "person")
+  withConnectionOptions(user.command("create <account> [name]").description("issue a user; prints the .creds once (or its escrow reference). With --from-file: many users, their creds into --out-dir"))
+    .option("--kind <kind>", "person | service | agent (with --from-file: for lines that name none)", "person")
     .option("--allow-pub <subjects>", "comma list", list)
     .option("--deny-pub <subjects>", "comma list", list)
     .option("--allow-sub <subjects>", "comma list", list)
@@ -94,7 +171,11 @@ export function registerNatsAccountCommands(program: Command): void {
     .option("--role <role>", "sign with the account's scoped signing key of this role")
     .option("--preset <preset>", "operator: a realm operator (send commands and queries, read its own inbox; realm account only)")
     .option("--out <file>", "write the creds here (mode 0600) instead of stdout")
-    .action(async (acct: string, name: string, o: Flags) => {
+    .option("--from-file <csv>", `many users: a CSV with the header ${CSV_COLUMNS.join(",")} (lists ;-separated); every line is checked before any user is issued`)
+    .option("--out-dir <dir>", "with --from-file: write each user's creds to <dir>/<name>.creds (mode 0600)")
+    .action(async (acct: string, name: string | undefined, o: Flags) => {
+      if (o.fromFile) return createFromFile(acct, name, o);
+      if (!name) throw invalid("name the user (or give --from-file)");
       const perm = (a?: unknown, d?: unknown) => (a || d ? { ...(a ? { allow: a } : {}), ...(d ? { deny: d } : {}) } : undefined);
       const pub = perm(o.allowPub, o.denyPub);
       const sub = perm(o.allowSub, o.denySub);
