@@ -34,6 +34,29 @@ export function pkiProjection(): ProjectionDefinition<PkiModel> {
       }
       return m;
     },
+    // Snapshot records: the counter, then one per issuer, certificate and index entry (Sets as arrays).
+    snapshot: {
+      *encode(m) {
+        yield ["revocations", m.revocations];
+        for (const [id, s] of m.issuers) yield ["issuer", id, s];
+        for (const [id, c] of m.certificates) yield ["certificate", id, c];
+        for (const [name, serials] of m.byName) yield ["name", name, [...serials]];
+        for (const [issuer, serials] of m.revokedBy) yield ["revoked", issuer, [...serials]];
+      },
+      decode(records) {
+        const m: PkiModel = { issuers: new Map(), certificates: new Map(), byName: new Map(), revokedBy: new Map(), revocations: 0 };
+        for (const rec of records) {
+          const r = rec as [string, unknown, unknown];
+          if (r[0] === "revocations") m.revocations = r[1] as number;
+          else if (r[0] === "issuer") m.issuers.set(r[1] as string, r[2] as IssuerState);
+          else if (r[0] === "certificate") m.certificates.set(r[1] as string, r[2] as CertificateState);
+          else if (r[0] === "name") m.byName.set(r[1] as string, new Set(r[2] as string[]));
+          else if (r[0] === "revoked") m.revokedBy.set(r[1] as string, new Set(r[2] as string[]));
+          else throw new Error(`not a PKI record: ${JSON.stringify(r[0])}`);
+        }
+        return m;
+      },
+    },
   };
 }
 

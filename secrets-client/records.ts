@@ -41,6 +41,15 @@ export const secretsProjection = () => ({
     m.set(d.itemId, { itemId: d.itemId, principal: d.principal, name: d.name, revision: d.revision, versions: (prev?.versions ?? 0) + 1, firstAt: prev?.firstAt ?? e.occurredAt, lastAt: e.occurredAt, causedBy: e.causationId });
     return m;
   },
+  // Snapshot records: one escrowed secret each (its item id is in it).
+  snapshot: {
+    encode: (m: Map<string, EscrowedSecret>) => m.values(),
+    decode(records: Iterable<unknown>) {
+      const m = new Map<string, EscrowedSecret>();
+      for (const r of records) m.set((r as EscrowedSecret).itemId, r as EscrowedSecret);
+      return m;
+    },
+  },
 });
 
 export interface SecretsContext extends RealmContext {

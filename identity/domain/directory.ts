@@ -62,6 +62,22 @@ export const directoryProjection: ProjectionDefinition<Directory> = {
   version: 1,
   initial: emptyDirectory,
   apply: (d, e) => applyToDirectory(d, e),
+  // Snapshot records: [map, id, state], one per aggregate (states are plain JSON values).
+  snapshot: {
+    *encode(d) {
+      for (const key of Object.keys(d) as (keyof Directory)[]) for (const [id, s] of d[key] as Map<string, unknown>) yield [key, id, s];
+    },
+    decode(records) {
+      const d = emptyDirectory();
+      for (const rec of records) {
+        const [key, id, s] = rec as [keyof Directory, string, unknown];
+        const map = Object.hasOwn(d, key) ? (d[key] as Map<string, unknown>) : undefined;
+        if (!map) throw new Error(`not a directory record: ${JSON.stringify(key)}`);
+        map.set(id, s);
+      }
+      return d;
+    },
+  },
 };
 
 /** The groups a principal is a member of. */

@@ -1,5 +1,5 @@
 import type { EventProblem } from "./chain.js";
-import { StreamDigest, type CheckpointData } from "./checkpoint.js";
+import { digestVersionOf, LegacyStreamDigest, StreamDigest, STREAM_DIGEST_VERSION, type CheckpointData } from "./checkpoint.js";
 import type { EventStore } from "./store.js";
 
 export type ChainBreak = EventProblem & { context: string };
@@ -26,12 +26,17 @@ const MAX_LISTED = 100;
  * key the trust document gives that subject, `prev` chain and versions), reporting every message that
  * fails. Checkpoints (oldest first) are compared on the way: the stream digest must equal each one's at its
  * sequence, and the stream must reach the last one; otherwise messages were altered, removed or cut off
- * (reported as checkpoint-mismatch / missing-tail).
+ * (reported as checkpoint-mismatch / missing-tail). Each checkpoint is compared with the digest of its own
+ * definition (`digestVersion`): the version-1 digest is computed too while a checkpoint of version 1 is
+ * still ahead, so checkpoints written before the segmented digest still verify (and still catch changes).
  */
 export async function verifyChains(store: EventStore, opts: { checkpoints?: CheckpointData[]; onProgress?: (events: number) => void } = {}): Promise<AuditReport> {
   const chain = store.chainVerifier();
   const digest = new StreamDigest();
   const pending = [...(opts.checkpoints ?? [])].sort((a, b) => a.seq - b.seq);
+  const unknown = pending.filter((cp) => digestVersionOf(cp) !== 1 && digestVersionOf(cp) !== STREAM_DIGEST_VERSION);
+  const legacyUntil = Math.max(0, ...pending.filter((cp) => digestVersionOf(cp) === 1).map((cp) => cp.seq));
+  const legacy = legacyUntil > 0 ? new LegacyStreamDigest() : undefined;
   const last = pending[pending.length - 1];
   const problems: ChainBreak[] = [];
   let problemCount = 0;
@@ -45,7 +50,9 @@ export async function verifyChains(store: EventStore, opts: { checkpoints?: Chec
   const compareUpTo = (seq: number, inclusive: boolean) => {
     while (pending.length && (inclusive ? pending[0]!.seq <= seq : pending[0]!.seq < seq)) {
       const cp = pending.shift()!;
-      if (cp.seq !== lastSeq || digest.hex !== cp.digest) {
+      // A checkpoint of a digest definition this code does not know (a newer realm's) says only how far.
+      const hex = unknown.includes(cp) ? cp.digest : digestVersionOf(cp) === 1 ? legacy!.hex : digest.hex;
+      if (cp.seq !== lastSeq || hex !== cp.digest) {
         matched = false;
         report({ stream: store.stream, seq: cp.seq, subject: "", reason: "checkpoint-mismatch", message: `${store.stream}: the messages up to seq ${cp.seq} differ from what the auditor verified at ${cp.at} (${cp.seq !== lastSeq ? `seq ${cp.seq} is missing` : "digest differs"})` });
       }
@@ -56,6 +63,7 @@ export async function verifyChains(store: EventStore, opts: { checkpoints?: Chec
     events++;
     if (opts.onProgress && events % 10_000 === 0) opts.onProgress(events);
     digest.update(m.seq, m.data);
+    if (legacy && m.seq <= legacyUntil) legacy.update(m.seq, m.data);
     lastSeq = m.seq;
     const r = chain.verify(m.seq, m.subject, m.data);
     if ("problem" in r) report(r.problem);

@@ -3,7 +3,9 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { realmContexts } from "./audit-all.js";
 import { CHECKPOINT_AGGREGATE, CHECKPOINT_CONTEXT, CheckpointEvents, checkpointSubject, type CheckpointData } from "./checkpoint.js";
 import { newId } from "./envelope.js";
+import { answers } from "./nats-reachable.js";
 import { Projection, type ProblemLog, type QuarantinedEvent } from "./projection.js";
+import type { SnapshotOptions } from "./projection-snapshot.js";
 import { EventStore, type AggregatePosition } from "./store.js";
 import type { RealmTrust } from "./trust.js";
 
@@ -15,17 +17,8 @@ export interface AuditorOptions {
   everyMessages?: number;
   /** Where the latest checkpoint of each stream is also kept, outside NATS (JSON). */
   recordFile?: string | undefined;
-}
-
-/** True when the server answers a PING within `ms` (a disconnected client would wait for the reconnect). */
-async function answers(nc: NatsConnection, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([nc.flush().then(() => true, () => false), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  /** Snapshots of the auditor's projections (projection-snapshot.ts); default on, `false` off. */
+  snapshots?: false | SnapshotOptions;
 }
 
 /** Reads the auditor's local record of its latest checkpoints (stream -> checkpoint). */
@@ -41,8 +34,8 @@ export function readCheckpointRecord(file: string | undefined): Record<string, C
 /**
  * The realm's auditor: follows every context stream with a verifying projection that keeps no read model,
  * and appends signed checkpoints (checkpoint.ts) to REALM_REALM when a stream has moved, every
- * `intervalMs` or `everyMessages`, and when it stops. It starts from each stream's latest checkpoint, so a
- * restart verifies only what came after it.
+ * `intervalMs` or `everyMessages`, and when it stops. It starts from its newest snapshot of each stream
+ * (or from zero) and trusts the latest checkpoint beyond it, so a restart verifies only what came after.
  */
 export class Auditor {
   private readonly followed = new Map<string, { projection: Projection<null>; ready: Promise<void>; position: AggregatePosition; checkpointed: CheckpointData | undefined; atMs: number }>();
@@ -73,7 +66,9 @@ export class Auditor {
     for (const context of await realmContexts(this.nc)) {
       if (context === CHECKPOINT_CONTEXT || this.followed.has(context)) continue;
       const store = await EventStore.open(this.nc, context, { trust: this.trust });
-      const projection = new Projection<null>(store, { name: `audit-${context}`, version: 1, initial: () => null, apply: (s) => s }, { log: this.opts.log });
+      // Keeps no read model; its snapshots (the realm's, signed by the realm key) carry the chain heads, the
+      // problems and the stream digest, so a restart verifies only what came after the newest one.
+      const projection = new Projection<null>(store, { name: `audit-${context}`, version: 1, initial: () => null, apply: (s) => s, snapshot: { owner: CHECKPOINT_CONTEXT, encode: () => [], decode: () => null } }, { log: this.opts.log, ...(this.opts.snapshots !== undefined ? { snapshots: this.opts.snapshots } : {}) });
       const position = await this.checkpointPosition(store.stream);
       const ready = projection.start();
       ready.catch((err: unknown) => this.opts.log?.error({ context, err: err instanceof Error ? err.message : String(err) }, "auditor: cannot follow stream"));

@@ -65,12 +65,12 @@ export function parseEnvelope(data: Uint8Array): EventEnvelope | string {
  * aggregate still links to the last good one.
  */
 export class ChainVerifier {
-  readonly heads = new Map<string, ChainHead>();
-
   constructor(
     readonly context: string,
     readonly stream: string,
     readonly trust: TrustVerifier,
+    /** Aggregate heads to go on from (a projection's snapshot); a fresh verifier starts with none. */
+    readonly heads = new Map<string, ChainHead>(),
   ) {}
 
   headOf(aggregate: { type: string; id: string }): ChainHead | undefined {

@@ -1,19 +1,22 @@
-import { createHash, type Hash } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { ChainVerifier, type ProblemReason } from "./chain.js";
 import type { EventEnvelope } from "./envelope.js";
 import { eventSubject, streamName } from "./subjects.js";
 import type { TrustVerifier } from "./trust.js";
 
+export { LegacyStreamDigest, StreamDigest, STREAM_DIGEST_VERSION, digestVersionOf, type DigestResumePoint } from "./stream-digest.js";
+
 /**
  * Signed stream checkpoints. The realm's auditor (the `realm` context) follows every context stream,
  * verifies every event, and appends to its own stream REALM_REALM, at intervals, a `StreamCheckpointed`
  * event per stream: the head sequence, the CID at the head, and a digest over every message up to it.
  *
- * The digest is SHA-256 over the stream in sequence order, each message framed as seq (64-bit) | length
- * (32-bit) | data (big endian): it changes when any message up to the head is altered, removed or inserted.
- * One running hash, copied at a checkpoint, costs a hash update per message (no hash object per message).
- * This lets `realm audit verify` report a deleted or truncated tail (the stream no longer reaches the
+ * The digest (stream-digest.ts) is SHA-256 over the stream in sequence order, each message framed as seq
+ * (64-bit) | length (32-bit) | data (big endian), chained segment by segment (version 2) so that a snapshot
+ * can resume it: it changes when any message up to the head is altered, removed or inserted. It costs a hash
+ * update per message (no hash object per message). `digestVersion` says which definition a checkpoint used
+ * (absent: version 1, one running hash); readers compare a checkpoint only with the same definition. This
+ * lets `realm audit verify` report a deleted or truncated tail (the stream no longer reaches the
  * checkpoint, or differs before it), and lets a projection that rebuilds skip the Ed25519 check of each
  * event the checkpoint covers: it recomputes the digest (two SHA-256 per message) and compares it at the
  * head; any difference sends it back to verifying every event.
@@ -28,6 +31,8 @@ export interface CheckpointData {
   seq: number;
   /** Hex digest over every message up to `seq`. */
   digest: string;
+  /** The digest's definition (stream-digest.ts); absent in checkpoints of version 1. */
+  digestVersion?: number;
   /** CID of the event at `seq` (null when that message is not an event). */
   headCid: string | null;
   /** Messages seen up to `seq`. */
@@ -40,27 +45,6 @@ export interface CheckpointData {
 }
 
 export const MAX_CHECKPOINT_PROBLEMS = 10_000;
-
-export class StreamDigest {
-  private h: Hash = createHash("sha256");
-  private readonly head = Buffer.alloc(12);
-
-  update(seq: number, data: Uint8Array): void {
-    this.head.writeUInt32BE(Math.floor(seq / 2 ** 32), 0);
-    this.head.writeUInt32BE(seq % 2 ** 32, 4);
-    this.head.writeUInt32BE(data.length, 8);
-    this.h.update(this.head).update(data);
-  }
-
-  /** The digest of everything so far (the running hash goes on). */
-  get hex(): string {
-    return this.h.copy().digest("hex");
-  }
-
-  reset(): void {
-    this.h = createHash("sha256");
-  }
-}
 
 export const checkpointSubject = (stream: string) => eventSubject(CHECKPOINT_CONTEXT, CHECKPOINT_AGGREGATE, stream);
 

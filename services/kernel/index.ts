@@ -15,3 +15,7 @@ export * from "./auditor.js";
 export * from "./seal-batch.js";
 export * from "./write-model.js";
 export * from "./command-index.js";
+export * from "./projection-snapshot.js";
+export * from "./snapshot-store.js";
+export * from "./snapshot-manifest.js";
+export * from "./snapshot-records.js";

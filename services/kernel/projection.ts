@@ -2,9 +2,11 @@ import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import { RealmError } from "./errors.js";
 import type { EventEnvelope } from "./envelope.js";
 import { ChainVerifier, type ChainHead, type EventProblem, type ProblemReason } from "./chain.js";
-import { CHECKPOINT_CONTEXT, latestCheckpoint, MAX_CHECKPOINT_PROBLEMS, StreamDigest, type CheckpointData } from "./checkpoint.js";
+import { CHECKPOINT_CONTEXT, digestVersionOf, latestCheckpoint, MAX_CHECKPOINT_PROBLEMS, STREAM_DIGEST_VERSION, StreamDigest, type CheckpointData } from "./checkpoint.js";
 import type { EventStore } from "./store.js";
 import { CommandIndex } from "./command-index.js";
+import { answers } from "./nats-reachable.js";
+import { ProjectionSnapshots, type ProjectionImage, type SnapshotCodec, type SnapshotInfo, type SnapshotOptions } from "./projection-snapshot.js";
 
 /** A named fold over a context's events. `apply` may mutate the state it is given (read models are maps). */
 export interface ProjectionDefinition<S> {
@@ -13,6 +15,11 @@ export interface ProjectionDefinition<S> {
   version: number;
   initial(): S;
   apply(state: S, event: EventEnvelope, seq: number): S;
+  /**
+   * How the read model goes into a snapshot and back (projection-snapshot.ts). With it a projection starts
+   * from its newest verified snapshot and reads only the tail; `version` is part of the snapshot's name.
+   */
+  snapshot?: SnapshotCodec<S>;
 }
 
 export type ProjectionStatus = "idle" | "catching-up" | "live" | "stopped" | "failed";
@@ -21,6 +28,7 @@ export type ProjectionStatus = "idle" | "catching-up" | "live" | "stopped" | "fa
 export interface ProblemLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+  info?(obj: object, msg: string): void;
 }
 
 export interface ProjectionOptions {
@@ -36,6 +44,11 @@ export interface ProjectionOptions {
    * how many the index keeps exactly (default 200,000; older ones answer "maybe").
    */
   indexCommands?: boolean | { recent: number };
+  /**
+   * Snapshots of a definition that has a `snapshot` codec: on by default (start from the newest one that
+   * verifies; take one every so often, and at stop, when this process holds the owner's key); `false` off.
+   */
+  snapshots?: false | SnapshotOptions;
 }
 
 /** A stored message a projection did not apply, and why. */
@@ -64,7 +77,11 @@ export class Projection<S> {
   quarantinedTotal = 0;
   /** Messages seen, and the stream digest over them (what a checkpoint of this stream records). */
   messages = 0;
-  readonly digest = new StreamDigest();
+  digest = new StreamDigest();
+  /** Messages read from the stream and folded since the last reset (not those a snapshot stood for). */
+  read = 0;
+  /** The snapshot this projection went on from, if any. */
+  resumedFrom: SnapshotInfo | undefined;
   /** Verification problems (not `apply` failures) up to `lastSeq`, as a checkpoint lists them. */
   readonly problems: { seq: number; reason: ProblemReason }[] = [];
   problemsComplete = true;
@@ -78,6 +95,9 @@ export class Projection<S> {
   private vouchedSeals: string[] = [];
   private consumer: ConsumerMessages | undefined;
   private stopped = false;
+  readonly snapshots: ProjectionSnapshots<S> | undefined;
+  /** Set while a snapshot is being encoded: ingestion waits for it (the state must not change under it). */
+  private hold: Promise<void> | undefined;
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
 
   constructor(
@@ -88,6 +108,7 @@ export class Projection<S> {
     this.state = def.initial();
     this.chain = store.chainVerifier();
     this.commands = this.newCommandIndex();
+    if (def.snapshot && opts.snapshots !== false) this.snapshots = ProjectionSnapshots.for(store, def, def.snapshot, opts.snapshots ?? {}, opts.log);
   }
 
   private newCommandIndex(): CommandIndex | undefined {
@@ -107,7 +128,7 @@ export class Projection<S> {
 
   /** What a checkpoint of this stream at `lastSeq` says. */
   checkpointData(at = new Date()): CheckpointData {
-    return { stream: this.store.stream, seq: this.lastSeq, digest: this.digest.hex, headCid: this.headCid, messages: this.messages, quarantined: [...this.problems], complete: this.problemsComplete, at: at.toISOString() };
+    return { stream: this.store.stream, seq: this.lastSeq, digest: this.digest.hex, digestVersion: STREAM_DIGEST_VERSION, headCid: this.headCid, messages: this.messages, quarantined: [...this.problems], complete: this.problemsComplete, at: at.toISOString() };
   }
 
   private quarantine(p: EventProblem, verification: boolean): void {
@@ -145,6 +166,51 @@ export class Projection<S> {
     this.problemsComplete = true;
     this.quarantined.length = 0;
     this.quarantinedTotal = 0;
+    this.read = 0;
+    this.resumedFrom = undefined;
+  }
+
+  /** Goes on from the newest snapshot that verifies (only before anything was read); else stays at zero. */
+  private async resume(): Promise<void> {
+    if (!this.snapshots || this.lastSeq > 0) return;
+    const o = this.opts.indexCommands;
+    const loaded = await this.snapshots.load(o ? { recent: typeof o === "object" ? o.recent : undefined } : undefined).catch((err: unknown) => {
+      this.opts.log?.warn({ projection: this.def.name, stream: this.store.stream, err: err instanceof Error ? err.message : String(err) }, `projection ${this.def.name}: no snapshot could be read; reading ${this.store.stream} from the start`);
+      return undefined;
+    });
+    if (!loaded) return;
+    const { image, info } = loaded;
+    this.state = image.state;
+    this.lastSeq = image.seq;
+    this.messages = image.messages;
+    this.headCid = image.headCid;
+    this.digest = image.digest;
+    this.chain = this.store.chainVerifier(image.heads);
+    this.commands = image.commands;
+    for (const p of image.problems) this.problems.push(p);
+    this.problemsComplete = image.problemsComplete;
+    for (const q of image.quarantined) this.quarantined.push(q as QuarantinedEvent);
+    this.quarantinedTotal = image.quarantinedTotal;
+    this.resumedFrom = info;
+    this.opts.log?.info?.({ projection: this.def.name, stream: this.store.stream, seq: info.seq, slot: info.slot, bytes: info.bytes, ms: Math.round(info.ms) }, `projection ${this.def.name} goes on from its snapshot at ${this.store.stream} seq ${info.seq}`);
+  }
+
+  /** What a snapshot takes (by reference: taken while ingestion is held); none while a checkpoint's prefix is unconfirmed. */
+  private image(): ProjectionImage<S> | undefined {
+    if (this.checkpoint || this.status === "failed") return undefined;
+    return { state: this.state, seq: this.lastSeq, headCid: this.headCid, messages: this.messages, digest: this.digest, heads: this.chain.heads, commands: this.commands, problems: this.problems, problemsComplete: this.problemsComplete, quarantined: this.quarantined, quarantinedTotal: this.quarantinedTotal };
+  }
+
+  /**
+   * Takes a snapshot now (resolves once it is stored); undefined when this projection keeps none, this process
+   * does not hold the owner's key, or there is nothing to take (nothing read, or a checkpoint's prefix is open).
+   */
+  snapshot(): Promise<SnapshotInfo | undefined> {
+    if (!this.snapshots || this.lastSeq === 0) return Promise.resolve(undefined);
+    return this.snapshots.take(
+      () => this.image(),
+      (h) => (this.hold = h),
+    );
   }
 
   /** Verifies (or, under a checkpoint, follows) and applies one stored message. The one path for every read. */
@@ -153,6 +219,7 @@ export class Projection<S> {
     if (cp && seq > cp.data.seq) return this.mismatch(`the message at seq ${cp.data.seq} is missing`);
     this.digest.update(seq, data);
     this.messages++;
+    this.read++;
     let event: EventEnvelope | undefined;
     if (cp) {
       const skipped = cp.skip.get(seq);
@@ -191,16 +258,25 @@ export class Projection<S> {
     return "ok";
   }
 
-  /** Takes the stream's latest verified checkpoint as the trusted prefix (only before anything was read). */
+  /**
+   * Takes the stream's latest verified checkpoint as the trusted prefix beyond where the projection is (only
+   * before anything was read: at zero, or at a snapshot). A checkpoint of another digest definition is not
+   * used (its digest cannot be compared); one at the snapshot's own seq must agree with it.
+   */
   private async useCheckpoint(): Promise<void> {
-    if (this.opts.checkpoints === false || this.lastSeq > 0 || this.store.context === CHECKPOINT_CONTEXT) return;
+    if (this.opts.checkpoints === false || this.read > 0 || this.store.context === CHECKPOINT_CONTEXT) return;
     const cp = await latestCheckpoint(this.store.jsm, this.store.trust.verifier, this.store.context);
     if (!cp) return;
     if ("problem" in cp) {
       this.quarantine({ stream: this.store.stream, seq: 0, subject: "", reason: "checkpoint-mismatch", message: `the latest checkpoint of ${this.store.stream} does not verify: ${cp.problem}` }, false);
       return;
     }
-    if (!cp.data.complete) return;
+    if (!cp.data.complete || digestVersionOf(cp.data) !== STREAM_DIGEST_VERSION || cp.data.seq < this.lastSeq) return;
+    if (cp.data.seq === this.lastSeq) {
+      if (this.digest.hex === cp.data.digest) return;
+      this.opts.log?.warn({ projection: this.def.name, stream: this.store.stream, seq: cp.data.seq }, `snapshot of ${this.def.name} at ${this.store.stream} seq ${cp.data.seq} ignored: its digest is not the checkpoint's`);
+      this.reset();
+    }
     this.checkpoint = { data: cp.data, skip: new Map(cp.data.quarantined.map((q) => [q.seq, q.reason])) };
   }
 
@@ -208,6 +284,7 @@ export class Projection<S> {
   async rebuild(): Promise<{ events: number; ms: number }> {
     const started = performance.now();
     this.reset();
+    await this.resume();
     await this.useCheckpoint();
     for (let again = true; again; ) {
       again = false;
@@ -239,6 +316,7 @@ export class Projection<S> {
   async start(): Promise<void> {
     this.status = "catching-up";
     this.stopped = false;
+    await this.resume();
     await this.useCheckpoint();
     let caughtUp!: () => void;
     let failed!: (err: RealmError) => void;
@@ -265,6 +343,10 @@ export class Projection<S> {
       clearTimeout(timer);
     }
     if (this.status === "catching-up") this.status = "live";
+    this.snapshots?.schedule(
+      () => ({ seq: this.lastSeq, live: this.status === "live" }),
+      () => this.snapshot(),
+    );
   }
 
   private async follow(caughtUp: () => void, failed: (err: RealmError) => void): Promise<void> {
@@ -284,6 +366,10 @@ export class Projection<S> {
           if (performance.now() - yielded > 50) {
             await new Promise((r) => setImmediate(r));
             yielded = performance.now();
+          }
+          if (this.hold) {
+            await this.hold;
+            if (this.stopped) break;
           }
           if (this.ingest(m.seq, m.subject, m.data) === "restart") {
             again = true;
@@ -339,7 +425,9 @@ export class Projection<S> {
     });
   }
 
+  /** Stops following; a projection that was live takes a last snapshot when it moved and NATS answers. */
   async stop(): Promise<void> {
+    const wasLive = this.status === "live";
     this.stopped = true;
     this.status = "stopped";
     await this.consumer?.close().catch(() => undefined);
@@ -347,5 +435,14 @@ export class Projection<S> {
       clearTimeout(w.timer);
       w.reject(new RealmError("UNAVAILABLE", `projection ${this.def.name} stopped`));
     }
+    const s = this.snapshots;
+    if (!s) return;
+    await s.unschedule();
+    if (!wasLive || !s.writable || this.lastSeq <= s.lastSeq) return;
+    if (!(await answers(this.store.nc, 2_000))) {
+      this.opts.log?.warn({ projection: this.def.name, stream: this.store.stream }, `projection ${this.def.name}: NATS unreachable at stop; no last snapshot`);
+      return;
+    }
+    await this.snapshot().catch((err: unknown) => this.opts.log?.error({ projection: this.def.name, stream: this.store.stream, err: err instanceof Error ? err.message : String(err) }, `projection ${this.def.name}: last snapshot failed`));
   }
 }

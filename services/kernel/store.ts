@@ -14,7 +14,7 @@ import {
 import { conflict, invalid, RealmError } from "./errors.js";
 import { canonicalEnvelope, cidOfCanonical, eventIdFor, sealedEnvelope, type EventEnvelope } from "./envelope.js";
 import { BatchSealer } from "./seal-batch.js";
-import { ChainVerifier, type EventProblem } from "./chain.js";
+import { ChainVerifier, type ChainHead, type EventProblem } from "./chain.js";
 import { Headers, eventSubject, eventsWildcard, streamName, assertToken } from "./subjects.js";
 import type { RealmTrust } from "./trust.js";
 
@@ -193,9 +193,9 @@ export class EventStore {
     return { signatures: this.sealer?.signatures ?? 0, sealed: this.sealer?.sealed ?? 0 };
   }
 
-  /** A verifier of this store's stream (one per read: it keeps the chain heads of what it has seen). */
-  chainVerifier(): ChainVerifier {
-    return new ChainVerifier(this.context, this.stream, this.trust.verifier);
+  /** A verifier of this store's stream (one per read: it keeps the chain heads of what it has seen, or is given). */
+  chainVerifier(heads?: Map<string, ChainHead>): ChainVerifier {
+    return new ChainVerifier(this.context, this.stream, this.trust.verifier, heads);
   }
 
   /** The stream sequence of the last message on an aggregate's subject (0 when it has none): one request. */

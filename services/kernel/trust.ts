@@ -185,6 +185,21 @@ export class TrustVerifier {
     return null;
   }
 
+  /**
+   * True when `sig` (base64url) over `message` is by the key `kid`, and that key is one of `writer`'s in the
+   * trust document: what a writer signs besides events (snapshots of its projections, projection-snapshot.ts).
+   * The caller domain-separates `message` so it can never be taken for an event's CID or batch root.
+   */
+  verifyBy(writer: string, kid: string, message: Uint8Array, sig: string): boolean {
+    const entry = this.keys.get(kid);
+    if (!entry || entry.writer.name !== writer) return false;
+    try {
+      return edVerify(null, message, entry.key, Buffer.from(sig, "base64url"));
+    } catch {
+      return false;
+    }
+  }
+
   /** Records a seal verified elsewhere (a stream prefix covered by a verified checkpoint). */
   remember(cid: string, seal: string): void {
     if (this.verified.size >= this.maxCached) {
