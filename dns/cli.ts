@@ -1,9 +1,15 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
 import { printJson as print } from "../services/cli/output.js";
 import { parseZoneFile } from "./domain/zonefile.js";
 import { cidOfBytes } from "./cid.js";
+import { uploadZoneFile } from "./upload-client.js";
+
+/** Files up to this size go inline (`text`, well within a NATS message); bigger ones through the uploads bucket. */
+const INLINE_IMPORT_BYTES = 256 * 1024;
+/** How long `realm zone import` waits for the realm to check and import a big file (its reply may take 15 minutes). */
+const IMPORT_TIMEOUT_MS = 15 * 60_000;
 
 type Conn = ConnectionFlags;
 const connOptions = withConnectionOptions;
@@ -35,11 +41,16 @@ export function registerDnsCommands(program: Command): void {
   verb(zone, "list", "list zones").action(async (o: Conn) => print(await call(o, "queries", "zones", {})));
   verb(zone, "delete <zone>", "delete a zone").action(async (z: string, o: Conn) => print(await call(o, "commands", "zone.delete", { zone: z })));
   verb(zone, "import <zone> <file>", "replace a zone's records with a master file (validated whole first; an error names its line)").action(async (z: string, file: string, o: Conn) => {
-    process.stderr.write(`checking ${file} ...\n`);
-    const text = readFileSync(file, "utf8");
-    const parsed = parseZoneFile(text, z.endsWith(".") ? z : `${z}.`);
-    process.stderr.write(`${parsed.records.length} records read, importing ...\n`);
-    print(await call(o, "commands", "zone.import", { zone: z, text }));
+    const size = statSync(file).size;
+    if (size <= INLINE_IMPORT_BYTES) {
+      process.stderr.write(`importing ${file} (${size} bytes) ...\n`);
+      return print(await call(o, "commands", "zone.import", { zone: z, text: readFileSync(file, "utf8") }));
+    }
+    // Too big for one NATS message: through the realm's uploads bucket; the realm checks and imports it.
+    process.stderr.write(`uploading ${file} (${size} bytes) ...\n`);
+    const up = await uploadZoneFile(o, z, file);
+    process.stderr.write(`checking and importing ...\n`);
+    print(await callContext(o, "dns", "commands", "zone.import", { zone: z, upload: up.name, sha256: up.sha256 }, IMPORT_TIMEOUT_MS));
   });
   verb(zone, "export <zone>", "print a zone as a master file")
     .option("-o, --output <file>", "write to a file")

@@ -4,6 +4,11 @@
  */
 export const DNS_CONTEXT = "dns";
 export const DNS_STREAM = "REALM_DNS";
+/**
+ * The Object Store bucket a master file too big for one NATS message travels through: the operator's CLI
+ * puts it there, `zone.import` names it (`upload`), the dns context reads and deletes it (uploads.ts).
+ */
+export const DNS_UPLOADS_BUCKET = "realm_dns_uploads";
 
 export const DnsSubjects = {
   zones: "realm.dns.queries.zones",
@@ -13,6 +18,7 @@ export const DnsSubjects = {
   subjects: "realm.dns.queries.subjects",
   cid: "realm.dns.queries.cid",
   recordAdd: "realm.dns.commands.record.add",
+  zoneImport: "realm.dns.commands.zone.import",
   hostAdd: "realm.dns.commands.host.add",
   subjectRegister: "realm.dns.commands.subject.register",
   cidRegister: "realm.dns.commands.cid.register",
@@ -24,7 +30,12 @@ export const DnsEventTypes = {
   ZoneCreated: "ZoneCreated",
   ZoneSoaChanged: "ZoneSoaChanged",
   ZoneDeleted: "ZoneDeleted",
+  /** Legacy (one event with every record); new imports are Started, Chunk x N, Committed. */
   ZoneImported: "ZoneImported",
+  ZoneImportStarted: "ZoneImportStarted",
+  ZoneImportChunk: "ZoneImportChunk",
+  /** The zone now holds the import (a zone created by an import exists from here on). */
+  ZoneImportCommitted: "ZoneImportCommitted",
   RecordAdded: "RecordAdded",
   RecordRemoved: "RecordRemoved",
   RecordSetChanged: "RecordSetChanged",

@@ -1,26 +1,35 @@
 import type { EventEnvelope, ProjectionDefinition } from "../services/kernel/index.js";
-import { applyZoneEvent, zoneDecider, type ZoneState } from "./domain/zone.js";
-import { applySubjectEvent, emptySubjects, type SubjectRegistry } from "./domain/subjects.js";
-import { applyObjectEvent, emptyObjects, type ObjectRegistry } from "./domain/objects.js";
+import { applyZoneEvent, rrKey, zoneDecider, type ZoneState } from "./domain/zone.js";
+import { ImportEvents } from "./domain/import.js";
+import { applySubjectEvent, emptySubjects, type Namespace, type SubjectRegistry } from "./domain/subjects.js";
+import { applyObjectEvent, emptyObjects, type NamedObject, type ObjectRegistry } from "./domain/objects.js";
 
 /** The name domain's read model: every zone, the subject namespaces and the named objects, in memory. */
 export interface NameModel {
   zones: Map<string, ZoneState>;
-  /** Deleted zones (their last serial: a zone created again goes on counting from it, as secondaries expect). */
+  /**
+   * Zones that do not exist now: deleted ones (their last serial: a zone created again goes on counting from
+   * it, as secondaries expect), and new zones an import is being staged for.
+   */
   deletedZones: Map<string, ZoneState>;
   subjects: SubjectRegistry;
   objects: ObjectRegistry;
 }
 
+/** Zone events that change nothing a reader sees: an import's start and chunks (staged until its commit). */
+const STAGING = new Set<string>([ImportEvents.Started, ImportEvents.Chunk]);
+
 /**
- * The `dns-names` projection over REALM_DNS. `onZoneChanged` runs after each zone event is applied (the DNS
- * server drops its cached answers and re-indexes that zone).
+ * The `dns-names` projection over REALM_DNS. `onZoneChanged` runs after each zone event that changes what
+ * readers see (the DNS server drops its cached answers and re-indexes that zone): once per import, at its
+ * commit, not per chunk.
  */
 export function nameProjection(onZoneChanged: (zone: string) => void = () => undefined): ProjectionDefinition<NameModel> {
+  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects() });
   return {
     name: "dns-names",
     version: 1,
-    initial: () => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects() }),
+    initial,
     apply(state, event: EventEnvelope) {
       switch (event.aggregate.type) {
         case zoneDecider.aggregateType: {
@@ -34,7 +43,7 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
             state.zones.delete(zone);
             state.deletedZones.set(zone, next);
           }
-          onZoneChanged(zone);
+          if (!STAGING.has(event.type)) onZoneChanged(zone);
           break;
         }
         case "namespace":
@@ -46,7 +55,76 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
       }
       return state;
     },
+    snapshot: {
+      encode: encodeNameModel,
+      decode(records) {
+        const m = decodeNameModel(records, initial());
+        // The DNS server indexes zones lazily after a change: every restored zone is one.
+        for (const zone of m.zones.keys()) onZoneChanged(zone);
+        return m;
+      },
+    },
   };
+}
+
+type RRsetOf<Z> = Z extends { rrsets: Map<string, infer R> } ? R : never;
+type RRset = RRsetOf<ZoneState>;
+type Staged = NonNullable<ZoneState["staged"]>;
+
+/**
+ * The name model as snapshot records: each zone (live or deleted, with what an import has staged for it)
+ * and then its RRsets one per record (the staged ones tagged apart), so a zone of a million records is a
+ * million small values, never one; then the namespaces and the objects.
+ */
+function* encodeNameModel(m: NameModel): Generator<unknown> {
+  for (const [tag, zones] of [["zone", m.zones], ["deleted", m.deletedZones]] as const) {
+    for (const [key, z] of zones) {
+      const staged = z.staged ? { ...z.staged, rrsets: undefined } : null;
+      yield [tag, key, z.zone, z.exists, z.serial, z.soa, staged];
+      for (const r of z.rrsets.values()) yield ["rr", r.name, r.type, r.ttl, r.data];
+      for (const r of z.staged?.rrsets.values() ?? []) yield ["staged", r.name, r.type, r.ttl, r.data];
+    }
+  }
+  for (const [key, ns] of m.subjects.namespaces) yield ["namespace", key, ns];
+  for (const [key, o] of m.objects.objects) yield ["object", key, o];
+}
+
+function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
+  let zone: ZoneState | undefined;
+  for (const rec of records) {
+    const r = rec as unknown[];
+    switch (r[0]) {
+      case "zone":
+      case "deleted": {
+        const [, key, name, exists, serial, soa, staged] = r as [string, string, string, boolean, number, ZoneState["soa"], Omit<Staged, "rrsets"> | null];
+        zone = { zone: name, exists, serial, soa, rrsets: new Map() };
+        if (staged) zone.staged = { ...staged, rrsets: new Map() };
+        (r[0] === "zone" ? m.zones : m.deletedZones).set(key, zone);
+        break;
+      }
+      case "rr": {
+        const [, name, type, ttl, data] = r as [string, RRset["name"], RRset["type"], number, string[]];
+        if (!zone) throw new Error("an RRset record before any zone");
+        zone.rrsets.set(rrKey(name, type), { name, type, ttl, data });
+        break;
+      }
+      case "staged": {
+        const [, name, type, ttl, data] = r as [string, RRset["name"], RRset["type"], number, string[]];
+        if (!zone?.staged) throw new Error("a staged RRset record before its zone's staged import");
+        zone.staged.rrsets.set(rrKey(name, type), { name, type, ttl, data });
+        break;
+      }
+      case "namespace":
+        m.subjects.namespaces.set(r[1] as string, r[2] as Namespace);
+        break;
+      case "object":
+        m.objects.objects.set(r[1] as string, r[2] as NamedObject);
+        break;
+      default:
+        throw new Error(`not a name model record: ${JSON.stringify(r[0])}`);
+    }
+  }
+  return m;
 }
 
 /** A zone as the decider sees it: live, deleted (with its serial), or never created. */

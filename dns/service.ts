@@ -4,8 +4,12 @@ import { EventStore, Projection, WriteModel, type Decider } from "../services/ke
 import { invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import { absoluteName, inZone, parentName, reverseName } from "./domain/names.js";
 import { expandIPv6 } from "./domain/rdata.js";
-import { zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
-import { exportZoneFile, parseZoneFile } from "./domain/zonefile.js";
+import { nameRecords, recordCount, zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
+import { exportZoneFile } from "./domain/zonefile.js";
+import { UploadBucket } from "./uploads.js";
+import { zoneImporter, type ZoneImportInput } from "./zone-import.js";
+import { DEFAULT_IMPORT_MAX_BYTES, type ImportLimits } from "./zonefile-stream.js";
+import { DNS_UPLOADS_BUCKET } from "./contract.js";
 import { ownerOf, REGISTRY_ID, subjectDecider, assertSubject } from "./domain/subjects.js";
 import { assertObjectName, objectDecider } from "./domain/objects.js";
 import { verifyContent } from "./cid.js";
@@ -33,6 +37,8 @@ export interface DnsOptions {
   forward?: ForwarderOptions;
   cloudflare?: CloudflareConfig;
   replicas?: number;
+  /** Bounds of `zone.import`: the master file's bytes (default 512 MiB) and records (default 2,000,000). */
+  imports?: ImportLimits;
 }
 
 export interface DnsContext extends RealmContext {
@@ -54,6 +60,18 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const store = await EventStore.open(deps.nc, "dns", { trust: deps.trust, replicas: opts.replicas });
     let server: DnsServer | undefined;
     const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log, indexCommands: true });
+    // The uploads bucket of big master files: made here when missing and this identity may (development;
+    // `realm up` provisions it). Without it `zone.import` still takes `text` and the HTTP upload route.
+    let uploads: Promise<UploadBucket> | undefined = UploadBucket.open(deps.nc, { replicas: opts.replicas });
+    await uploads.catch((err: unknown) => {
+      uploads = undefined;
+      deps.log.warn({ bucket: DNS_UPLOADS_BUCKET, err: err instanceof Error ? err.message : String(err) }, "dns uploads bucket unavailable: zone.import takes text and the HTTP upload only");
+    });
+    const uploadBucket = (): Promise<UploadBucket> =>
+      (uploads ??= UploadBucket.open(deps.nc, { replicas: opts.replicas }).catch((err: unknown) => {
+        uploads = undefined;
+        throw new RealmError("UNAVAILABLE", `the ${DNS_UPLOADS_BUCKET} bucket is not available: ${err instanceof Error ? err.message : String(err)}`);
+      }));
     const writes = new WriteModel(store, projection as Projection<unknown>);
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
@@ -124,6 +142,14 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       return absoluteName(name, forward[0]);
     }
     const zoneReply = (st: ZoneState) => ({ zone: st.zone, serial: st.serial });
+    const importZone = zoneImporter({
+      run: (decider, zone, cmd, ctx) => run(decider, zone, cmd, ctx),
+      uploads: uploadBucket,
+      maxPayload: () => deps.nc.info?.max_payload,
+      limits: opts.imports ?? {},
+      derivedId,
+      log: deps.log,
+    });
 
     const endpoints: Endpoint[] = [
       {
@@ -162,14 +188,13 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       {
         kind: "command",
         name: "zone.import",
-        description: "Replace a zone's records with an RFC 1035 master file (all validated before anything is appended)",
+        description:
+          "Replace a zone's records with an RFC 1035 master file: inline (`text`, small files), an object of the realm_dns_uploads bucket (`upload`, what `realm zone import` does for big ones), or the raw body of POST /api/dns/zones/{zone}/file. The whole file is parsed and checked before anything is appended; an error names its line.",
         resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
-        input: S({ zone: str, text: { type: "string", maxLength: 8_000_000 } }, ["zone", "text"]),
-        async handle(i: { zone: string; text: string }, ctx) {
-          const zone = zoneName(i.zone);
-          const parsed = parseZoneFile(i.text, zone);
-          const r = await run(zoneDecider, zone, { type: "import", soa: parsed.soa, serial: parsed.serial ?? undefined, records: parsed.records }, ctx);
-          return { ...zoneReply(r.state), records: parsed.records.length };
+        input: S({ zone: str, text: { type: "string", maxLength: 8_000_000 }, upload: { type: "string", minLength: 1, maxLength: 255 }, sha256: { type: "string", pattern: "^[0-9a-f]{64}$" } }, ["zone"]),
+        upload: { path: "/zones/:zone/file", types: ["text/dns", "application/octet-stream"], limit: opts.imports?.maxBytes ?? DEFAULT_IMPORT_MAX_BYTES, description: "the master file as the request body (text/dns or application/octet-stream), streamed" },
+        async handle(i: { zone: string } & ZoneImportInput, ctx) {
+          return importZone(zoneName(i.zone), i, ctx);
         },
       },
       {
@@ -190,7 +215,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         filter: (r, can) => ({ ...r, zones: (r as { zones: { zone: string }[] }).zones.filter((z) => can({ kind: "name", id: z.zone })) }),
         input: S({}),
         async handle() {
-          return { zones: [...projection.state.zones.values()].map((z) => ({ zone: z.zone, serial: z.serial, records: zoneRecords(z).length })) };
+          return { zones: [...projection.state.zones.values()].map((z) => ({ zone: z.zone, serial: z.serial, records: recordCount(z) })) };
         },
       },
       {
@@ -203,7 +228,9 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         async handle(i: { zone: string; name?: string; type?: string }) {
           const zone = zoneName(i.zone);
           const name = i.name ? absoluteName(i.name, zone) : undefined;
-          return { zone, records: zoneRecords(zoneState(zone)).filter((r) => (!name || r.name === name) && (!i.type || r.type === i.type.toUpperCase())) };
+          // One name's records are looked up, not filtered out of the whole zone (which may hold millions).
+          const records = name ? nameRecords(zoneState(zone), name) : zoneRecords(zoneState(zone));
+          return { zone, records: i.type ? records.filter((r) => r.type === i.type!.toUpperCase()) : records };
         },
       },
       {

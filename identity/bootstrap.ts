@@ -52,6 +52,7 @@ export function bootstrapEndpoint(core: IdentityCore, opts: { operatorBundle?: s
     description: "Create the first admin (principal, realm-admin binding) and return its API key once. Only while no admin exists, or with the operator bundle's passphrase. NATS only.",
     auth: "none",
     transport: "nats",
+    secret: ["key"],
     input: {
       type: "object",
       additionalProperties: false,

@@ -25,6 +25,14 @@ const strings = { type: "array", items: str(), maxItems: 64 };
 export const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 
 /** The admin API of principals, organizations, groups, roles, policies, API keys, clients and the audit trail. */
+/** Answer fields that are secrets, by command (Endpoint.secret: never kept with a command's outcome). */
+const SECRET_FIELDS: Record<string, string[]> = {
+  "apikey.issue": ["key"],
+  "client.register": ["clientSecret"],
+  "client.rotateSecret": ["clientSecret"],
+  "principal.enrollTotp": ["otpauthUri"],
+};
+
 export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEscrow | undefined; issuer: () => string }): Endpoint[] {
   /** `about`: the principal the request is about (org and self scopes hold it or not). */
   type Scoping<I> = { about?: (i: I) => Resource | Resource[] | undefined; filter?: Endpoint["filter"] };
@@ -35,6 +43,7 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
     input,
     handle,
     ...(sc.about ? { resource: sc.about } : {}),
+    ...(SECRET_FIELDS[name] ? { secret: SECRET_FIELDS[name] } : {}),
   });
   const query = <I>(name: string, description: string, input: object, handle: (i: I, ctx: RequestContext) => Promise<object>, http?: Endpoint["http"], sc: Scoping<I> = {}): Endpoint => ({
     kind: "query",

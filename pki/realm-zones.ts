@@ -24,9 +24,15 @@ export async function followRealmZones(nc: NatsConnection, opts: { trust: RealmT
     initial: () => new Set<string>(),
     apply(zones, e) {
       if (e.aggregate.type !== "zone") return zones;
-      if (e.type === DnsEventTypes.ZoneCreated || e.type === DnsEventTypes.ZoneImported) zones.add(e.aggregate.id);
+      if (e.type === DnsEventTypes.ZoneCreated || e.type === DnsEventTypes.ZoneImported || e.type === DnsEventTypes.ZoneImportCommitted) zones.add(e.aggregate.id);
       else if (e.type === DnsEventTypes.ZoneDeleted) zones.delete(e.aggregate.id);
       return zones;
+    },
+    // A projection of REALM_DNS that the PKI keeps: its snapshots are the PKI's (its bucket, its key).
+    snapshot: {
+      owner: "pki",
+      encode: (zones) => zones,
+      decode: (records) => new Set(records as Iterable<string>),
     },
   }, { log: opts.log });
   await projection.start();

@@ -309,6 +309,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         kind: "command",
         name: "certificate.issue",
         description: "Issue a leaf by profile from a CSR, or with a key generated here (returned once, or escrowed)",
+        secret: ["privateKeyPem"],
         resource: (i: IssueInput) => issuerOfRequest(i.issuer),
         input: S(
           { issuer: str, profile: { enum: PROFILE_NAMES }, csr: pem, commonName: str, dns: names, ip: names, email: names, uri: names, keySpec: { enum: LEAF_KEY_SPECS }, days: { type: "integer", minimum: 1, maximum: 3650 }, principal: str },

@@ -2,6 +2,7 @@ import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/ind
 import { alreadyExists, invalid, notFound } from "../../services/kernel/errors.js";
 import { absoluteName, inZone } from "./names.js";
 import { canonicalRdata, isRecordType, RECORD_TYPES, tokenize, type RecordType } from "./rdata.js";
+import { applyImportEvent, decideImport, isImportEvent, type StagedImport } from "./import.js";
 
 /** One resource record as the realm stores it: absolute owner, type, TTL and canonical data text. */
 export interface DnsRecord {
@@ -26,8 +27,18 @@ export interface ZoneState {
   exists: boolean;
   serial: number;
   soa: SoaFields | null;
-  /** Key `${name} ${type}` -> the RRset (one TTL, canonical data in insertion order). */
+  /**
+   * Key `${name} ${type}` -> the RRset (one TTL, canonical data in insertion order). An RRset's `data` array
+   * is never changed once stored (a change stores a new one), so an index or a transfer that holds it keeps
+   * a consistent snapshot.
+   */
   rrsets: Map<string, { name: string; type: RecordType; ttl: number; data: string[] }>;
+  /**
+   * An import whose chunks are being applied (import.ts): kept aside, read by nobody but the commit, which
+   * swaps it in. Set between a ZoneImportStarted and its ZoneImportCommitted; any other event of the zone
+   * drops it (an import that was never committed: its command died between chunks).
+   */
+  staged?: StagedImport | undefined;
 }
 
 /** TTL bounds the realm accepts: 1 s .. 7 days (RFC 2181 allows more; the realm keeps caches honest). */
@@ -41,8 +52,20 @@ export const DnsEvents = {
   RecordAdded: "RecordAdded",
   RecordRemoved: "RecordRemoved",
   RecordSetChanged: "RecordSetChanged",
+  /** Legacy: one event with every record (streams written before chunked imports still hold it). */
   ZoneImported: "ZoneImported",
+  /** A chunked import (import.ts): its start, its records in chunks, its commit. */
+  ZoneImportStarted: "ZoneImportStarted",
+  ZoneImportChunk: "ZoneImportChunk",
+  ZoneImportCommitted: "ZoneImportCommitted",
 } as const;
+
+/** Records of a zone including its SOA, counted without listing them. */
+export function recordCount(s: ZoneState): number {
+  let n = s.soa ? 1 : 0;
+  for (const set of s.rrsets.values()) n += set.data.length;
+  return n;
+}
 
 export interface ZoneCreatedData {
   zone: string;
@@ -65,6 +88,7 @@ export interface ZoneImportedData {
   soa: SoaFields;
   records: DnsRecord[];
 }
+export type { ZoneImportChunkData, ZoneImportCommittedData, ZoneImportStartedData } from "./import.js";
 
 export type ZoneCommand =
   | { type: "create"; soa: Partial<SoaFields> & { mname: string; rname: string }; ns: string[]; serial?: number }
@@ -73,7 +97,24 @@ export type ZoneCommand =
   | { type: "add"; record: RecordInput }
   | { type: "remove"; name: string; rtype: string; data?: string }
   | { type: "set"; name: string; rtype: string; ttl?: number; data: string[] }
-  | { type: "import"; soa: SoaFields | null; serial?: number; records: DnsRecord[] };
+  | ImportCommand;
+
+/**
+ * Replace the zone's records with a master file's (parsed and checked line by line already). Decided into
+ * ZoneImportStarted, ZoneImportChunk x N (each at most `chunkBytes` of records as JSON), ZoneImportCommitted.
+ */
+export interface ImportCommand {
+  type: "import";
+  /** Names the import's events (the command id: a retry of the command makes the same import). */
+  importId: string;
+  soa: SoaFields | null;
+  serial?: number | undefined;
+  records: DnsRecord[];
+  /** SHA-256 (hex) of the master file, recorded with the import. */
+  sha256?: string | undefined;
+  /** Budget of one chunk's records as JSON (the stream's max_payload less the envelope). Default 256 KiB. */
+  chunkBytes?: number | undefined;
+}
 
 /** A record as a caller gives it: name relative to the zone or absolute, data in presentation form. */
 export interface RecordInput {
@@ -121,28 +162,44 @@ export function zoneRecords(s: ZoneState): DnsRecord[] {
   return out;
 }
 
+/** The records of one name, in `zoneRecords` order (SOA, NS, then by type), looked up without listing the zone. */
+export function nameRecords(s: ZoneState, name: string): DnsRecord[] {
+  const out: DnsRecord[] = [];
+  if (s.soa && name === s.zone) out.push({ name: s.zone, type: "SOA", ttl: s.soa.ttl, data: soaText(s.zone, s.soa, s.serial) });
+  const types = RECORD_TYPES.filter((t) => t !== "SOA").sort((a, b) => (a === "NS" ? -1 : b === "NS" ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  for (const t of types) {
+    const set = s.rrsets.get(rrKey(name, t));
+    if (set) for (const d of set.data) out.push({ name, type: t, ttl: set.ttl, data: d });
+  }
+  return out;
+}
+
 /**
  * Checks a whole set of records for the zone invariants: everything in zone, one TTL per RRset, CNAME
  * alone at its name and never at the apex, NS at the apex, no duplicates. Used by import and by every
  * single change (on the state it would produce).
  */
 export function checkZoneInvariants(zone: string, rrsets: Iterable<{ name: string; type: RecordType; ttl: number; data: string[] }>): void {
-  const typesByName = new Map<string, Set<string>>();
+  // Two passes over the RRsets, remembering only the names that hold a CNAME: a million-record import
+  // checks in the memory of its CNAMEs, not of a set of types per name.
+  const sets = [...rrsets].filter((set) => set.data.length > 0);
+  const cnames = new Set<string>();
   let apexNs = false;
-  for (const set of rrsets) {
+  for (const set of sets) {
     if (!inZone(set.name, zone)) throw invalid(`${set.name} is not in zone ${zone}`);
     if (set.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
-    if (set.data.length === 0) continue;
-    if (new Set(set.data).size !== set.data.length) throw invalid(`duplicate ${set.type} record at ${set.name}`);
+    if (set.data.length > 1 && new Set(set.data).size !== set.data.length) throw invalid(`duplicate ${set.type} record at ${set.name}`);
     if (set.type === "CNAME" && set.data.length > 1) throw invalid(`${set.name} has more than one CNAME`);
     if (set.type === "CNAME" && set.name === zone) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
     if (set.type === "NS" && set.name === zone) apexNs = true;
-    const types = typesByName.get(set.name) ?? new Set<string>();
-    types.add(set.type);
-    typesByName.set(set.name, types);
+    if (set.type === "CNAME") cnames.add(set.name);
   }
-  for (const [name, types] of typesByName) {
-    if (types.has("CNAME") && types.size > 1) throw invalid(`${name} has a CNAME and other data (${[...types].filter((t) => t !== "CNAME").join(", ")}): a CNAME must be alone`);
+  if (cnames.size > 0) {
+    for (const set of sets) {
+      if (set.type === "CNAME" || !cnames.has(set.name)) continue;
+      const others = sets.filter((x) => x.name === set.name && x.type !== "CNAME").map((x) => x.type);
+      throw invalid(`${set.name} has a CNAME and other data (${others.join(", ")}): a CNAME must be alone`);
+    }
   }
   if (!apexNs) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
 }
@@ -249,14 +306,8 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
         const ev: RecordSetChangedData = { name, type, ttl, data, serial };
         return [{ type: DnsEvents.RecordSetChanged, data: ev }];
       }
-      case "import": {
-        const soa = c.soa ?? s.soa;
-        if (!soa) throw invalid(`zone ${zone} does not exist yet: the imported file must carry its SOA record`);
-        const sets = groupRecords(zone, c.records);
-        checkZoneInvariants(zone, sets.values());
-        const data: ZoneImportedData = { serial: Math.max(serial, c.serial ?? 0), soa, records: c.records };
-        return [{ type: DnsEvents.ZoneImported, data }];
-      }
+      case "import":
+        return decideImport(s, c);
     }
   },
 
@@ -288,20 +339,16 @@ export const zoneBatchDecider: Decider<ZoneState, ZoneCommand[]> = {
   evolve: zoneDecider.evolve,
 };
 
-/** Applies an event to a scratch zone, copying the RRset it touches first (the copy shares the others). */
+/**
+ * Applies an event to a scratch zone. The scratch has its own RRset map; the RRsets it shares with the
+ * original are safe, since applying an event replaces an RRset instead of changing it.
+ */
 function applyToScratch(t: ZoneState, e: NewEvent): void {
-  const d = e.data as { name?: string; type?: RecordType };
-  if (d.name && d.type) {
-    const key = rrKey(d.name, d.type);
-    const cur = t.rrsets.get(key);
-    if (cur) t.rrsets.set(key, { ...cur, data: [...cur.data] });
-  }
   applyZoneEvent(t, e.type, e.data);
 }
 
-/** Groups records into RRsets, refusing RRsets whose records disagree on the TTL. */
-export function groupRecords(zone: string, records: DnsRecord[]): Map<string, { name: string; type: RecordType; ttl: number; data: string[] }> {
-  const sets = new Map<string, { name: string; type: RecordType; ttl: number; data: string[] }>();
+/** Groups records into RRsets (into `sets`, new by default), refusing RRsets whose records disagree on the TTL. */
+export function groupRecords(zone: string, records: DnsRecord[], sets = new Map<string, { name: string; type: RecordType; ttl: number; data: string[] }>()): Map<string, { name: string; type: RecordType; ttl: number; data: string[] }> {
   for (const r of records) {
     if (!inZone(r.name, zone)) throw invalid(`${r.name} is not in zone ${zone}`);
     const key = rrKey(r.name, r.type);
@@ -315,8 +362,14 @@ export function groupRecords(zone: string, records: DnsRecord[]): Map<string, { 
   return sets;
 }
 
-/** Folds one zone event into a state (mutates and returns it: states are never shared). */
+/**
+ * Folds one zone event into a state (mutates and returns it: states are never shared; RRset data arrays
+ * are replaced, never changed, see ZoneState.rrsets).
+ */
 export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneState {
+  if (isImportEvent(type)) return applyImportEvent(s, type, raw);
+  // Any other event of the zone ends an import left unfinished (its chunks can never be committed now).
+  s.staged = undefined;
   switch (type) {
     case DnsEvents.ZoneCreated: {
       const d = raw as ZoneCreatedData;
@@ -343,8 +396,7 @@ export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneSt
       const d = raw as RecordChangeData;
       const key = rrKey(d.name, d.type);
       const cur = s.rrsets.get(key);
-      if (cur) cur.data.push(d.data);
-      else s.rrsets.set(key, { name: d.name, type: d.type, ttl: d.ttl, data: [d.data] });
+      s.rrsets.set(key, cur ? { ...cur, data: [...cur.data, d.data] } : { name: d.name, type: d.type, ttl: d.ttl, data: [d.data] });
       s.serial = d.serial;
       return s;
     }
@@ -353,8 +405,9 @@ export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneSt
       const key = rrKey(d.name, d.type);
       const cur = s.rrsets.get(key);
       if (cur) {
-        cur.data = cur.data.filter((x) => x !== d.data);
-        if (cur.data.length === 0) s.rrsets.delete(key);
+        const left = cur.data.filter((x) => x !== d.data);
+        if (left.length === 0) s.rrsets.delete(key);
+        else s.rrsets.set(key, { ...cur, data: left });
       }
       s.serial = d.serial;
       return s;

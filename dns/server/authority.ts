@@ -69,6 +69,18 @@ function wire(owner: string, set: RRset): WireRecord[] {
   return set.wire;
 }
 
+function* transferOf(ix: ZoneIndex): Generator<WireRecord> {
+  yield ix.soa;
+  for (const [owner, types] of ix.nodes) {
+    for (const set of types.values()) {
+      if (set.type === "SOA") continue;
+      if (set.wire) yield* set.wire;
+      else for (const d of set.data) yield { name: owner, class: "IN" as const, ttl: set.ttl, ...(packetData(set.type, d) as { type: string; data: unknown }) };
+    }
+  }
+  yield ix.soa;
+}
+
 function synth(star: string, qname: string, set: RRset): WireRecord[] {
   return wire(star, set).map((r) => ({ ...r, name: qname }));
 }
@@ -199,14 +211,16 @@ export class Authority {
     }
   }
 
-  /** Every record of a zone for AXFR: SOA first and last. */
-  transfer(zone: string): WireRecord[] | null {
+  /**
+   * Every record of a zone for AXFR, SOA first and last, made one at a time as the transfer goes. It reads
+   * the zone's index as it is now: the index never changes (a change of the zone makes a new one, and RRset
+   * data are replaced, not changed), so a transfer is one version of the zone even while imports commit.
+   * Records the index has not encoded yet are encoded without being kept: a transfer does not leave a
+   * second copy of a big zone behind.
+   */
+  transfer(zone: string): Iterable<WireRecord> | null {
     const ix = this.index(zone);
-    if (!ix) return null;
-    const out: WireRecord[] = [ix.soa];
-    for (const [owner, types] of ix.nodes) for (const set of types.values()) if (set.type !== "SOA") out.push(...wire(owner, set));
-    out.push(ix.soa);
-    return out;
+    return ix ? transferOf(ix) : null;
   }
 
   soaOf(zone: string): WireRecord | null {

@@ -6,6 +6,7 @@ import { Authority, Rcode, type AnswerPlan, type WireRecord } from "./authority.
 import { headerOnly, readQuery, type ParsedQuery } from "./query.js";
 import type { Forwarder } from "./forwarder.js";
 import { ipAllowed } from "./acl.js";
+import { TransferWriter } from "./transfer.js";
 
 export interface DnsServerOptions {
   host?: string;
@@ -37,11 +38,6 @@ interface CachedAnswer {
 
 const OPT_TYPE = 41;
 
-/** dns-packet exports its per-record codec; its type definitions leave it out. */
-interface AnswerCodec {
-  answer: { encodingLength(a: dnsPacket.Answer): number };
-}
-
 /**
  * The realm's authoritative DNS server over UDP and TCP (RFC 1035 length-prefixed), answering from the
  * in-memory zones. Encoded answers are cached per (qname, qtype, EDNS) until the next change.
@@ -52,7 +48,8 @@ export class DnsServer {
   private readonly cache = new Map<string, CachedAnswer>();
   private readonly sockets = new Set<net.Socket>();
   private readonly notifyTimers = new Map<string, NodeJS.Timeout>();
-  readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0 };
+  /** Counters for /metrics; `changes` counts zone changes applied (re-index and cache drop: one per import). */
+  readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0 };
   port = 0;
 
   get forwarder(): Forwarder | undefined {
@@ -108,6 +105,7 @@ export class DnsServer {
 
   /** Called when a zone changed: forget encoded answers, re-index the zone, NOTIFY secondaries. */
   changed(zone: string): void {
+    this.stats.changes++;
     this.cache.clear();
     this.authority.invalidate(zone);
     if (this.opts.notify?.length && this.udp) {
@@ -175,7 +173,7 @@ export class DnsServer {
   private async tcpMessage(socket: net.Socket, msg: Buffer): Promise<void> {
     const verdict = readQuery(msg);
     if (verdict.kind === "query" && (verdict.q.qtype === 252 || verdict.q.qtype === 251) && verdict.q.opcode === 0) {
-      for (const m of this.transfer(verdict.q, msg, socket.remoteAddress ?? "")) writeFrame(socket, m);
+      await this.transfer(socket, verdict.q, msg);
       return;
     }
     const reply = await this.handle(msg, "tcp", socket.remoteAddress ?? "");
@@ -263,39 +261,22 @@ export class DnsServer {
     return out;
   }
 
-  /** AXFR (RFC 5936): SOA, every record, SOA, in messages of up to ~16 KiB; REFUSED unless allowed. */
-  private transfer(q: ParsedQuery, msg: Buffer, from: string): Buffer[] {
-    const allowed = ipAllowed(from, this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
+  /**
+   * AXFR (RFC 5936; IXFR is answered the same, with the whole zone): SOA, every record, SOA, in messages of
+   * up to 64 KiB built and written as the records come, at the pace the client reads (transfer.ts);
+   * REFUSED unless the address is allowed.
+   */
+  private async transfer(socket: net.Socket, q: ParsedQuery, msg: Buffer): Promise<void> {
+    const allowed = ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
     const records = allowed ? this.authority.transfer(q.qname) : null;
-    const question = msg.subarray(12, q.questionEnd);
-    const frame = (rrs: WireRecord[], rcode: number): Buffer => {
-      const enc = dnsPacket.encode({ type: "response", id: 0, flags: 0, questions: [], answers: rrs as dnsPacket.Answer[] });
-      const out = Buffer.alloc(12 + question.length + enc.length - 12);
-      out.writeUInt16BE(q.id, 0);
-      out.writeUInt16BE(0x8000 | (rcode === 0 ? 0x0400 : 0) | rcode, 2);
-      out.writeUInt16BE(1, 4);
-      out.writeUInt16BE(rrs.length, 6);
-      question.copy(out, 12);
-      enc.subarray(12).copy(out, 12 + question.length);
-      return out;
-    };
-    if (!records) return [frame([], Rcode.REFUSED)];
+    const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd));
+    if (!records) return out.flush(true, Rcode.REFUSED);
     this.stats.transfers++;
-    const out: Buffer[] = [];
-    let batch: WireRecord[] = [];
-    let size = 0;
     for (const r of records) {
-      const len = (dnsPacket as unknown as AnswerCodec).answer.encodingLength(r as dnsPacket.Answer);
-      if (size + len > 16_000 && batch.length > 0) {
-        out.push(frame(batch, 0));
-        batch = [];
-        size = 0;
-      }
-      batch.push(r);
-      size += len;
+      if (!out.open) return;
+      await out.add(r);
     }
-    out.push(frame(batch, 0));
-    return out;
+    await out.flush();
   }
 }
 

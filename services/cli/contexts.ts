@@ -4,6 +4,7 @@ import { createPkiContext } from "../../pki/service.js";
 import { createIdentityContext } from "../../identity/service.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import type { Sealer } from "../kernel/seal.js";
+import type { CloudflareConfig } from "../../dns/cloudflare/endpoints.js";
 
 export interface ContextSettings {
   natsUrl: string;
@@ -16,6 +17,8 @@ export interface ContextSettings {
   sealer: Sealer;
   /** The operator identity bundle: its passphrase lets `admin.bootstrap` run again (recovery). */
   operatorBundle?: string | undefined;
+  /** Cloudflare mirror settings (default: the token and API base from the environment). */
+  cloudflare?: CloudflareConfig | undefined;
 }
 
 /** The bounded contexts `realm up` hosts, in start order. */
@@ -28,6 +31,7 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
       natsUrl: s.natsUrl,
       ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),
     },
+    ...(s.cloudflare ? { cloudflare: s.cloudflare } : {}),
   });
   return [
     { name: "identity", factory: createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle }) },

@@ -2,10 +2,13 @@ import { CREDENTIALS_BUCKET } from "../../identity/credentials.js";
 import { KEYS_BUCKET } from "../../identity/oidc/keys.js";
 import { OIDC_BUCKET, OIDC_BUCKET_MAX_AGE_MS } from "../../identity/oidc/kv-adapter.js";
 import type { UserPermissions } from "../../identity/nats/domain/validation.js";
-import { inboxOf } from "../../identity/nats/realm-identities.js";
+import { inboxOf, operatorPermissions as operatorApiPermissions } from "../../identity/nats/realm-identities.js";
+import { DNS_UPLOADS_BUCKET } from "../../dns/contract.js";
 
-export { inboxOf, operatorPermissions } from "../../identity/nats/realm-identities.js";
+export { inboxOf } from "../../identity/nats/realm-identities.js";
 import { eventsWildcard, streamName } from "../kernel/subjects.js";
+import { snapshotBucket } from "../kernel/snapshot-store.js";
+import { outcomeBuckets } from "../host/outcomes.js";
 
 /**
  * The realm's own NATS identities and what each may do: one table from which `realm up` issues each
@@ -17,12 +20,21 @@ import { eventsWildcard, streamName } from "../kernel/subjects.js";
 /** The contexts that keep an event stream (REALM_<CONTEXT>). */
 export const EVENT_CONTEXTS = ["identity", "dns", "pki", "secrets", "realm"] as const;
 
-/** KV buckets of the realm and the options they are made with (the identity context owns all three). */
+/**
+ * KV buckets of the realm, the options they are made with, and the one context whose identity reads and
+ * writes each: the identity context's credentials, OIDC artefacts and keys, and every context's outcome
+ * journal (services/host/outcomes.ts).
+ */
 export const REALM_BUCKETS: { name: string; owner: string; opts: { history: number; ttl?: number } }[] = [
   { name: CREDENTIALS_BUCKET, owner: "identity", opts: { history: 1 } },
   { name: OIDC_BUCKET, owner: "identity", opts: { history: 1, ttl: OIDC_BUCKET_MAX_AGE_MS } },
   { name: KEYS_BUCKET, owner: "identity", opts: { history: 1 } },
+  ...EVENT_CONTEXTS.flatMap((c) => outcomeBuckets(c).map((b) => ({ ...b, owner: c }))),
+  // Each context's projection snapshots (services/kernel/snapshot-store.ts): only its own identity writes
+  // them (and signs them with its event key: the bucket's rights keep others from filling or wiping it).
+  ...EVENT_CONTEXTS.map((c) => ({ name: snapshotBucket(c), owner: c, opts: { history: 1 } })),
 ];
+const bucketsOf = (context: string) => REALM_BUCKETS.filter((b) => b.owner === context).map((b) => b.name);
 
 export interface RealmIdentity {
   /** User name in its account, also the creds file name and the inbox prefix `_INBOX_<name>`. */
@@ -38,17 +50,35 @@ export interface RealmIdentity {
   reads: string[];
   /** KV buckets it reads and writes. */
   buckets: string[];
+  /** KV buckets it only reads (another context's projection snapshots, for a projection it runs too). */
+  readsBuckets?: string[];
   /** Anything else (the claims pusher's `$SYS` requests). */
   extra?: { pub: string[] };
 }
 
+/**
+ * The Object Store bucket big master files travel through (dns/uploads.ts): the local operator puts into it
+ * (its chunk and metadata subjects; the client looks up a name first), the dns context reads it (a pull
+ * consumer) and purges what it imported. Nobody else touches it.
+ */
+const UPLOADS_STREAM = `OBJ_${DNS_UPLOADS_BUCKET}`;
+const UPLOADS_PUT = [`$O.${DNS_UPLOADS_BUCKET}.C.>`, `$O.${DNS_UPLOADS_BUCKET}.M.>`, `$JS.API.STREAM.MSG.GET.${UPLOADS_STREAM}`];
+const uploadsConsumer = (): string[] => [...streamReader(UPLOADS_STREAM), `$JS.API.STREAM.PURGE.${UPLOADS_STREAM}`];
+
+/** The local operator (the CLI): the API's commands and queries, and putting master files into the uploads bucket. */
+export function operatorPermissions(user: string): UserPermissions {
+  const p = operatorApiPermissions(user);
+  return { ...p, pub: { deny: p.pub?.deny ?? [], allow: [...(p.pub?.allow ?? []), ...UPLOADS_PUT] } };
+}
+
 export const REALM_IDENTITIES: RealmIdentity[] = [
-  { name: "realm-identity", account: "realm", role: "identity context and NATS accounts", writes: "identity", serves: ["identity"], reads: [], buckets: REALM_BUCKETS.filter((b) => b.owner === "identity").map((b) => b.name) },
-  { name: "realm-dns", account: "realm", role: "dns context", writes: "dns", serves: ["dns"], reads: [], buckets: [] },
-  { name: "realm-dns-reader", account: "realm", role: "DNS worker processes (read the name domain's events)", serves: [], reads: ["dns"], buckets: [] },
-  { name: "realm-pki", account: "realm", role: "pki context (reads the zones the realm owns)", writes: "pki", serves: ["pki"], reads: ["dns"], buckets: [] },
-  { name: "realm-secrets", account: "realm", role: "secrets context (records escrows)", writes: "secrets", serves: ["secrets"], reads: [], buckets: [] },
-  { name: "realm-system", account: "realm", role: "realm context: auditor (checkpoints), audit, trust", writes: "realm", serves: ["realm"], reads: EVENT_CONTEXTS.filter((c) => c !== "realm"), buckets: [] },
+  { name: "realm-identity", account: "realm", role: "identity context and NATS accounts", writes: "identity", serves: ["identity"], reads: [], buckets: bucketsOf("identity") },
+  { name: "realm-dns", account: "realm", role: "dns context", writes: "dns", serves: ["dns"], reads: [], buckets: bucketsOf("dns"), extra: { pub: uploadsConsumer() } },
+  // DNS workers run the dns-names projection: they start from the DNS context's snapshots and write none.
+  { name: "realm-dns-reader", account: "realm", role: "DNS worker processes (read the name domain's events)", serves: [], reads: ["dns"], buckets: [], readsBuckets: [snapshotBucket("dns")] },
+  { name: "realm-pki", account: "realm", role: "pki context (reads the zones the realm owns)", writes: "pki", serves: ["pki"], reads: ["dns"], buckets: bucketsOf("pki") },
+  { name: "realm-secrets", account: "realm", role: "secrets context (records escrows)", writes: "secrets", serves: ["secrets"], reads: [], buckets: bucketsOf("secrets") },
+  { name: "realm-system", account: "realm", role: "realm context: auditor (checkpoints), audit, trust", writes: "realm", serves: ["realm"], reads: EVENT_CONTEXTS.filter((c) => c !== "realm"), buckets: bucketsOf("realm") },
   { name: "realm-sys", account: "SYS", role: "pushes account JWTs to the resolver", serves: [], reads: [], buckets: [], extra: { pub: ["$SYS.REQ.CLAIMS.UPDATE", "$SYS.REQ.CLAIMS.DELETE", "$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.>"] } },
 ];
 
@@ -84,6 +114,7 @@ export function permissionsOf(id: RealmIdentity): UserPermissions {
       pub.add(`$KV.${b}.>`);
       for (const s of streamReader(`KV_${b}`)) pub.add(s);
     }
+    for (const b of id.readsBuckets ?? []) for (const s of streamReader(`KV_${b}`)) pub.add(s);
     if (id.writes === "realm") {
       // The auditor finds the realm's streams by listing them (configs and state, no messages).
       pub.add("$JS.API.STREAM.LIST");
@@ -105,7 +136,7 @@ export function permissionsOf(id: RealmIdentity): UserPermissions {
 
 /** `realm up`'s short-lived provisioning identity: makes the realm's streams and buckets, nothing else. */
 export function provisionerPermissions(user: string): UserPermissions {
-  const streams = [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`)];
+  const streams = [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`), UPLOADS_STREAM];
   return {
     pub: { allow: ["$JS.API.INFO", ...streams.flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])], deny: [] },
     sub: { allow: [`${inboxOf(user)}.>`], deny: [] },

@@ -3,6 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { provisionEventStream } from "../kernel/store.js";
 import { EVENT_CONTEXTS, REALM_BUCKETS } from "./identities.js";
+import { provisionUploadsBucket } from "../../dns/uploads.js";
 
 /**
  * Makes the realm's streams and KV buckets before any context starts: every event stream with
@@ -15,4 +16,5 @@ export async function provisionRealm(nc: NatsConnection, opts: { replicas?: numb
   for (const c of EVENT_CONTEXTS) await provisionEventStream(jsm, c, opts);
   const kvm = new Kvm(nc);
   for (const b of REALM_BUCKETS) await kvm.create(b.name, { ...b.opts, replicas: opts.replicas ?? 1 });
+  await provisionUploadsBucket(nc, opts);
 }

@@ -14,6 +14,7 @@ import { Auditor } from "../kernel/auditor.js";
 import { createTrust, loadTrust, trustExists } from "../kernel/trust-files.js";
 import { generateRootSigner, type RealmTrust, type RootSigner } from "../kernel/trust.js";
 import { Sealer } from "../kernel/seal.js";
+import type { CloudflareConfig } from "../../dns/cloudflare/endpoints.js";
 import { contextFactories } from "./contexts.js";
 import { connectAs, reconnectOptions } from "./connection.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
@@ -43,6 +44,8 @@ export interface RealmOptions {
   log?: Logger;
   /** Progress lines for the operator (stderr in the CLI). */
   progress?: (line: string) => void;
+  /** Cloudflare mirror settings for the dns context (embedding and tests; `realm up` reads the environment). */
+  cloudflare?: CloudflareConfig;
 }
 
 export interface RunningRealm {
@@ -234,7 +237,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     } else progress("no escrow configured (REALM_VAULTWARDEN_URL unset): generated keys and creds are returned once and kept nowhere");
     const identityOf: Record<string, string> = { identity: "realm-identity", dns: "realm-dns", pki: "realm-pki" };
     const readerCreds = credsOf("realm-dns-reader");
-    const factories = contextFactories({ natsUrl, ...(readerCreds ? { natsCreds: readerCreds } : {}), dnsPort, escrow: recorded, sealer, operatorBundle: operator?.bundleFile });
+    const factories = contextFactories({ natsUrl, ...(readerCreds ? { natsCreds: readerCreds } : {}), dnsPort, escrow: recorded, sealer, operatorBundle: operator?.bundleFile, cloudflare: opts.cloudflare });
     for (const { name, factory } of factories) await start(name, identityOf[name]!, factory);
     if (operator) {
       const sysCreds = credsOf("realm-sys");
@@ -257,7 +260,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
       }),
     );
     const identity = contexts.find((c) => c.name === "identity");
-    const host = await startHost({ nc: systemNc, contexts: all, httpPort, httpHost, log, ...(identity && !opts.noAuth ? identityAuthOf(identity) : { insecureLocal: true }) });
+    const host = await startHost({ nc: systemNc, contexts: all, httpPort, httpHost, log, outcomes: { sealer }, ...(identity && !opts.noAuth ? identityAuthOf(identity) : { insecureLocal: true }) });
     hostRef = host;
     // Service creds live 30 days: reissue them well before (the connections read the file at reconnect).
     const renew = operator

@@ -18,6 +18,8 @@ export interface RequestContext {
   principal?: Principal | undefined;
   /** Why this request was allowed (which permission, binding, role): recorded on the events it causes. */
   authz?: EventAuthz | undefined;
+  /** The raw request body of an endpoint's `upload` route (HTTP only), read by the handler after every check. */
+  body?: AsyncIterable<Uint8Array> | undefined;
   log: Logger;
 }
 
@@ -62,8 +64,21 @@ export interface Endpoint<I = any, O extends object = object> { // any: handlers
   resource?: (input: I) => Resource | Resource[] | undefined;
   /** Narrows a query's answer to what the caller may read (`can` decides per resource). */
   filter?: (result: O, can: (r: Resource) => boolean) => O;
+  /**
+   * Response fields that are secrets (an API key, a client secret, a private key, creds). A resent command
+   * id gets them again only within 24 h and only for an authenticated caller; later its answer names them
+   * in `withheld` (services/host/outcomes.ts). They are never kept with the rest of the outcome.
+   */
+  secret?: string[];
   /** `nats`: not served over HTTP (only holders of realm NATS creds reach it). Default both. */
   transport?: "nats";
+  /**
+   * A second HTTP route (POST, path relative to `/api/<context>`) that takes the request body as it is, not
+   * as JSON: a file too big for a JSON body (the host's JSON limit is 1 MiB). Its `:params` and query string
+   * are the input; the body reaches `handle` as `ctx.body`, streamed and cut at `limit` bytes, after the same
+   * authentication, permission, validation and scope checks as the endpoint's other routes.
+   */
+  upload?: { path: string; types: string[]; limit: number; description?: string };
   handle(input: I, ctx: RequestContext): Promise<O>;
 }
 

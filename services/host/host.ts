@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import type { Logger } from "pino";
 import { assertCommandId, newId } from "../kernel/envelope.js";
@@ -12,7 +12,10 @@ import type { EventAuthz } from "../kernel/store.js";
 import { RequestHeaders } from "./client.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
+import { OutcomeJournal } from "./outcomes.js";
+import type { Sealer } from "../kernel/seal.js";
 import { compileInput, parseJsonObject, validateInput, type InputValidator } from "./validation.js";
+import { registerUploadRoute } from "./upload-route.js";
 
 export interface HostOptions {
   nc: NatsConnection;
@@ -34,7 +37,20 @@ export interface HostOptions {
    */
   insecureLocal?: boolean;
   version?: string;
+  /**
+   * Keep the first outcome of every command sent with a command id, sealed, so a resend is answered with it
+   * (services/host/outcomes.ts). Without it a resend is answered by the domain from its events.
+   */
+  outcomes?: { sealer: Sealer; replicas?: number | undefined };
 }
+
+/** Response header (HTTP) and NATS header of an answer that is a resent command's first outcome. */
+export const REPLAYED_HEADER = "Idempotent-Replayed";
+const replayedHeaders = () => {
+  const h = natsHeaders();
+  h.set(REPLAYED_HEADER, "true");
+  return h;
+};
 
 export interface Host {
   app: FastifyInstance;
@@ -96,6 +112,19 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     }
   }
 
+  // The outcome journal of each context that serves commands (one per context name: two contexts that share
+  // a name share its subjects and its journal), on that context's own connection.
+  const journals = new Map<RealmContext, OutcomeJournal>();
+  if (opts.outcomes) {
+    const byName = new Map<string, OutcomeJournal>();
+    for (const ctx of opts.contexts) {
+      if (!ctx.endpoints.some((e) => e.kind === "command")) continue;
+      let j = byName.get(ctx.name);
+      if (!j) byName.set(ctx.name, (j = await OutcomeJournal.open(ctx.connection ?? opts.nc, ctx.name, opts.outcomes.sealer, opts.outcomes.replicas, log.child({ component: "outcomes" }))));
+      journals.set(ctx, j);
+    }
+  }
+
   const forbidden = (d: Decision) => new RealmError("FORBIDDEN", d.reason ?? `lacks the permission ${d.permission}`, { permission: d.permission });
   const asResources = (r: Resource | Resource[] | undefined): Resource[] | undefined => (r === undefined ? undefined : Array.isArray(r) ? r : [r]);
 
@@ -106,7 +135,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
    * query's answer is filtered to what the caller may read. `read` yields the input object; it throws
    * MALFORMED for an unreadable request, counted like any error.
    */
-  async function invoke(b: Bound, read: () => Record<string, unknown>, query: boolean, h: { commandId?: string | undefined; correlationId?: string | undefined; authorization?: string | undefined; transport: string }) {
+  async function invoke(b: Bound, read: () => Record<string, unknown>, query: boolean, h: { commandId?: string | undefined; correlationId?: string | undefined; authorization?: string | undefined; transport: string; body?: AsyncIterable<Uint8Array> | undefined }) {
     const started = performance.now();
     const labels = { context: b.context, endpoint: b.endpoint.name };
     const kind = b.endpoint.kind;
@@ -150,15 +179,27 @@ export async function startHost(opts: HostOptions): Promise<Host> {
         actor: principal?.id ?? "anonymous",
         principal: principal ?? undefined,
         authz,
+        ...(h.body ? { body: h.body } : {}),
         log: log.child({ context: b.context, endpoint: b.endpoint.name, commandId }),
       };
-      let result = await b.endpoint.handle(input, ctx);
+      // A command sent with its own id is answered once: a resend gets the first outcome (outcomes.ts).
+      const journal = kind === "command" && h.commandId ? journals.get(b.owner) : undefined;
+      const handle = () => b.endpoint.handle(input, ctx) as Promise<Record<string, unknown>>;
+      let replayed = false;
+      let result: object;
+      if (journal) {
+        // Secrets of an anonymous caller's answer (the first admin's key) are never kept for a replay: anyone
+        // could send that id again.
+        const o = await journal.once({ commandId, endpoint: b.permission, actor: ctx.actor, input }, { secret: b.endpoint.secret ?? [], keepSecrets: !!principal }, handle);
+        result = o.response;
+        replayed = o.replayed;
+      } else result = await handle();
       if (principal && b.endpoint.filter && b.endpoint.auth !== "authenticated") {
         const p = principal;
         result = b.endpoint.filter(result, (r) => canAccess(p, b.permission, kind, r, opts.resolveScope));
       }
-      metrics.inc("realm_requests_total", "Requests served, by context, endpoint and outcome.", { ...labels, outcome: "ok" });
-      return { ok: true as const, ...result };
+      metrics.inc("realm_requests_total", "Requests served, by context, endpoint and outcome.", { ...labels, outcome: replayed ? "replayed" : "ok" });
+      return { ok: true as const, body: { ok: true as const, ...result }, replayed };
     } catch (err) {
       const e = toRealmError(err);
       if (e.code === "INTERNAL") log.error({ err, context: b.context, endpoint: b.endpoint.name }, "request failed");
@@ -202,7 +243,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
               authorization: msg.headers?.get(RequestHeaders.Authorization) || undefined,
               transport: "nats",
             });
-            if (r.ok) msg.respond(JSON.stringify(r));
+            if (r.ok) msg.respond(JSON.stringify(r.body), r.replayed ? ({ headers: replayedHeaders() } as unknown as Parameters<ServiceMsg["respond"]>[1]) : undefined);
             else msg.respondError(r.status, r.error.message, JSON.stringify({ ok: false, error: r.error }));
           })();
         },
@@ -273,7 +314,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     auth: b.endpoint.auth ?? "permission",
     scoped: b.endpoint.resource ? "resource" : b.endpoint.filter ? "filtered" : "unscoped-only",
     subject: b.subject,
-    ...(b.endpoint.transport === "nats" ? {} : { http: `${b.method} ${b.path}` }),
+    ...(b.endpoint.transport === "nats" ? {} : { http: [`${b.method} ${b.path}`, ...(b.endpoint.upload ? [`POST /api/${b.context}${b.endpoint.upload.path}`] : [])].join(", ") }),
   });
   // Without authentication (development), HTTP answers only what a browser on this machine sent to this
   // address: a foreign Host is DNS rebinding, a foreign Origin a cross-site request.
@@ -322,10 +363,48 @@ export async function startHost(opts: HostOptions): Promise<Host> {
           authorization: header(RequestHeaders.Authorization),
           transport: "http",
         });
-        if (r.ok) return reply.code(200).send(r);
+        if (r.ok) {
+          if (r.replayed) reply.header(REPLAYED_HEADER, "true");
+          return reply.code(200).send(r.body);
+        }
         const { status, ...rest } = r;
         return reply.code(status).send(rest);
       },
+    });
+  }
+  // An endpoint's `upload` route: the same checks and handler, the body a stream (upload-route.ts).
+  for (const b of bound.filter((x) => x.endpoint.upload && x.endpoint.transport !== "nats")) {
+    const up = b.endpoint.upload!;
+    const params = [...up.path.matchAll(/:(\w+)/g)].map((m) => m[1]!);
+    const props = ((b.endpoint.input as { properties?: Record<string, object> }).properties ?? {}) as Record<string, object>;
+    const schema = {
+      description: `${b.endpoint.description}\n\nThe body: ${up.description ?? "the file"}, at most ${up.limit} bytes. Permission: \`${b.permission}\`.`,
+      tags: [b.context],
+      "x-nats-subject": b.subject,
+      "x-permission": b.permission,
+      "x-permission-scope": entryOf(b).scoped,
+      params: { type: "object", required: params, properties: Object.fromEntries(params.map((p) => [p, props[p] ?? { type: "string" }])) },
+    };
+    await registerUploadRoute(app, { url: `/api/${b.context}${up.path}`, upload: up, schema }, async (req, reply, body) => {
+      const refused = localOnly(req);
+      if (refused) return reply.code(refused.httpStatus).send({ ok: false, error: refused.toBody() });
+      const header = (n: string) => {
+        const v = req.headers[n.toLowerCase()];
+        return typeof v === "string" ? v : undefined;
+      };
+      const r = await invoke(b, () => ({ ...(req.query as Record<string, unknown>), ...((req.params ?? {}) as Record<string, unknown>) }), true, {
+        commandId: header(RequestHeaders.CommandId) ?? header("Idempotency-Key"),
+        correlationId: header(RequestHeaders.CorrelationId),
+        authorization: header(RequestHeaders.Authorization),
+        transport: "http",
+        body,
+      });
+      if (r.ok) {
+        if (r.replayed) reply.header(REPLAYED_HEADER, "true");
+        return reply.code(200).send(r.body);
+      }
+      const { status, ...rest } = r;
+      return reply.code(status).send(rest);
     });
   }
   for (const ctx of opts.contexts) await ctx.routes?.(app);

@@ -1,6 +1,6 @@
 import { eventIdFor, type EventEnvelope } from "./envelope.js";
 import { EMPTY_POSITION, type AggregateRef, type CommandMeta, type EventStore, type NewEvent, type AggregatePosition } from "./store.js";
-import { RealmError } from "./errors.js";
+import { conflict, RealmError } from "./errors.js";
 
 /**
  * The pure core of an aggregate: `decide` turns a command and the current state into new events (or throws
@@ -36,7 +36,7 @@ export async function execute<S, C>(store: EventStore, decider: Decider<S, C>, i
   const history = await store.load(ref);
   const state = fold(decider, id, history.events);
   const earlier = eventsOfCommand(history.events, meta.commandId);
-  if (earlier.length > 0) return { state, events: earlier, position: history, replayed: true };
+  if (earlier.length > 0) return { state, events: assertSameActor(earlier, meta), position: history, replayed: true };
   // Only asked whether this command ran before (the write model's check of an old command id).
   if (opts.replayOnly) return { state, events: [], position: history, replayed: false };
   const decided = decider.decide(state, command);
@@ -44,6 +44,16 @@ export async function execute<S, C>(store: EventStore, decider: Decider<S, C>, i
   let next = state;
   for (const e of events) next = decider.evolve(next, e);
   return { state: next, events, position, replayed: false };
+}
+
+/**
+ * A resent command is answered from its events only for the actor that sent it first: a command id is in
+ * every reader's view of the stream (event ids derive from it), so anyone else sending it again is refused,
+ * in words that tell nothing about the first command.
+ */
+export function assertSameActor(events: EventEnvelope[], meta: CommandMeta): EventEnvelope[] {
+  if (events.some((e) => e.actor !== meta.actor)) throw conflict(`command id ${meta.commandId} was used for another request: send a new command id for a new request`);
+  return events;
 }
 
 /** The events a command id already produced (their ids are derived from it, see eventIdFor). */

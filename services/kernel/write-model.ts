@@ -1,7 +1,7 @@
 import { eventIdFor } from "./envelope.js";
 import { conflict, RealmError } from "./errors.js";
 import type { Decider, Execution } from "./decider.js";
-import { execute } from "./decider.js";
+import { assertSameActor, execute } from "./decider.js";
 import type { Projection } from "./projection.js";
 import { EMPTY_POSITION, type AggregatePosition, type AggregateRef, type CommandMeta, type EventStore } from "./store.js";
 
@@ -97,7 +97,7 @@ export class WriteModel {
     if (stored.length === 0) return undefined;
     const last = stored[stored.length - 1]!;
     await this.projection.waitFor(last.seq);
-    return { state: view(ref.id), events: stored.map((s) => s.event), position: { version: last.event.version, lastSeq: last.seq, lastCid: last.event.cid }, replayed: true };
+    return { state: view(ref.id), events: assertSameActor(stored.map((s) => s.event), meta), position: { version: last.event.version, lastSeq: last.seq, lastCid: last.event.cid }, replayed: true };
   }
 }
 

@@ -79,14 +79,14 @@ describe("zone aggregate", () => {
 describe("zone files", () => {
   it("round-trip: import -> export -> import gives the same records", () => {
     const first = parseZoneFile(ZONE, "example.test.");
-    const { state } = apply([{ type: "import", soa: first.soa, serial: first.serial ?? undefined, records: first.records }]);
+    const { state } = apply([{ type: "import", importId: "i1", soa: first.soa, serial: first.serial ?? undefined, records: first.records }]);
     const text = exportZoneFile(state);
     const second = parseZoneFile(text, "example.test.");
     expect(second.records).toEqual(zoneRecords(state).filter((r) => r.type !== "SOA"));
     expect(new Set(second.records.map((r) => JSON.stringify(r)))).toEqual(new Set(first.records.map((r) => JSON.stringify(r))));
     expect(second.soa).toEqual(first.soa);
     expect(second.serial).toBe(first.serial);
-    const again = apply([{ type: "import", soa: second.soa, serial: second.serial ?? undefined, records: second.records }]).state;
+    const again = apply([{ type: "import", importId: "i2", soa: second.soa, serial: second.serial ?? undefined, records: second.records }]).state;
     expect(exportZoneFile(again)).toBe(text);
   });
 

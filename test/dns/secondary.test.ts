@@ -25,7 +25,8 @@ async function freePort(): Promise<number> {
 async function eventually(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    if (await check()) return;
+    // dig fails outright (exit 9) while knot is still starting: that is "not yet", not a failure.
+    if (await check().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${what} did not happen within ${ms} ms; knot said: ${knotLog.slice(-2000)}`);

@@ -69,9 +69,11 @@ describe("the permission table", () => {
     const doc = (await (await fetch(`${http}/openapi.json`)).json()) as { paths: Record<string, Record<string, { "x-permission"?: string }>> };
     expect(doc.paths["/api/dns/zone/create"]!.post!["x-permission"]).toBe("dns:zone.create");
     for (const p of permissions.filter((x) => x.http)) {
-      const [method, path] = p.http!.split(" ");
-      const openapiPath = path!.replace(/:([a-zA-Z]+)/g, "{$1}");
-      expect(doc.paths[openapiPath]?.[method!.toLowerCase()]?.["x-permission"], p.http).toBe(p.permission);
+      for (const route of p.http!.split(", ")) {
+        const [method, path] = route.split(" ");
+        const openapiPath = path!.replace(/:([a-zA-Z]+)/g, "{$1}");
+        expect(doc.paths[openapiPath]?.[method!.toLowerCase()]?.["x-permission"], route).toBe(p.permission);
+      }
     }
   });
 });
@@ -99,16 +101,16 @@ describe("the matrix: every endpoint, every built-in role and a scoped binding, 
         // NATS
         const nats = await codeOf(callRealm(op, p.subject, {}, { authorization: `Bearer ${key}` }));
         // HTTP
-        let httpCode = "skip";
-        if (p.http) {
-          const [method, path] = p.http.split(" ");
+        const httpCodes: [string, string][] = [];
+        for (const route of p.http ? p.http.split(", ") : []) {
+          const [method, path] = route.split(" ");
           const res = await fetch(`${http}${path!.replace(/:([a-zA-Z]+)/g, "x")}`, { method, headers: { authorization: `Bearer ${key}`, ...(method === "POST" ? { "content-type": "application/json" } : {}) }, ...(method === "POST" ? { body: "{}" } : {}) });
           const body = (await res.json()) as { ok: boolean; error?: { code: string; details?: { permission?: string } } };
-          httpCode = body.ok ? "ok" : body.error!.code;
-          if (httpCode === "FORBIDDEN" && body.error!.details?.permission !== p.permission) mismatches.push(`${c.name} ${p.http}: refusal names ${body.error!.details?.permission}`);
+          const code = body.ok ? "ok" : body.error!.code;
+          httpCodes.push([`http ${route}`, code]);
+          if (code === "FORBIDDEN" && body.error!.details?.permission !== p.permission) mismatches.push(`${c.name} ${route}: refusal names ${body.error!.details?.permission}`);
         }
-        for (const [transport, code] of [["nats", nats], ["http", httpCode]] as const) {
-          if (code === "skip") continue;
+        for (const [transport, code] of [["nats", nats], ...httpCodes] as const) {
           const allowed = code !== "FORBIDDEN" && code !== "UNAUTHORIZED";
           // a self-scoped or zone-scoped grant may still refuse a call whose input names nothing in scope
           if (allowed !== expectAllowed && !(expectAllowed && (c.scoped || self) && code === "FORBIDDEN")) mismatches.push(`${c.name} ${transport} ${p.permission}: ${code}, expected ${expectAllowed ? "allowed" : "FORBIDDEN"}`);
