@@ -281,7 +281,12 @@ export class EventStore {
       };
       const canonical = canonicalEnvelope(unsealed);
       const cid = cidOfCanonical(canonical);
-      const { envelope, json } = sealedEnvelope(unsealed, canonical, cid, await sealer.seal(cid));
+      const seal = await sealer.seal(cid);
+      // This process made the seal: its own readers (the context's projection, a command's load) need not
+      // verify it again. They still recompute the CID from the stored bytes, so a stored message that is not
+      // this event fails as before; only the signature and Merkle proof check is answered from the cache.
+      this.trust.verifier.remember(cid, seal.kid + seal.sig);
+      const { envelope, json } = sealedEnvelope(unsealed, canonical, cid, seal);
       const h = natsHeaders();
       h.set(Headers.EventType, envelope.type);
       h.set(Headers.CorrelationId, envelope.correlationId);
