@@ -1,5 +1,5 @@
 import { RealmError, invalid } from "../../services/kernel/errors.js";
-import { DEFAULT_EXPIRY_DAYS, type UserKind } from "./domain/user.js";
+import { DEFAULT_EXPIRY_DAYS, type UserKind, type UserSpec } from "./domain/user.js";
 import { CONNECTION_TYPES, validateCidr, validateName, validatePermissions, type ConnectionTypeName, type UserPermissions } from "./domain/validation.js";
 
 /**
@@ -14,18 +14,11 @@ import { CONNECTION_TYPES, validateCidr, validateName, validatePermissions, type
 export const CSV_COLUMNS = ["name", "kind", "allow_pub", "allow_sub", "expiry_days", "tags"] as const;
 
 /** One user of user.createMany (the fields of user.create without the account). */
-export interface BatchUserInput {
-  name: string;
-  kind: UserKind;
-  permissions?: UserPermissions;
-  src?: string[];
-  connectionTypes?: ConnectionTypeName[];
-  bearer?: boolean;
-  expiresInDays?: number;
-  tags?: string[];
+export type BatchUserInput = Omit<UserSpec, "account" | "scopedSigningKey"> & {
+  /** A scoped signing key's role (the key signs; the user carries no permissions of its own). */
   role?: string;
   preset?: "operator";
-}
+};
 
 /** What the command line gives every line (its flags). */
 export interface CsvDefaults {
