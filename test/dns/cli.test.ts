@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { registerDnsCommands } from "../../dns/cli.js";
-import { dig, startDns, ZONE, type DnsHarness } from "./harness.js";
+import { dig, dnsCli, startDns, ZONE, type DnsHarness } from "./harness.js";
 
 let h: DnsHarness;
 let dir: string;
@@ -17,21 +17,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `realm <args>` through the dns command group in this process, returning what it printed. */
-async function realm(...args: string[]): Promise<string> {
-  const program = new Command("realm").exitOverride();
-  registerDnsCommands(program);
-  let out = "";
-  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((out += chunk.toString()), true));
-  const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-  try {
-    await program.parseAsync(["node", "realm", ...args, ...(args.includes("--help") || args[1] === "check" || args[1] === "of" ? [] : ["--nats", h.nats.url])]);
-  } finally {
-    spy.mockRestore();
-    err.mockRestore();
-  }
-  return out;
-}
+/** `realm <args>` against the harness (no NATS for the verbs that work offline). */
+const realm = (...args: string[]) => dnsCli(args.includes("--help") || args[1] === "check" || args[1] === "of" ? undefined : h.nats.url, args);
 
 describe("realm zone / record / host / subject / cid", () => {
   it("imports a zone file, adds a host by short name, exports the zone", async () => {

@@ -1,4 +1,7 @@
 import { execFile } from "node:child_process";
+import { Command } from "commander";
+import { vi } from "vitest";
+import { registerDnsCommands } from "../../dns/cli.js";
 import { promisify } from "node:util";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { startNats, type TestNats } from "../support/nats.js";
@@ -106,3 +109,22 @@ big     IN TXT "${"a".repeat(200)}" "${"b".repeat(200)}"
 
 /** Adds TXT records to `big` until the RRset no longer fits a 512-octet UDP answer. */
 export const BIG_EXTRA = Array.from({ length: 6 }, (_, i) => `big IN TXT "${String(i).repeat(180)}"`).join("\n");
+
+/**
+ * Runs `realm <args>` through the real dns command group in this process (stderr silenced), returning what
+ * it printed; `--nats <natsUrl>` is appended when given. Errors propagate as the CLI would print them.
+ */
+export async function dnsCli(natsUrl: string | undefined, args: string[]): Promise<string> {
+  const program = new Command("realm").exitOverride();
+  registerDnsCommands(program);
+  let out = "";
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((out += chunk.toString()), true));
+  const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+  try {
+    await program.parseAsync(["node", "realm", ...args, ...(natsUrl ? ["--nats", natsUrl] : [])]);
+  } finally {
+    spy.mockRestore();
+    err.mockRestore();
+  }
+  return out;
+}

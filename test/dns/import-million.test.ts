@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { Command } from "commander";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { registerDnsCommands } from "../../dns/cli.js";
 import { DNS_STREAM, DNS_UPLOADS_BUCKET } from "../../dns/contract.js";
 import { RealmError } from "../../services/kernel/errors.js";
-import { dig, startDns, type DnsHarness } from "./harness.js";
+import { dig, dnsCli, startDns, type DnsHarness } from "./harness.js";
 import { fixedRecords, hostName, hostRecord, writeZoneFile, type GeneratedZone } from "../support/zone-files.js";
 
 /**
@@ -34,20 +32,11 @@ afterAll(async () => {
 
 /** `realm <args>` through the real dns command group, in this process; the error it would print, if any. */
 async function realm(...args: string[]): Promise<{ out: string; error?: RealmError }> {
-  const program = new Command("realm").exitOverride();
-  registerDnsCommands(program);
-  let out = "";
-  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((out += chunk.toString()), true));
-  const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
   try {
-    await program.parseAsync(["node", "realm", ...args, "--nats", h.nats.url]);
-    return { out };
+    return { out: await dnsCli(h.nats.url, args) };
   } catch (e) {
-    if (e instanceof RealmError) return { out, error: e };
+    if (e instanceof RealmError) return { out: "", error: e };
     throw e;
-  } finally {
-    spy.mockRestore();
-    err.mockRestore();
   }
 }
 
@@ -98,11 +87,13 @@ describe("realm zone import of a 1,000,000-record file", () => {
     const last = hostRecord(g, HOSTS - 1);
     let importing = true;
     const seen: string[] = [];
+    // A probe that times out (the one DNS thread busy with the import on a loaded machine) shows no state.
+    const status = (name: string, type: string) => dig(h.port, [name, type]).then((r) => r.status, () => "timeout");
     const probe = (async () => {
       while (importing) {
-        const a = (await dig(h.port, [first.name, first.type])).status;
-        const b = (await dig(h.port, [last.name, last.type])).status;
-        seen.push(`${a}/${b}`);
+        const a = await status(first.name, first.type);
+        const b = await status(last.name, last.type);
+        if (a !== "timeout" && b !== "timeout") seen.push(`${a}/${b}`);
       }
     })();
     const r = await realm("zone", "import", g.zone, file).finally(() => (importing = false));
