@@ -4,7 +4,7 @@ import { SecretsError } from "./errors.js";
 import { SECRETS_CONTEXT } from "./contract.js";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
 import { printJson as print } from "../services/cli/output.js";
-import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "./escrow.js";
+import type { VaultwardenEscrow } from "./escrow.js";
 
 /**
  * `realm secrets ...`: read back what the realm escrowed in Vaultwarden (certificate keys, NATS creds, client
@@ -14,7 +14,12 @@ import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "./escrow.js";
  */
 
 async function withEscrow<T>(op: (e: VaultwardenEscrow) => Promise<T>): Promise<T> {
-  const escrow = vaultwardenEscrowFromEnv();
+  // The session is kept between commands (tokens only, 0600 in the config dir): one login, not one per command.
+  const url = process.env.REALM_VAULTWARDEN_URL?.trim();
+  const email = process.env.REALM_VAULTWARDEN_EMAIL;
+  // Loaded here, not at registration: the Vaultwarden client and its crypto cost every other CLI call nothing.
+  const [{ vaultwardenEscrowFromEnv }, { fileSessionStore, vaultwardenSessionFile }] = await Promise.all([import("./escrow.js"), import("./session-file.js")]);
+  const escrow = vaultwardenEscrowFromEnv(process.env, url && email && URL.canParse(url) ? { sessionStore: fileSessionStore(vaultwardenSessionFile(), url, email) } : {});
   if (!escrow) throw new SecretsError("VALIDATION", "no Vaultwarden configured: set REALM_VAULTWARDEN_URL, REALM_VAULTWARDEN_ORG, REALM_VAULTWARDEN_EMAIL, REALM_VAULTWARDEN_PASSWORD (and optionally the API key and CA)");
   try {
     return await op(escrow);

@@ -6,7 +6,8 @@
  *
  * The keys live in this object's memory only; the master password is used during login() and not kept.
  */
-import { randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
 import {
   SymmetricKey,
   decryptBytes,
@@ -32,7 +33,10 @@ export interface VaultwardenClientOptions {
   url: string;
   /** Extra CA certificate (PEM) to trust for this server. */
   ca?: string | Buffer;
-  /** Stable device id (Vaultwarden keeps one device row per id); random per client when unset. */
+  /**
+   * Device id (Vaultwarden keeps one device row per id and e-mails on each new one); when unset, a stable id derived
+   * from this host, the server and the account (`stableDeviceIdentifier`).
+   */
   deviceIdentifier?: string;
   deviceName?: string;
   timeoutMs?: number;
@@ -149,9 +153,18 @@ interface Session {
   refreshToken: string | undefined;
 }
 
+/** What `sessionState()` gives and `resume()` takes. */
+export interface SavedSession {
+  email: string;
+  accessToken: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  refreshToken?: string;
+}
+
 export class VaultwardenClient {
   readonly http: HttpTransport;
-  private readonly deviceIdentifier: string;
+  private deviceIdentifier: string | undefined;
   private readonly deviceName: string;
   private readonly itemKeys: boolean;
   private session: Session | undefined;
@@ -181,7 +194,7 @@ export class VaultwardenClient {
         "user-agent": "cim-realm-secrets-client",
       },
     });
-    this.deviceIdentifier = opts.deviceIdentifier ?? randomUUID();
+    this.deviceIdentifier = opts.deviceIdentifier;
     this.deviceName = opts.deviceName ?? "cim-realm";
     this.itemKeys = opts.itemKeys ?? true;
   }
@@ -211,7 +224,8 @@ export class VaultwardenClient {
       headers["cache-control"] = "no-store";
       headers.pragma = "no-cache";
     }
-    const res = await this.http.request({ method, path, headers, ...(text !== undefined ? { body: text } : {}) });
+    const isToken = path.startsWith("identity/connect/token");
+    const res = await this.http.request({ method, path, headers, ...(text !== undefined ? { body: text } : {}), ...(isToken ? { noRetryOn429: true } : {}) });
     const what = `${method} ${path.split("?")[0]}`;
     let parsed: unknown;
     if (res.text.length > 0) {
@@ -222,31 +236,48 @@ export class VaultwardenClient {
       }
     }
     if (res.status >= 200 && res.status < 300) return parsed;
-    const b = asObj(parsed);
-    // Server-authored text only (Vaultwarden's ErrorModel / OAuth error); never our request.
-    const serverMsg = String(asStr(b.message) ?? asStr(asObj(b.errorModel).message) ?? asStr(b.error_description) ?? asStr(b.error) ?? "").slice(0, 200);
-    const msg = `${what}: ${res.status}${serverMsg ? ` ${serverMsg}` : ""}`;
-    if (res.status === 401 || res.status === 403) throw new SecretsError("AUTH", msg, { status: res.status });
-    if (res.status === 404) throw new SecretsError("NOT_FOUND", msg, { status: res.status });
-    if (/out of date|resync/i.test(serverMsg)) throw new SecretsError("CONFLICT", msg, { status: res.status });
-    if (path.startsWith("identity/connect/token") && (b.error === "invalid_grant" || b.error === "invalid_client")) throw new SecretsError("AUTH", msg, { status: res.status });
-    throw new SecretsError("VALIDATION", msg, { status: res.status });
+    throw errorFromResponse(what, res.status, parsed, isToken);
   }
 
-  /** An authenticated API call: renews an expiring token first, and once more on a 401. */
+  /**
+   * An authenticated API call: renews an expiring token first. On a 401 it finds out whether the session or the
+   * right is missing: Vaultwarden answers 401 both for a dead token and for a role the account lacks (auth.rs
+   * OrgHeaders / AdminHeaders / ManagerHeaders). If the token still works (GET /api/accounts/revision-date), the
+   * 401 is final (FORBIDDEN) and nothing is renewed; else the session is renewed once and the call repeated, and a
+   * 401 after that renewal is final too. No loop, and no login spent on a missing role.
+   */
   async api(method: string, path: string, json?: unknown): Promise<unknown> {
     if (!this.session) throw new SecretsError("AUTH", "not logged in");
     if (this.session.expiresAt - 60_000 < Date.now()) await this.renew();
+    const body = json === undefined ? undefined : { json };
     try {
-      return await this.call(method, path, json === undefined ? undefined : { json }, this.session.accessToken);
+      return await this.call(method, path, body, this.session.accessToken);
     } catch (e) {
       if (!(e instanceof SecretsError) || e.status !== 401) throw e;
+      if (await this.tokenWorks()) throw forbidden(e);
       await this.renew();
-      return this.call(method, path, json === undefined ? undefined : { json }, this.session.accessToken);
+      try {
+        return await this.call(method, path, body, this.session.accessToken);
+      } catch (e2) {
+        if (e2 instanceof SecretsError && e2.status === 401) throw forbidden(e2);
+        throw e2;
+      }
+    }
+  }
+
+  /** Whether the current access token is still accepted (a cheap authenticated GET). */
+  private async tokenWorks(): Promise<boolean> {
+    try {
+      await this.call("GET", "api/accounts/revision-date", undefined, this.session?.accessToken);
+      return true;
+    } catch (e) {
+      if (e instanceof SecretsError && e.status === 401) return false;
+      throw e;
     }
   }
 
   private deviceFields(): Record<string, string> {
+    this.deviceIdentifier ??= stableDeviceIdentifier(this.http.baseUrl.href, this.email ?? "");
     return { deviceIdentifier: this.deviceIdentifier, deviceName: this.deviceName, deviceType: "21" };
   }
 
@@ -299,6 +330,7 @@ export class VaultwardenClient {
   async login(creds: Credentials): Promise<void> {
     this.lock();
     const email = emailToSalt(creds.email);
+    this.email = email;
     let tokenResponse: Json;
     let masterKey: Buffer | undefined;
     if (creds.apiKey) {
@@ -335,6 +367,52 @@ export class VaultwardenClient {
     }
     if (wrappedPrivate) this.privateKey = decryptBytes(wrappedPrivate, this.userKey);
     await this.sync();
+  }
+
+  /**
+   * The tokens of this session, to keep for a later process (`resume`): bearer credentials to the (encrypted)
+   * vault, so whoever stores them keeps them private. No key, no password is in it.
+   */
+  sessionState(): SavedSession | undefined {
+    const s = this.session;
+    return s && this.email ? { email: this.email, accessToken: s.accessToken, expiresAt: s.expiresAt, ...(s.refreshToken ? { refreshToken: s.refreshToken } : {}) } : undefined;
+  }
+
+  /**
+   * Unlocks with a session kept from an earlier `login` instead of logging in again (Vaultwarden allows 10 logins,
+   * then one a minute): the tokens are renewed if needed (refresh grant, not rate-limited; an API-key session
+   * repeats client_credentials), the master-key-wrapped user key comes from sync (`userDecryption`, ciphers.rs
+   * sync), and the master password unlocks it here. AUTH if the session is gone or belongs to another account.
+   */
+  async resume(creds: Credentials, saved: SavedSession): Promise<void> {
+    this.lock();
+    const email = emailToSalt(creds.email);
+    if (emailToSalt(saved.email) !== email) throw new SecretsError("AUTH", "the kept session belongs to another account");
+    this.email = email;
+    if (creds.apiKey) this.apiKey = creds.apiKey;
+    this.session = { accessToken: saved.accessToken, expiresAt: saved.expiresAt, refreshToken: saved.refreshToken };
+    try {
+      const r = asObj(await this.api("GET", "api/sync?excludeDomains=true"));
+      const profile = asObj(r.profile);
+      if (emailToSalt(asStr(profile.email) ?? "") !== email) throw new SecretsError("AUTH", "the kept session belongs to another account");
+      const mpu = asObj(asObj(r.userDecryption).masterPasswordUnlock);
+      const protectedKey = asStr(mpu.masterKeyWrappedUserKey) ?? asStr(mpu.masterKeyEncryptedUserKey) ?? asStr(profile.key);
+      if (!protectedKey) throw new SecretsError("SERVER", "sync carries no master-key-wrapped user key");
+      const kdf = asObj(mpu.kdf).kdfType !== undefined ? kdfFrom(asObj(mpu.kdf), {}) : await this.prelogin(email);
+      this.kdf = kdf;
+      const masterKey = await deriveMasterKey(creds.password, asStr(mpu.salt) ?? email, kdf);
+      try {
+        this.userKey = SymmetricKey.fromBytes(decryptBytes(protectedKey, SymmetricKey.stretch(masterKey)));
+      } catch (e) {
+        if (e instanceof SecretsError && e.kind === "INTEGRITY") throw new SecretsError("AUTH", "the master password does not unlock this account");
+        throw e;
+      }
+      if (!this.userId) this.userId = asStr(profile.id) ?? undefined;
+      await this.sync();
+    } catch (e) {
+      this.lock();
+      throw e;
+    }
   }
 
   /** Forgets keys and tokens. */
@@ -461,15 +539,15 @@ export class VaultwardenClient {
   }
 
   /** Invites an existing user, wraps the org key to their public key and confirms them. */
-  async addMember(organizationId: string, email: string, opts: { role?: number; collectionIds?: string[] } = {}): Promise<void> {
+  async addMember(organizationId: string, email: string, opts: { role?: number; collectionIds?: string[]; readOnly?: boolean; permissions?: Record<string, boolean> } = {}): Promise<void> {
     const org = this.organization(organizationId);
     await this.api("POST", `api/organizations/${org.id}/users/invite`, {
       emails: [email],
       type: opts.role ?? 2,
       groups: [],
       accessSecretsManager: false,
-      collections: (opts.collectionIds ?? []).map((id) => ({ id, readOnly: false, hidePasswords: false, manage: false })),
-      permissions: {},
+      collections: (opts.collectionIds ?? []).map((id) => ({ id, readOnly: opts.readOnly ?? false, hidePasswords: false, manage: false })),
+      permissions: opts.permissions ?? {},
     });
     const list = ((asObj(await this.api("GET", `api/organizations/${org.id}/users`)).data as Json[] | undefined) ?? []).map(asObj);
     const m = list.find((x) => String(x.email).toLowerCase() === emailToSalt(email));
@@ -600,16 +678,32 @@ export class VaultwardenClient {
   }
 
   /**
-   * Replaces an item's content (same owner, same item key). `expectedRevision` makes the server refuse the
-   * write (CONFLICT) if someone changed the item since that revision.
+   * Replaces an item's content (same owner, same item key). With `expectedRevision` the write is refused (CONFLICT)
+   * if anyone changed the item since that revision, to the millisecond: Vaultwarden's own check refuses only a
+   * `lastKnownRevisionDate` at least 2 whole seconds older than the item's (ciphers.rs update_cipher_from_data,
+   * `num_seconds() > 1`), so this client (1) compares the revision it just read, and (2) sends as
+   * `lastKnownRevisionDate` the expected revision minus 1.999999 s: the server then accepts the write only while the
+   * item is still at that revision (a later write, even 1 µs later, makes the difference >= 2 s). Should the
+   * server refuse although the item is unchanged (a server keeping coarser dates), the write is sent once more
+   * with the plain revision, i.e. Vaultwarden's own 2 s check.
    */
   async updateItem(id: string, input: ItemInput, expectedRevision?: string): Promise<Item> {
     const raw = await this.getRawItem(id);
+    const current = String(raw.revisionDate);
+    if (expectedRevision !== undefined && current !== expectedRevision) throw new SecretsError("CONFLICT", `PUT /api/ciphers/${id}: the item changed since revision ${expectedRevision} (now ${current})`);
     const orgId = asStr(raw.organizationId);
     if (input.organizationId !== undefined && input.organizationId !== orgId) throw new SecretsError("VALIDATION", "updateItem cannot move an item between owners");
     const key = await this.itemKey(raw);
-    const body = this.encryptBody(input, key, asStr(raw.key), orgId, expectedRevision ?? String(raw.revisionDate));
-    return this.decryptItem(asObj(await this.api("PUT", `api/ciphers/${encodeURIComponent(id)}`, body)));
+    const put = async (lastKnown: string) => this.decryptItem(asObj(await this.api("PUT", `api/ciphers/${encodeURIComponent(id)}`, this.encryptBody(input, key, asStr(raw.key), orgId, lastKnown))));
+    const tight = expectedRevision !== undefined ? justUnderTwoSecondsBefore(expectedRevision) : undefined;
+    if (tight === undefined) return put(expectedRevision ?? current);
+    try {
+      return await put(tight);
+    } catch (e) {
+      if (!(e instanceof SecretsError) || e.kind !== "CONFLICT") throw e;
+      if (String((await this.getRawItem(id)).revisionDate) !== expectedRevision) throw e;
+      return put(expectedRevision!);
+    }
   }
 
   /** Moves an item to the trash (soft delete), or removes it for good with `permanent`. */
@@ -643,4 +737,83 @@ function kdfFrom(settings: Json, flat: Json): KdfConfig {
   const parallelism = (settings.parallelism ?? flat.kdfParallelism ?? null) as number | null;
   if (!Number.isFinite(iterations)) throw new SecretsError("SERVER", "KDF settings missing from the server's answer");
   return { kdfType, iterations, memory, parallelism };
+}
+
+/** Vaultwarden's error text: ErrorModel `message` (error.rs api_error), OAuth `error_description`, Rocket's catcher `error.description`. */
+function serverMessage(b: Json): string {
+  const e = b.error;
+  return String(asStr(b.message) ?? asStr(asObj(b.errorModel).message) ?? (asStr(b.error_description) || null) ?? (typeof e === "string" ? e : asStr(asObj(e).description)) ?? "").slice(0, 200);
+}
+
+/** 400 messages of Vaultwarden that mean "no such thing, or not visible to you" (ciphers.rs, folders.rs, organizations.rs). */
+const NOT_FOUND_400 = /^(Cipher doesn't exist|Cipher does not exist|Cipher is not owned by user|Cipher is not accessible.*|Invalid folder|Organization not found|Collection not found|Can't find organization details|User doesn't exist|User is not part of organization|The specified user isn't a member of the organization|Resource not found\.?)$/;
+/** 400 messages that mean "you may not" (ciphers.rs, organizations.rs). */
+const FORBIDDEN_400 = /^(You don't have permission.*|Cipher is not write accessible|Cipher can't be (deleted|restored) by user|Cipher cannot be deleted by user|No rights to modify the collection|Only Owners can .*|User not allowed to create organizations)$/;
+/** Token endpoint 400s that refuse the credentials (identity.rs password_login, user_api_key_login, refresh_login, json_err_twofactor). */
+const BAD_CREDENTIALS = /^(Username or password is incorrect\. Try again|Incorrect client_secret|Invalid client_id|Malformed client_id|This user has been disabled.*|Please verify your email before trying again\.)$/;
+
+/**
+ * Maps a refused request to a typed error by status and body, as Vaultwarden 1.37 sends them: every `err!` is a 400
+ * with the ErrorModel body (`error: ""`), so the message decides; `invalid_grant` only for a refused refresh and
+ * "Two factor required."; 401 from the auth guards; 404 only for routes and ids that are not UUIDs; 429 from the
+ * login limiter. Only server-authored text goes into the message, never our request.
+ */
+function errorFromResponse(what: string, status: number, parsed: unknown, isToken: boolean): SecretsError {
+  const b = asObj(parsed);
+  const serverMsg = serverMessage(b);
+  const msg = `${what}: ${status}${serverMsg ? ` ${serverMsg}` : ""}`;
+  const opts = { status };
+  if (status === 429) {
+    return new SecretsError(
+      "RATE_LIMITED",
+      isToken
+        ? `${msg}: Vaultwarden's login rate limit (by default 10 logins, then one per 60 s per address) refused this login; try again in a minute, or reuse a session`
+        : `${msg}: Vaultwarden's rate limit refused this request; try again later`,
+      opts,
+    );
+  }
+  if (status === 401) return new SecretsError("AUTH", msg, opts);
+  if (status === 403) return new SecretsError("FORBIDDEN", msg, opts);
+  if (status === 404) return new SecretsError("NOT_FOUND", msg, opts);
+  if (isToken && status === 400) {
+    if (b.error === "invalid_grant" && /two factor/i.test(serverMsg)) return new SecretsError("AUTH", `${msg}: this account requires two-factor login; use its personal API key (client_credentials skips 2FA)`, opts);
+    if (b.error === "invalid_grant" || b.error === "invalid_client" || BAD_CREDENTIALS.test(serverMsg)) return new SecretsError("AUTH", msg, opts);
+  }
+  if (status === 400) {
+    if (/out of date|resync/i.test(serverMsg)) return new SecretsError("CONFLICT", msg, opts);
+    if (NOT_FOUND_400.test(serverMsg)) return new SecretsError("NOT_FOUND", msg, opts);
+    if (FORBIDDEN_400.test(serverMsg)) return new SecretsError("FORBIDDEN", msg, opts);
+  }
+  if (status >= 500) return new SecretsError("SERVER", msg, opts);
+  return new SecretsError("VALIDATION", msg, opts);
+}
+
+function forbidden(e: SecretsError): SecretsError {
+  return new SecretsError("FORBIDDEN", `${e.message}: refused with a valid session, so the account lacks the right (organization role or collection access) this call needs`, { status: e.status ?? 401 });
+}
+
+/**
+ * A device identifier that stays the same for one installation and account: a UUID made from a hash of the host
+ * name, the server and the e-mail. Vaultwarden keeps one device row per identifier and (with mail on) e-mails the
+ * user on every new device (identity.rs get_device / send_new_device_logged_in): a random id per process would
+ * send one mail per start.
+ */
+export function stableDeviceIdentifier(serverUrl: string, email: string): string {
+  const h = createHash("sha256").update(`cim-realm|${hostname()}|${new URL(serverUrl).origin}|${emailToSalt(email)}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50; // version 5-style (name-based)
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString("hex");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+/** `iso` minus 1.999999 s, with microseconds (what Vaultwarden's "%+" parser reads); undefined if `iso` is not a date. */
+function justUnderTwoSecondsBefore(iso: string): string | undefined {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)$/.exec(iso);
+  if (!m) return undefined;
+  const whole = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(whole)) return undefined;
+  const micros = whole * 1000 + Number(((m[2] ?? "") + "000000").slice(0, 6)) - 1_999_999;
+  const ms = Math.floor(micros / 1000);
+  const frac = String(micros - Math.floor(micros / 1_000_000) * 1_000_000).padStart(6, "0");
+  return `${new Date(ms).toISOString().slice(0, 19)}.${frac}Z`;
 }

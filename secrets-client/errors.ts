@@ -10,8 +10,13 @@ import { RealmError, type ErrorCode } from "../services/kernel/errors.js";
  * - VALIDATION: the server refused the request as invalid (4xx other than 401/403/404), or bad input here.
  * - CONFLICT: the item changed on the server since it was read (stale revision).
  * - UNSUPPORTED: a format this client refuses on purpose (EncString type 0 or 7, unknown KDF...).
+ * - FORBIDDEN: the account is logged in but lacks the right (organization role, collection access): Vaultwarden
+ *   answers such calls 401 (auth.rs AdminHeaders / ManagerHeaders) or 400 ("You don't have permission ..."); a 401
+ *   that a fresh session gets again is this, final (no further renewal or login).
+ * - RATE_LIMITED: Vaultwarden refused a login with 429 (ratelimit.rs `check_limit_login`: by default a burst of 10,
+ *   then one per 60 s per client IP). Not retried: waiting is the caller's decision.
  */
-export type SecretsErrorKind = "UNREACHABLE" | "AUTH" | "INTEGRITY" | "NOT_FOUND" | "SERVER" | "VALIDATION" | "CONFLICT" | "UNSUPPORTED";
+export type SecretsErrorKind = "UNREACHABLE" | "AUTH" | "INTEGRITY" | "NOT_FOUND" | "SERVER" | "VALIDATION" | "CONFLICT" | "UNSUPPORTED" | "FORBIDDEN" | "RATE_LIMITED";
 
 const realmCodeOf: Record<SecretsErrorKind, ErrorCode> = {
   UNREACHABLE: "UNAVAILABLE",
@@ -22,6 +27,10 @@ const realmCodeOf: Record<SecretsErrorKind, ErrorCode> = {
   VALIDATION: "VALIDATION",
   CONFLICT: "CONFLICT",
   UNSUPPORTED: "VALIDATION",
+  // UNAUTHORIZED, not FORBIDDEN: the realm's caller is allowed; it is the escrow's Vaultwarden account that lacks the
+  // role (and the host records FORBIDDEN as a denial of the realm principal, which this is not).
+  FORBIDDEN: "UNAUTHORIZED",
+  RATE_LIMITED: "RATE_LIMITED",
 };
 
 /**

@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import type { EscrowRequest, SecretEscrow, SecretRef } from "./contract.js";
 import { VaultwardenClient, type Credentials, type Item, type ItemInput } from "./client.js";
+import type { SessionStore } from "./session-file.js";
 import { SecretsError } from "./errors.js";
 import type { RetryPolicy } from "./http.js";
 
@@ -32,6 +33,10 @@ export interface VaultwardenEscrowConfig {
   timeoutMs?: number;
   /** Collection name prefix (default `principal:`). */
   collectionPrefix?: string;
+  /** Vaultwarden device identifier; default: stable per host, server and account (`stableDeviceIdentifier`). */
+  deviceIdentifier?: string;
+  /** Keeps the session (tokens only) for the next process, e.g. `realm secrets` between commands; default: memory only. */
+  sessionStore?: SessionStore;
 }
 
 export interface SecretVersions {
@@ -47,6 +52,8 @@ export interface SecretVersions {
   previous: { value: string; replacedAt: string }[];
 }
 
+/** Retries of one rotation after a conflict or a lost write. */
+const MAX_ATTEMPTS = 3;
 const F_PRINCIPAL = "realm:principal";
 const F_VERSION = "realm:version";
 const F_WRITTEN = "realm:written-at";
@@ -58,6 +65,7 @@ export class VaultwardenEscrow implements SecretEscrow {
   private readonly organization: string;
   private readonly prefix: string;
   private ready: Promise<void> | undefined;
+  private readonly sessionStore: SessionStore | undefined;
   /** store() calls run one at a time per escrow: no duplicate collection or item from concurrent calls. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -65,6 +73,7 @@ export class VaultwardenEscrow implements SecretEscrow {
     this.client = new VaultwardenClient({
       url: config.url,
       deviceName: "cim-realm escrow",
+      ...(config.deviceIdentifier !== undefined ? { deviceIdentifier: config.deviceIdentifier } : {}),
       ...(config.ca !== undefined ? { ca: config.ca } : {}),
       ...(config.retry !== undefined ? { retry: config.retry } : {}),
       ...(config.timeoutMs !== undefined ? { timeoutMs: config.timeoutMs } : {}),
@@ -72,6 +81,7 @@ export class VaultwardenEscrow implements SecretEscrow {
     this.creds = { email: config.email, password: config.password, ...(config.apiKey ? { apiKey: config.apiKey } : {}) };
     this.organization = config.organization;
     this.prefix = config.collectionPrefix ?? "principal:";
+    this.sessionStore = config.sessionStore;
   }
 
   /** Never print the credentials held here. */
@@ -92,7 +102,7 @@ export class VaultwardenEscrow implements SecretEscrow {
 
   private login(): Promise<void> {
     if (!this.ready) {
-      this.ready = this.client.login(this.creds).catch((e: unknown) => {
+      this.ready = this.resumeOrLogin().catch((e: unknown) => {
         this.ready = undefined;
         throw e;
       });
@@ -100,7 +110,33 @@ export class VaultwardenEscrow implements SecretEscrow {
     return this.ready;
   }
 
-  /** Runs `op` logged in; if the session died (AUTH after refresh), logs in once more and retries. */
+  /** A kept session if there is one that still works (no login spent), else a login; the session is then kept. */
+  private async resumeOrLogin(): Promise<void> {
+    const saved = this.sessionStore?.load();
+    if (saved) {
+      try {
+        await this.client.resume(this.creds, saved);
+        this.keepSession();
+        return;
+      } catch (e) {
+        if (!(e instanceof SecretsError) || e.kind !== "AUTH") throw e;
+        this.sessionStore!.save(undefined);
+      }
+    }
+    await this.client.login(this.creds);
+    this.keepSession();
+  }
+
+  private keepSession(): void {
+    this.sessionStore?.save(this.client.sessionState());
+  }
+
+  /**
+   * Runs `op` with the cached session (one login per escrow, reused by every call: Vaultwarden's login limiter
+   * allows 10 logins, then one a minute). Only if the session died (AUTH: token expired and its renewal refused)
+   * does it log in once more and retry. FORBIDDEN (the account lacks a role; final) and RATE_LIMITED are thrown as
+   * they are: logging in again would not help and would spend the login budget.
+   */
   private async withSession<T>(op: () => Promise<T>): Promise<T> {
     await this.login();
     try {
@@ -108,8 +144,11 @@ export class VaultwardenEscrow implements SecretEscrow {
     } catch (e) {
       if (!(e instanceof SecretsError) || e.kind !== "AUTH") throw e;
       this.ready = undefined;
+      this.sessionStore?.save(undefined);
       await this.login();
       return op();
+    } finally {
+      if (this.sessionStore && this.client.loggedIn) this.keepSession();
     }
   }
 
@@ -144,10 +183,19 @@ export class VaultwardenEscrow implements SecretEscrow {
     return run;
   }
 
+  /**
+   * Writes one rotation and then checks it: Vaultwarden's stale-write check only refuses copies at least 2 s older
+   * than the server's (ciphers.rs update_cipher_from_data, whole seconds), so two writers less than 2 s apart would
+   * both be accepted and one value lost. So: the client refuses locally a write whose base revision is not exactly the
+   * current one (CONFLICT) and sends a `lastKnownRevisionDate` that makes the server refuse the PUT if anything was
+   * written after that revision (`VaultwardenClient.updateItem`); and after every write the item is read back: if
+   * another writer replaced our value without keeping it (current or in the history), the rotation is redone on top
+   * of what is there. Bounded attempts.
+   */
   private async storeNow(req: EscrowRequest): Promise<SecretRef> {
     const collectionId = await this.collectionFor(req.principal);
-    const now = new Date().toISOString();
     for (let attempt = 0; ; attempt++) {
+      const now = new Date().toISOString();
       const existing = await this.findItem(collectionId, req.principal, req.name);
       const version = existing ? Number(fieldOf(existing, F_VERSION) ?? "1") + 1 : 1;
       const previous = existing?.login?.password;
@@ -167,14 +215,24 @@ export class VaultwardenEscrow implements SecretEscrow {
         ],
         passwordHistory: history,
       };
+      let item: Item;
       try {
-        const item = existing ? await this.client.updateItem(existing.id, input, existing.revisionDate) : await this.client.createItem(input);
-        return { itemId: item.id, revision: item.revisionDate };
+        item = existing ? await this.client.updateItem(existing.id, input, existing.revisionDate) : await this.client.createItem(input);
       } catch (e) {
-        // A concurrent rotation of the same item: read it again and rotate on top of it, once.
-        if (e instanceof SecretsError && e.kind === "CONFLICT" && attempt === 0) continue;
+        // A concurrent rotation of the same item: read it again and rotate on top of it.
+        if (e instanceof SecretsError && e.kind === "CONFLICT" && attempt < MAX_ATTEMPTS) continue;
         throw e;
       }
+      // Read back: is our value still there (current, or kept in the history by a writer that came after us)?
+      const after = await this.client.getItem(item.id).catch((e: unknown) => {
+        if (e instanceof SecretsError && e.kind === "NOT_FOUND") return undefined;
+        throw e;
+      });
+      if (!after || after.deletedDate) return { itemId: item.id, revision: item.revisionDate };
+      // (The reference is the revision our write made, even if a later writer has since rotated on top of it.)
+      if (after.login?.password === req.secret || after.passwordHistory.some((p) => p.password === req.secret)) return { itemId: item.id, revision: item.revisionDate };
+      if (attempt >= MAX_ATTEMPTS) throw new SecretsError("CONFLICT", `item ${item.id} was rewritten by another writer ${MAX_ATTEMPTS + 1} times while this rotation was stored; store again`);
+      // Lost to a writer whose copy was older than ours by less than Vaultwarden's 2 s: redo it on top.
     }
   }
 
@@ -228,7 +286,7 @@ function fieldOf(item: Item, name: string): string | null {
  * API key, both or neither) and REALM_VAULTWARDEN_CA (path of a PEM CA file to trust).
  * A missing or half-set variable is a VALIDATION error naming the variable (never its value).
  */
-export function vaultwardenEscrowFromEnv(env: NodeJS.ProcessEnv = process.env): VaultwardenEscrow | undefined {
+export function vaultwardenEscrowFromEnv(env: NodeJS.ProcessEnv = process.env, extra: Pick<VaultwardenEscrowConfig, "sessionStore"> = {}): VaultwardenEscrow | undefined {
   const url = env.REALM_VAULTWARDEN_URL?.trim();
   if (!url) return undefined;
   const need = (k: string): string => {
@@ -237,6 +295,7 @@ export function vaultwardenEscrowFromEnv(env: NodeJS.ProcessEnv = process.env): 
     return v;
   };
   const clientId = env.REALM_VAULTWARDEN_CLIENT_ID;
+  const deviceIdentifier = env.REALM_VAULTWARDEN_DEVICE_ID?.trim();
   const clientSecret = env.REALM_VAULTWARDEN_CLIENT_SECRET;
   if (Boolean(clientId) !== Boolean(clientSecret)) throw new SecretsError("VALIDATION", "REALM_VAULTWARDEN_CLIENT_ID and REALM_VAULTWARDEN_CLIENT_SECRET must be set together");
   let ca: string | undefined;
@@ -254,5 +313,7 @@ export function vaultwardenEscrowFromEnv(env: NodeJS.ProcessEnv = process.env): 
     password: need("REALM_VAULTWARDEN_PASSWORD"),
     ...(clientId && clientSecret ? { apiKey: { clientId, clientSecret } } : {}),
     ...(ca !== undefined ? { ca } : {}),
+    ...(deviceIdentifier ? { deviceIdentifier } : {}),
+    ...extra,
   });
 }

@@ -41,6 +41,12 @@ export interface HttpRequest {
   path: string;
   headers?: Record<string, string>;
   body?: string;
+  /**
+   * Return a 429 at once instead of retrying it. For the token endpoint: Vaultwarden's login limiter
+   * (ratelimit.rs) answers 429 without Retry-After and refills one login a minute, so retrying within seconds
+   * only spends more of the burst.
+   */
+  noRetryOn429?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -93,7 +99,7 @@ export class HttpTransport {
       } catch (e) {
         netErr = (e as NodeJS.ErrnoException).code ?? "network error";
       }
-      const retryable = netErr !== undefined || res!.status === 429 || res!.status >= 500;
+      const retryable = netErr !== undefined || (res!.status === 429 && !r.noRetryOn429) || res!.status >= 500;
       if (!retryable) return res!;
       let delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** attempt);
       delay = Math.round(delay / 2 + Math.random() * (delay / 2));

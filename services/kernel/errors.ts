@@ -16,6 +16,8 @@ export const ErrorCodes = {
   ALREADY_EXISTS: "ALREADY_EXISTS",
   UNAUTHORIZED: "UNAUTHORIZED",
   FORBIDDEN: "FORBIDDEN",
+  /** An upstream refused the call for now because of its rate limit (e.g. Vaultwarden's login limit); retry later. */
+  RATE_LIMITED: "RATE_LIMITED",
   /** A dependency (nats-server, a directory, an upstream) is not reachable. */
   UNAVAILABLE: "UNAVAILABLE",
   /** An audit chain or a stored event does not verify. */
@@ -34,6 +36,7 @@ const httpStatusByCode: Record<ErrorCode, number> = {
   ALREADY_EXISTS: 409,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTEGRITY: 500,
   PROJECTION: 500,

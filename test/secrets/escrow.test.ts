@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
-import { escrowEnv, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
+import { escrowEnv, registerAccount, setupOrganization, type RealmVault } from "../support/vaultwarden/setup.js";
+import { VaultwardenClient } from "../../secrets-client/client.js";
 import { VaultwardenEscrow, vaultwardenEscrowFromEnv } from "../../secrets-client/escrow.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import { SecretsError } from "../../secrets-client/errors.js";
@@ -135,6 +136,113 @@ describe("VaultwardenEscrow (SecretEscrow on Vaultwarden)", () => {
     const noOrg = new VaultwardenEscrow({ url: vw.url, ca: vw.ca, organization: "no-such-org", email: realm.owner.email, password: realm.owner.password });
     expect((await errOf(noOrg.store({ principal: "x", name: "y", secret: "z" }))).kind).toBe("NOT_FOUND");
     noOrg.close();
+  });
+
+  it("two writers rotating the same secret 1 s apart (which Vaultwarden's 2 s stale check lets through) lose no version", async () => {
+    // (an earlier test revoked realm.client's session: log in afresh)
+    await realm.client.login({ email: realm.owner.email, password: realm.owner.password });
+    const admin = await registerAccount(vw, "second-writer@example.test", "second writer password");
+    await realm.client.addMember(realm.organizationId, admin.email, { role: 1 });
+    const other = new VaultwardenEscrow({ url: vw.url, ca: vw.ca, organization: "realm-org", email: admin.email, password: admin.password });
+    try {
+      const ref = await escrow.store({ principal: "rita", name: "rotating", secret: "v1" });
+      // The escrow has read the item (sync) when the other writer rotates it, 1 s later, before our PUT.
+      vw.hooks.push({ user: realm.owner.email, method: "GET", path: /^\/api\/ciphers\/[0-9a-f-]{36}$/, times: 1, run: async () => {
+        vw.clock.advance(1000);
+        await other.store({ principal: "rita", name: "rotating", secret: "v2" });
+      } });
+      await escrow.store({ principal: "rita", name: "rotating", secret: "v3" });
+      expect(vw.hooks.every((h) => h.times === 0)).toBe(true);
+      let v = await escrow.versions(ref);
+      expect([v.current, ...v.previous.map((p) => p.value)]).toEqual(["v3", "v2", "v1"]);
+      expect(v.version).toBe(3);
+      // The other way round: the other writer has read and checked the item, and the escrow rotates it 1 s
+      // later, just before the other writer's PUT lands: the server itself then refuses that PUT, and the other
+      // writer redoes its rotation on top.
+      vw.hooks.push({ user: admin.email, method: "PUT", path: /^\/api\/ciphers\/[0-9a-f-]{36}$/, times: 1, run: async () => {
+        vw.clock.advance(1000);
+        await escrow.store({ principal: "rita", name: "rotating", secret: "v4" });
+      } });
+      const n = vw.log.length;
+      await other.store({ principal: "rita", name: "rotating", secret: "v5" });
+      expect(vw.log.slice(n).filter((l) => l.method === "PUT" && l.status === 400)).toHaveLength(1);
+      v = await escrow.versions(ref);
+      expect([v.current, ...v.previous.map((p) => p.value)]).toEqual(["v5", "v4", "v3", "v2", "v1"]);
+      expect(v.version).toBe(5);
+    } finally {
+      vw.hooks.length = 0;
+      other.close();
+    }
+  });
+
+  it("an account without the organization role: FORBIDDEN at once, and the escrow does not log in again", async () => {
+    await realm.client.login({ email: realm.owner.email, password: realm.owner.password });
+    const plain = await registerAccount(vw, "plain-member@example.test", "plain member password");
+    await realm.client.addMember(realm.organizationId, plain.email, { role: 2, collectionIds: [realm.collectionId] });
+    const weak = new VaultwardenEscrow({ url: vw.url, ca: vw.ca, organization: "realm-org", email: plain.email, password: plain.password });
+    try {
+      await weak.check();
+      const token = () => vw.log.filter((l) => l.path === "/identity/connect/token").length;
+      const before = token();
+      for (let i = 0; i < 3; i++) {
+        const e = await errOf(weak.store({ principal: `new-principal-${i}`, name: "k", secret: "s" }));
+        expect(e).toMatchObject({ kind: "FORBIDDEN", code: "UNAUTHORIZED", status: 401 });
+        expect(e.message).toContain("lacks the right");
+      }
+      expect(token()).toBe(before);
+    } finally {
+      weak.close();
+    }
+  });
+
+  it("the 11th login in a minute is refused (RATE_LIMITED, typed, not retried) and the escrow keeps working through its cached session", async () => {
+    const ref = await escrow.store({ principal: "rl", name: "k", secret: "before" });
+    vw.loginRateLimit.enabled = true;
+    vw.loginRateLimit.reset();
+    const token = () => vw.log.filter((l) => l.path === "/identity/connect/token").length;
+    try {
+      for (let i = 0; i < 10; i++) {
+        const c = new VaultwardenClient({ url: vw.url, ca: vw.ca });
+        await c.login({ email: realm.owner.email, password: realm.owner.password, apiKey: realm.apiKey });
+        c.close();
+      }
+      const fresh = new VaultwardenEscrow({ url: vw.url, ca: vw.ca, organization: "realm-org", email: realm.owner.email, password: realm.owner.password, apiKey: realm.apiKey });
+      const before = token();
+      const e = await errOf(fresh.check());
+      fresh.close();
+      expect(e).toMatchObject({ kind: "RATE_LIMITED", code: "RATE_LIMITED", status: 429 });
+      expect(e.message).not.toContain(realm.apiKey.clientSecret);
+      expect(token() - before).toBe(1);
+      // The running escrow: no login needed, so nothing refused.
+      const n = token();
+      const r2 = await escrow.store({ principal: "rl", name: "k", secret: "after" });
+      expect(r2.itemId).toBe(ref.itemId);
+      expect(await escrow.get(ref)).toBe("after");
+      expect((await escrow.versions(ref)).previous.map((p) => p.value)).toEqual(["before"]);
+      expect(await escrow.find("rl", "k")).toMatchObject({ itemId: ref.itemId });
+      expect(token()).toBe(n);
+    } finally {
+      vw.loginRateLimit.enabled = false;
+    }
+  });
+
+  it("one device per installation: every escrow of this host and account logs in as the same Vaultwarden device", async () => {
+    const owner = vw.userByEmail(realm.owner.email)!;
+    const a = vaultwardenEscrowFromEnv(escrowEnv(vw, realm))!;
+    const b = vaultwardenEscrowFromEnv(escrowEnv(vw, realm, { useApiKey: false }))!;
+    const before = new Set(vw.devices.get(owner.id));
+    await a.check();
+    await b.check();
+    a.close();
+    b.close();
+    const added = [...vw.devices.get(owner.id)!].filter((d) => !before.has(d));
+    expect(added.length).toBeLessThanOrEqual(1);
+    expect(vw.devices.get(owner.id)!.size).toBeLessThanOrEqual(before.size + 1);
+    // Set explicitly, it is used as is.
+    const c = vaultwardenEscrowFromEnv({ ...escrowEnv(vw, realm), REALM_VAULTWARDEN_DEVICE_ID: "3f1c2a9e-0000-4000-8000-00000000d001" })!;
+    await c.check();
+    c.close();
+    expect(vw.devices.get(owner.id)!.has("3f1c2a9e-0000-4000-8000-00000000d001")).toBe(true);
   });
 
   it("vaultwardenEscrowFromEnv: undefined without a URL, VALIDATION naming the missing variable, never printing credentials", () => {

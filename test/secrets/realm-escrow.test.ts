@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { filesUnder } from "../support/files.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,7 +45,8 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
   let accounts: NatsAccountsContext;
 
   beforeAll(async () => {
-    vw = await startVaultwardenDouble();
+    // Vaultwarden's login rate limit on (10, then one a minute): the realm must get by with cached sessions.
+    vw = await startVaultwardenDouble({ loginRateLimit: true });
     vault = await setupOrganization(vw, { orgName: "realm" });
     env = escrowEnv(vw, vault);
     vaultEscrow = vaultwardenEscrowFromEnv(env)!;
@@ -202,20 +203,24 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     expect(await accounts.nats.store.lastSequence()).toBe(seqBefore + 1);
   });
 
-  it("`realm secrets get|versions|find` read it back with the caller's own Vaultwarden settings", async () => {
+  it("`realm secrets get|versions|find` read it back with the caller's own Vaultwarden settings, logging in once for all of them", async () => {
     const r = await pki.pki.issue({ profile: "client", commonName: "carol.example.test", principal: "carol" }, meta());
+    const xdg = mkdtempSync(join(tmpdir(), "realm-secrets-xdg-"));
+    const cliEnv = { ...env, XDG_CONFIG_HOME: xdg };
+    const logins = () => vw.log.filter((l) => l.path === "/identity/connect/token" && l.method === "POST").length;
+    const before = logins();
     const realm = async (...args: string[]) => {
       const program = new Command("realm").exitOverride();
       registerSecretsCommands(program);
       let out = "";
       const saved = { ...process.env };
-      Object.assign(process.env, env);
+      Object.assign(process.env, cliEnv);
       const spy = vi.spyOn(process.stdout, "write").mockImplementation((c: string | Uint8Array) => ((out += c.toString()), true));
       try {
         await program.parseAsync(["node", "realm", ...args]);
       } finally {
         spy.mockRestore();
-        for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+        for (const k of Object.keys(cliEnv)) if (saved[k] === undefined) delete process.env[k];
         Object.assign(process.env, saved);
       }
       return out;
@@ -227,6 +232,20 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     expect(v.current.version).toBe(1);
     expect(v.current.value).toBeUndefined();
     await expect(realm("secrets", "get", "00000000-0000-0000-0000-000000000000")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    // Four commands, one login: the session (tokens only) is kept between them, 0600, no password or key in it.
+    expect(logins() - before).toBe(1);
+    const file = join(xdg, "cim-realm", "vaultwarden-sessions.json");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(xdg, "cim-realm")).mode & 0o777).toBe(0o700);
+    const kept = readFileSync(file, "utf8");
+    expect(kept).not.toContain(vault.owner.password);
+    expect(kept).not.toContain(vault.apiKey.clientSecret);
+    // A session file others may read is not trusted: the command logs in instead (and still works).
+    chmodSync(file, 0o644);
+    const n = logins();
+    expect(JSON.parse(await realm("secrets", "find", "carol", `cert:${r.serial}:key`))).toMatchObject({ itemId: r.secretRef!.itemId });
+    expect(logins() - n).toBe(1);
+    rmSync(xdg, { recursive: true, force: true });
   });
 
   it("misconfiguration is a clear error at start: wrong password, unreachable server, unknown organization", async () => {
@@ -244,5 +263,11 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     org.close();
     expect((e3 as RealmError).code).toBe("NOT_FOUND");
     expect((e3 as RealmError).message).toContain("no-such-org");
+  });
+
+  it("with Vaultwarden's login rate limit on, no login was refused: every escrow reused its session", () => {
+    expect(vw.loginRateLimit.enabled).toBe(true);
+    expect(vw.log.filter((l) => l.status === 429)).toEqual([]);
+    expect(vw.log.filter((l) => l.path === "/identity/connect/token").length).toBeLessThanOrEqual(10);
   });
 });

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../cli.js";
 
-export const bwBin = join(repoRoot, "node_modules/.bin/bw");
+/** The pinned bw of devDependencies, or another build to try (`REALM_TEST_BW_BIN`, a path to its `bw`). */
+export const bwBin = process.env.REALM_TEST_BW_BIN || join(repoRoot, "node_modules/.bin/bw");
 
 export interface BwCli {
   dir: string;

@@ -1,11 +1,18 @@
 /**
  * A Vaultwarden-compatible HTTPS double for tests (never for production). It implements the endpoints that
- * secrets-client and the official `bw` CLI 2026.9.0 call, with the shapes and validation rules of
- * Vaultwarden 1.37 (see /work/shared/reference/vaultwarden.md): prelogin (+ /password with kdfSettings),
+ * secrets-client and the official `bw` CLI call, following Vaultwarden 1.37.2 (dani-garcia/vaultwarden tag 1.37.2;
+ * each rule below names the source file and function it follows): prelogin (+ /password with kdfSettings),
  * register (old and new body shapes, PBKDF2 >= 100000), connect/token (password, client_credentials,
- * refresh_token) answering UserDecryptionOptions + AccountKeys, user-key-id backfill, config, sync (no cipher
- * `data`, policies with revisionDate), ciphers (personal, org create, update with stale check, soft/hard delete,
- * restore, share), folders, organizations, collections, invite/confirm and public keys.
+ * refresh_token) answering UserDecryptionOptions + AccountKeys, its error bodies (a plain ErrorModel with
+ * `error: ""` for wrong credentials, `invalid_grant` only for a refused refresh), the login rate limiter
+ * (switchable), config as Vaultwarden sends it, sync, ciphers (personal, org create, update with the whole-second
+ * stale check, soft/hard delete, restore, share; a missing or inaccessible cipher is a 400, a non-UUID id a 404),
+ * folders, organizations with their roles (owner, admin, manager with or without access-all, user; read-only
+ * collection access), collections, invite/confirm and public keys. What 1.37.2 does not serve is not served
+ * (no `/api/accounts/key-management/user-key-id`, no `enableCipherKeyEncryption` flag).
+ *
+ * Time is the double's clock (`clock.advance(ms)`): revision dates, the stale check, token expiry and the rate
+ * limiter read it, so tests move time instead of sleeping.
  *
  * It stores what the client sends as Vaultwarden does (EncStrings are opaque to it); as a test-only strictness it
  * refuses any encrypted field that is not an EncString type 2, so a client leaking plaintext fails loudly.
@@ -41,7 +48,8 @@ export interface VwUser {
   encryptedPrivateKey: string;
   securityStamp: string;
   apiKey: string;
-  userKeyId: string | null;
+  /** An enabled authenticator (TOTP) two-factor provider: password logins then need a 2FA token (tests set it). */
+  twoFactor?: boolean;
   creationDate: string;
   revisionDate: string;
 }
@@ -62,8 +70,10 @@ export interface VwMembership {
   key: string | null;
   /** 0 invited, 1 accepted, 2 confirmed. */
   status: number;
-  /** 0 owner, 1 admin, 2 user, 3 manager, 4 custom. */
+  /** 0 owner, 1 admin, 2 user, 3 manager (4, custom, is stored as manager: organizations.rs send_invite). */
   type: number;
+  /** Access to every collection (db/models/organization.rs `access_all`; owners and admins always have it). */
+  accessAll: boolean;
   collections: Map<string, { readOnly: boolean; hidePasswords: boolean; manage: boolean }>;
 }
 
@@ -114,6 +124,20 @@ export interface VwFault {
   retryAfter?: string;
 }
 
+export interface VwHook {
+  method?: string;
+  path?: RegExp;
+  user?: string;
+  times: number;
+  run: () => Promise<void>;
+}
+
+export interface VaultwardenDoubleOptions {
+  tokenLifetime?: number;
+  /** Switch the login rate limiter on (off by default so unrelated tests can log in freely). */
+  loginRateLimit?: boolean;
+}
+
 export interface VaultwardenDouble {
   /** https://127.0.0.1:<port> (what `bw config server` and secrets-client take). */
   url: string;
@@ -137,10 +161,25 @@ export interface VaultwardenDouble {
   /** Inject failures: each request matching a fault consumes one `times`. */
   faults: VwFault[];
   /**
-   * Feature flags served in /api/config. Vaultwarden does not send `enableCipherKeyEncryption`; setting it
-   * makes bw give the ciphers it creates their own key (what Bitwarden's cloud does).
+   * Feature flags served in /api/config: what Vaultwarden 1.37.2 sends by default (src/api/core/mod.rs `config`:
+   * the EXPERIMENTAL_CLIENT_FEATURE_FLAGS, filtered to SUPPORTED_FEATURE_FLAGS of config.rs, plus
+   * `pm-19148-innovation-archive`). `enableCipherKeyEncryption` is not among them: a real server cannot send it.
    */
   featureStates: Record<string, boolean>;
+  /** The double's clock: `now()` is the wall clock plus `advance()`d milliseconds. */
+  clock: { now(): number; advance(ms: number): void };
+  /**
+   * The login rate limiter (ratelimit.rs `check_limit_login`, config.rs `login_ratelimit_seconds` 60,
+   * `login_ratelimit_max_burst` 10): for the password and client_credentials grants, per client IP.
+   */
+  loginRateLimit: { enabled: boolean; burst: number; seconds: number; reset(): void };
+  /** Device identifiers seen at login, per user id (identity.rs get_device: one device row per identifier). */
+  devices: Map<string, Set<string>>;
+  /**
+   * Awaited before a matching request is handled (each consumes one `times`): lets a test run another client
+   * between two requests of the one it watches. `user` is an e-mail, matched on the bearer token.
+   */
+  hooks: VwHook[];
   /** Makes every access token issued so far expired (401 on use). */
   expireAccessTokens(): void;
   /** Forgets every refresh token (refresh grant answers invalid_grant). */
@@ -149,7 +188,6 @@ export interface VaultwardenDouble {
   stop(): Promise<void>;
 }
 
-const now = () => new Date().toISOString();
 const PASSWORD_GRANT_SCOPE = "api offline_access";
 
 class HttpError extends Error {
@@ -162,7 +200,10 @@ class HttpError extends Error {
   }
 }
 
-/** Vaultwarden's error body (src/error.rs `ErrorModel`). */
+/**
+ * Vaultwarden's error body for every `err!` (src/error.rs `api_error` / `ApiErrorResponse`): status 400 unless
+ * `err_code!` sets another, and `error` is always the empty string.
+ */
 const errorBody = (message: string) => ({
   message,
   validationErrors: { "": [message] },
@@ -170,9 +211,22 @@ const errorBody = (message: string) => ({
   error: "",
   error_description: "",
   exceptionMessage: null,
+  exceptionStackTrace: null,
+  innerExceptionMessage: null,
   object: "error",
 });
+/** src/error.rs `err!`: 400 with the ErrorModel body. */
 const bad = (message: string) => new HttpError(400, message, errorBody(message));
+/** src/error.rs `err_code!`: the same body with another status. */
+const errCode = (message: string, status: number) => new HttpError(status, message, errorBody(message));
+/**
+ * The request guards of src/auth.rs (`err_handler!`) end in Rocket's default catcher: 401 with Rocket's JSON (the
+ * guard's message is only logged). Vaultwarden registers no 401 catcher (src/api/core/mod.rs `catchers`).
+ */
+const unauthorized = (logMessage: string) => new HttpError(401, logMessage, { error: { code: 401, reason: "Unauthorized", description: "The request requires user authentication." } });
+/** src/api/core/mod.rs `api_not_found`: unknown routes, and ids that are not UUIDs (the `UuidFromParam` guards of macros/src/lib.rs refuse them, so no route matches). */
+const notFoundBody = { error: { code: 404, reason: "Not Found", description: "The requested resource could not be found." } };
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function makeCertificates(dir: string): { key: Buffer; cert: string; ca: string; caFile: string } {
   const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
@@ -182,6 +236,14 @@ function makeCertificates(dir: string): { key: Buffer; cert: string; ca: string;
   run(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf"]);
   const ca = readFileSync(join(dir, "ca.pem"), "utf8");
   return { key: readFileSync(join(dir, "server.key")), cert: readFileSync(join(dir, "server.pem"), "utf8") + ca, ca, caFile: join(dir, "ca.pem") };
+}
+
+/** An ISO 8601 date in microseconds since the epoch (NaN when it does not parse). */
+function isoMicros(iso: string): number {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)$/.exec(iso);
+  if (!m) return NaN;
+  const whole = Date.parse(`${m[1]}${m[3]}`);
+  return Number.isNaN(whole) ? NaN : whole * 1000 + Number(((m[2] ?? "") + "000000").slice(0, 6));
 }
 
 /** Form and JSON field lookup, case-insensitive and snake/camel tolerant like Vaultwarden's `ConnectData`. */
@@ -202,7 +264,7 @@ function requireEnc(v: unknown, what: string): string | null {
   return v;
 }
 
-export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = {}): Promise<VaultwardenDouble> {
+export async function startVaultwardenDouble(opts: VaultwardenDoubleOptions = {}): Promise<VaultwardenDouble> {
   const dir = mkdtempSync(join(tmpdir(), "vw-double-"));
   const tls = makeCertificates(dir);
   const jwtSecret = randomBytes(32);
@@ -217,18 +279,38 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   const log: VaultwardenDouble["log"] = [];
   const bodies: string[] = [];
   const state = { tokenLifetime: opts.tokenLifetime ?? 7200, faults: [] as VwFault[] };
-  const featureStates: Record<string, boolean> = { "duo-redirect": true, "email-verification": true, "unauth-ui-refresh": true };
+  // src/api/core/mod.rs `config`: EXPERIMENTAL_CLIENT_FEATURE_FLAGS defaults to "" (config.rs), plus this one.
+  const featureStates: Record<string, boolean> = { "pm-19148-innovation-archive": true };
   let port = 0;
+  let offsetMs = 0;
+  const nowMs = () => Date.now() + offsetMs;
+  // util.rs format_date: RFC 3339 with microseconds (SecondsFormat::Micros), "Z".
+  const now = () => new Date(nowMs()).toISOString().replace(/Z$/, "000Z");
+  const devices = new Map<string, Set<string>>();
+  const hooks: VwHook[] = [];
+
+  // ---------- login rate limiter (src/ratelimit.rs check_limit_login: governor GCRA, keyed by IP) ----------
+  const limiter = { enabled: opts.loginRateLimit ?? false, burst: 10, seconds: 60, tat: new Map<string, number>() };
+  function checkLimitLogin(ip: string) {
+    if (!limiter.enabled) return;
+    // Quota::with_period(seconds).allow_burst(burst): a burst of `burst`, then one more per `seconds`.
+    const t = nowMs();
+    const period = limiter.seconds * 1000;
+    const next = Math.max(limiter.tat.get(ip) ?? t, t) + period;
+    // err_code!("Too many login requests", 429): no Retry-After header.
+    if (next - t > period * limiter.burst) throw errCode("Too many login requests", 429);
+    limiter.tat.set(ip, next);
+  }
 
   const userByEmail = (email: string) => [...users.values()].find((u) => u.email === email.trim().toLowerCase());
 
   // ---------- tokens ----------
   const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
   function issueTokens(user: VwUser, clientId: string, scope: string[], withRefresh: boolean, device: string) {
-    const exp = Math.floor(Date.now() / 1000) + state.tokenLifetime;
+    const exp = Math.floor(nowMs() / 1000) + state.tokenLifetime;
     const header = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
     const payload = b64url(
-      JSON.stringify({ nbf: Math.floor(Date.now() / 1000) - 1, exp, iss: `https://127.0.0.1:${port}|login`, sub: user.id, premium: true, name: user.name, email: user.email, email_verified: true, sstamp: user.securityStamp, device, devicetype: "LinuxCLI", client_id: clientId, scope, amr: ["Application"] }),
+      JSON.stringify({ nbf: Math.floor(nowMs() / 1000) - 1, exp, iss: `https://127.0.0.1:${port}|login`, sub: user.id, premium: true, name: user.name, email: user.email, email_verified: true, sstamp: user.securityStamp, device, devicetype: "LinuxCLI", client_id: clientId, scope, amr: ["Application"] }),
     );
     const token = `${header}.${payload}.${b64url(createHmac("sha256", jwtSecret).update(`${header}.${payload}`).digest())}`;
     accessTokens.set(token, { userId: user.id, exp: exp * 1000 });
@@ -262,13 +344,15 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     };
   }
 
-  function authUser(req: IncomingMessage): VwUser {
-    const h = req.headers.authorization ?? "";
-    const m = /^Bearer (.+)$/.exec(h);
+  /** src/auth.rs `Headers::from_request`: no, invalid or expired token -> 401 (Rocket's body). */
+  function tokenUser(req: IncomingMessage): VwUser | undefined {
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? "");
     const t = m ? accessTokens.get(m[1]!) : undefined;
-    if (!t || t.exp <= Date.now()) throw new HttpError(401, "Unauthorized", errorBody("Invalid token"));
-    const u = users.get(t.userId);
-    if (!u) throw new HttpError(401, "Unauthorized", errorBody("User not found"));
+    return t && t.exp > nowMs() ? users.get(t.userId) : undefined;
+  }
+  function authUser(req: IncomingMessage): VwUser {
+    const u = tokenUser(req);
+    if (!u) throw unauthorized("Invalid claim");
     return u;
   }
 
@@ -295,18 +379,54 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
 
   // ---------- JSON shapes ----------
   const orgKeyFor = (orgId: string, userId: string) => [...memberships.values()].find((m) => m.orgId === orgId && m.userId === userId);
-  const visibleCollections = (user: VwUser) =>
-    [...collections.values()].filter((c) => {
-      const m = orgKeyFor(c.orgId, user.id);
-      return m && m.status === 2 && (m.type <= 1 || m.collections.has(c.id));
-    });
-  const canSeeCipher = (user: VwUser, c: VwCipher) => {
-    if (c.organizationId === null) return c.userId === user.id;
-    const m = orgKeyFor(c.organizationId, user.id);
-    if (!m || m.status !== 2) return false;
-    return m.type <= 1 || c.collectionIds.some((id) => m.collections.has(id));
+  /** db/models/organization.rs `Membership::has_full_access`: (access_all or Admin/Owner) and confirmed. */
+  const hasFullAccess = (m: VwMembership) => (m.accessAll || m.type === 0 || m.type === 1) && m.status === 2;
+  /** db/models/collection.rs `find_by_user_uuid` / `is_writable_by_user`: full access, else the user's own assignments. */
+  const collectionAccess = (user: VwUser, c: VwCollection): { write: boolean } | undefined => {
+    const m = orgKeyFor(c.orgId, user.id);
+    if (!m || m.status !== 2) return undefined;
+    if (hasFullAccess(m)) return { write: true };
+    const a = m.collections.get(c.id);
+    return a ? { write: !a.readOnly } : undefined;
   };
+  const visibleCollections = (user: VwUser) => [...collections.values()].filter((c) => collectionAccess(user, c) !== undefined);
+  /** db/models/cipher.rs `is_accessible_to_user` / `is_write_accessible_to_user` (via `get_access_restrictions`). */
+  const cipherAccess = (user: VwUser, c: VwCipher): { write: boolean } | undefined => {
+    if (c.organizationId === null) return c.userId === user.id ? { write: true } : undefined;
+    const m = orgKeyFor(c.organizationId, user.id);
+    if (!m || m.status !== 2) return undefined;
+    if (hasFullAccess(m)) return { write: true };
+    let access: { write: boolean } | undefined;
+    for (const id of c.collectionIds) {
+      const col = collections.get(id);
+      const a = col ? collectionAccess(user, col) : undefined;
+      if (a) access = { write: (access?.write ?? false) || a.write };
+    }
+    return access;
+  };
+  const canSeeCipher = (user: VwUser, c: VwCipher) => cipherAccess(user, c) !== undefined;
 
+  /** src/auth.rs `OrgHeaders`: a membership of any status, else 401. */
+  function orgHeaders(req: IncomingMessage, orgId: string): { user: VwUser; m: VwMembership } {
+    const user = authUser(req);
+    const m = orgKeyFor(orgId, user.id);
+    if (!m) throw unauthorized("The current user isn't member of the organization");
+    return { user, m };
+  }
+  /** src/auth.rs `AdminHeaders`: confirmed Owner or Admin, else 401. */
+  function adminHeaders(req: IncomingMessage, orgId: string) {
+    const h = orgHeaders(req, orgId);
+    if (!(h.m.status === 2 && (h.m.type === 0 || h.m.type === 1))) throw unauthorized("You need to be Admin or Owner to call this endpoint");
+    return h;
+  }
+  /** src/auth.rs `ManagerHeadersLoose`: confirmed Manager, Admin or Owner, else 401. */
+  function managerHeadersLoose(req: IncomingMessage, orgId: string) {
+    const h = orgHeaders(req, orgId);
+    if (!(h.m.status === 2 && [0, 1, 3].includes(h.m.type))) throw unauthorized("You need to be a Manager, Admin or Owner to call this endpoint");
+    return h;
+  }
+
+  // db/models/cipher.rs Cipher::to_json (no `data` object since 1.37.0; edit/viewPassword simplified to true).
   const cipherJson = (c: VwCipher) => ({
     id: c.id,
     type: c.type,
@@ -337,6 +457,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     object: "cipherDetails",
   });
 
+  // db/models/user.rs User::to_json, organizations from db/models/organization.rs Membership::to_json.
   const profileJson = (u: VwUser) => ({
     id: u.id,
     name: u.name,
@@ -407,15 +528,19 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     object: "profile",
   });
 
+  // db/models/collection.rs Collection::to_json_details.
   const collectionJson = (c: VwCollection, u: VwUser) => {
     const m = orgKeyFor(c.orgId, u.id);
     const access = m?.collections.get(c.id);
     return { id: c.id, organizationId: c.orgId, name: c.name, externalId: c.externalId, type: 0, readOnly: access?.readOnly ?? false, hidePasswords: access?.hidePasswords ?? false, manage: access?.manage ?? (m ? m.type <= 1 : false), object: "collectionDetails" };
   };
+  // db/models/folder.rs Folder::to_json.
   const folderJson = (f: VwFolder) => ({ id: f.id, name: f.name, revisionDate: f.revisionDate, object: "folder" });
 
   // ---------- cipher writes ----------
   const ENC_LOGIN = ["username", "password", "totp"] as const;
+  // ciphers.rs CipherData + update_cipher_from_data (type, notes size via CONFIG._max_note_size 10,000), plus the
+  // test-only EncString strictness of requireEnc.
   function cipherFromData(d: Record<string, unknown>, existing?: VwCipher): Omit<VwCipher, "id" | "userId" | "creationDate" | "revisionDate" | "deletedDate" | "collectionIds"> {
     const type = Number(field(d, "type"));
     if (![1, 2, 3, 4, 5].includes(type)) throw bad("Invalid cipher type");
@@ -463,6 +588,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     };
   }
 
+  /** ciphers.rs update_cipher_from_data: `err!("Invalid folder", ...)` for a folder that is missing or another user's. */
   function checkFolder(user: VwUser, folderId: string | null) {
     if (folderId !== null) {
       const f = folders.get(folderId);
@@ -476,36 +602,55 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     const t = now();
     const c: VwCipher = { ...data, id: randomUUID(), userId: data.organizationId ? null : user.id, collectionIds: [], creationDate: t, revisionDate: t, deletedDate: null };
     if (data.organizationId) {
+      // ciphers.rs share_cipher_by_uuid: each collection must exist in the org and be writable by the user
+      // (collection.rs is_writable_by_user); then update_cipher_from_data: a confirmed membership is required, and
+      // without any collection only a full-access member may put the cipher in the organization.
       const m = orgKeyFor(data.organizationId, user.id);
-      if (!m || m.status !== 2) throw bad("You don't have permission to add item to organization");
-      // ciphers.rs post_ciphers_create: org ciphers need at least one collection the user can write to.
-      if (!collectionIds || collectionIds.length === 0) throw bad("You must select at least one collection.");
-      for (const id of collectionIds) {
+      for (const id of collectionIds ?? []) {
         const col = collections.get(id);
         if (!col || col.orgId !== data.organizationId) throw bad("Invalid collection ID provided");
-        const access = m.collections.get(id);
-        if (!(m.type <= 1 || (access && !access.readOnly))) throw bad("You don't have permission to add cipher directly to collection");
+        if (!collectionAccess(user, col)?.write) throw bad("No rights to modify the collection");
       }
-      c.collectionIds = [...collectionIds];
-    } else if (collectionIds && collectionIds.length > 0) {
-      throw bad("Organization Id is required for collection ciphers");
+      if (!m || m.status !== 2) throw bad("You don't have permission to add item to organization");
+      if ((collectionIds ?? []).length === 0 && !hasFullAccess(m)) throw bad("You don't have permission to add cipher directly to organization");
+      c.collectionIds = [...(collectionIds ?? [])];
     }
     ciphers.set(c.id, c);
     user.revisionDate = t;
     return c;
   }
 
+  /** ciphers.rs get_cipher: 400 "Cipher doesn't exist", 400 "Cipher is not owned by user" (never 404 for a UUID). */
   function getCipher(user: VwUser, id: string): VwCipher {
     const c = ciphers.get(id);
-    if (!c || !canSeeCipher(user, c)) throw new HttpError(404, "Cipher doesn't exist", errorBody("Cipher doesn't exist"));
+    if (!c) throw bad("Cipher doesn't exist");
+    if (!canSeeCipher(user, c)) throw bad("Cipher is not owned by user");
+    return c;
+  }
+  /** ciphers.rs put_cipher / share_cipher_by_uuid: 400 "Cipher doesn't exist", 400 "Cipher is not write accessible". */
+  function writableCipher(user: VwUser, id: string): VwCipher {
+    const c = ciphers.get(id);
+    if (!c) throw bad("Cipher doesn't exist");
+    if (!cipherAccess(user, c)?.write) throw bad("Cipher is not write accessible");
+    return c;
+  }
+  /** ciphers.rs delete_cipher_by_uuid / restore_cipher_by_uuid. */
+  function deletableCipher(user: VwUser, id: string, what: "deleted" | "restored"): VwCipher {
+    const c = ciphers.get(id);
+    if (!c) throw bad("Cipher doesn't exist");
+    if (!cipherAccess(user, c)?.write) throw bad(`Cipher can't be ${what} by user`);
     return c;
   }
 
   function updateCipher(user: VwUser, id: string, d: Record<string, unknown>): VwCipher {
-    const c = getCipher(user, id);
+    const c = writableCipher(user, id);
     const known = str(d, "lastKnownRevisionDate");
-    // ciphers.rs update_cipher_from_data: stale client copy (older than the server's by more than 1 s).
-    if (known && Date.parse(c.revisionDate) - Date.parse(known) > 1000) throw bad("The client copy of this cipher is out of date. Resync the client and try again.");
+    // ciphers.rs update_cipher_from_data: `cipher.updated_at.signed_duration_since(dt).num_seconds() > 1` refuses the
+    // write: whole seconds, truncated, so a copy less than 2 s older than the server's passes. A date that does not
+    // parse is only logged (warn!) and the write goes through.
+    // chrono parses "%+" to the nanosecond; microseconds are enough here (revision dates are formatted with 6 digits).
+    const knownUs = known ? isoMicros(known) : NaN;
+    if (!Number.isNaN(knownUs) && Math.trunc((isoMicros(c.revisionDate) - knownUs) / 1_000_000) > 1) throw bad("The client copy of this cipher is out of date. Resync the client and try again.");
     const data = cipherFromData(d, c);
     if (data.organizationId !== c.organizationId) {
       if (c.organizationId !== null) throw bad("Organization mismatch. Please resync the client before updating the cipher");
@@ -521,10 +666,13 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   type Handler = (req: IncomingMessage, body: Record<string, unknown>, params: string[], query: URLSearchParams) => unknown;
   const routes: { method: string; re: RegExp; h: Handler }[] = [];
   const route = (method: string, path: string, h: Handler) => routes.push({ method, re: new RegExp(`^${path.replace(/:id/g, "([^/]+)")}/?$`, "i"), h });
+  // Every `:id` of these routes is a UUID guard in Vaultwarden (CipherId, FolderId, OrganizationId, MembershipId,
+  // UserId: macros/src/lib.rs UuidFromParam); a value that is not a UUID matches no route: 404.
 
+  // src/api/core/mod.rs `config`, field for field (gitHash is the build's GIT_REV; settings at their config.rs defaults).
   const configJson = () => ({
     version: "2026.6.0",
-    gitHash: "double",
+    gitHash: null,
     server: { name: "Vaultwarden", url: "https://github.com/dani-garcia/vaultwarden" },
     settings: { disableUserRegistration: false, suppressOnboardingInterstitials: true },
     environment: { vault: `https://127.0.0.1:${port}`, api: `https://127.0.0.1:${port}/api`, identity: `https://127.0.0.1:${port}/identity`, notifications: `https://127.0.0.1:${port}/notifications`, sso: "", cloudRegion: null },
@@ -534,20 +682,24 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     object: "config",
   });
   route("GET", "/api/config", () => configJson());
+  // src/api/core/mod.rs alive / now / version.
   route("GET", "/api/alive", () => now());
   route("GET", "/api/now", () => now());
   route("GET", "/api/version", () => "1.37.2");
 
+  // identity.rs prelogin_password / accounts.rs _prelogin: defaults (PBKDF2 600000) for unknown e-mails.
   const prelogin: Handler = (_req, body) => {
     const email = str(body, "email") ?? "";
     const u = userByEmail(email);
     const kdf = u?.kdf ?? { kdfType: 0, iterations: 600_000, memory: null, parallelism: null };
     return { kdf: kdf.kdfType, kdfIterations: kdf.iterations, kdfMemory: kdf.memory, kdfParallelism: kdf.parallelism, kdfSettings: { kdfType: kdf.kdfType, iterations: kdf.iterations, memory: kdf.memory, parallelism: kdf.parallelism }, salt: null };
   };
+  // identity.rs post_prelogin / prelogin_password, accounts.rs prelogin: unknown accounts get the defaults.
   route("POST", "/identity/accounts/prelogin", prelogin);
   route("POST", "/identity/accounts/prelogin/password", prelogin);
   route("POST", "/api/accounts/prelogin", prelogin);
 
+  // identity.rs identity_register -> accounts.rs _register (with SIGNUPS_ALLOWED, the default).
   route("POST", "/identity/accounts/register", (_req, b) => {
     const email = (str(b, "email") ?? "").trim().toLowerCase();
     if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw bad("Email is invalid");
@@ -582,51 +734,67 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     if (!key || !publicKey || !encryptedPrivateKey) throw bad("key and keys{publicKey, encryptedPrivateKey} are required");
     requireEnc(encryptedPrivateKey, "encryptedPrivateKey");
     const t = now();
-    const u: VwUser = { id: randomUUID(), email, name: str(b, "name") ?? email, masterPasswordHash: hash, kdf, key, publicKey, encryptedPrivateKey, securityStamp: randomUUID(), apiKey: randomBytes(30).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(30, "x").slice(0, 30), userKeyId: null, creationDate: t, revisionDate: t };
+    const u: VwUser = { id: randomUUID(), email, name: str(b, "name") ?? email, masterPasswordHash: hash, kdf, key, publicKey, encryptedPrivateKey, securityStamp: randomUUID(), apiKey: randomBytes(30).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(30, "x").slice(0, 30), creationDate: t, revisionDate: t };
     users.set(u.id, u);
     return { object: "register", captchaBypassToken: "" };
   });
 
-  route("POST", "/identity/connect/token", (_req, b) => {
+  // identity.rs `login`: the blank checks in this order, then the grant.
+  route("POST", "/identity/connect/token", (req, b) => {
     const grant = str(b, "grant_type");
-    const invalidGrant = (desc: string) => new HttpError(400, "invalid_grant", { error: "invalid_grant", error_description: desc, ErrorModel: { Message: desc, Object: "error" } });
+    const ip = req.socket.remoteAddress ?? "";
+    const blank = (names: string[]) => {
+      for (const n of names) if (!str(b, n)) throw bad(`${n} cannot be blank`);
+    };
+    const deviceSeen = (u: VwUser) => {
+      const set = devices.get(u.id) ?? new Set<string>();
+      set.add(str(b, "device_identifier")!);
+      devices.set(u.id, set);
+    };
     if (grant === "refresh_token") {
-      const r = str(b, "refresh_token") ?? "";
-      const uid = refreshTokens.get(r);
+      blank(["refresh_token"]);
+      // identity.rs refresh_login: err_json!({"error": "invalid_grant"}): that body exactly, 400. Not rate-limited.
+      const uid = refreshTokens.get(str(b, "refresh_token")!);
       const u = uid ? users.get(uid) : undefined;
-      if (!u) throw invalidGrant("Invalid refresh token");
+      if (!u) throw new HttpError(400, "invalid_grant", { error: "invalid_grant" });
       return issueTokens(u, "cli", ["api", "offline_access"], true, "refresh");
     }
-    for (const f of ["scope", "client_id", "deviceIdentifier", "deviceName", "deviceType"]) if (!str(b, f)) throw bad(`${f} cannot be blank`);
-    const device = str(b, "deviceIdentifier")!;
     if (grant === "password") {
-      if (str(b, "scope") !== PASSWORD_GRANT_SCOPE) throw bad("Scope not supported");
+      blank(["client_id", "password", "scope", "username", "device_identifier", "device_name", "device_type"]);
+      // identity.rs password_login: scope (auth.rs AuthMethod::check_scope), then the rate limit, then the user.
+      const scope = str(b, "scope")!;
+      if (scope !== PASSWORD_GRANT_SCOPE) throw bad(`Scope (${scope}) not supported`);
+      checkLimitLogin(ip);
       const u = userByEmail(str(b, "username") ?? "");
-      const pw = str(b, "password") ?? "";
-      if (!u || !hashEq(u.masterPasswordHash, pw)) throw invalidGrant(`Username or password is incorrect. Try again`);
-      return issueTokens(u, str(b, "client_id")!, ["api", "offline_access"], true, device);
+      // The same plain ErrorModel (error: "") for an unknown user and a wrong password.
+      if (!u || !hashEq(u.masterPasswordHash, str(b, "password") ?? "")) throw bad("Username or password is incorrect. Try again");
+      deviceSeen(u);
+      // identity.rs twofactor_auth: no two_factor_token -> err_json!(json_err_twofactor(...)), 400 (the double
+      // accepts no 2FA token at all; API-key logins skip 2FA).
+      if (u.twoFactor) throw new HttpError(400, "Two factor required.", { error: "invalid_grant", error_description: "Two factor required.", TwoFactorProviders: ["0"], TwoFactorProviders2: { "0": null }, MasterPasswordPolicy: { Object: "masterPasswordPolicy" } });
+      return issueTokens(u, str(b, "client_id")!, ["api", "offline_access"], true, str(b, "device_identifier")!);
     }
     if (grant === "client_credentials") {
+      blank(["client_id", "client_secret", "scope", "device_identifier", "device_name", "device_type"]);
+      // identity.rs api_key_login: the rate limit first, then the scope, then user_api_key_login.
+      checkLimitLogin(ip);
       if (str(b, "scope") !== "api") throw bad("Scope not supported");
       const cid = str(b, "client_id")!;
       const m = /^user\.(.+)$/.exec(cid);
-      const u = m ? users.get(m[1]!) : undefined;
-      if (!u || !hashEq(u.apiKey, str(b, "client_secret") ?? "")) throw invalidGrant("Incorrect client_secret");
-      // Personal API key logins get no refresh token (identity.rs api_key_login).
-      return issueTokens(u, cid, ["api"], false, device);
+      if (!m) throw bad("Malformed client_id");
+      const u = users.get(m[1]!);
+      if (!u) throw bad("Invalid client_id");
+      if (!hashEq(u.apiKey, str(b, "client_secret") ?? "")) throw bad("Incorrect client_secret");
+      deviceSeen(u);
+      // Personal API key logins get no refresh token (identity.rs user_api_key_login).
+      return issueTokens(u, cid, ["api"], false, str(b, "device_identifier")!);
     }
     throw bad("Invalid type");
   });
 
+  // accounts.rs revision_date / profile / post_api_key (PasswordOrOtpData::validate: "Invalid password").
   route("GET", "/api/accounts/revision-date", (req) => Date.parse(authUser(req).revisionDate));
   route("GET", "/api/accounts/profile", (req) => profileJson(authUser(req)));
-  route("POST", "/api/accounts/key-management/user-key-id", (req, b) => {
-    const u = authUser(req);
-    const id = str(b, "userKeyId");
-    if (!id) throw bad("userKeyId is required");
-    u.userKeyId = id;
-    return {};
-  });
   route("POST", "/api/accounts/api-key", (req, b) => {
     const u = authUser(req);
     if (!hashEq(u.masterPasswordHash, str(b, "masterPasswordHash") ?? "")) throw bad("Invalid password");
@@ -635,10 +803,12 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   route("GET", "/api/users/:id/public-key", (req, _b, [id]) => {
     authUser(req);
     const u = users.get(id!);
-    if (!u) throw new HttpError(404, "User doesn't exist", errorBody("User doesn't exist"));
+    // accounts.rs get_public_keys: err_code!("User doesn't exist", 404).
+    if (!u) throw errCode("User doesn't exist", 404);
     return { userId: u.id, publicKey: u.publicKey, object: "userKey" };
   });
 
+  // ciphers.rs sync (no cipher `data`, userDecryption as in connect/token).
   route("GET", "/api/sync", (req) => {
     const u = authUser(req);
     return {
@@ -649,12 +819,15 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
       ciphers: [...ciphers.values()].filter((c) => canSeeCipher(u, c)).map(cipherJson),
       domains: null,
       sends: [],
-      userDecryption: { masterPasswordUnlock: { kdf: { kdfType: u.kdf.kdfType, iterations: u.kdf.iterations, memory: u.kdf.memory, parallelism: u.kdf.parallelism }, masterKeyWrappedUserKey: u.key, masterKeyEncryptedUserKey: u.key, salt: u.email }, ...(u.userKeyId ? { userKeyId: u.userKeyId } : {}) },
+      userDecryption: { masterPasswordUnlock: { kdf: { kdfType: u.kdf.kdfType, iterations: u.kdf.iterations, memory: u.kdf.memory, parallelism: u.kdf.parallelism }, masterKeyWrappedUserKey: u.key, masterKeyEncryptedUserKey: u.key, salt: u.email } },
       object: "sync",
     };
   });
 
   // ciphers
+  // ciphers.rs get_ciphers, post_ciphers, post_ciphers_create, delete_cipher_selected, get_cipher(_details),
+  // put_cipher / post_cipher, delete_cipher_put (soft), delete_cipher / delete_cipher_post (hard), restore_cipher_put,
+  // put_cipher_share / post_cipher_share.
   route("GET", "/api/ciphers", (req) => {
     const u = authUser(req);
     return { data: [...ciphers.values()].filter((c) => canSeeCipher(u, c) && c.deletedDate === null).map(cipherJson), object: "list", continuationToken: null };
@@ -667,7 +840,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   });
   route("POST", "/api/ciphers/delete", (req, b) => {
     const u = authUser(req);
-    for (const id of (field(b, "ids") as string[] | undefined) ?? []) ciphers.delete(getCipher(u, id).id);
+    for (const id of (field(b, "ids") as string[] | undefined) ?? []) ciphers.delete(deletableCipher(u, id, "deleted").id);
     return {};
   });
   route("GET", "/api/ciphers/:id", (req, _b, [id]) => cipherJson(getCipher(authUser(req), id!)));
@@ -675,26 +848,26 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   route("PUT", "/api/ciphers/:id", (req, b, [id]) => cipherJson(updateCipher(authUser(req), id!, b)));
   route("POST", "/api/ciphers/:id", (req, b, [id]) => cipherJson(updateCipher(authUser(req), id!, b)));
   route("PUT", "/api/ciphers/:id/delete", (req, _b, [id]) => {
-    const c = getCipher(authUser(req), id!);
+    const c = deletableCipher(authUser(req), id!, "deleted");
     c.deletedDate = now();
     c.revisionDate = c.deletedDate;
     return {};
   });
   const hardDelete: Handler = (req, _b, [id]) => {
-    ciphers.delete(getCipher(authUser(req), id!).id);
+    ciphers.delete(deletableCipher(authUser(req), id!, "deleted").id);
     return {};
   };
   route("DELETE", "/api/ciphers/:id", hardDelete);
   route("POST", "/api/ciphers/:id/delete", hardDelete);
   route("PUT", "/api/ciphers/:id/restore", (req, _b, [id]) => {
-    const c = getCipher(authUser(req), id!);
+    const c = deletableCipher(authUser(req), id!, "restored");
     c.deletedDate = null;
     c.revisionDate = now();
     return cipherJson(c);
   });
   const share: Handler = (req, b, [id]) => {
     const u = authUser(req);
-    const c = getCipher(u, id!);
+    const c = writableCipher(u, id!);
     const inner = field(b, "cipher") as Record<string, unknown> | undefined;
     const cols = (field(b, "collectionIds") as string[] | undefined) ?? [];
     if (!inner || !str(inner, "organizationId")) throw bad("Organization id not provided");
@@ -708,6 +881,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   route("POST", "/api/ciphers/:id/share", share);
 
   // folders
+  // folders.rs get_folders, post_folders, get_folder, put_folder, delete_folder.
   route("GET", "/api/folders", (req) => {
     const u = authUser(req);
     return { data: [...folders.values()].filter((f) => f.userId === u.id).map(folderJson), object: "list", continuationToken: null };
@@ -721,7 +895,8 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   });
   const ownFolder = (u: VwUser, id: string) => {
     const f = folders.get(id);
-    if (!f || f.userId !== u.id) throw new HttpError(404, "Invalid folder", errorBody("Invalid folder"));
+    // folders.rs get_folder / put_folder / delete_folder: err!("Invalid folder", ...): 400.
+    if (!f || f.userId !== u.id) throw bad("Invalid folder");
     return f;
   };
   route("GET", "/api/folders/:id", (req, _b, [id]) => folderJson(ownFolder(authUser(req), id!)));
@@ -739,6 +914,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
   });
 
   // organizations
+  // organizations.rs create_organization: the creator is a confirmed Owner (access-all).
   route("POST", "/api/organizations", (req, b) => {
     const u = authUser(req);
     const keys = (field(b, "keys") ?? {}) as Record<string, unknown>;
@@ -747,7 +923,7 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     const o: VwOrg = { id: randomUUID(), name: str(b, "name") ?? "", billingEmail: str(b, "billingEmail") ?? u.email, publicKey: str(keys, "publicKey") ?? null, encryptedPrivateKey: requireEnc(field(keys, "encryptedPrivateKey"), "encryptedPrivateKey") };
     if (!o.name) throw bad("The Name field is required.");
     orgs.set(o.id, o);
-    const m: VwMembership = { id: randomUUID(), orgId: o.id, userId: u.id, key, status: 2, type: 0, collections: new Map() };
+    const m: VwMembership = { id: randomUUID(), orgId: o.id, userId: u.id, key, status: 2, type: 0, accessAll: true, collections: new Map() };
     memberships.set(m.id, m);
     const colName = requireEnc(field(b, "collectionName"), "collectionName");
     if (colName) {
@@ -757,60 +933,79 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
     }
     return { id: o.id, name: o.name, object: "organization" };
   });
-  const member = (u: VwUser, orgId: string, admin: boolean) => {
-    const m = orgKeyFor(orgId, u.id);
-    if (!m || m.status !== 2) throw new HttpError(404, "Organization not found", errorBody("Organization not found"));
-    if (admin && m.type > 1) throw new HttpError(403, "Forbidden", errorBody("You don't have permission"));
-    return m;
-  };
+  // organizations.rs get_organization_public_key: OrgHeaders.
   route("GET", "/api/organizations/:id/public-key", (req, _b, [id]) => {
-    member(authUser(req), id!, false);
+    orgHeaders(req, id!);
     return { publicKey: orgs.get(id!)!.publicKey, object: "organizationPublicKey" };
   });
+  const collectionListJson = (c: VwCollection) => ({ id: c.id, organizationId: c.orgId, name: c.name, externalId: c.externalId, object: "collection" });
+  // organizations.rs get_org_collections: ManagerHeadersLoose, then full access or err_code!("Resource not found.", 404).
   route("GET", "/api/organizations/:id/collections", (req, _b, [id]) => {
-    const u = authUser(req);
-    member(u, id!, false);
-    return { data: visibleCollections(u).filter((c) => c.orgId === id).map((c) => ({ id: c.id, organizationId: c.orgId, name: c.name, externalId: c.externalId, object: "collection" })), object: "list", continuationToken: null };
+    const { m } = managerHeadersLoose(req, id!);
+    if (!hasFullAccess(m)) throw errCode("Resource not found.", 404);
+    return { data: [...collections.values()].filter((c) => c.orgId === id).map(collectionListJson), object: "list", continuationToken: null };
   });
+  // organizations.rs post_organization_collections: ManagerHeadersLoose; a Manager without access-all may not create.
   route("POST", "/api/organizations/:id/collections", (req, b, [id]) => {
-    const u = authUser(req);
-    member(u, id!, true);
+    const { user, m } = managerHeadersLoose(req, id!);
+    const users_ = (field(b, "users") as Record<string, unknown>[] | undefined) ?? [];
+    // FullCollectionData::validate: every member must belong to the org.
+    for (const a of users_) {
+      const x = memberships.get(str(a, "id") ?? "");
+      if (!x || x.orgId !== id) throw bad("User is not part of organization");
+    }
+    if (m.type === 3 && !m.accessAll) throw bad("You don't have permission to create collections");
     const name = requireEnc(field(b, "name"), "collection name");
     if (!name) throw bad("The Name field is required.");
     const c: VwCollection = { id: randomUUID(), orgId: id!, name, externalId: str(b, "externalId") ?? null };
     collections.set(c.id, c);
-    for (const a of (field(b, "users") as Record<string, unknown>[] | undefined) ?? []) {
-      const m = memberships.get(str(a, "id") ?? "");
-      if (!m || m.orgId !== id) throw bad("User is not part of organization");
-      m.collections.set(c.id, { readOnly: field(a, "readOnly") === true, hidePasswords: field(a, "hidePasswords") === true, manage: field(a, "manage") === true });
+    for (const a of users_) {
+      const x = memberships.get(str(a, "id")!)!;
+      if (x.accessAll) continue; // organizations.rs: members with access_all get no CollectionUser row
+      x.collections.set(c.id, { readOnly: field(a, "readOnly") === true, hidePasswords: field(a, "hidePasswords") === true, manage: field(a, "manage") === true });
     }
-    return { id: c.id, organizationId: c.orgId, name: c.name, externalId: c.externalId, object: "collection" };
+    return collectionJson(c, user);
   });
+  // organizations.rs send_invite: AdminHeaders; only Owners invite non-Users; a Custom (4) role becomes a Manager,
+  // with access-all only when it carries the three collection permissions; Owners and Admins always have it.
   route("POST", "/api/organizations/:id/users/invite", (req, b, [id]) => {
-    const u = authUser(req);
-    member(u, id!, true);
+    const { m: inviter } = adminHeaders(req, id!);
+    const raw = str(b, "type") ?? "";
+    const type = { "0": 0, "1": 1, "2": 2, "3": 3, "4": 3 }[raw];
+    if (type === undefined) throw bad("Invalid type");
+    if (type !== 2 && inviter.type !== 0) throw bad("Only Owners can invite Managers, Admins or Owners");
+    const perms = (field(b, "permissions") ?? {}) as Record<string, unknown>;
+    const accessAll = type === 0 || type === 1 || (raw === "4" && perms.editAnyCollection === true && perms.deleteAnyCollection === true && perms.createNewCollections === true);
+    const cols = (field(b, "collections") as Record<string, unknown>[] | undefined) ?? [];
+    // InviteData::validate: collections of this org only.
+    for (const a of cols) if (collections.get(str(a, "id") ?? "")?.orgId !== id) throw bad("Invalid collection");
     for (const email of (field(b, "emails") as string[] | undefined) ?? []) {
       const invitee = userByEmail(email);
-      if (!invitee) throw bad("User does not exist (the double has no mail invitations)");
-      if (orgKeyFor(id!, invitee.id)) throw bad("User already in organization");
+      if (!invitee) throw bad(`User does not exist: ${email} (the double has no mail invitations)`);
+      if (orgKeyFor(id!, invitee.id)) throw bad(`User already in organization: ${email}`);
       // With SMTP off, an existing user goes straight to Accepted (organizations.rs send_invite).
-      const m: VwMembership = { id: randomUUID(), orgId: id!, userId: invitee.id, key: null, status: 1, type: Number(field(b, "type") ?? 2), collections: new Map() };
-      for (const a of (field(b, "collections") as Record<string, unknown>[] | undefined) ?? []) m.collections.set(str(a, "id") ?? "", { readOnly: field(a, "readOnly") === true, hidePasswords: field(a, "hidePasswords") === true, manage: field(a, "manage") === true });
+      const m: VwMembership = { id: randomUUID(), orgId: id!, userId: invitee.id, key: null, status: 1, type, accessAll, collections: new Map() };
+      if (!accessAll) for (const a of cols) m.collections.set(str(a, "id")!, { readOnly: field(a, "readOnly") === true, hidePasswords: field(a, "hidePasswords") === true, manage: field(a, "manage") === true });
       memberships.set(m.id, m);
     }
     return {};
   });
+  // organizations.rs get_members: ManagerHeadersLoose, then full access or 404 "Resource not found.".
   route("GET", "/api/organizations/:id/users", (req, _b, [id]) => {
-    member(authUser(req), id!, true);
-    return { data: [...memberships.values()].filter((m) => m.orgId === id).map((m) => ({ id: m.id, userId: m.userId, email: users.get(m.userId)?.email, status: m.status, type: m.type, object: "organizationUserUserDetails" })), object: "list", continuationToken: null };
+    const { m: me } = managerHeadersLoose(req, id!);
+    if (!hasFullAccess(me)) throw errCode("Resource not found.", 404);
+    return { data: [...memberships.values()].filter((m) => m.orgId === id).map((m) => ({ id: m.id, userId: m.userId, email: users.get(m.userId)?.email, status: m.status, type: m.type, accessAll: m.accessAll, object: "organizationUserUserDetails" })), object: "list", continuationToken: null };
   });
+  // organizations.rs confirm_invite_impl: AdminHeaders; only Owners confirm non-Users; Accepted only.
   route("POST", "/api/organizations/:id/users/:id/confirm", (req, b, [id, mid]) => {
-    member(authUser(req), id!, true);
-    const m = memberships.get(mid!);
-    if (!m || m.orgId !== id) throw new HttpError(404, "Membership not found", errorBody("Membership not found"));
-    if (m.status !== 1) throw bad("User in invalid state");
+    const { m: me } = adminHeaders(req, id!);
     const key = str(b, "key");
-    if (!key || !key.startsWith("4.")) throw bad("Invalid key provided");
+    if (!key) throw bad("Key or UserId is not set, unable to process request");
+    const m = memberships.get(mid!);
+    if (!m || m.orgId !== id) throw bad("The specified user isn't a member of the organization");
+    if (m.type !== 2 && me.type !== 0) throw bad("Only Owners can confirm Managers, Admins or Owners");
+    if (m.status !== 1) throw bad("User in invalid state");
+    if (!key.startsWith("4.")) throw bad("Invalid key provided (the double wants an EncString type 4)");
     m.key = key;
     m.status = 2;
     return {};
@@ -836,32 +1031,44 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
         log.push({ method, path, status });
         send(res, status, body, headers);
       };
+      const handle = () => {
+        let body: Record<string, unknown> = {};
+        try {
+          const ct = req.headers["content-type"] ?? "";
+          if (raw && ct.includes("application/x-www-form-urlencoded")) body = Object.fromEntries(new URLSearchParams(raw));
+          else if (raw) body = JSON.parse(raw) as Record<string, unknown>;
+        } catch {
+          return finish(400, errorBody("Invalid JSON"));
+        }
+        for (const r of routes) {
+          if (r.method !== method) continue;
+          const m = r.re.exec(path);
+          if (!m) continue;
+          const params = m.slice(1);
+          if (params.some((x) => !UUID_RE.test(x))) continue;
+          try {
+            const out = r.h(req, body ?? {}, params, url.searchParams);
+            return finish(200, out);
+          } catch (e) {
+            if (e instanceof HttpError) return finish(e.status, e.body ?? errorBody(e.message));
+            return finish(500, errorBody(`internal: ${(e as Error).message}`));
+          }
+        }
+        finish(404, notFoundBody);
+      };
       const fault = state.faults.find((f) => f.times > 0 && (!f.path || f.path.test(path)) && (!f.method || f.method === method));
       if (fault) {
         fault.times--;
         return finish(fault.status, errorBody(`injected ${fault.status}`), fault.retryAfter ? { "retry-after": fault.retryAfter } : {});
       }
-      let body: Record<string, unknown> = {};
-      try {
-        const ct = req.headers["content-type"] ?? "";
-        if (raw && ct.includes("application/x-www-form-urlencoded")) body = Object.fromEntries(new URLSearchParams(raw));
-        else if (raw) body = JSON.parse(raw) as Record<string, unknown>;
-      } catch {
-        return finish(400, errorBody("Invalid JSON"));
-      }
-      for (const r of routes) {
-        if (r.method !== method) continue;
-        const m = r.re.exec(path);
-        if (!m) continue;
-        try {
-          const out = r.h(req, body ?? {}, m.slice(1), url.searchParams);
-          return finish(200, out);
-        } catch (e) {
-          if (e instanceof HttpError) return finish(e.status, e.body ?? errorBody(e.message));
-          return finish(500, errorBody(`internal: ${(e as Error).message}`));
-        }
-      }
-      finish(404, errorBody("Not found"));
+      const who = tokenUser(req)?.email;
+      const hook = hooks.find((h) => h.times > 0 && (!h.path || h.path.test(path)) && (!h.method || h.method === method) && (!h.user || h.user === who));
+      if (!hook) return handle();
+      hook.times--;
+      hook.run().then(
+        () => handle(),
+        (e: unknown) => finish(500, errorBody(`hook failed: ${(e as Error).message}`)),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
@@ -893,6 +1100,37 @@ export async function startVaultwardenDouble(opts: { tokenLifetime?: number } = 
       state.faults = f;
     },
     featureStates,
+    clock: {
+      now: nowMs,
+      advance(ms: number) {
+        offsetMs += ms;
+      },
+    },
+    loginRateLimit: {
+      get enabled() {
+        return limiter.enabled;
+      },
+      set enabled(v: boolean) {
+        limiter.enabled = v;
+      },
+      get burst() {
+        return limiter.burst;
+      },
+      set burst(v: number) {
+        limiter.burst = v;
+      },
+      get seconds() {
+        return limiter.seconds;
+      },
+      set seconds(v: number) {
+        limiter.seconds = v;
+      },
+      reset() {
+        limiter.tat.clear();
+      },
+    },
+    devices,
+    hooks,
     expireAccessTokens() {
       for (const t of accessTokens.values()) t.exp = 0;
     },
