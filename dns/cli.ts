@@ -1,10 +1,7 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { printJson as print } from "../services/cli/output.js";
-import { parseZoneFile } from "./domain/zonefile.js";
-import { cidOfBytes } from "./cid.js";
-import { uploadZoneFile } from "./upload-client.js";
+import { nonNegativeInt, positiveInt, printJson as print } from "../services/cli/output.js";
 
 /** Files up to this size go inline (`text`, well within a NATS message); bigger ones through the uploads bucket. */
 const INLINE_IMPORT_BYTES = 256 * 1024;
@@ -16,11 +13,6 @@ const connOptions = withConnectionOptions;
 const call = (o: Conn, kind: "commands" | "queries", name: string, input: object) => callContext(o, "dns", kind, name, input);
 
 const list = (v: string, prev: string[] = []) => [...prev, v];
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`${v} is not an integer`);
-  return n;
-};
 
 /**
  * `realm zone ...`, `realm record ...`, `realm host ...`, `realm subject ...`, `realm cid ...`: the name
@@ -33,8 +25,8 @@ export function registerDnsCommands(program: Command): void {
   verb(zone, "create <zone>", "create a zone with its SOA and NS records")
     .requiredOption("--ns <name>", "a name server (repeat)", list, [])
     .option("--rname <mailbox>", "SOA mailbox as a name (hostmaster.<zone>)")
-    .option("--ttl <seconds>", "default TTL", int)
-    .option("--minimum <seconds>", "negative-answer TTL", int)
+    .option("--ttl <seconds>", "default TTL", positiveInt)
+    .option("--minimum <seconds>", "negative-answer TTL", positiveInt)
     .action(async (z: string, o: Conn & { ns: string[]; rname?: string; ttl?: number; minimum?: number }) =>
       print(await call(o, "commands", "zone.create", { zone: z, ns: o.ns, ...(o.rname ? { rname: o.rname } : {}), ...(o.ttl ? { ttl: o.ttl } : {}), ...(o.minimum ? { minimum: o.minimum } : {}) })),
     );
@@ -48,6 +40,7 @@ export function registerDnsCommands(program: Command): void {
     }
     // Too big for one NATS message: through the realm's uploads bucket; the realm checks and imports it.
     process.stderr.write(`uploading ${file} (${size} bytes) ...\n`);
+    const { uploadZoneFile } = await import("./upload-client.js");
     const up = await uploadZoneFile(o, z, file);
     process.stderr.write(`checking and importing ...\n`);
     print(await callContext(o, "dns", "commands", "zone.import", { zone: z, upload: up.name, sha256: up.sha256 }, IMPORT_TIMEOUT_MS));
@@ -62,7 +55,8 @@ export function registerDnsCommands(program: Command): void {
   zone
     .command("check <zone> <file>")
     .description("parse and validate a master file offline (no realm needed)")
-    .action((z: string, file: string) => {
+    .action(async (z: string, file: string) => {
+      const { parseZoneFile } = await import("./domain/zonefile.js");
       const parsed = parseZoneFile(readFileSync(file, "utf8"), z.endsWith(".") ? z : `${z}.`);
       print({ zone: parsed.origin, records: parsed.records.length, serial: parsed.serial, soa: parsed.soa });
     });
@@ -77,7 +71,7 @@ export function registerDnsCommands(program: Command): void {
   const record = program.command("record").description("DNS records (A, AAAA, CNAME, MX, TXT, SRV, CAA, NS, PTR, HTTPS, SVCB, TLSA)");
   verb(record, "add <name> <type> <data...>", "add a record; the zone is found from the name")
     .option("--zone <zone>", "zone (names are then relative to it)")
-    .option("--ttl <seconds>", "TTL", int)
+    .option("--ttl <seconds>", "TTL", positiveInt)
     .action(async (name: string, type: string, data: string[], o: Conn & { zone?: string; ttl?: number }) =>
       print(await call(o, "commands", "record.add", { name, type, data: data.join(" "), ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
     );
@@ -88,7 +82,7 @@ export function registerDnsCommands(program: Command): void {
     );
   verb(record, "set <name> <type>", "replace an RRset")
     .option("--zone <zone>", "zone")
-    .option("--ttl <seconds>", "TTL", int)
+    .option("--ttl <seconds>", "TTL", positiveInt)
     .option("--data <rdata>", "a record's data (repeat; none = delete the RRset)", list, [])
     .action(async (name: string, type: string, o: Conn & { zone?: string; ttl?: number; data: string[] }) =>
       print(await call(o, "commands", "record.set", { name, type, data: o.data, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
@@ -102,7 +96,7 @@ export function registerDnsCommands(program: Command): void {
   verb(host, "add <name>", "register a host (web1 = web1.<zone> with --zone, or a full name)")
     .requiredOption("--ip <address>", "an IPv4 or IPv6 address (repeat)", list, [])
     .option("--zone <zone>", "zone of a short name")
-    .option("--ttl <seconds>", "TTL", int)
+    .option("--ttl <seconds>", "TTL", positiveInt)
     .action(async (name: string, o: Conn & { ip: string[]; zone?: string; ttl?: number }) =>
       print(await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
     );
@@ -119,7 +113,7 @@ export function registerDnsCommands(program: Command): void {
   const cid = program.command("cid").description("named objects and their CIDs (CIDv1), DNSLink");
   verb(cid, "register <name> <cid>", "point a name at a CIDv1")
     .option("--dnslink <domain>", "also publish _dnslink.<domain> TXT dnslink=/ipfs/<cid>")
-    .option("--size <bytes>", "object size", int)
+    .option("--size <bytes>", "object size", nonNegativeInt)
     .option("--media-type <type>", "media type")
     .action(async (name: string, c: string, o: Conn & { dnslink?: string; size?: number; mediaType?: string }) =>
       print(await call(o, "commands", "cid.register", { name, cid: c, ...(o.dnslink ? { dnslink: o.dnslink } : {}), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.mediaType ? { mediaType: o.mediaType } : {}) })),
@@ -136,5 +130,8 @@ export function registerDnsCommands(program: Command): void {
   cid
     .command("of <file>")
     .description("compute a file's CIDv1 (raw, sha2-256) offline")
-    .action((file: string) => print({ cid: cidOfBytes(readFileSync(file)) }));
+    .action(async (file: string) => {
+      const { cidOfBytes } = await import("./cid.js");
+      print({ cid: cidOfBytes(readFileSync(file)) });
+    });
 }

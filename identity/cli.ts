@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { nonNegativeInt, positiveInt } from "../services/cli/output.js";
 import { RealmError } from "../services/kernel/errors.js";
 
 type Conn = ConnectionFlags;
@@ -120,7 +121,7 @@ export function registerIdentityCommands(program: Command): void {
   const dir = id.command("directory").description("LDAP federation");
   verb(dir, "register <id>", "register an LDAP directory (bind password from --password-file or stdin)")
     .requiredOption("--url <ldap-url>", "ldap:// or ldaps:// URL").requiredOption("--bind-dn <dn>", "DN to bind as for sync").requiredOption("--users <dn>", "users base DN").requiredOption("--groups <dn>", "groups base DN")
-    .option("--password-file <file>", "file holding the bind password (default: stdin)").option("--interval <seconds>", "sync interval (0 = on demand)", (v) => Number(v), 900)
+    .option("--password-file <file>", "file holding the bind password (default: stdin)").option("--interval <seconds>", "sync interval (0 = on demand)", nonNegativeInt, 900)
     .action((did: string, o: Conn & { url: string; bindDn: string; users: string; groups: string; passwordFile?: string; interval: number }) =>
       call(o, "commands", "directory.register", { id: did, url: o.url, bindDn: o.bindDn, bindPassword: readSecret(o.passwordFile), usersBase: o.users, groupsBase: o.groups, syncIntervalSeconds: o.interval }),
     );
@@ -131,7 +132,7 @@ export function registerIdentityCommands(program: Command): void {
   verb(dir, "list", "registered directories").action((o: Conn) => call(o, "queries", "directories", {}));
 
   verb(id, "audit", "who did what: identity events with actor and correlation id")
-    .option("--actor <id>", "only this actor").option("--aggregate <type/id>", "only this aggregate").option("--correlation <id>", "only this correlation id").option("--limit <n>", "last n entries", (v) => Number(v), 100)
+    .option("--actor <id>", "only this actor").option("--aggregate <type/id>", "only this aggregate").option("--correlation <id>", "only this correlation id").option("--limit <n>", "last n entries", positiveInt, 100)
     .action((o: Conn & { actor?: string; aggregate?: string; correlation?: string; limit: number }) => {
       const [aggregateType, aggregateId] = o.aggregate?.split("/") ?? [];
       return call(o, "queries", "audit", { limit: o.limit, ...(o.actor ? { actor: o.actor } : {}), ...(aggregateType ? { aggregateType } : {}), ...(aggregateId ? { aggregateId } : {}), ...(o.correlation ? { correlationId: o.correlation } : {}) });

@@ -1,11 +1,11 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { commaList as list, integer as int, note as say, printJson as print } from "../services/cli/output.js";
+import { commaList as list, nonNegativeInt, positiveInt as int, note as say, printJson as print } from "../services/cli/output.js";
 import { invalid } from "../services/kernel/errors.js";
 import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
-import { REVOCATION_REASON_NAMES } from "./x509/crl.js";
+import { REVOCATION_REASON_NAMES } from "./x509/reasons.js";
 
 /**
  * `realm cert ...` and `realm pki issuer ...`: the online PKI over NATS (`realm.pki.commands.*`).
@@ -79,7 +79,7 @@ export function registerPkiCommands(program: Command): void {
     .option("--issuer <id>")
     .option("--name <name>", "a common name or SAN")
     .addOption(new Option("--status <status>").choices(["valid", "revoked", "expired"]))
-    .option("--expiring <days>", "valid certificates that expire within N days", int)
+    .option("--expiring <days>", "valid certificates that expire within N days", nonNegativeInt)
     .option("--limit <n>", "at most N", int)
     .action(async (o: Flags & { issuer?: string; name?: string; status?: string; expiring?: number; limit?: number }) =>
       print(

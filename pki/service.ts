@@ -18,7 +18,7 @@ import { registerPkiRoutes } from "./routes.js";
 import { buildName, nameConstraintsOf, parseCertificate, wholeSeconds } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
 import { createCsr, parseCsr } from "./x509/csr.js";
-import { fromPem, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
+import { fromPem, normalSerial, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
 import { generateKeyPair, keyInfo, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
 import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
 
@@ -325,7 +325,10 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         input: S({ serial: str, reason: { enum: REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL") } }, ["serial"]),
         async handle(i: { serial: string; reason?: RevocationReason }, ctx) {
           const serial = serialOf(i.serial);
-          const r = await run(certificateDecider, serial, { type: "revoke", reason: i.reason ?? "unspecified", at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx);
+          // The decider reads the certificate's own events (not the read model, which may lag a fresh issue).
+          const r = await run(certificateDecider, serial, { type: "revoke", reason: i.reason ?? "unspecified", at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx).catch((err: unknown) => {
+            throw err instanceof RealmError && err.code === "NOT_FOUND" ? noSuchSerial(i.serial) : err;
+          });
           return { serial, revoked: r.state.revoked };
         },
       },
@@ -380,7 +383,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         input: S({ serial: str }, ["serial"]),
         async handle(i: { serial: string }) {
           const c = model().certificates.get(serialOf(i.serial));
-          if (!c?.exists) throw notFound(`no certificate with serial ${serialOf(i.serial)}`);
+          if (!c?.exists) throw noSuchSerial(i.serial);
           return { ...certificateView(c, now(), true), chainPem: chainOf(c) };
         },
       },
@@ -441,11 +444,23 @@ function replyOf(c: CertificateState, chainPem: string): IssueReply {
   };
 }
 
+/**
+ * A serial as given (any case, colons, leading zeros, `0x`) in the realm's one normal form, the form
+ * certificates are keyed and shown by: `normalSerial` (serialHex of the DER INTEGER: lowercase, whole bytes,
+ * no leading zero byte). Stripping every leading zero digit instead, as this did, gives another string for
+ * a serial whose first byte is below 0x10 (`0112...` became `112...`): not the key it is stored under.
+ */
 function serialOf(text: string): string {
-  const clean = text.trim().toLowerCase().replace(/:/g, "");
-  if (!/^[0-9a-f]{1,40}$/.test(clean)) throw invalid(`serial ${JSON.stringify(text)} is not hex`);
-  return clean.replace(/^0+(?=.)/, "");
+  const clean = text.trim().toLowerCase().replace(/:/g, "").replace(/^0x/, "");
+  if (!/^[0-9a-f]{1,64}$/.test(clean)) throw invalid(`serial ${JSON.stringify(text)} is not hex`);
+  return normalSerial(clean);
 }
+
+/** NOT_FOUND naming the serial as given, and its normal form when that differs. */
+const noSuchSerial = (given: string): RealmError => {
+  const normal = serialOf(given);
+  return notFound(`no certificate with serial ${given.trim()}${normal === given.trim().toLowerCase() ? "" : ` (${normal} in normal form)`}`);
+};
 
 /** A secret for serial numbers, derived from the intermediate key: every replica holding the key derives the same. */
 const serialKeyOf = (key: KeyObject): Buffer => createHash("sha256").update("cim-realm/pki/serial/v1").update(key.export({ format: "der", type: "pkcs8" })).digest();

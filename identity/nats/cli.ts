@@ -2,20 +2,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
-import { commaList as list } from "../../services/cli/output.js";
+import { boolean, commaList as list, integer as num, positiveInt } from "../../services/cli/output.js";
 import { RealmError, invalid } from "../../services/kernel/errors.js";
-import { bootstrapOperator } from "./bootstrap.js";
 import { CSV_COLUMNS, chunkUsers, parseUsersCsv, type CsvDefaults, type CsvUser } from "./users-csv.js";
 
 /**
  * `realm account ...`, `realm user ...`, `realm creds ...`: talk to a running realm over NATS
  * (`realm.identity.commands.account.create` etc.). `realm account bootstrap` works offline.
  */
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
-  return n;
-};
 const print = (o: unknown) => console.log(JSON.stringify(o, null, 2));
 type Flags = ConnectionFlags & Record<string, unknown>;
 const call = (o: Flags, kind: "commands" | "queries", name: string, input: object, timeoutMs?: number) => callContext(o, "identity", kind, name, input, timeoutMs);
@@ -112,7 +106,7 @@ const withLimits = (c: Command) =>
     .option("--leaf-conns <n>", "max leaf node connections", num)
     .option("--imports <n>", "max imports", num)
     .option("--exports <n>", "max exports", num)
-    .option("--wildcard-exports <bool>", "allow wildcard exports", (v) => v === "true")
+    .option("--wildcard-exports <bool>", "allow wildcard exports (true or false)", boolean)
     .option("--js-mem <n>", "JetStream memory bytes (0 = off)", num)
     .option("--js-disk <n>", "JetStream disk bytes (0 = off)", num)
     .option("--js-streams <n>", "JetStream streams", num)
@@ -149,6 +143,7 @@ export function registerNatsAccountCommands(program: Command): void {
     .option("--passphrase-env <var>", "environment variable holding the bundle passphrase", "REALM_CEREMONY_PASSPHRASE")
     .action(async (dir: string, o: { passphraseEnv: string }) => {
       console.error("generating operator, system and realm accounts ...");
+      const { bootstrapOperator } = await import("./bootstrap.js");
       const b = await bootstrapOperator(dir, process.env[o.passphraseEnv]);
       print({ operator: b.state.operatorPublicKey, systemAccount: b.state.system.publicKey, realmAccount: b.state.realm.publicKey, bundle: b.bundleFile });
       if (b.generatedPassphraseFile) console.error(`bundle passphrase generated into ${b.generatedPassphraseFile} (mode 0600): move it offline`);
@@ -161,12 +156,12 @@ export function registerNatsAccountCommands(program: Command): void {
     .option("--deny-pub <subjects>", "comma list", list)
     .option("--allow-sub <subjects>", "comma list", list)
     .option("--deny-sub <subjects>", "comma list", list)
-    .option("--allow-pub-response <n>", "reply to up to n requests", num)
+    .option("--allow-pub-response <n>", "reply to up to n requests", positiveInt)
     .option("--response-ttl-ms <ms>", "response permission TTL", num)
     .option("--source-network <cidrs>", "comma list of CIDRs", list)
     .option("--conn-type <types>", "STANDARD,WEBSOCKET,LEAFNODE,...", list)
     .option("--bearer", "bearer token (no nonce signing); off by default")
-    .option("--expiry-days <n>", "default 90 (person/agent), 365 (service)", num)
+    .option("--expiry-days <n>", "default 90 (person/agent), 365 (service)", positiveInt)
     .option("--tag <tags>", "comma list", list)
     .option("--role <role>", "sign with the account's scoped signing key of this role")
     .option("--preset <preset>", "operator: a realm operator (send commands and queries, read its own inbox; realm account only)")

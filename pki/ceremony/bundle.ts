@@ -27,8 +27,13 @@ function derive(passphrase: string, salt: Buffer, p: ScryptParams): Buffer {
   return scryptSync(passphrase.normalize("NFC"), salt, 32, { N: p.N, r: p.r, p: p.p, maxmem: 256 * p.N * p.r + 16 * 1024 * 1024 });
 }
 
-export function sealKey(key: KeyObject, passphrase: string, publicKeySha256: string, params: ScryptParams = DEFAULT_SCRYPT): SealedKey {
+/** Refuses a passphrase too short to seal a key with: checked before any key is made (`realm ceremony init`). */
+export function checkNewPassphrase(passphrase: string): void {
   if (passphrase.length < MIN_PASSPHRASE) throw invalid(`the ceremony passphrase must be at least ${MIN_PASSPHRASE} characters`);
+}
+
+export function sealKey(key: KeyObject, passphrase: string, publicKeySha256: string, params: ScryptParams = DEFAULT_SCRYPT): SealedKey {
+  checkNewPassphrase(passphrase);
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const k = derive(passphrase, salt, params);

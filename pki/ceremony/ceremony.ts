@@ -23,7 +23,7 @@ import { parseCsr } from "../x509/csr.js";
 import { fromPem, normalSerial, serialHex, sha256Hex, toPem } from "../x509/der.js";
 import { generateKeyPair, keyIdentifier, signerFor, spkiDer } from "../x509/keys.js";
 import { assertDnsName } from "../domain/names.js";
-import { openKey, sealKey, type ScryptParams, type SealedKey } from "./bundle.js";
+import { checkNewPassphrase, openKey, sealKey, type ScryptParams, type SealedKey } from "./bundle.js";
 import { assertManifest, writeManifest } from "./manifest.js";
 
 /**
@@ -108,6 +108,8 @@ export interface InitResult {
 /** Makes the root CA: key (ECDSA P-384 or RSA-4096), self-signed certificate (pathlen 1, keyCertSign+cRLSign, 20 years), sealed key, empty CRL, manifest. */
 export async function initCeremony(o: CeremonyOptions & { subject: DnFields; algorithm?: RootAlgorithm; years?: number; progress?: (line: string) => void }): Promise<InitResult> {
   const say = o.progress ?? (() => undefined);
+  // Every input first: nothing is generated for a ceremony that would be refused.
+  checkNewPassphrase(o.passphrase);
   if (existsSync(join(o.dir, Files.rootCert)) || existsSync(join(o.dir, Files.rootKey))) throw alreadyExists(`${o.dir} already holds a root CA`);
   if (!o.subject.CN) throw invalid("the root needs a common name");
   const algorithm = o.algorithm ?? "ecdsa-p384";

@@ -1,11 +1,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { invalid } from "../../services/kernel/errors.js";
-import { commaList as list, integer as int, note as say, printJson as print } from "../../services/cli/output.js";
-import { REVOCATION_REASON_NAMES, type RevocationReason } from "../x509/crl.js";
-import { toPem } from "../x509/der.js";
-import { checkManifest } from "./manifest.js";
-import { Files, initCeremony, issueRootCrl, readCeremony, revokeIntermediate, signIntermediate, type RootAlgorithm } from "./ceremony.js";
+import { commaList as list, positiveInt as int, note as say, printJson as print } from "../../services/cli/output.js";
+import { REVOCATION_REASON_NAMES, type RevocationReason } from "../x509/reasons.js";
+import type { RootAlgorithm } from "./ceremony.js";
+import { checkNewPassphrase } from "./bundle.js";
+
+/** The ceremony's file names and its crypto load only when a ceremony verb runs (`realm --help` stays fast). */
+const ceremonyModule = () => import("./ceremony.js");
 
 /**
  * `realm ceremony ...`: the offline root. Runs on the ceremony machine with no network and no NATS; reads
@@ -40,14 +42,18 @@ export function registerCeremonyCommands(program: Command): void {
     .addOption(new Option("--algorithm <alg>").choices(["ecdsa-p384", "rsa-4096"]).default("ecdsa-p384"))
     .option("--years <n>", "validity in years", int, 20)
     .action(async (dir: string, o: PassFlags & { cn: string; org?: string; country?: string; algorithm: RootAlgorithm; years: number }) => {
-      const r = await initCeremony({ dir, passphrase: passphraseOf(o), subject: { CN: o.cn, ...(o.org ? { O: o.org } : {}), ...(o.country ? { C: o.country } : {}) }, algorithm: o.algorithm, years: o.years, progress: say });
+      const passphrase = passphraseOf(o);
+      checkNewPassphrase(passphrase);
+      const { Files, initCeremony } = await ceremonyModule();
+      const r = await initCeremony({ dir, passphrase, subject: { CN: o.cn, ...(o.org ? { O: o.org } : {}), ...(o.country ? { C: o.country } : {}) }, algorithm: o.algorithm, years: o.years, progress: say });
       print({ dir, rootCertificate: `${dir}/${Files.rootCert}`, fingerprint: r.fingerprint, serial: r.serial, notAfter: r.notAfter, manifestCid: r.manifestCid });
     });
   withPassphrase(ceremony.command("sign-intermediate <dir> <csr>").description("sign an issuer's CSR: CA pathlen 0, name constraints, 3 years"))
     .requiredOption("--permit <domains>", "permitted DNS domains (comma separated or repeated)", list, [])
     .option("--years <n>", "validity in years", int, 3)
     .option("-o, --output <file>", "intermediate certificate file (default <csr>.crt)")
-    .action((dir: string, csr: string, o: PassFlags & { permit: string[]; years: number; output?: string }) => {
+    .action(async (dir: string, csr: string, o: PassFlags & { permit: string[]; years: number; output?: string }) => {
+      const { Files, signIntermediate } = await ceremonyModule();
       let csrPem: string;
       try {
         csrPem = readFileSync(csr, "utf8");
@@ -64,7 +70,8 @@ export function registerCeremonyCommands(program: Command): void {
   withPassphrase(ceremony.command("revoke-intermediate <dir> <serial>").description("revoke an intermediate and issue the new root CRL"))
     .addOption(new Option("--reason <reason>").choices(REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL")).default("unspecified"))
     .option("--days <n>", "CRL next update in days", int, 30)
-    .action((dir: string, serial: string, o: PassFlags & { reason: RevocationReason; days: number }) => {
+    .action(async (dir: string, serial: string, o: PassFlags & { reason: RevocationReason; days: number }) => {
+      const { Files, revokeIntermediate } = await ceremonyModule();
       const r = revokeIntermediate({ dir, passphrase: passphraseOf(o), serial, reason: o.reason, days: o.days });
       say(`wrote ${dir}/${Files.rootCrl}; publish it with: realm pki issuer root-crl <issuer> ${dir}/${Files.rootCrl}`);
       print({ crl: `${dir}/${Files.rootCrl}`, crlNumber: r.crlNumber, revoked: r.revoked, nextUpdate: r.nextUpdate, manifestCid: r.manifestCid });
@@ -72,7 +79,8 @@ export function registerCeremonyCommands(program: Command): void {
   withPassphrase(ceremony.command("crl <dir>").description("issue a fresh root CRL (do this before the last one's next update)"))
     .option("--days <n>", "next update in days", int, 30)
     .option("--pem <file>", "also write the CRL as PEM")
-    .action((dir: string, o: PassFlags & { days: number; pem?: string }) => {
+    .action(async (dir: string, o: PassFlags & { days: number; pem?: string }) => {
+      const [{ Files, issueRootCrl }, { toPem }] = await Promise.all([ceremonyModule(), import("../x509/der.js")]);
       const r = issueRootCrl({ dir, passphrase: passphraseOf(o), days: o.days });
       if (o.pem) writeFileSync(o.pem, toPem(r.crlDer, "X509 CRL"));
       print({ crl: `${dir}/${Files.rootCrl}`, crlNumber: r.crlNumber, revoked: r.revoked, nextUpdate: r.nextUpdate, manifestCid: r.manifestCid });
@@ -80,7 +88,8 @@ export function registerCeremonyCommands(program: Command): void {
   ceremony
     .command("show <dir>")
     .description("the public register: root, intermediates signed, revocations; checks the manifest (no passphrase)")
-    .action((dir: string) => {
+    .action(async (dir: string) => {
+      const [{ readCeremony }, { checkManifest }] = await Promise.all([ceremonyModule(), import("./manifest.js")]);
       const c = readCeremony(dir);
       const m = checkManifest(dir);
       print({ manifest: { cid: c.manifestCid, ok: m.ok, problems: m.problems }, ...c.register });

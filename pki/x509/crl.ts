@@ -6,21 +6,8 @@ import { serialBytes, serialHex } from "./der.js";
 import type { KeyObject } from "node:crypto";
 import { verifySignature, type Signer } from "./keys.js";
 
-/** RFC 5280 5.3.1 reason codes by name (7 is unused). */
-export const REVOCATION_REASONS = {
-  unspecified: 0,
-  keyCompromise: 1,
-  cACompromise: 2,
-  affiliationChanged: 3,
-  superseded: 4,
-  cessationOfOperation: 5,
-  certificateHold: 6,
-  removeFromCRL: 8,
-  privilegeWithdrawn: 9,
-  aACompromise: 10,
-} as const;
-export type RevocationReason = keyof typeof REVOCATION_REASONS;
-export const REVOCATION_REASON_NAMES = Object.keys(REVOCATION_REASONS) as RevocationReason[];
+import { REVOCATION_REASONS, type RevocationReason } from "./reasons.js";
+export { REVOCATION_REASONS, REVOCATION_REASON_NAMES, type RevocationReason } from "./reasons.js";
 
 export interface CrlEntry {
   serial: string;

@@ -1,7 +1,5 @@
 import { Option, type Command } from "commander";
-import { callRealm } from "../host/client.js";
 import { RealmError } from "../kernel/errors.js";
-import { connectRealm } from "./connection.js";
 import { CredentialsStore, DEFAULT_REALM_URL, realmUrlOf } from "./credentials-store.js";
 import { storedAccessToken } from "./oidc-client.js";
 import { note } from "./output.js";
@@ -38,6 +36,8 @@ export const withConnectionOptions = (c: Command): Command => withNatsOptions(c)
 export async function callContext(o: ConnectionFlags, context: string, kind: "commands" | "queries", name: string, input: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
   const realmUrl = o.token ? undefined : realmUrlOf(o.realmUrl);
   const token = o.token || (await storedAccessToken(realmUrl!, new CredentialsStore(), note));
+  // The NATS client loads with the first call, not with the command line (`realm --help` does without it).
+  const [{ connectRealm }, { callRealm }] = await Promise.all([import("./connection.js"), import("../host/client.js")]);
   const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: `realm-cli ${context}` });
   try {
     return await callRealm(nc, `realm.${context}.${kind}.${name}`, input, { ...(token ? { authorization: `Bearer ${token}` } : {}), timeoutMs });

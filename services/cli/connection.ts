@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+import type { Authenticator, ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+import { nkeyFromSeed } from "../../identity/nats/jwt-encode.js";
 import { RealmError } from "../kernel/errors.js";
 import { inboxPrefixOf } from "../host/creds.js";
 
@@ -31,6 +32,26 @@ export async function connectAs(servers: string, credsFile: string, name: string
   });
 }
 
+/**
+ * credsAuthenticator's answer to the server's nonce (user JWT, public nkey, signature), signed with
+ * node:crypto Ed25519 instead of @nats-io/nkeys' pure-JS signing: ~25 ms less per CLI call (a cold
+ * process signs once). The creds are parsed as nats.js does; anything unreadable falls back to it.
+ */
+export function nodeCredsAuthenticator(creds: Uint8Array): Authenticator {
+  const text = new TextDecoder().decode(creds);
+  const blocks = [...text.matchAll(/-{3,}[^\n]*-{3,}\n\s*(\S+)\s*\n\s*-{3,}[^\n]*-{3,}/g)].map((m) => m[1]!);
+  const [jwt, seed] = blocks;
+  let key: ReturnType<typeof nkeyFromSeed> | undefined;
+  try {
+    key = jwt && seed ? nkeyFromSeed(seed, { cache: false }) : undefined;
+  } catch {
+    key = undefined;
+  }
+  if (!key || !jwt) return credsAuthenticator(creds);
+  const k = key;
+  return (nonce?: string) => ({ jwt, nkey: k.publicKey, sig: nonce ? Buffer.from(k.sign(new TextEncoder().encode(nonce))).toString("base64") : "" });
+}
+
 /** Where `realm up` writes the local operator's creds (commands and queries only), the CLI's default. */
 export const operatorCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "admin.creds"));
 
@@ -57,10 +78,17 @@ export async function connectRealm(opts: { nats?: string; creds?: string; name?:
       servers,
       name: opts.name ?? "realm-cli",
       ...reconnectOptions,
-      ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      ...(creds ? { authenticator: nodeCredsAuthenticator(creds) } : {}),
       ...(inboxPrefix ? { inboxPrefix } : {}),
     });
   } catch (err) {
-    throw new RealmError("UNAVAILABLE", `cannot reach the realm's NATS at ${servers}: ${err instanceof Error ? err.message : String(err)} (is \`realm up\` running? set --nats or REALM_NATS_URL${credsFile ? `; creds ${credsFile}` : ""})`);
+    const why = err instanceof Error ? err.message : String(err);
+    // No creds found is its own problem (the usual one outside the realm's directory): say which file was
+    // looked for and how to point at another, rather than suggest the realm is down.
+    const noCreds = credsFile
+      ? ""
+      : `no NATS creds file: looked for ${local} (the local operator's creds, which \`realm up\` writes into <data dir>/operator/admin.creds); point at it with --creds <file>, REALM_NATS_CREDS=<file> or REALM_DATA=<data dir>`;
+    if (!credsFile && /authori[sz]ation|authentication/i.test(why)) throw new RealmError("UNAUTHORIZED", `the realm's NATS at ${servers} refused a connection without creds: ${noCreds}`);
+    throw new RealmError("UNAVAILABLE", `cannot reach the realm's NATS at ${servers}: ${why} (is \`realm up\` running? set --nats or REALM_NATS_URL; ${credsFile ? `creds ${credsFile}` : noCreds})`);
   }
 }

@@ -2,11 +2,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { RealmError } from "../kernel/errors.js";
-import { openBundle, type SealedBundle } from "../../identity/nats/keystore.js";
-import { mintCreds } from "../../identity/nats/realm-identities.js";
+import type { SealedBundle } from "../../identity/nats/keystore.js";
 import type { OperatorState } from "../../identity/nats/bootstrap.js";
-import { maintenancePermissions } from "./identities.js";
-import { realmPaths } from "./runtime.js";
+import { positiveInt } from "./output.js";
 
 /**
  * `realm maintenance creds`: break-glass creds for the realm account's whole JetStream API (stream update
@@ -20,10 +18,17 @@ export function registerMaintenanceCommands(program: Command): void {
     .description("issue short-lived creds with the realm account's whole JetStream API (stream update and delete): needs the operator bundle's passphrase")
     .requiredOption("--out <file>", "write the creds here (mode 0600)")
     .option("--data <dir>", "the realm's data directory", process.env.REALM_DATA ?? "./data")
-    .option("--hours <n>", "lifetime in hours (1-24)", (v) => Number(v), 1)
+    .option("--hours <n>", "lifetime in hours (1-24)", positiveInt, 1)
     .option("--passphrase-file <file>", "file holding the operator bundle's passphrase (default: $REALM_CEREMONY_PASSPHRASE)")
     .action(async (o: { out: string; data: string; hours: number; passphraseFile?: string }) => {
       if (!Number.isInteger(o.hours) || o.hours < 1 || o.hours > 24) throw new RealmError("VALIDATION", "--hours must be a whole number from 1 to 24");
+      // The key store, the JWT signer and the realm's layout load only when this verb runs.
+      const [{ openBundle }, { mintCreds }, { maintenancePermissions }, { realmPaths }] = await Promise.all([
+        import("../../identity/nats/keystore.js"),
+        import("../../identity/nats/realm-identities.js"),
+        import("./identities.js"),
+        import("./runtime.js"),
+      ]);
       const paths = realmPaths(o.data);
       const bundleFile = join(paths.operator, "operator-identity.bundle.json");
       if (!existsSync(bundleFile)) throw new RealmError("NOT_FOUND", `no operator bundle in ${paths.operator}: is ${paths.data} a realm's data dir?`);

@@ -3,7 +3,6 @@
  * discovery, the device authorization grant (RFC 8628) with the admin API as resource (RFC 8707), refresh
  * (tokens rotate) and revocation. No token ever goes into an error message or onto stdout/stderr.
  */
-import { createRemoteJWKSet, jwtVerify } from "jose";
 import { setTimeout as delay } from "node:timers/promises";
 import { RealmError } from "../kernel/errors.js";
 import { ADMIN_RESOURCE, REALM_CLI_CLIENT } from "../../identity/realm-clients.js";
@@ -152,6 +151,8 @@ function checkTokens(t: TokenResponse): TokenResponse {
 export async function principalOf(md: IssuerMetadata, idToken: string | undefined): Promise<string> {
   if (!idToken) throw new RealmError("UNAVAILABLE", "the token endpoint answered without an ID token");
   try {
+    // jose loads only here (`realm login`): every other verb starts without it.
+    const { createRemoteJWKSet, jwtVerify } = await import("jose");
     const { payload } = await jwtVerify(idToken, createRemoteJWKSet(new URL(md.jwks_uri)), { issuer: md.issuer, audience: REALM_CLI_CLIENT });
     if (typeof payload.sub !== "string") throw new Error("no sub");
     return payload.sub;

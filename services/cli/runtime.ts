@@ -21,6 +21,8 @@ import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { provisionRealm } from "./provision.js";
 import { REALM_IDENTITIES, REALM_WRITERS, inboxOf, operatorPermissions, permissionsOf, provisionerPermissions, type RealmIdentity } from "./identities.js";
 import { identityAuthOf } from "../../identity/auth.js";
+import { adminExists } from "../../identity/bootstrap.js";
+import type { IdentityContext } from "../../identity/service.js";
 import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
 import { sealBundle } from "../../identity/nats/keystore.js";
 import { identityCredsFile, issueIdentity, mintCreds, type IssuedIdentity } from "../../identity/nats/realm-identities.js";
@@ -61,6 +63,8 @@ export interface RunningRealm {
   trust: RealmTrust;
   host: Host;
   contexts: RealmContext[];
+  /** True while the realm has no admin yet (`realm identity bootstrap` would make the first one); false without an identity context. */
+  needsAdmin(): boolean;
   /** Rejects when the realm cannot go on (its nats-server could not be restarted): stop and exit non-zero. */
   failed: Promise<never>;
   stop(): Promise<void>;
@@ -85,6 +89,18 @@ export const realmPaths = (dataDir: string) => {
 export const LOCAL_OPERATOR = "admin";
 
 const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/**
+ * Every option and setting `realm up` takes, checked before anything is made or started (no operator keys,
+ * no nats-server, no lock): a bad port or a bad REALM_DNS_WORKERS is a VALIDATION error naming it.
+ */
+export function checkRealmOptions(opts: RealmOptions, env: NodeJS.ProcessEnv = process.env): void {
+  const ports: [string, number | undefined][] = [["--nats-port", opts.natsPort], ["--http-port", opts.httpPort], ["--dns-port", opts.dnsPort]];
+  for (const [flag, v] of ports) if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 65535)) throw new RealmError("VALIDATION", `${flag} must be a port from 0 to 65535, not ${String(v)}`);
+  if (opts.dnsPort === undefined && env.REALM_DNS_PORT !== undefined && !/^\d{1,5}$/.test(env.REALM_DNS_PORT)) throw new RealmError("VALIDATION", `REALM_DNS_PORT must be a port from 0 to 65535, not ${JSON.stringify(env.REALM_DNS_PORT)}`);
+  if (env.REALM_DNS_WORKERS !== undefined && !/^\d{1,3}$/.test(env.REALM_DNS_WORKERS)) throw new RealmError("VALIDATION", `REALM_DNS_WORKERS must be a number of worker processes (0 = none), not ${JSON.stringify(env.REALM_DNS_WORKERS)}`);
+  if (opts.noAuth && !isLoopback(opts.httpHost ?? "127.0.0.1")) throw new RealmError("VALIDATION", `--insecure-no-auth serves only on a loopback address, not ${opts.httpHost}`);
+}
 
 /** Refuses a data dir made before the realm protected itself (all-powerful service creds, unsigned events). */
 function refuseLegacy(paths: ReturnType<typeof realmPaths>): void {
@@ -148,6 +164,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
   const paths = realmPaths(opts.dataDir);
   const progress = opts.progress ?? (() => undefined);
   const log = opts.log ?? createLogger();
+  checkRealmOptions(opts);
   const lock: DataDirLock = acquireDataDirLock(paths.data);
   const passphrase = process.env.REALM_CEREMONY_PASSPHRASE;
   let nats: NatsSupervisor | undefined;
@@ -160,7 +177,6 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
   failed.catch(() => (realmFailed = true));
   try {
     refuseLegacy(paths);
-    if (opts.noAuth && !isLoopback(opts.httpHost ?? "127.0.0.1")) throw new RealmError("VALIDATION", `--insecure-no-auth serves only on a loopback address, not ${opts.httpHost}`);
     // The seal key of everything secret in KV (created on first start); opened first, so a bad or too-open
     // key file stops `realm up` before nats-server starts.
     const sealer = Sealer.open(paths.sealKey);
@@ -279,6 +295,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
       trust,
       host,
       contexts: all,
+      needsAdmin: () => (identity ? !adminExists((identity as IdentityContext).core.dir) : false),
       failed,
       async stop() {
         if (stopped) return;

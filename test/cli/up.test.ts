@@ -1,11 +1,20 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { freePort } from "../../services/nats/supervisor.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
+import { EXIT_CODES, EXIT_USAGE } from "../../services/cli/exit-codes.js";
+
+/** The error is one line, the last on stderr (after any progress lines): `error: <CODE>: <message>`; no stack trace, no warning. */
+const oneErrorLine = (stderr: string, code: string) => {
+  const lines = stderr.trimEnd().split("\n");
+  expect(lines.at(-1)).toMatch(new RegExp(`^error: ${code}: \\S`));
+  expect(lines.filter((l) => l.startsWith("error:"))).toHaveLength(1);
+  expect(stderr).not.toMatch(/^\s+at |warn/im);
+};
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -14,6 +23,9 @@ describe("realm command line", () => {
   it("prints help for every command", async () => {
     const top = await runRealm(["--help"]);
     expect(top.code).toBe(0);
+    // nothing but the help: no runtime warning (oidc-provider's "Unsupported runtime" came from loading every context)
+    expect(top.stderr).toBe("");
+    expect(top.stdout).toContain("secrets");
     expect(top.stdout).toContain("up");
     expect(top.stdout).toContain("audit");
     expect(top.stdout).toContain("maintenance");
@@ -30,11 +42,14 @@ describe("realm command line", () => {
     const natsPort = await freePort();
     const httpPort = await freePort();
     const dnsPort = await freePort();
-    const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort), "--dns-port", String(dnsPort)], "cim-realm is up");
+    const upArgs = ["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort), "--dns-port", String(dnsPort)];
+    const realm = await startRealmProcess(upArgs, "cim-realm is up");
     expect(realm.stdout()).toContain(`nats://127.0.0.1:${natsPort}`);
     expect(realm.stdout()).toContain(`http://127.0.0.1:${httpPort}`);
     expect(realm.stdout()).toContain(`dns       udp+tcp ${dnsPort}`);
-    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, pki, identity, realm/);
+    // each context once (the NATS accounts context serves under identity too); no admin yet, so the banner says how to make one
+    expect(realm.stdout()).toMatch(/contexts {2}identity, dns, pki, realm\n/);
+    expect(realm.stdout()).toContain("create the first admin API key with: realm identity bootstrap");
     // the generated operator passphrase goes to a 0600 file, never to stdout or stderr
     const passFile = join(data, "operator", "operator-passphrase");
     const passphrase = readFileSync(passFile, "utf8").trim();
@@ -69,12 +84,28 @@ describe("realm command line", () => {
     const key = boot.stdout.trim();
     expect(key).toMatch(/^rk_[0-9a-f]+_\S+$/);
     expect(boot.stderr).not.toContain(key);
+    expect(boot.stderr).not.toMatch(/warn/i);
     const denied = await runRealm(["zone", "create", "lab.example", "--ns", "ns1.lab.example"], env);
-    expect(denied.code).toBe(1);
-    expect(denied.stderr).toContain("UNAUTHORIZED");
+    expect(denied.code).toBe(EXIT_CODES.UNAUTHORIZED);
+    oneErrorLine(denied.stderr, "UNAUTHORIZED");
     const authed = { ...env, REALM_TOKEN: key };
     expect((await runRealm(["zone", "create", "lab.example", "--ns", "ns1.lab.example"], authed)).code).toBe(0);
     expect((await runRealm(["host", "add", "web1.lab.example", "--ip", "192.0.2.80"], authed)).code).toBe(0);
+    // exit status by error class: NOT_FOUND (and the serial as given, in its normal form)
+    const missing = await runRealm(["cert", "show", "0x0112AB"], authed);
+    expect(missing.code).toBe(EXIT_CODES.NOT_FOUND);
+    oneErrorLine(missing.stderr, "NOT_FOUND");
+    expect(missing.stderr).toContain("no certificate with serial 0x0112AB (0112ab in normal form)");
+    // outside the repository, with no creds found: the error names the file looked for and how to point at one
+    const elsewhere = mkdtempSync(join(tmpdir(), "realm-elsewhere-"));
+    dirs.push(elsewhere);
+    const lost = await runRealm(["zone", "list"], { REALM_NATS_URL: env.REALM_NATS_URL, REALM_TOKEN: key }, undefined, elsewhere);
+    expect(lost.code).toBe(EXIT_CODES.UNAUTHORIZED);
+    oneErrorLine(lost.stderr, "UNAUTHORIZED");
+    expect(lost.stderr).toContain(`looked for ${join(elsewhere, "data", "operator", "admin.creds")}`);
+    expect(lost.stderr).toContain("--creds <file>, REALM_NATS_CREDS=<file> or REALM_DATA=<data dir>");
+    expect(lost.stderr).not.toContain("is `realm up` running");
+    expect((await runRealm(["zone", "list"], { REALM_NATS_URL: env.REALM_NATS_URL, REALM_TOKEN: key, REALM_DATA: data }, undefined, elsewhere)).code).toBe(0);
     const dig = spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(dnsPort), "@127.0.0.1", "web1.lab.example", "A"], { encoding: "utf8" });
     expect(dig.stdout.trim()).toBe("192.0.2.80");
     // a NATS account and user through the CLI; the creds connect
@@ -98,14 +129,46 @@ describe("realm command line", () => {
     // the supervised nats-server is gone too, and the data dir is free again
     await expect(connect({ servers: `nats://127.0.0.1:${natsPort}`, reconnect: false, timeout: 1000 })).rejects.toThrow();
     expect(existsSync(join(data, "realm.lock"))).toBe(false);
+
+    // restarted: the realm has its admin, so the banner no longer offers to make the first one
+    const again = await startRealmProcess(upArgs, "cim-realm is up");
+    expect(again.stdout()).toMatch(/contexts {2}identity, dns, pki, realm\n/);
+    expect(again.stdout()).not.toContain("create the first admin");
+    again.child.kill("SIGTERM");
+    expect(await again.exited).toBe(0);
   });
 
   it("reports an unreachable NATS as a clear error", async () => {
     const port = await freePort();
-    const r = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${port}`]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("UNAVAILABLE");
-    expect(r.stderr).toContain("cannot reach");
+    const r = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${port}`, "--creds", join(tmpdir(), "realm-no-such-dir", "none.creds")]);
+    expect(r.code).toBe(EXIT_CODES.VALIDATION);
+    oneErrorLine(r.stderr, "VALIDATION");
+    const down = await runRealm(["audit", "verify", "--nats", `nats://127.0.0.1:${port}`]);
+    expect(down.code).toBe(EXIT_CODES.UNAVAILABLE);
+    oneErrorLine(down.stderr, "UNAVAILABLE");
+    expect(down.stderr).toContain("cannot reach");
+  });
+
+  it("a bad option value is a usage error (exit 2, one line) before anything is done", async () => {
+    const data = mkdtempSync(join(tmpdir(), "realm-usage-"));
+    dirs.push(data);
+    const [ttl, httpPort, natsPort, workers] = await Promise.all([
+      runRealm(["zone", "create", "x", "--ns", "a", "--ttl", "abc"]),
+      runRealm(["up", "--data", data, "--http-port", "abc"]),
+      runRealm(["up", "--data", data, "--nats-port", "70000"]),
+      runRealm(["up", "--data", data, "--nats-port", "0", "--http-port", "0", "--dns-port", "0"], { REALM_DNS_WORKERS: "two" }),
+    ]);
+    expect(ttl.code).toBe(EXIT_USAGE);
+    expect(ttl.stderr).toMatch(/^error: USAGE: option '--ttl <seconds>' argument 'abc' is invalid\. Expected an integer 1 or more\.\n/);
+    expect(ttl.stderr).not.toMatch(/^\s+at /m);
+    expect(httpPort.code).toBe(EXIT_USAGE);
+    expect(httpPort.stderr).toContain("option '--http-port <port>' argument 'abc' is invalid. Expected a port from 0 to 65535.");
+    expect(natsPort.code).toBe(EXIT_USAGE);
+    expect(workers.code).toBe(EXIT_CODES.VALIDATION);
+    oneErrorLine(workers.stderr, "VALIDATION");
+    expect(workers.stderr).toContain("REALM_DNS_WORKERS");
+    // no operator keys, no nats-server, no lock: the data dir is as it was
+    expect(readdirSync(data)).toEqual([]);
   });
 
   it("refuses a data dir made before the realm protected itself", async () => {
@@ -115,8 +178,8 @@ describe("realm command line", () => {
     mkdirSync(join(data, "operator"), { recursive: true });
     writeFileSync(join(data, "operator", "realm-service.creds"), "legacy");
     const r = await runRealm(["up", "--data", data, "--nats-port", String(await freePort()), "--http-port", String(await freePort()), "--dns-port", String(await freePort())]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("VALIDATION");
+    expect(r.code).toBe(EXIT_CODES.VALIDATION);
+    oneErrorLine(r.stderr, "VALIDATION");
     expect(r.stderr).toContain("earlier cim-realm");
     expect(existsSync(join(data, "realm.lock"))).toBe(false);
   });

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../services/cli/exit-codes.js";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { chromium, type BrowserContext } from "playwright-core";
@@ -106,7 +107,7 @@ function startLogin() {
 describe("realm login / whoami / logout", () => {
   it("without a sign-in the CLI is UNAUTHORIZED and says to run realm login", async () => {
     const r = await cli(["zone", "list"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(EXIT_CODES.UNAUTHORIZED);
     expect(r.stderr).toContain("UNAUTHORIZED");
     expect(r.stderr).toContain(`realm login --url ${httpUrl}`);
   });
@@ -181,7 +182,7 @@ describe("realm login / whoami / logout", () => {
     expect(JSON.parse(out.stdout)).toMatchObject({ signedOut: true, revoked: true, principal: "ada" });
     expect(stored()[httpUrl]).toBeUndefined();
     const after = await cli(["zone", "list"]);
-    expect(after.code).toBe(1);
+    expect(after.code).toBe(EXIT_CODES.UNAUTHORIZED);
     expect(after.stderr).toContain("UNAUTHORIZED");
     // Revoked at the realm, not only forgotten here.
     const direct = await fetch(`${httpUrl}/api/dns/zones`, { headers: { authorization: `Bearer ${second.accessToken}` } });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
@@ -36,6 +36,10 @@ async function realm(...args: string[]): Promise<{ out: string; err: string }> {
   process.chdir(dir);
   try {
     await program.parseAsync(["node", "realm", ...args, ...(args[0] === "ceremony" || args.includes("--help") ? [] : ["--nats", h.nats.url])]);
+  } catch (x) {
+    // What the verb said before it failed goes with the error (a test can check nothing was started).
+    if (x instanceof Error) Object.assign(x, { stderr: err });
+    throw x;
   } finally {
     process.chdir(cwd);
     o.mockRestore();
@@ -67,7 +71,10 @@ describe("realm ceremony / pki issuer / cert", () => {
     expect(openssl(["verify", "-CAfile", join(cdir, "root-ca.crt"), "-untrusted", join(dir, "web.crt"), crt]).code).toBe(0);
     const ocsp = ["ocsp", "-issuer", join(dir, "web.crt"), "-cert", crt, "-url", `${h.baseUrl}/pki/ocsp`, "-CAfile", join(cdir, "root-ca.crt")];
     expect((await opensslAsync(ocsp)).out).toContain(`${crt}: good`);
-    expect(await json("cert", "revoke", serial, "--reason", "superseded")).toMatchObject({ serial, revoked: { reason: "superseded" } });
+    // Any spelling of the serial (a leading zero byte, colons, upper case) revokes that certificate and is
+    // reported in the realm's normal form, the one `cert issue` and `cert list` print.
+    const spelled = `00:${serial.toUpperCase().match(/../g)!.join(":")}`;
+    expect(await json("cert", "revoke", spelled, "--reason", "superseded")).toMatchObject({ serial, revoked: { reason: "superseded" } });
     const after = await opensslAsync(ocsp);
     expect(after.out).toContain(`${crt}: revoked`);
     expect(after.out).toContain("Reason: superseded");
@@ -102,8 +109,21 @@ describe("realm ceremony / pki issuer / cert", () => {
     } finally {
       if (saved !== undefined) process.env.REALM_CEREMONY_PASSPHRASE = saved;
     }
+    // A passphrase too short to seal with is refused before any key is generated or file written.
+    const short = join(dir, "short-pass");
+    writeFileSync(short, "short\n");
+    const fresh = join(dir, "root-short");
+    await expect(realm("ceremony", "init", fresh, "--cn", "Short Root", "--passphrase-file", short)).rejects.toMatchObject({
+      code: "VALIDATION",
+      message: expect.stringContaining("at least 12 characters"),
+      stderr: expect.not.stringContaining("generating the root key"),
+    });
+    expect(existsSync(fresh)).toBe(false);
     await expect(realm("cert", "issue", "--csr", "missing.csr")).rejects.toThrow(RealmError);
     await expect(realm("cert", "show", "abcdef")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    // The error names the serial as given and its normal form (whole bytes: 0x0112ab stays 0112ab, not 112ab).
+    await expect(realm("cert", "revoke", "0x000112AB")).rejects.toMatchObject({ code: "NOT_FOUND", message: "no certificate with serial 0x000112AB (0112ab in normal form)" });
+    await expect(realm("cert", "show", "0112ab")).rejects.toMatchObject({ code: "NOT_FOUND", message: "no certificate with serial 0112ab" });
   });
 
   it("every verb has --help", async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../services/nats/supervisor.js";
+import { exitCodeOf } from "../../services/cli/exit-codes.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { startVaultwardenDouble, type VaultwardenDouble } from "../support/vaultwarden/server.js";
@@ -14,7 +15,8 @@ describe("realm up with a Vaultwarden escrow", () => {
   let vault: RealmVault;
   const dirs: string[] = [];
   beforeAll(async () => {
-    vw = await startVaultwardenDouble();
+    // Vaultwarden's login rate limit on: realm up and the `realm secrets` commands must stay within it.
+    vw = await startVaultwardenDouble({ loginRateLimit: true });
     vault = await setupOrganization(vw, { orgName: "realm" });
   }, 60_000);
   afterAll(async () => {
@@ -43,7 +45,8 @@ describe("realm up with a Vaultwarden escrow", () => {
       const ref = (JSON.parse(created.stdout) as { secretRef: { itemId: string } }).secretRef;
       const listed = await runRealm(["secrets", "list", "--principal", "nats:lab/bob", ...nats], token);
       expect(JSON.parse(listed.stdout)).toMatchObject({ secrets: [{ itemId: ref.itemId, name: "nats:lab/bob:creds", versions: 1 }] });
-      const got = await runRealm(["secrets", "get", ref.itemId], env);
+      // (its own config dir: `realm secrets` keeps its Vaultwarden session there)
+      const got = await runRealm(["secrets", "get", ref.itemId], { ...env, XDG_CONFIG_HOME: data });
       expect(got.code).toBe(0);
       const bob = await connect({ servers: `nats://127.0.0.1:${natsPort}`, authenticator: credsAuthenticator(new TextEncoder().encode(got.stdout)), reconnect: false });
       await bob.flush();
@@ -59,9 +62,11 @@ describe("realm up with a Vaultwarden escrow", () => {
     dirs.push(data);
     const env = { ...escrowEnv(vw, vault), REALM_VAULTWARDEN_PASSWORD: "definitely-wrong-password" };
     const r = await runRealm(["up", "--data", data, "--nats-port", String(await freePort()), "--http-port", String(await freePort()), "--dns-port", String(await freePort())], env);
-    expect(r.code).toBe(1);
+    // The CLI's exit status by error class (services/cli/exit-codes.ts): UNAUTHORIZED.
+    expect(r.code).toBe(exitCodeOf("UNAUTHORIZED"));
     expect(r.stderr).toContain("checking the Vaultwarden escrow");
-    expect(r.stderr).toMatch(/realm: error UNAUTHORIZED: /);
+    // (the line is `error: UNAUTHORIZED: …` since the CLI core changes; `realm: error UNAUTHORIZED: …` before)
+    expect(r.stderr).toMatch(/error:? UNAUTHORIZED: /);
     expect(r.stderr + r.stdout).not.toContain("definitely-wrong-password");
     // The nats-server it had started for this data dir is gone.
     expect(spawnSync("pgrep", ["-f", join(data, "nats")]).status).toBe(1);

@@ -1,7 +1,7 @@
 /**
  * The realm protects itself: every attack of the trust-boundary review, replayed against a real `realm up`
  * (its own nats-server in operator mode), is refused by nats-server (permissions violation) or detected
- * (audit verify exit 2 naming the event or the missing tail; the projection quarantines and serves on).
+ * (audit verify exit 11 (INTEGRITY) naming the event or the missing tail; the projection quarantines and serves on).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -16,6 +16,7 @@ import { freePort } from "../../services/nats/supervisor.js";
 import { eventSubject, sealWithJson } from "../../services/kernel/index.js";
 import { inboxPrefixOf } from "../../services/host/creds.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
+import { EXIT_CODES } from "../../services/cli/exit-codes.js";
 import { publishVerdict, subscribeVerdict } from "../support/permissions.js";
 import { opensslAsync } from "../pki/openssl.js";
 
@@ -154,7 +155,7 @@ describe("the realm's own identities", () => {
 
   it("bootstrap works only once; the operator bundle's passphrase recovers", async () => {
     const again = await runRealm(["identity", "bootstrap"], { REALM_DATA: data, REALM_NATS_URL: natsUrl });
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(EXIT_CODES.FORBIDDEN);
     expect(again.stderr).toContain("FORBIDDEN");
     const rescue = await runRealm(["identity", "bootstrap", "--principal", "rescue", "--passphrase-file", join(data, "operator", "operator-passphrase")], { REALM_DATA: data, REALM_NATS_URL: natsUrl });
     expect(rescue.code).toBe(0);
@@ -194,16 +195,16 @@ describe("streams that cannot be rewritten, events that cannot be forged", () =>
     const evil = spawnSync("dig", ["+norec", "-p", String(dnsPort), "@127.0.0.1", "www.evil.example", "A"], { encoding: "utf8" }).stdout;
     expect(evil).not.toMatch(/flags:[^;]*\baa\b/);
     const cert = await cli("cert", "issue", "--cn", "www.evil.example", "--out", join(data, "work", "evil"));
-    expect(cert.code).toBe(1);
+    expect(cert.code).toBe(EXIT_CODES.VALIDATION);
     const ready = (await (await fetch(`${httpUrl}/readyz`)).json()) as { status: string; degraded: { context: string; stream: string }[] };
     expect(ready.status).toBe("degraded");
     expect(ready.degraded).toEqual(expect.arrayContaining([expect.objectContaining({ context: "dns", stream: "REALM_DNS" })]));
     const q = await cli("audit", "quarantine");
-    expect(q.code).toBe(2);
+    expect(q.code).toBe(EXIT_CODES.INTEGRITY);
     expect(q.stdout).toMatch(/REALM_DNS seq \d+ +malformed/);
     expect(q.stdout).toMatch(/REALM_DNS seq \d+ +unknown-signer/);
     const audit = await cli("audit", "verify", "--context", "dns");
-    expect(audit.code).toBe(2);
+    expect(audit.code).toBe(EXIT_CODES.INTEGRITY);
     expect(audit.stdout).toContain("malformed");
     expect(audit.stdout).toContain("unknown-signer");
     expect(audit.stdout).toContain(forged.envelope.id);
@@ -223,6 +224,14 @@ describe("streams that cannot be rewritten, events that cannot be forged", () =>
       };
       check();
     });
+    // The contexts reconnect on their own schedule (a try a second): wait until the DNS service answers its
+    // discovery ping again (a fast CLI would otherwise get there first and be answered "no responders").
+    const op = await as(join(data, "operator", "admin.creds"));
+    for (;;) {
+      const back = await op.request("$SRV.PING.realm-dns", "", { timeout: 1_000 }).then(() => true, () => false);
+      if (back) break;
+      await new Promise((r) => setTimeout(r, 50)); // between tries: "no responders" comes back at once
+    }
     await ok("host", "add", "web3.lab.example", "--ip", "192.0.2.82");
     expect((await fetch(`${httpUrl}/healthz`)).status).toBe(200);
   });
@@ -241,7 +250,7 @@ describe("streams that cannot be rewritten, events that cannot be forged", () =>
     await realm.exited;
     await startUp();
     const audit = await cli("audit", "verify", "--context", "pki");
-    expect(audit.code).toBe(2);
+    expect(audit.code).toBe(EXIT_CODES.INTEGRITY);
     expect(audit.stdout).toMatch(/missing-tail/);
     const ready = (await (await fetch(`${httpUrl}/readyz`)).json()) as { status: string };
     expect(ready.status).toBe("degraded");
@@ -253,7 +262,7 @@ describe("streams that cannot be rewritten, events that cannot be forged", () =>
 describe("process supervision", () => {
   it("a second realm up on the same data dir is refused; kill -9 of realm up leaves no nats-server", async () => {
     const second = await runRealm(["up", "--data", data, "--nats-port", String(await freePort()), "--http-port", String(await freePort()), "--dns-port", String(await freePort())]);
-    expect(second.code).toBe(1);
+    expect(second.code).toBe(EXIT_CODES.CONFLICT);
     expect(second.stderr).toMatch(/CONFLICT: data dir .* is in use by realm up pid \d+/);
     const pid = Number(/local nats-server pid (\d+)/.exec(realm.stdout())![1]);
     realm.child.kill("SIGKILL");

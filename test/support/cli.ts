@@ -1,14 +1,16 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 
 export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const main = resolve(repoRoot, "services/cli/main.ts");
+/** tsx by its file, so that the CLI also runs from a directory outside the repository. */
+const tsx = pathToFileURL(resolve(repoRoot, "node_modules/tsx/dist/loader.mjs")).href;
 
-/** Runs `realm <args>` (through tsx, from source) to completion. */
-export function runRealm(args: string[], env: Record<string, string> = {}, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs `realm <args>` (through tsx, from source) to completion, in the repository unless `cwd` is given. */
+export function runRealm(args: string[], env: Record<string, string> = {}, input?: string, cwd = repoRoot): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ["--import", "tsx", main, ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, ["--import", tsx, main, ...args], { cwd, env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -1,0 +1,222 @@
+/**
+ * The `realm` command line. Registering the commands loads only light modules (commander, the NATS client,
+ * the option parsers): the contexts, oidc-provider, Fastify and the PKI's ASN.1 codecs load inside the
+ * actions that need them, so `realm --help` and a verb that talks to a running realm start fast.
+ */
+import { Command, Option } from "commander";
+import { RealmError, toRealmError } from "../kernel/errors.js";
+import type { AuditReport, ChainBreak } from "../kernel/audit.js";
+import type { DnsContext } from "../../dns/service.js";
+import { callContext } from "./call.js";
+import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
+import { port } from "./output.js";
+import { registerMaintenanceCommands } from "./maintenance.js";
+import { registerContextCommands } from "./register.js";
+
+/**
+ * Loads modules with oidc-provider's one load-time line "Unsupported runtime. Use Node.js v22.x LTS" held
+ * back: the realm supports Node 20.19 (README "Node 20 notes"; the whole suite runs there), so the line
+ * tells an operator nothing to do. Every other warning passes.
+ */
+async function quietly<T>(load: () => Promise<T>): Promise<T> {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === "string" && args[0].includes("oidc-provider WARNING: Unsupported runtime")) return;
+    warn(...args);
+  };
+  try {
+    return await load();
+  } finally {
+    console.warn = warn;
+  }
+}
+
+function dnsLine(dns: DnsContext | undefined): string[] {
+  if (!dns) return [];
+  if (dns.server) return [`  dns       udp+tcp ${dns.server.port} (authoritative; zones with realm zone ...)`];
+  return dns.workers ? ["  dns       served by worker processes (REALM_DNS_WORKERS)"] : [];
+}
+
+const natsOption = () => new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL");
+const credsOption = () => new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS");
+const tokenOption = () => new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN");
+
+/** The whole command line (every group registers light: heavy modules load inside the actions). */
+export async function buildProgram(): Promise<Command> {
+  const program = new Command("realm")
+    .description("cim-realm: identity, naming and secrets of a CIM, as events on NATS JetStream")
+    .version("0.1.0")
+    // Set before any subcommand exists: every subcommand inherits them. A usage error is one line
+    // (`error: USAGE: ...`), a hint, and exit 2; commander throws instead of exiting, main() decides.
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, "error: USAGE: ")) })
+    .showHelpAfterError("(add --help for usage)");
+
+  program
+    .command("up")
+    .description("start the whole realm: a local nats-server (JetStream) unless --nats is given, every context, the HTTP API")
+    .option("--data <dir>", "data directory", "./data")
+    .addOption(natsOption().default(undefined, "start a local nats-server"))
+    .addOption(credsOption())
+    .option("--nats-port <port>", "client port of the local nats-server", port, 4222)
+    .option("--http-port <port>", "HTTP API port (0 = any free port)", port, 8080)
+    .option("--http-host <host>", "HTTP API address", "127.0.0.1")
+    .addOption(new Option("--dns-port <port>", "authoritative DNS port, UDP and TCP (0 = any free port)").env("REALM_DNS_PORT").argParser(port).default(5300))
+    .option("--insecure-no-auth", "serve the admin API without authentication (single-user development only)")
+    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; insecureNoAuth?: boolean }) => {
+      const say = (l: string) => process.stderr.write(`realm: ${l}\n`);
+      const options = {
+        dataDir: o.data,
+        natsPort: o.natsPort,
+        httpPort: o.httpPort,
+        httpHost: o.httpHost,
+        dnsPort: o.dnsPort,
+        noAuth: o.insecureNoAuth === true,
+        progress: say,
+        ...(o.nats ? { natsUrl: o.nats } : {}),
+        ...(o.creds ? { natsCreds: o.creds } : {}),
+      };
+      // The whole realm (every context, oidc-provider, Fastify, the supervisor) loads here, and only here.
+      const [{ startRealm, checkRealmOptions }, { createLogger }] = await quietly(() => Promise.all([import("./runtime.js"), import("../host/logger.js")]));
+      const level = process.env.REALM_LOG_LEVEL ?? "warn";
+      const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+      if (!levels.includes(level)) throw new RealmError("VALIDATION", `REALM_LOG_LEVEL must be one of ${levels.join(", ")}, not ${JSON.stringify(level)}`);
+      checkRealmOptions(options);
+      const realm = await startRealm({ ...options, log: createLogger({ level }) });
+      const lines = [
+        "cim-realm is up",
+        `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, operator mode, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
+        ...(realm.operatorCreds ? [`  creds     ${realm.operatorCreds} (the local operator: commands and queries only; the CLI uses it by default)`] : []),
+        ...(realm.generatedPassphraseFile ? [`  secret    ${realm.generatedPassphraseFile} holds the generated passphrase of the operator identity bundle: move it offline`] : []),
+        `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc /pki/crl /pki/ocsp)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
+        ...dnsLine(realm.contexts.find((c) => c.name === "dns") as DnsContext | undefined),
+        ...(o.insecureNoAuth || !realm.needsAdmin() ? [] : ["  admin     create the first admin API key with: realm identity bootstrap"]),
+        // The NATS accounts context serves under `identity` too: each name once.
+        `  contexts  ${[...new Set(realm.contexts.map((c) => c.name))].join(", ")}`,
+        "  stop      Ctrl-C or SIGTERM",
+      ];
+      let stopping = false;
+      const shutdown = (why: string, code: number) => {
+        if (stopping) return;
+        stopping = true;
+        say(`${why}: stopping`);
+        realm.stop().then(
+          () => {
+            say("stopped");
+            process.exit(code);
+          },
+          (err: unknown) => {
+            say(`stop failed: ${err instanceof Error ? err.message : String(err)}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGINT", () => shutdown("SIGINT", 0));
+      process.on("SIGTERM", () => shutdown("SIGTERM", 0));
+      realm.failed.catch((err: unknown) => {
+        say(`error ${err instanceof RealmError ? err.code : "INTERNAL"}: ${err instanceof Error ? err.message : String(err)}`);
+        shutdown("nats-server could not be restarted", 1);
+      });
+      // The banner says the realm is up: only once Ctrl-C and SIGTERM stop it cleanly (a supervisor or a
+      // test may signal as soon as it reads the banner).
+      process.stdout.write(lines.join("\n") + "\n");
+    });
+
+  const audit = program.command("audit").description("audit the realm's event record");
+  audit
+    .command("verify")
+    .description("walk every event chain (form, CID, signature, prev links, versions, checkpoints) and report every message that fails (exit 11, INTEGRITY)")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--context <name>", "only this context (default: every REALM_* stream)")
+    .option("--json", "print the reports as JSON")
+    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string; json?: boolean }) => {
+      process.stderr.write("realm: verifying every event of every stream (the realm's auditor does the walk)...\n");
+      const r = (await callContext(o, "realm", "queries", "audit", o.context ? { context: o.context } : {}, 30 * 60_000)) as { reports: AuditReport[] };
+      if (o.json) process.stdout.write(JSON.stringify(r.reports, null, 2) + "\n");
+      else
+        for (const rep of r.reports) {
+          const cp = rep.checkpoint ? `, checkpoint seq ${rep.checkpoint.seq} ${rep.checkpoint.matched ? "matched" : "NOT matched"}` : "";
+          if (rep.ok) process.stdout.write(`ok      ${rep.context}: ${rep.events} events in ${rep.aggregates} aggregates verified${cp}\n`);
+          else {
+            process.stdout.write(`BROKEN  ${rep.context}: ${rep.problemCount} problem(s)${cp}\n`);
+            for (const p of rep.problems) process.stdout.write(`  ${p.reason.padEnd(20)} ${p.message}\n`);
+            if (rep.problemCount > rep.problems.length) process.stdout.write(`  ... and ${rep.problemCount - rep.problems.length} more\n`);
+          }
+        }
+      if (r.reports.some((x) => !x.ok)) process.exitCode = EXIT_CODES.INTEGRITY;
+    });
+  audit
+    .command("quarantine")
+    .description("stored messages the realm's projections did not apply (did not verify, or could not be applied); exit 11 (INTEGRITY) when there are any")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--json", "print them as JSON")
+    .action(async (o: { nats?: string; creds?: string; token?: string; json?: boolean }) => {
+      const r = (await callContext(o, "realm", "queries", "quarantine", {})) as { quarantined: (ChainBreak & { seenBy: string[] })[] };
+      if (o.json) process.stdout.write(JSON.stringify(r.quarantined, null, 2) + "\n");
+      else if (r.quarantined.length === 0) process.stdout.write("nothing quarantined\n");
+      else for (const q of r.quarantined) process.stdout.write(`${q.stream} seq ${q.seq}  ${q.reason.padEnd(20)} ${q.message}  (seen by ${q.seenBy.join(", ")})\n`);
+      if (r.quarantined.length) process.exitCode = EXIT_CODES.INTEGRITY;
+    });
+  audit
+    .command("denials")
+    .description("the latest refused requests: who, which permission, why")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .action(async (o: { nats?: string; creds?: string; token?: string }) => {
+      const r = (await callContext(o, "realm", "queries", "denials", {})) as { denials: { at: string; principal: string; permission: string; reason: string; transport: string }[] };
+      if (r.denials.length === 0) process.stdout.write("no request refused since the realm started\n");
+      for (const d of r.denials) process.stdout.write(`${d.at}  ${d.principal.padEnd(20)} ${d.permission.padEnd(32)} ${d.transport.padEnd(5)} ${d.reason}\n`);
+    });
+  const policy = program.command("policy").description("permissions, roles and scopes (roles and bindings: realm identity role ...)");
+  policy
+    .command("permissions")
+    .description("every command's and query's permission, and whether a scoped binding can cover it")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--context <name>", "only this context")
+    .option("--json", "print JSON")
+    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string; json?: boolean }) => {
+      const r = (await callContext(o, "realm", "queries", "permissions", {})) as { permissions: { permission: string; kind: string; context: string; auth: string; scoped: string; description: string }[] };
+      const rows = r.permissions.filter((p) => !o.context || p.context === o.context);
+      if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+      else for (const p of rows) process.stdout.write(`${p.permission.padEnd(36)} ${p.kind.padEnd(8)} ${(p.auth === "permission" ? p.scoped : p.auth).padEnd(14)} ${p.description}\n`);
+    });
+  audit
+    .command("checkpoint")
+    .description("have the auditor write a signed checkpoint (head sequence, CID, digest) of every stream now")
+    .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(tokenOption())
+    .option("--context <name>", "only this context")
+    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string }) => {
+      const r = await callContext(o, "realm", "commands", "checkpoint.create", o.context ? { context: o.context } : {});
+      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+    });
+
+  await registerContextCommands(program);
+  registerMaintenanceCommands(program);
+  return program;
+}
+
+/**
+ * The one line an error prints (`error: <CODE>: <message>`) and its exit status (services/cli/exit-codes.ts,
+ * README "Exit codes"). A RealmError keeps its code; a NATS outage is UNAVAILABLE; a file that is not there
+ * NOT_FOUND; anything else INTERNAL with its message, the stack only with REALM_DEBUG=1.
+ */
+export function describeError(err: unknown): { code: string; message: string; exit: number } {
+  let e: RealmError | undefined = err instanceof RealmError ? err : undefined;
+  if (!e) {
+    const outage = toRealmError(err);
+    if (outage.code === "UNAVAILABLE") e = outage;
+    else if ((err as NodeJS.ErrnoException | undefined)?.code === "ENOENT") e = new RealmError("NOT_FOUND", (err as Error).message);
+  }
+  const code = e?.code ?? "INTERNAL";
+  const message = (e?.message ?? (err instanceof Error ? err.message : String(err))).replace(/\s*\n\s*/g, " ");
+  return { code, message, exit: exitCodeOf(code) };
+}
