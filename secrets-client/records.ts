@@ -2,6 +2,7 @@ import type { ContextDeps, RealmContext } from "../services/host/context.js";
 import { EventStore, newId, Projection, type EventEnvelope, type NewEvent } from "../services/kernel/index.js";
 import { invalid, RealmError } from "../services/kernel/errors.js";
 import { SECRETS_CONTEXT, SecretsEventTypes, type EscrowRequest, type SecretEscrow, type SecretEscrowedData, type SecretRef } from "./contract.js";
+import { isSecretsError } from "./errors.js";
 
 /**
  * The secrets context's own record (stream REALM_SECRETS): every secret the realm escrowed, by principal and
@@ -60,6 +61,19 @@ export interface SecretsContext extends RealmContext {
 }
 
 /**
+ * What the realm's caller is told when Vaultwarden refuses the *realm's own* account (wrong credentials, a
+ * missing organization role) or limits its logins: the realm cannot escrow now (UNAVAILABLE, with the
+ * reason for the operator), not that the caller's credentials are wrong (UNAUTHORIZED), which is what the
+ * same error means to `realm secrets`, where the Vaultwarden account is the user's own.
+ */
+function asServiceError(err: unknown): never {
+  if (isSecretsError(err) && (err.kind === "AUTH" || err.kind === "FORBIDDEN" || err.kind === "RATE_LIMITED")) {
+    throw new RealmError("UNAVAILABLE", `the realm's escrow cannot reach its secrets now: Vaultwarden refused the realm's own account (${err.kind}: ${err.message}); the realm's operator must check its REALM_VAULTWARDEN_* settings and organization role`, { escrow: err.kind });
+  }
+  throw err;
+}
+
+/**
  * The secrets context over an escrow (VaultwardenEscrow in `realm up`). A store that Vaultwarden took but
  * that could not be recorded fails the caller's command too (the caller records nothing; its retry stores
  * a new version, the previous one stays in the item's history).
@@ -71,7 +85,7 @@ export function createSecretsContext(opts: { escrow: SecretEscrow; replicas?: nu
     await projection.start();
     const escrow: SecretEscrow = {
       async store(req: EscrowRequest): Promise<SecretRef> {
-        const ref = await opts.escrow.store(req);
+        const ref = await opts.escrow.store(req).catch(asServiceError);
         const own = newId();
         const meta = { commandId: own, actor: req.cause?.actor ?? "realm", correlationId: req.cause?.correlationId ?? req.cause?.commandId ?? own, causationId: req.cause?.commandId ?? own };
         const ref_ = { type: "secret", id: ref.itemId };
@@ -88,7 +102,7 @@ export function createSecretsContext(opts: { escrow: SecretEscrow; replicas?: nu
         await projection.waitFor(r.position.lastSeq);
         return ref;
       },
-      get: (ref) => opts.escrow.get(ref),
+      get: (ref) => opts.escrow.get(ref).catch(asServiceError),
     };
     const str = { type: "string", minLength: 1, maxLength: 1024 };
     return {

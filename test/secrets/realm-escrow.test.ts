@@ -165,6 +165,18 @@ describe("escrow in the realm: generated keys and NATS creds go to Vaultwarden, 
     }
   });
 
+  it("Vaultwarden refusing the realm's own account is UNAVAILABLE to the realm's caller (not UNAUTHORIZED), and records nothing", async () => {
+    const before = await pki.pki.store.lastSequence();
+    // A 401 while the session works: the realm's account lacks the organization role (auth.rs guards).
+    vw.faults.push({ status: 401, times: Infinity, path: /ciphers/ });
+    const err = await pki.pki.issue({ profile: "client", commonName: "eve.example.test", principal: "eve" }, meta()).catch((e: unknown) => e);
+    vw.faults.length = 0;
+    expect(err).toBeInstanceOf(RealmError);
+    expect((err as RealmError).code).toBe("UNAVAILABLE");
+    expect((err as RealmError).message).toContain("refused the realm's own account (FORBIDDEN");
+    expect(await pki.pki.store.lastSequence()).toBe(before);
+  });
+
   it("an escrow that fails leaves the issuance pending, not half-done: no event, a typed error, and the retry issues once", async () => {
     const before = await pki.pki.store.lastSequence();
     const m = meta();
