@@ -52,6 +52,11 @@ export class DnsServer {
   readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0 };
   port = 0;
 
+  /** The address it listens on. */
+  get host(): string {
+    return this.opts.host ?? "127.0.0.1";
+  }
+
   get forwarder(): Forwarder | undefined {
     return this.opts.forwarder;
   }

@@ -11,6 +11,8 @@ export interface ContextSettings {
   /** Creds the DNS worker processes connect with (the read-only DNS reader identity). */
   natsCreds?: string;
   dnsPort: number;
+  /** Address the authoritative DNS listens on (default 127.0.0.1). */
+  dnsHost?: string;
   /** Where generated private material goes (Vaultwarden); without it, it is returned once and kept nowhere. */
   escrow?: SecretEscrow | undefined;
   /** The realm's seal key (`data/operator/seal.key` or REALM_SEAL_KEY): what the identity context keeps in KV is sealed with it. */
@@ -26,7 +28,7 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
   const dnsFactory = createDnsContext({
     dns: {
       port: s.dnsPort,
-      host: process.env.REALM_DNS_HOST ?? "127.0.0.1",
+      host: s.dnsHost ?? "127.0.0.1",
       workers: Number(process.env.REALM_DNS_WORKERS ?? 0),
       natsUrl: s.natsUrl,
       ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { InvalidArgumentError } from "commander";
 
 /** What every `realm` verb shares: JSON results on stdout, progress on stderr, option parsers. */
@@ -27,6 +28,11 @@ export const positiveInt = (v: string): number => integerIn(v, 1, Number.MAX_SAF
 export const nonNegativeInt = (v: string): number => integerIn(v, 0, Number.MAX_SAFE_INTEGER, "an integer");
 /** A TCP/UDP port, 0 (any free port) to 65535. */
 export const port = (v: string): number => integerIn(v, 0, 65535, "a port");
+/** An IPv4 or IPv6 address to listen on (not a name: a listener binds an address). */
+export function ipAddress(v: string): string {
+  if (isIP(v) === 0) throw new InvalidArgumentError("Expected an IPv4 or IPv6 address (0.0.0.0 or :: for every address).");
+  return v;
+}
 
 /** `true` or `false`; anything else is a usage error (it used to mean false). */
 export function boolean(v: string): boolean {

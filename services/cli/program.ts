@@ -9,7 +9,7 @@ import type { AuditReport, ChainBreak } from "../kernel/audit.js";
 import type { DnsContext } from "../../dns/service.js";
 import { callContext } from "./call.js";
 import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
-import { port } from "./output.js";
+import { ipAddress, port } from "./output.js";
 import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerContextCommands } from "./register.js";
 
@@ -33,7 +33,7 @@ async function quietly<T>(load: () => Promise<T>): Promise<T> {
 
 function dnsLine(dns: DnsContext | undefined): string[] {
   if (!dns) return [];
-  if (dns.server) return [`  dns       udp+tcp ${dns.server.port} (authoritative; zones with realm zone ...)`];
+  if (dns.server) return [`  dns       udp+tcp ${dns.server.host}:${dns.server.port} (authoritative; zones with realm zone ...)`];
   return dns.workers ? ["  dns       served by worker processes (REALM_DNS_WORKERS)"] : [];
 }
 
@@ -61,9 +61,10 @@ export async function buildProgram(): Promise<Command> {
     .option("--nats-port <port>", "client port of the local nats-server", port, 4222)
     .option("--http-port <port>", "HTTP API port (0 = any free port)", port, 8080)
     .option("--http-host <host>", "HTTP API address", "127.0.0.1")
-    .addOption(new Option("--dns-port <port>", "authoritative DNS port, UDP and TCP (0 = any free port)").env("REALM_DNS_PORT").argParser(port).default(5300))
+    .addOption(new Option("--dns-port <port>", "authoritative DNS port, UDP and TCP (0 = any free port; below 1024 needs CAP_NET_BIND_SERVICE)").env("REALM_DNS_PORT").argParser(port).default(5300))
+    .addOption(new Option("--dns-host <address>", "address the authoritative DNS listens on (0.0.0.0 or :: for every address)").env("REALM_DNS_HOST").argParser(ipAddress).default("127.0.0.1"))
     .option("--insecure-no-auth", "serve the admin API without authentication (single-user development only)")
-    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; insecureNoAuth?: boolean }) => {
+    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; insecureNoAuth?: boolean }) => {
       const say = (l: string) => process.stderr.write(`realm: ${l}\n`);
       const options = {
         dataDir: o.data,
@@ -71,6 +72,7 @@ export async function buildProgram(): Promise<Command> {
         httpPort: o.httpPort,
         httpHost: o.httpHost,
         dnsPort: o.dnsPort,
+        dnsHost: o.dnsHost,
         noAuth: o.insecureNoAuth === true,
         progress: say,
         ...(o.nats ? { natsUrl: o.nats } : {}),

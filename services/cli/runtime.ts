@@ -41,6 +41,8 @@ export interface RealmOptions {
   httpHost?: string;
   /** DNS port (0 = a free one). Default $REALM_DNS_PORT or 5300. */
   dnsPort?: number;
+  /** Address the authoritative DNS listens on (default REALM_DNS_HOST, else 127.0.0.1). */
+  dnsHost?: string;
   /** Serve the admin API without authentication (single-user development only). */
   noAuth?: boolean;
   log?: Logger;
@@ -253,7 +255,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     } else progress("no escrow configured (REALM_VAULTWARDEN_URL unset): generated keys and creds are returned once and kept nowhere");
     const identityOf: Record<string, string> = { identity: "realm-identity", dns: "realm-dns", pki: "realm-pki" };
     const readerCreds = credsOf("realm-dns-reader");
-    const factories = contextFactories({ natsUrl, ...(readerCreds ? { natsCreds: readerCreds } : {}), dnsPort, escrow: recorded, sealer, operatorBundle: operator?.bundleFile, cloudflare: opts.cloudflare });
+    const factories = contextFactories({ natsUrl, ...(readerCreds ? { natsCreds: readerCreds } : {}), dnsPort, dnsHost: opts.dnsHost ?? process.env.REALM_DNS_HOST ?? "127.0.0.1", escrow: recorded, sealer, operatorBundle: operator?.bundleFile, cloudflare: opts.cloudflare });
     for (const { name, factory } of factories) await start(name, identityOf[name]!, factory);
     if (operator) {
       const sysCreds = credsOf("realm-sys");

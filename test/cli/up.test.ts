@@ -42,11 +42,12 @@ describe("realm command line", () => {
     const natsPort = await freePort();
     const httpPort = await freePort();
     const dnsPort = await freePort();
-    const upArgs = ["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort), "--dns-port", String(dnsPort)];
+    // DNS on another loopback address than the API: --dns-host is where it listens, and only there.
+    const upArgs = ["up", "--data", data, "--nats-port", String(natsPort), "--http-port", String(httpPort), "--dns-port", String(dnsPort), "--dns-host", "127.0.0.2"];
     const realm = await startRealmProcess(upArgs, "cim-realm is up");
     expect(realm.stdout()).toContain(`nats://127.0.0.1:${natsPort}`);
     expect(realm.stdout()).toContain(`http://127.0.0.1:${httpPort}`);
-    expect(realm.stdout()).toContain(`dns       udp+tcp ${dnsPort}`);
+    expect(realm.stdout()).toContain(`dns       udp+tcp 127.0.0.2:${dnsPort}`);
     // each context once (the NATS accounts context serves under identity too); no admin yet, so the banner says how to make one
     expect(realm.stdout()).toMatch(/contexts {2}identity, dns, pki, realm\n/);
     expect(realm.stdout()).toContain("create the first admin API key with: realm identity bootstrap");
@@ -106,8 +107,9 @@ describe("realm command line", () => {
     expect(lost.stderr).toContain("--creds <file>, REALM_NATS_CREDS=<file> or REALM_DATA=<data dir>");
     expect(lost.stderr).not.toContain("is `realm up` running");
     expect((await runRealm(["zone", "list"], { REALM_NATS_URL: env.REALM_NATS_URL, REALM_TOKEN: key, REALM_DATA: data }, undefined, elsewhere)).code).toBe(0);
-    const dig = spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(dnsPort), "@127.0.0.1", "web1.lab.example", "A"], { encoding: "utf8" });
+    const dig = spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(dnsPort), "@127.0.0.2", "web1.lab.example", "A"], { encoding: "utf8" });
     expect(dig.stdout.trim()).toBe("192.0.2.80");
+    expect(spawnSync("dig", ["+short", "+time=1", "+tries=1", "-p", String(dnsPort), "@127.0.0.1", "web1.lab.example", "A"], { encoding: "utf8" }).stdout).toContain("no servers could be reached");
     // a NATS account and user through the CLI; the creds connect
     expect((await runRealm(["account", "create", "lab"], authed)).code).toBe(0);
     const userCreds = join(data, "alice.creds");
@@ -152,11 +154,12 @@ describe("realm command line", () => {
   it("a bad option value is a usage error (exit 2, one line) before anything is done", async () => {
     const data = mkdtempSync(join(tmpdir(), "realm-usage-"));
     dirs.push(data);
-    const [ttl, httpPort, natsPort, workers] = await Promise.all([
+    const [ttl, httpPort, natsPort, workers, dnsHost] = await Promise.all([
       runRealm(["zone", "create", "x", "--ns", "a", "--ttl", "abc"]),
       runRealm(["up", "--data", data, "--http-port", "abc"]),
       runRealm(["up", "--data", data, "--nats-port", "70000"]),
       runRealm(["up", "--data", data, "--nats-port", "0", "--http-port", "0", "--dns-port", "0"], { REALM_DNS_WORKERS: "two" }),
+      runRealm(["up", "--data", data, "--dns-host", "dns.example"]),
     ]);
     expect(ttl.code).toBe(EXIT_USAGE);
     expect(ttl.stderr).toMatch(/^error: USAGE: option '--ttl <seconds>' argument 'abc' is invalid\. Expected an integer 1 or more\.\n/);
@@ -164,6 +167,8 @@ describe("realm command line", () => {
     expect(httpPort.code).toBe(EXIT_USAGE);
     expect(httpPort.stderr).toContain("option '--http-port <port>' argument 'abc' is invalid. Expected a port from 0 to 65535.");
     expect(natsPort.code).toBe(EXIT_USAGE);
+    expect(dnsHost.code).toBe(EXIT_USAGE);
+    expect(dnsHost.stderr).toContain("Expected an IPv4 or IPv6 address");
     expect(workers.code).toBe(EXIT_CODES.VALIDATION);
     oneErrorLine(workers.stderr, "VALIDATION");
     expect(workers.stderr).toContain("REALM_DNS_WORKERS");
