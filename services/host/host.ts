@@ -328,13 +328,34 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     if (origin !== undefined && !(origin.startsWith("http://") && hosts.has(origin.slice(7)))) return new RealmError("FORBIDDEN", "without authentication the realm answers no cross-site request (Origin is not this realm)");
     return undefined;
   };
+  /** What every route's OpenAPI entry says of the endpoint behind it. */
+  const routeDoc = (b: Bound) => ({ tags: [b.context], "x-nats-subject": b.subject, "x-permission": b.permission, "x-permission-scope": entryOf(b).scoped });
+  /** What `invoke` takes from an HTTP request's headers (command id, correlation id, credentials). */
+  const httpRequestHeaders = (req: FastifyRequest) => {
+    const header = (n: string) => {
+      const v = req.headers[n.toLowerCase()];
+      return typeof v === "string" ? v : undefined;
+    };
+    return {
+      commandId: header(RequestHeaders.CommandId) ?? header("Idempotency-Key"),
+      correlationId: header(RequestHeaders.CorrelationId),
+      authorization: header(RequestHeaders.Authorization),
+      transport: "http",
+    };
+  };
+  /** An `invoke` answer as the HTTP reply: the body, the replay header, or the typed error with its status. */
+  const sendAnswer = (reply: FastifyReply, r: Awaited<ReturnType<typeof invoke>>) => {
+    if (r.ok) {
+      if (r.replayed) reply.header(REPLAYED_HEADER, "true");
+      return reply.code(200).send(r.body);
+    }
+    const { status, ...rest } = r;
+    return reply.code(status).send(rest);
+  };
   for (const b of bound.filter((x) => x.endpoint.transport !== "nats")) {
     const schema = {
       description: `${b.endpoint.description}\n\nPermission: \`${b.permission}\`${b.endpoint.auth === "none" ? " (no authentication)" : b.endpoint.auth === "authenticated" ? " (any authenticated caller)" : ""}.`,
-      tags: [b.context],
-      "x-nats-subject": b.subject,
-      "x-permission": b.permission,
-      "x-permission-scope": entryOf(b).scoped,
+      ...routeDoc(b),
       ...(b.method === "GET" ? { querystring: b.endpoint.input } : { body: b.endpoint.input }),
     };
     app.route({
@@ -353,22 +374,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
           return reply.code(415).send({ ok: false, error: { code: "MALFORMED", message: `send the request body as application/json (got ${JSON.stringify(type.slice(0, 60) || "none")})` } });
         }
         const read = () => ({ ...(fromQuery ? (req.query as Record<string, unknown>) : parseJsonObject(typeof req.body === "string" ? req.body : "")), ...params });
-        const header = (n: string) => {
-          const v = req.headers[n.toLowerCase()];
-          return typeof v === "string" ? v : undefined;
-        };
-        const r = await invoke(b, read, fromQuery, {
-          commandId: header(RequestHeaders.CommandId) ?? header("Idempotency-Key"),
-          correlationId: header(RequestHeaders.CorrelationId),
-          authorization: header(RequestHeaders.Authorization),
-          transport: "http",
-        });
-        if (r.ok) {
-          if (r.replayed) reply.header(REPLAYED_HEADER, "true");
-          return reply.code(200).send(r.body);
-        }
-        const { status, ...rest } = r;
-        return reply.code(status).send(rest);
+        return sendAnswer(reply, await invoke(b, read, fromQuery, httpRequestHeaders(req)));
       },
     });
   }
@@ -379,32 +385,14 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     const props = ((b.endpoint.input as { properties?: Record<string, object> }).properties ?? {}) as Record<string, object>;
     const schema = {
       description: `${b.endpoint.description}\n\nThe body: ${up.description ?? "the file"}, at most ${up.limit} bytes. Permission: \`${b.permission}\`.`,
-      tags: [b.context],
-      "x-nats-subject": b.subject,
-      "x-permission": b.permission,
-      "x-permission-scope": entryOf(b).scoped,
+      ...routeDoc(b),
       params: { type: "object", required: params, properties: Object.fromEntries(params.map((p) => [p, props[p] ?? { type: "string" }])) },
     };
     await registerUploadRoute(app, { url: `/api/${b.context}${up.path}`, upload: up, schema }, async (req, reply, body) => {
       const refused = localOnly(req);
       if (refused) return reply.code(refused.httpStatus).send({ ok: false, error: refused.toBody() });
-      const header = (n: string) => {
-        const v = req.headers[n.toLowerCase()];
-        return typeof v === "string" ? v : undefined;
-      };
-      const r = await invoke(b, () => ({ ...(req.query as Record<string, unknown>), ...((req.params ?? {}) as Record<string, unknown>) }), true, {
-        commandId: header(RequestHeaders.CommandId) ?? header("Idempotency-Key"),
-        correlationId: header(RequestHeaders.CorrelationId),
-        authorization: header(RequestHeaders.Authorization),
-        transport: "http",
-        body,
-      });
-      if (r.ok) {
-        if (r.replayed) reply.header(REPLAYED_HEADER, "true");
-        return reply.code(200).send(r.body);
-      }
-      const { status, ...rest } = r;
-      return reply.code(status).send(rest);
+      const input = () => ({ ...(req.query as Record<string, unknown>), ...((req.params ?? {}) as Record<string, unknown>) });
+      return sendAnswer(reply, await invoke(b, input, true, { ...httpRequestHeaders(req), body }));
     });
   }
   for (const ctx of opts.contexts) await ctx.routes?.(app);
