@@ -62,16 +62,14 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log, indexCommands: true });
     // The uploads bucket of big master files: made here when missing and this identity may (development;
     // `realm up` provisions it). Without it `zone.import` still takes `text` and the HTTP upload route.
-    let uploads: Promise<UploadBucket> | undefined = UploadBucket.open(deps.nc, { replicas: opts.replicas });
-    await uploads.catch((err: unknown) => {
-      uploads = undefined;
-      deps.log.warn({ bucket: DNS_UPLOADS_BUCKET, err: err instanceof Error ? err.message : String(err) }, "dns uploads bucket unavailable: zone.import takes text and the HTTP upload only");
-    });
+    // Opened once; a failure is forgotten, so the next import tries again.
+    let uploads: Promise<UploadBucket> | undefined;
     const uploadBucket = (): Promise<UploadBucket> =>
       (uploads ??= UploadBucket.open(deps.nc, { replicas: opts.replicas }).catch((err: unknown) => {
         uploads = undefined;
         throw new RealmError("UNAVAILABLE", `the ${DNS_UPLOADS_BUCKET} bucket is not available: ${err instanceof Error ? err.message : String(err)}`);
       }));
+    await uploadBucket().catch((err: unknown) => deps.log.warn({ bucket: DNS_UPLOADS_BUCKET, err: err instanceof Error ? err.message : String(err) }, "dns uploads bucket unavailable: zone.import takes text and the HTTP upload only"));
     const writes = new WriteModel(store, projection as Projection<unknown>);
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
