@@ -9,6 +9,8 @@ export const DNS_STREAM = "REALM_DNS";
  * puts it there, `zone.import` names it (`upload`), the dns context reads and deletes it (uploads.ts).
  */
 export const DNS_UPLOADS_BUCKET = "realm_dns_uploads";
+/** The JetStream stream behind that bucket (Object Store names it `OBJ_<bucket>`). */
+export const DNS_UPLOADS_STREAM = `OBJ_${DNS_UPLOADS_BUCKET}`;
 
 export const DnsSubjects = {
   zones: "realm.dns.queries.zones",

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Base64UrlPaddedCodec, Objm, StorageType } from "@nats-io/obj";
 import { invalid, notFound, RealmError } from "../services/kernel/errors.js";
-import { DNS_UPLOADS_BUCKET } from "./contract.js";
+import { DNS_UPLOADS_BUCKET, DNS_UPLOADS_STREAM } from "./contract.js";
 
 /**
  * The JetStream Object Store bucket master files travel through when they are too big for one NATS message:
@@ -17,7 +17,6 @@ import { DNS_UPLOADS_BUCKET } from "./contract.js";
 export const UPLOADS_TTL_MS = 60 * 60_000;
 export const UPLOADS_MAX_BYTES = 2 * 1024 ** 3;
 /** The stream behind the bucket (what the permission table names). */
-export const UPLOADS_STREAM = `OBJ_${DNS_UPLOADS_BUCKET}`;
 
 /** The bucket's options (Object Store `ttl` is in nanoseconds). */
 export function uploadsBucketOptions(replicas = 1) {
@@ -53,7 +52,7 @@ export class UploadBucket {
   static async open(nc: NatsConnection, opts: { replicas?: number | undefined } = {}): Promise<UploadBucket> {
     const jsm = await jetstreamManager(nc, { checkAPI: false });
     try {
-      await jsm.streams.info(UPLOADS_STREAM);
+      await jsm.streams.info(DNS_UPLOADS_STREAM);
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === 10059 /* stream not found */)) throw err;
       await provisionUploadsBucket(nc, opts);
@@ -66,7 +65,7 @@ export class UploadBucket {
   }
 
   private async meta(name: string): Promise<{ meta: ObjectMeta; seq: number } | null> {
-    const m = await this.jsm.streams.getMessage(UPLOADS_STREAM, { last_by_subj: this.metaSubject(name) });
+    const m = await this.jsm.streams.getMessage(DNS_UPLOADS_STREAM, { last_by_subj: this.metaSubject(name) });
     if (!m) return null;
     const meta = m.json<ObjectMeta>();
     return meta.deleted ? null : { meta, seq: m.seq };
@@ -86,7 +85,7 @@ export class UploadBucket {
     let chunks = 0;
     let bytes = 0;
     if (meta.chunks > 0) {
-      const consumer = await this.js.consumers.get(UPLOADS_STREAM, { filter_subjects: `$O.${DNS_UPLOADS_BUCKET}.C.${meta.nuid}`, deliver_policy: DeliverPolicy.All });
+      const consumer = await this.js.consumers.get(DNS_UPLOADS_STREAM, { filter_subjects: `$O.${DNS_UPLOADS_BUCKET}.C.${meta.nuid}`, deliver_policy: DeliverPolicy.All });
       const messages = await consumer.consume({ max_messages: 8 });
       try {
         for await (const m of messages) {
@@ -112,7 +111,7 @@ export class UploadBucket {
   async remove(name: string): Promise<void> {
     const found = await this.meta(name);
     if (!found) return;
-    await this.jsm.streams.purge(UPLOADS_STREAM, { filter: `$O.${DNS_UPLOADS_BUCKET}.C.${found.meta.nuid}` });
-    await this.jsm.streams.purge(UPLOADS_STREAM, { filter: this.metaSubject(name) });
+    await this.jsm.streams.purge(DNS_UPLOADS_STREAM, { filter: `$O.${DNS_UPLOADS_BUCKET}.C.${found.meta.nuid}` });
+    await this.jsm.streams.purge(DNS_UPLOADS_STREAM, { filter: this.metaSubject(name) });
   }
 }

@@ -3,7 +3,7 @@ import { KEYS_BUCKET } from "../../identity/oidc/keys.js";
 import { OIDC_BUCKET, OIDC_BUCKET_MAX_AGE_MS } from "../../identity/oidc/kv-adapter.js";
 import type { UserPermissions } from "../../identity/nats/domain/validation.js";
 import { inboxOf, operatorPermissions as operatorApiPermissions } from "../../identity/nats/realm-identities.js";
-import { DNS_UPLOADS_BUCKET } from "../../dns/contract.js";
+import { DNS_UPLOADS_BUCKET, DNS_UPLOADS_STREAM } from "../../dns/contract.js";
 
 export { inboxOf } from "../../identity/nats/realm-identities.js";
 import { eventsWildcard, streamName } from "../kernel/subjects.js";
@@ -61,9 +61,8 @@ export interface RealmIdentity {
  * (its chunk and metadata subjects; the client looks up a name first), the dns context reads it (a pull
  * consumer) and purges what it imported. Nobody else touches it.
  */
-const UPLOADS_STREAM = `OBJ_${DNS_UPLOADS_BUCKET}`;
-const UPLOADS_PUT = [`$O.${DNS_UPLOADS_BUCKET}.C.>`, `$O.${DNS_UPLOADS_BUCKET}.M.>`, `$JS.API.STREAM.MSG.GET.${UPLOADS_STREAM}`];
-const uploadsConsumer = (): string[] => [...streamReader(UPLOADS_STREAM), `$JS.API.STREAM.PURGE.${UPLOADS_STREAM}`];
+const UPLOADS_PUT = [`$O.${DNS_UPLOADS_BUCKET}.C.>`, `$O.${DNS_UPLOADS_BUCKET}.M.>`, `$JS.API.STREAM.MSG.GET.${DNS_UPLOADS_STREAM}`];
+const uploadsConsumer = (): string[] => [...streamReader(DNS_UPLOADS_STREAM), `$JS.API.STREAM.PURGE.${DNS_UPLOADS_STREAM}`];
 
 /** The local operator (the CLI): the API's commands and queries, and putting master files into the uploads bucket. */
 export function operatorPermissions(user: string): UserPermissions {
@@ -136,7 +135,7 @@ export function permissionsOf(id: RealmIdentity): UserPermissions {
 
 /** `realm up`'s short-lived provisioning identity: makes the realm's streams and buckets, nothing else. */
 export function provisionerPermissions(user: string): UserPermissions {
-  const streams = [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`), UPLOADS_STREAM];
+  const streams = [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`), DNS_UPLOADS_STREAM];
   return {
     pub: { allow: ["$JS.API.INFO", ...streams.flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])], deny: [] },
     sub: { allow: [`${inboxOf(user)}.>`], deny: [] },

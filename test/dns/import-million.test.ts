@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { DNS_STREAM, DNS_UPLOADS_BUCKET } from "../../dns/contract.js";
+import { DNS_STREAM, DNS_UPLOADS_STREAM } from "../../dns/contract.js";
 import { RealmError } from "../../services/kernel/errors.js";
 import { dig, dnsCli, startDns, type DnsHarness } from "./harness.js";
 import { fixedRecords, hostName, hostRecord, writeZoneFile, type GeneratedZone } from "../support/zone-files.js";
@@ -41,7 +41,7 @@ async function realm(...args: string[]): Promise<{ out: string; error?: RealmErr
 }
 
 const lastSeq = async () => (await (await jetstreamManager(h.nc)).streams.info(DNS_STREAM)).state.last_seq;
-const uploadsLeft = async () => (await (await jetstreamManager(h.nc)).streams.info(`OBJ_${DNS_UPLOADS_BUCKET}`)).state.messages;
+const uploadsLeft = async () => (await (await jetstreamManager(h.nc)).streams.info(DNS_UPLOADS_STREAM)).state.messages;
 
 /** Every record of an AXFR by dig, one line each with white space squeezed (streamed: ~50 MB of text). */
 function axfr(zone: string): Promise<{ records: Set<string>; lines: number }> {
