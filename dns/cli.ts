@@ -1,7 +1,9 @@
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { nonNegativeInt, positiveInt, printJson as print } from "../services/cli/output.js";
+import { nonNegativeInt, printResult as print } from "../services/cli/output.js";
 
 /** Files up to this size go inline (`text`, well within a NATS message); bigger ones through the uploads bucket. */
 const INLINE_IMPORT_BYTES = 256 * 1024;
@@ -14,6 +16,40 @@ const call = (o: Conn, kind: "commands" | "queries", name: string, input: object
 
 const list = (v: string, prev: string[] = []) => [...prev, v];
 
+/** `$INCLUDE`s of a master file on disk are read relative to the directory of the file that names them (RFC 1035 5.1, as BIND and knot do). */
+function includeReader(top: string) {
+  return (path: string, from: string | undefined) => {
+    const full = isAbsolute(path) ? path : resolve(dirname(from ?? top), path);
+    return { text: readFileSync(full).toString("latin1"), path: full };
+  };
+}
+
+/**
+ * Reads and checks a master file the way `zone.import` does (domain/import.ts checkImport, after the
+ * parser's line-by-line checks), with its `$INCLUDE`s read next to it. The file is read as octets
+ * (latin1), so TXT data is kept exactly whatever its encoding.
+ */
+async function checkFile(zoneArg: string, file: string) {
+  const { parseZoneFile } = await import("./domain/zonefile.js");
+  const { checkImport } = await import("./domain/import.js");
+  const zone = zoneArg.endsWith(".") ? zoneArg : `${zoneArg}.`;
+  const parsed = parseZoneFile(readFileSync(file).toString("latin1"), zone, { binary: true, readInclude: includeReader(file) });
+  checkImport(parsed.origin, parsed.records);
+  return parsed;
+}
+
+/** True when the octets are well-formed UTF-8. */
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const hasInclude = (bytes: Buffer) => /^\$INCLUDE[ \t]/im.test(bytes.toString("latin1"));
+
 /**
  * `realm zone ...`, `realm record ...`, `realm host ...`, `realm subject ...`, `realm cid ...`: the name
  * domain over NATS. `realm zone check <file>` and `realm cid of <file>` work offline.
@@ -25,25 +61,42 @@ export function registerDnsCommands(program: Command): void {
   verb(zone, "create <zone>", "create a zone with its SOA and NS records")
     .requiredOption("--ns <name>", "a name server (repeat)", list, [])
     .option("--rname <mailbox>", "SOA mailbox as a name (hostmaster.<zone>)")
-    .option("--ttl <seconds>", "default TTL", positiveInt)
-    .option("--minimum <seconds>", "negative-answer TTL", positiveInt)
+    .option("--ttl <seconds>", "default TTL", nonNegativeInt)
+    .option("--minimum <seconds>", "negative-answer TTL", nonNegativeInt)
     .action(async (z: string, o: Conn & { ns: string[]; rname?: string; ttl?: number; minimum?: number }) =>
-      print(await call(o, "commands", "zone.create", { zone: z, ns: o.ns, ...(o.rname ? { rname: o.rname } : {}), ...(o.ttl ? { ttl: o.ttl } : {}), ...(o.minimum ? { minimum: o.minimum } : {}) })),
+      print(await call(o, "commands", "zone.create", { zone: z, ns: o.ns, ...(o.rname ? { rname: o.rname } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}), ...(o.minimum !== undefined ? { minimum: o.minimum } : {}) }), "zone"),
     );
-  verb(zone, "list", "list zones").action(async (o: Conn) => print(await call(o, "queries", "zones", {})));
-  verb(zone, "delete <zone>", "delete a zone").action(async (z: string, o: Conn) => print(await call(o, "commands", "zone.delete", { zone: z })));
-  verb(zone, "import <zone> <file>", "replace a zone's records with a master file (validated whole first; an error names its line)").action(async (z: string, file: string, o: Conn) => {
-    const size = statSync(file).size;
-    if (size <= INLINE_IMPORT_BYTES) {
-      process.stderr.write(`importing ${file} (${size} bytes) ...\n`);
-      return print(await call(o, "commands", "zone.import", { zone: z, text: readFileSync(file, "utf8") }));
+  verb(zone, "list", "list zones").action(async (o: Conn) => print(await call(o, "queries", "zones", {}), "zone"));
+  verb(zone, "delete <zone>", "delete a zone").action(async (z: string, o: Conn) => print(await call(o, "commands", "zone.delete", { zone: z }), "zone"));
+  verb(zone, "import <zone> <file>", "replace a zone's records with a master file (validated whole first; an error names its line; $INCLUDEs are read next to the file)").action(async (z: string, fileArg: string, o: Conn) => {
+    let file = fileArg;
+    let tmp: string | undefined;
+    try {
+      if (hasInclude(readFileSync(file))) {
+        // The realm has no directory to read includes from: read and check them here, send the zone as one file.
+        const { writeParsedZone } = await import("./domain/zonefile.js");
+        const parsed = await checkFile(z, file);
+        tmp = mkdtempSync(join(tmpdir(), "realm-zone-"));
+        file = join(tmp, "zone");
+        writeFileSync(file, writeParsedZone(parsed));
+        process.stderr.write(`${fileArg}: includes expanded\n`);
+      }
+      const size = statSync(file).size;
+      const text = readFileSync(file);
+      // Inline text travels as JSON (Unicode): a file that is not UTF-8 goes as octets through the uploads bucket.
+      if (size <= INLINE_IMPORT_BYTES && isUtf8(text)) {
+        process.stderr.write(`importing ${fileArg} (${size} bytes) ...\n`);
+        return print(await call(o, "commands", "zone.import", { zone: z, text: text.toString("utf8") }), "zone");
+      }
+      // Too big for one NATS message: through the realm's uploads bucket; the realm checks and imports it.
+      process.stderr.write(`uploading ${fileArg} (${size} bytes) ...\n`);
+      const { uploadZoneFile } = await import("./upload-client.js");
+      const up = await uploadZoneFile(o, z, file);
+      process.stderr.write(`checking and importing ...\n`);
+      print(await callContext(o, "dns", "commands", "zone.import", { zone: z, upload: up.name, sha256: up.sha256 }, IMPORT_TIMEOUT_MS), "zone");
+    } finally {
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
     }
-    // Too big for one NATS message: through the realm's uploads bucket; the realm checks and imports it.
-    process.stderr.write(`uploading ${file} (${size} bytes) ...\n`);
-    const { uploadZoneFile } = await import("./upload-client.js");
-    const up = await uploadZoneFile(o, z, file);
-    process.stderr.write(`checking and importing ...\n`);
-    print(await callContext(o, "dns", "commands", "zone.import", { zone: z, upload: up.name, sha256: up.sha256 }, IMPORT_TIMEOUT_MS));
   });
   verb(zone, "export <zone>", "print a zone as a master file")
     .option("-o, --output <file>", "write to a file")
@@ -54,11 +107,10 @@ export function registerDnsCommands(program: Command): void {
     });
   zone
     .command("check <zone> <file>")
-    .description("parse and validate a master file offline (no realm needed)")
+    .description("parse and validate a master file offline (no realm needed): the same checks `zone import` makes")
     .action(async (z: string, file: string) => {
-      const { parseZoneFile } = await import("./domain/zonefile.js");
-      const parsed = parseZoneFile(readFileSync(file, "utf8"), z.endsWith(".") ? z : `${z}.`);
-      print({ zone: parsed.origin, records: parsed.records.length, serial: parsed.serial, soa: parsed.soa });
+      const parsed = await checkFile(z, file);
+      print({ zone: parsed.origin, records: parsed.records.length, serial: parsed.serial, soa: parsed.soa, ...(parsed.soa ? {} : { note: "no SOA record: the file can only be imported into a zone that exists" }) }, "zone");
     });
   const cf = zone.command("cloudflare").description("mirror a public zone to Cloudflare (API token from CLOUDFLARE_API_TOKEN in the realm's environment)");
   verb(cf, "plan <zone>", "show the creates/updates/deletes an apply would make")
@@ -68,47 +120,47 @@ export function registerDnsCommands(program: Command): void {
     .option("--cloudflare-zone <name>", "Cloudflare zone name (default: the same)")
     .action(async (z: string, o: Conn & { cloudflareZone?: string }) => print(await call(o, "commands", "cloudflare.apply", { zone: z, ...(o.cloudflareZone ? { cloudflareZone: o.cloudflareZone } : {}) })));
 
-  const record = program.command("record").description("DNS records (A, AAAA, CNAME, MX, TXT, SRV, CAA, NS, PTR, HTTPS, SVCB, TLSA)");
+  const record = program.command("record").description("DNS records (A, AAAA, CNAME, MX, TXT, SRV, CAA, NS, PTR, HTTPS, SVCB, TLSA, DS, DNAME, NAPTR, SSHFP, HINFO, TYPEnnn)");
   verb(record, "add <name> <type> <data...>", "add a record; the zone is found from the name")
-    .option("--zone <zone>", "zone (names are then relative to it)")
-    .option("--ttl <seconds>", "TTL", positiveInt)
+    .option("--zone <zone>", "zone: a name (and a name in the data) is then relative to it unless it ends in the zone or in a dot; another name with a dot is refused as ambiguous")
+    .option("--ttl <seconds>", "TTL", nonNegativeInt)
     .action(async (name: string, type: string, data: string[], o: Conn & { zone?: string; ttl?: number }) =>
-      print(await call(o, "commands", "record.add", { name, type, data: data.join(" "), ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
+      print(await call(o, "commands", "record.add", { name, type, data: data.join(" "), ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) }), "record"),
     );
   verb(record, "remove <name> <type> [data...]", "remove a record, or the whole RRset without data")
     .option("--zone <zone>", "zone")
     .action(async (name: string, type: string, data: string[], o: Conn & { zone?: string }) =>
-      print(await call(o, "commands", "record.remove", { name, type, ...(data.length ? { data: data.join(" ") } : {}), ...(o.zone ? { zone: o.zone } : {}) })),
+      print(await call(o, "commands", "record.remove", { name, type, ...(data.length ? { data: data.join(" ") } : {}), ...(o.zone ? { zone: o.zone } : {}) }), "record"),
     );
   verb(record, "set <name> <type>", "replace an RRset")
     .option("--zone <zone>", "zone")
-    .option("--ttl <seconds>", "TTL", positiveInt)
+    .option("--ttl <seconds>", "TTL", nonNegativeInt)
     .option("--data <rdata>", "a record's data (repeat; none = delete the RRset)", list, [])
     .action(async (name: string, type: string, o: Conn & { zone?: string; ttl?: number; data: string[] }) =>
-      print(await call(o, "commands", "record.set", { name, type, data: o.data, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
+      print(await call(o, "commands", "record.set", { name, type, data: o.data, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) }), "record"),
     );
   verb(record, "list <zone>", "list a zone's records")
     .option("--name <name>", "only this name")
     .option("--type <type>", "only this type")
-    .action(async (z: string, o: Conn & { name?: string; type?: string }) => print(await call(o, "queries", "records", { zone: z, ...(o.name ? { name: o.name } : {}), ...(o.type ? { type: o.type } : {}) })));
+    .action(async (z: string, o: Conn & { name?: string; type?: string }) => print(await call(o, "queries", "records", { zone: z, ...(o.name ? { name: o.name } : {}), ...(o.type ? { type: o.type } : {}) }), "record"));
 
   const host = program.command("host").description("hosts: address records plus PTR records in the realm's reverse zones");
   verb(host, "add <name>", "register a host (web1 = web1.<zone> with --zone, or a full name)")
     .requiredOption("--ip <address>", "an IPv4 or IPv6 address (repeat)", list, [])
     .option("--zone <zone>", "zone of a short name")
-    .option("--ttl <seconds>", "TTL", positiveInt)
+    .option("--ttl <seconds>", "TTL", nonNegativeInt)
     .action(async (name: string, o: Conn & { ip: string[]; zone?: string; ttl?: number }) =>
-      print(await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) })),
+      print(await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) }), "host"),
     );
 
   const subject = program.command("subject").description("NATS subject namespaces and their owners");
   verb(subject, "register <pattern>", "register a namespace (a.b.>, a.*.c, a.b) to an owner")
     .requiredOption("--owner <owner>", "account or principal")
     .option("--description <text>", "what it is for")
-    .action(async (pattern: string, o: Conn & { owner: string; description?: string }) => print(await call(o, "commands", "subject.register", { pattern, owner: o.owner, ...(o.description ? { description: o.description } : {}) })));
-  verb(subject, "release <pattern>", "release a namespace").action(async (pattern: string, o: Conn) => print(await call(o, "commands", "subject.release", { pattern })));
-  verb(subject, "owner <subject>", "who owns a subject").action(async (s: string, o: Conn) => print(await call(o, "queries", "subject-owner", { subject: s })));
-  verb(subject, "list", "list namespaces").action(async (o: Conn) => print(await call(o, "queries", "subjects", {})));
+    .action(async (pattern: string, o: Conn & { owner: string; description?: string }) => print(await call(o, "commands", "subject.register", { pattern, owner: o.owner, ...(o.description ? { description: o.description } : {}) }), "namespace"));
+  verb(subject, "release <pattern>", "release a namespace").action(async (pattern: string, o: Conn) => print(await call(o, "commands", "subject.release", { pattern }), "namespace"));
+  verb(subject, "owner <subject>", "who owns a subject").action(async (s: string, o: Conn) => print(await call(o, "queries", "subject-owner", { subject: s }), "namespace"));
+  verb(subject, "list", "list namespaces").action(async (o: Conn) => print(await call(o, "queries", "subjects", {}), "namespace"));
 
   const cid = program.command("cid").description("named objects and their CIDs (CIDv1), DNSLink");
   verb(cid, "register <name> <cid>", "point a name at a CIDv1")
@@ -116,9 +168,9 @@ export function registerDnsCommands(program: Command): void {
     .option("--size <bytes>", "object size", nonNegativeInt)
     .option("--media-type <type>", "media type")
     .action(async (name: string, c: string, o: Conn & { dnslink?: string; size?: number; mediaType?: string }) =>
-      print(await call(o, "commands", "cid.register", { name, cid: c, ...(o.dnslink ? { dnslink: o.dnslink } : {}), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.mediaType ? { mediaType: o.mediaType } : {}) })),
+      print(await call(o, "commands", "cid.register", { name, cid: c, ...(o.dnslink ? { dnslink: o.dnslink } : {}), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.mediaType ? { mediaType: o.mediaType } : {}) }), "cid"),
     );
-  verb(cid, "show <name>", "the CID of a name").action(async (name: string, o: Conn) => print(await call(o, "queries", "cid", { name })));
+  verb(cid, "show <name>", "the CID of a name").action(async (name: string, o: Conn) => print(await call(o, "queries", "cid", { name }), "cid"));
   verb(cid, "verify <file>", "check a file against a CID or a registered name")
     .option("--cid <cid>", "CID to check against")
     .option("--name <name>", "registered name to check against")
@@ -132,6 +184,6 @@ export function registerDnsCommands(program: Command): void {
     .description("compute a file's CIDv1 (raw, sha2-256) offline")
     .action(async (file: string) => {
       const { cidOfBytes } = await import("./cid.js");
-      print({ cid: cidOfBytes(readFileSync(file)) });
+      print({ cid: cidOfBytes(readFileSync(file)) }, "cid");
     });
 }

@@ -2,9 +2,9 @@ import { isIPv4, isIPv6 } from "node:net";
 import { commandMetaOf, type ContextDeps, type ContextFactory, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
 import { EventStore, Projection, WriteModel, type Decider } from "../services/kernel/index.js";
 import { invalid, notFound, RealmError } from "../services/kernel/errors.js";
-import { absoluteName, inZone, parentName, reverseName } from "./domain/names.js";
+import { absoluteName, lowerName, parentName, readName, reverseName } from "./domain/names.js";
 import { expandIPv6 } from "./domain/rdata.js";
-import { nameRecords, recordCount, zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
+import { nameRecords, readType, recordCount, zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
 import { exportZoneFile } from "./domain/zonefile.js";
 import { UploadBucket } from "./uploads.js";
 import { zoneImporter, type ZoneImportInput } from "./zone-import.js";
@@ -52,7 +52,7 @@ export interface DnsContext extends RealmContext {
 
 const S = (props: Record<string, object>, required: string[] = []) => ({ type: "object", additionalProperties: false, required, properties: props });
 const str = { type: "string", minLength: 1, maxLength: 1024 };
-const ttl = { type: "integer", minimum: 1, maximum: 604_800 };
+const ttl = { type: "integer", minimum: 0, maximum: 604_800 };
 const secs = { type: "integer", minimum: 1, maximum: 2_147_483_647 };
 
 export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => Promise<DnsContext> {
@@ -103,13 +103,19 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       return writes.execute(decider, view, id, cmd, commandMetaOf(ctx));
     }
 
-    const zoneName = (z: string) => absoluteName(z.endsWith(".") ? z : `${z}.`);
-    /** The closest zone of the realm that holds `name`. */
+    /** A zone's name as given (with or without its trailing dot, any case): absolute, lower case (zone ids are). */
+    const zoneName = (z: string) => lowerName(absoluteName(z.endsWith(".") ? z : `${z}.`));
+    /**
+     * The absolute name a CLI/API request names, read the one way every verb reads names (names.ts
+     * readName): relative to the zone when one is given, else absolute.
+     */
+    const requestName = (name: string, zone?: string) => readName(name, zone ? zoneName(zone) : undefined);
+    /** The closest zone of the realm that holds `name` (absolute). */
     function zoneFor(name: string, given?: string): string {
       if (given) return zoneName(given);
-      const abs = zoneName(name);
+      const abs = lowerName(name);
       for (let n: string | null = abs; n; n = parentName(n)) if (projection.state.zones.has(n)) return n;
-      throw notFound(`no zone of the realm holds ${abs}`);
+      throw notFound(`no zone of the realm holds ${name}`);
     }
     const zoneState = (zone: string): ZoneState => {
       const st = projection.state.zones.get(zone);
@@ -119,9 +125,14 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     /** The absolute name a record request is about, as the handler reads it; undefined when it is not one (the handler says why). */
     const nameOf = (name: string, zone?: string): { kind: "name"; id: string } | undefined => {
       try {
-        return { kind: "name", id: absoluteName(name, zone ? zoneName(zone) : undefined) };
+        return { kind: "name", id: lowerName(requestName(name, zone)) };
       } catch {
-        return undefined;
+        // A name the handler will refuse (ambiguous, say): authorized as the zone it names, so the caller hears why.
+        try {
+          return zone ? { kind: "name", id: zoneName(zone) } : undefined;
+        } catch {
+          return undefined;
+        }
       }
     };
     /** shortHost for authorization: a name it cannot place stays as given (the handler then refuses it). */
@@ -134,10 +145,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     };
     /** `web1` alone: the realm's only forward zone holds it; `web1.example.com` is taken as absolute. */
     function shortHost(name: string): string {
-      if (name.includes(".")) return zoneName(name);
+      if (name.includes(".")) return readName(name, undefined);
       const forward = [...projection.state.zones.keys()].filter((z) => !z.endsWith(".arpa."));
       if (forward.length !== 1) throw invalid(`${name} is a short name and the realm has ${forward.length} forward zones: give the zone`);
-      return absoluteName(name, forward[0]);
+      return readName(name, forward[0]);
     }
     const zoneReply = (st: ZoneState) => ({ zone: st.zone, serial: st.serial });
     const importZone = zoneImporter({
@@ -225,10 +236,11 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         input: S({ zone: str, name: str, type: str }, ["zone"]),
         async handle(i: { zone: string; name?: string; type?: string }) {
           const zone = zoneName(i.zone);
-          const name = i.name ? absoluteName(i.name, zone) : undefined;
+          const name = i.name ? readName(i.name, zone) : undefined;
+          const type = i.type ? readType(i.type) : undefined;
           // One name's records are looked up, not filtered out of the whole zone (which may hold millions).
           const records = name ? nameRecords(zoneState(zone), name) : zoneRecords(zoneState(zone));
-          return { zone, records: i.type ? records.filter((r) => r.type === i.type!.toUpperCase()) : records };
+          return { zone, records: type ? records.filter((r) => r.type === type) : records };
         },
       },
       {
@@ -238,7 +250,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         resource: (i: { name: string; zone?: string }) => nameOf(i.name, i.zone),
         input: S({ zone: str, name: str, type: str, ttl, data: str }, ["name", "type", "data"]),
         async handle(i: RecordInput & { zone?: string }, ctx) {
-          const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
+          const zone = zoneFor(requestName(i.name, i.zone), i.zone);
           return zoneReply((await run(zoneDecider, zone, { type: "add", record: i }, ctx)).state);
         },
       },
@@ -249,7 +261,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         resource: (i: { name: string; zone?: string }) => nameOf(i.name, i.zone),
         input: S({ zone: str, name: str, type: str, data: str }, ["name", "type"]),
         async handle(i: { zone?: string; name: string; type: string; data?: string }, ctx) {
-          const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
+          const zone = zoneFor(requestName(i.name, i.zone), i.zone);
           return zoneReply((await run(zoneDecider, zone, { type: "remove", name: i.name, rtype: i.type, data: i.data }, ctx)).state);
         },
       },
@@ -260,7 +272,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         resource: (i: { name: string; zone?: string }) => nameOf(i.name, i.zone),
         input: S({ zone: str, name: str, type: str, ttl, data: { type: "array", items: str } }, ["name", "type", "data"]),
         async handle(i: { zone?: string; name: string; type: string; ttl?: number; data: string[] }, ctx) {
-          const zone = zoneFor(absoluteName(i.name, i.zone ? zoneName(i.zone) : undefined), i.zone);
+          const zone = zoneFor(requestName(i.name, i.zone), i.zone);
           return zoneReply((await run(zoneDecider, zone, { type: "set", name: i.name, rtype: i.type, ttl: i.ttl, data: i.data }, ctx)).state);
         },
       },
@@ -269,10 +281,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         name: "host.add",
         description: "Register a host: A/AAAA records, and PTR records in the reverse zones the realm has",
         // the host name, and the reverse names whose PTR it would write
-        resource: (i: { name: string; zone?: string; ips: string[] }) => [{ kind: "name", id: i.zone ? absoluteName(i.name, zoneName(i.zone)) : shortHostSafe(i.name) }, ...i.ips.filter((ip) => isIPv4(ip) || isIPv6(ip)).map((ip) => ({ kind: "name" as const, id: reverseName(ip, expandIPv6) }))],
+        resource: (i: { name: string; zone?: string; ips: string[] }) => [{ kind: "name", id: lowerName(i.zone ? (nameOf(i.name, i.zone)?.id ?? zoneName(i.zone)) : shortHostSafe(i.name)) }, ...i.ips.filter((ip) => isIPv4(ip) || isIPv6(ip)).map((ip) => ({ kind: "name" as const, id: reverseName(ip, expandIPv6) }))],
         input: S({ name: str, zone: str, ips: { type: "array", minItems: 1, items: str }, ttl }, ["name", "ips"]),
         async handle(i: { name: string; zone?: string; ips: string[]; ttl?: number }, ctx) {
-          const fqdn = i.name.endsWith(".") ? absoluteName(i.name) : i.zone ? absoluteName(i.name, zoneName(i.zone)) : shortHost(i.name);
+          const fqdn = i.zone || i.name.endsWith(".") ? requestName(i.name, i.zone) : shortHost(i.name);
           const zone = zoneFor(fqdn, i.zone);
           for (const ip of i.ips) if (!isIPv4(ip) && !isIPv6(ip)) throw invalid(`${ip} is not an IP address`);
           // Decide every change first (forward and reverse zones), so a refusal leaves nothing applied.
@@ -482,4 +494,3 @@ const mirrorDecider: Decider<null, Record<string, unknown>> = {
 };
 
 export const dnsContext: ContextFactory = createDnsContext();
-void inZone;

@@ -20,22 +20,21 @@ export interface ReadZoneFile {
 
 /**
  * Parses a master file as its bytes arrive (an HTTP body, an Object Store upload): each piece is hashed,
- * decoded (UTF-8; a sequence split between pieces is kept for the next) and fed to the parser, so the text
- * is never held whole and an error stops the read at the line that has it. Bytes past `maxBytes` are refused.
+ * read as latin1 (one char per octet, so TXT and CAA octets, UTF-8 or not, are kept exactly; names are
+ * ASCII) and fed to the parser, so the text is never held whole and an error stops the read at the line
+ * that has it. Bytes past `maxBytes` are refused. There is no directory here: `$INCLUDE` is refused.
  */
 export async function parseZoneStream(source: AsyncIterable<Uint8Array>, zone: string, limits: ImportLimits = {}): Promise<ReadZoneFile> {
   const maxBytes = limits.maxBytes ?? DEFAULT_IMPORT_MAX_BYTES;
-  const parser = new ZoneFileParser(zone, limits);
+  const parser = new ZoneFileParser(zone, { ...limits, binary: true, readInclude: undefined });
   const hash = createHash("sha256");
-  const decoder = new TextDecoder("utf-8");
   let bytes = 0;
   for await (const piece of source) {
     bytes += piece.length;
     if (bytes > maxBytes) throw invalid(`the master file is larger than ${maxBytes} bytes`);
     hash.update(piece);
-    parser.push(decoder.decode(piece, { stream: true }));
+    parser.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).toString("latin1"));
   }
-  parser.push(decoder.decode());
   return { parsed: parser.end(), sha256: hash.digest("hex"), bytes };
 }
 
@@ -44,7 +43,7 @@ export function parseZoneText(text: string, zone: string, limits: ImportLimits =
   const bytes = Buffer.byteLength(text);
   const maxBytes = limits.maxBytes ?? DEFAULT_IMPORT_MAX_BYTES;
   if (bytes > maxBytes) throw invalid(`the master file is larger than ${maxBytes} bytes`);
-  const parser = new ZoneFileParser(zone, limits);
+  const parser = new ZoneFileParser(zone, { ...limits, binary: false, readInclude: undefined });
   parser.push(text);
   return { parsed: parser.end(), sha256: createHash("sha256").update(text).digest("hex"), bytes };
 }

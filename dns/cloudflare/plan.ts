@@ -92,7 +92,7 @@ export function planMirror(zone: string, records: DnsRecord[], existing: CfRecor
   const markerOf = (name: string, type: string) => (existingBy.get(key(markerName(name, type), "TXT")) ?? []).find((r) => stripQuotes(r.content) === stripQuotes(marker));
   const wanted = new Map<string, CfRecordBody[]>();
   for (const r of records) {
-    if (!MIRRORED.has(r.type) || (r.type === "NS" && r.name === zone)) continue;
+    if (!MIRRORED.has(r.type) || (r.type === "NS" && r.name.toLowerCase() === zone)) continue;
     const body = toCloudflare(r, s);
     wanted.set(key(r.name, r.type), [...(wanted.get(key(r.name, r.type)) ?? []), body]);
   }

@@ -1,5 +1,6 @@
 import type { NewEvent } from "../../services/kernel/index.js";
 import { invalid } from "../../services/kernel/errors.js";
+import { inZone } from "./names.js";
 import type { RecordType } from "./rdata.js";
 import { checkZoneInvariants, groupRecords, rrKey, type DnsRecord, type ImportCommand, type SoaFields, type ZoneState } from "./zone.js";
 
@@ -107,7 +108,7 @@ export function chunkRecords(records: DnsRecord[], budget: number): ChunkRecord[
 function stageRecords(zone: string, sets: StagedImport["rrsets"], records: ChunkRecord[]): void {
   const dotZone = `.${zone}`;
   for (const [name, type, ttl, data] of records) {
-    if (!(name === zone || name.endsWith(dotZone))) throw invalid(`${name} is not in zone ${zone}`);
+    if (!(name === zone || name.endsWith(dotZone)) && !inZone(name, zone)) throw invalid(`${name} is not in zone ${zone}`);
     const key = rrKey(name, type);
     const cur = sets.get(key);
     if (!cur) sets.set(key, { name, type, ttl, data: [data] });
@@ -117,12 +118,22 @@ function stageRecords(zone: string, sets: StagedImport["rrsets"], records: Chunk
   }
 }
 
+/**
+ * The checks an import makes on a parsed master file's records (beyond the parser's, line by line): one
+ * TTL per RRset, no duplicates, and the zone invariants (checkZoneInvariants). `realm zone check` and
+ * `zone.import` both run this one function, so a file the check passes is one the import takes (given a
+ * SOA in the file, or a zone that exists).
+ */
+export function checkImport(zone: string, records: DnsRecord[]): void {
+  checkZoneInvariants(zone, groupRecords(zone, records).values());
+}
+
 /** The events of an import: checked whole against the zone invariants first, so a refusal appends nothing. */
 export function decideImport(s: ZoneState, c: ImportCommand): NewEvent[] {
   const zone = s.zone;
   const soa = c.soa ?? s.soa;
   if (!soa) throw invalid(`zone ${zone} does not exist yet: the imported file must carry its SOA record`);
-  checkZoneInvariants(zone, groupRecords(zone, c.records).values());
+  checkImport(zone, c.records);
   const serial = Math.max(s.serial + 1, c.serial ?? 0);
   const chunks = chunkRecords(c.records, c.chunkBytes ?? DEFAULT_CHUNK_BYTES);
   const started: ZoneImportStartedData = { importId: c.importId, serial, soa, chunks: chunks.length, records: c.records.length, ...(c.sha256 ? { sha256: c.sha256 } : {}) };

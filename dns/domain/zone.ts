@@ -1,7 +1,7 @@
 import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/index.js";
 import { alreadyExists, invalid, notFound } from "../../services/kernel/errors.js";
-import { absoluteName, inZone } from "./names.js";
-import { canonicalRdata, isRecordType, RECORD_TYPES, tokenize, type RecordType } from "./rdata.js";
+import { absoluteName, inZone, lowerName, parentName, readName, sameName } from "./names.js";
+import { canonicalRdata, isGenericType, RECORD_TYPES, recordType, storedForm, tokenize, type GenericType, type NameReader, type RecordType } from "./rdata.js";
 import { applyImportEvent, decideImport, isImportEvent, type StagedImport } from "./import.js";
 
 /** One resource record as the realm stores it: absolute owner, type, TTL and canonical data text. */
@@ -41,8 +41,8 @@ export interface ZoneState {
   staged?: StagedImport | undefined;
 }
 
-/** TTL bounds the realm accepts: 1 s .. 7 days (RFC 2181 allows more; the realm keeps caches honest). */
-export const TTL_MIN = 1;
+/** TTL bounds the realm accepts: 0 (RFC 1035 3.2.1: use once, do not cache) .. 7 days (RFC 2181 allows more; the realm keeps caches honest). */
+export const TTL_MIN = 0;
 export const TTL_MAX = 604_800;
 
 export const DnsEvents = {
@@ -116,7 +116,11 @@ export interface ImportCommand {
   chunkBytes?: number | undefined;
 }
 
-/** A record as a caller gives it: name relative to the zone or absolute, data in presentation form. */
+/**
+ * A record as a caller gives it: name and the names in its data read by names.ts `readName` (relative to
+ * the zone, or absolute with a trailing dot or ending in the zone; ambiguous ones refused), data in
+ * presentation form.
+ */
 export interface RecordInput {
   name: string;
   type: string;
@@ -124,7 +128,43 @@ export interface RecordInput {
   data: string;
 }
 
-export const rrKey = (name: string, type: string) => `${name} ${type}`;
+/** The key of an RRset in ZoneState.rrsets: the owner in lower case (the RRset's `name` keeps the zone's case) and the type. */
+export const rrKey = (name: string, type: string) => `${lowerName(name)} ${type}`;
+
+/** Names inside record data given through the CLI/API: read like owners (names.ts readName). */
+export const apiNames = (zone: string): NameReader => (text, what) => readName(text, zone, what);
+
+/**
+ * The generic (RFC 3597) types an RRset map has or had (a superset: never shrinks), so a name's records are
+ * found without listing the zone. Kept beside the state, keyed by its RRset map (a new map, at a create, an
+ * import or a delete, starts afresh): made by one scan on first use, then added to as events add RRsets.
+ */
+const genericCache = new WeakMap<ZoneState["rrsets"], Set<GenericType>>();
+function genericTypes(s: ZoneState): Set<GenericType> {
+  let g = genericCache.get(s.rrsets);
+  if (!g) {
+    g = new Set<GenericType>();
+    for (const set of s.rrsets.values()) if (isGenericType(set.type)) g.add(set.type);
+    genericCache.set(s.rrsets, g);
+  }
+  return g;
+}
+const noteType = (s: ZoneState, type: RecordType) => {
+  if (isGenericType(type)) genericCache.get(s.rrsets)?.add(type);
+};
+
+/** Every type the zone may hold at a name: the known ones, then its generic ones. */
+const typesOf = (s: ZoneState): RecordType[] => {
+  const g = genericTypes(s);
+  return g.size === 0 ? [...RECORD_TYPES] : [...RECORD_TYPES, ...g];
+};
+
+/** Reads a type given through the CLI/API (`a`, `TYPE1`, `type65280`); VALIDATION when it is none. */
+export function readType(text: string): RecordType {
+  const t = recordType(text);
+  if (t === null) throw invalid(`record type ${text} is not supported (a type the realm has no name for is given as TYPEnnn, its data as \\# <length> <hex>)`);
+  return t;
+}
 
 export function assertTtl(ttl: number, where = "TTL"): number {
   if (!Number.isInteger(ttl) || ttl < TTL_MIN || ttl > TTL_MAX) throw invalid(`${where} ${ttl} is outside ${TTL_MIN}..${TTL_MAX} seconds`);
@@ -133,13 +173,12 @@ export function assertTtl(ttl: number, where = "TTL"): number {
 
 /** Validates and canonicalizes one record input for `zone` (throws VALIDATION naming what is wrong). */
 export function normalizeRecord(zone: string, r: RecordInput, defaultTtl: number): DnsRecord {
-  const type = r.type.toUpperCase();
-  if (!isRecordType(type)) throw invalid(`record type ${r.type} is not supported`);
-  const name = absoluteName(r.name, zone);
+  const type = readType(r.type);
+  const name = readName(r.name, zone);
   if (!inZone(name, zone)) throw invalid(`${name} is not in zone ${zone}`);
   if (name.includes("*") && !name.startsWith("*.")) throw invalid(`wildcard ${name} must have * as its first label only`);
   const ttl = assertTtl(r.ttl ?? defaultTtl);
-  return { name, type, ttl, data: canonicalRdata(type, tokenize(r.data), zone) };
+  return { name, type, ttl, data: canonicalRdata(type, tokenize(r.data), zone, apiNames(zone)) };
 }
 
 function soaText(z: string, soa: SoaFields, serial: number): string {
@@ -150,26 +189,31 @@ function soaText(z: string, soa: SoaFields, serial: number): string {
 export function zoneRecords(s: ZoneState): DnsRecord[] {
   const out: DnsRecord[] = [];
   if (s.soa) out.push({ name: s.zone, type: "SOA", ttl: s.soa.ttl, data: soaText(s.zone, s.soa, s.serial) });
-  const sets = [...s.rrsets.values()].sort((a, b) => {
-    if (a.name === s.zone && b.name !== s.zone) return -1;
-    if (b.name === s.zone && a.name !== s.zone) return 1;
-    if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+  // Sorted by the lower-case owner (the map key's first part), so owners that differ in case only sort together.
+  const keyed = [...s.rrsets.entries()].map(([k, set]) => ({ n: k.slice(0, k.lastIndexOf(" ")), set }));
+  const zone = s.zone;
+  keyed.sort((x, y) => {
+    const a = x.set;
+    const b = y.set;
+    if (x.n === zone && y.n !== zone) return -1;
+    if (y.n === zone && x.n !== zone) return 1;
+    if (x.n !== y.n) return x.n < y.n ? -1 : 1;
     if (a.type === "NS" && b.type !== "NS") return -1;
     if (b.type === "NS" && a.type !== "NS") return 1;
     return a.type < b.type ? -1 : a.type > b.type ? 1 : 0;
   });
-  for (const set of sets) for (const d of set.data) out.push({ name: set.name, type: set.type, ttl: set.ttl, data: d });
+  for (const { set } of keyed) for (const d of set.data) out.push({ name: set.name, type: set.type, ttl: set.ttl, data: d });
   return out;
 }
 
 /** The records of one name, in `zoneRecords` order (SOA, NS, then by type), looked up without listing the zone. */
 export function nameRecords(s: ZoneState, name: string): DnsRecord[] {
   const out: DnsRecord[] = [];
-  if (s.soa && name === s.zone) out.push({ name: s.zone, type: "SOA", ttl: s.soa.ttl, data: soaText(s.zone, s.soa, s.serial) });
-  const types = RECORD_TYPES.filter((t) => t !== "SOA").sort((a, b) => (a === "NS" ? -1 : b === "NS" ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  if (s.soa && sameName(name, s.zone)) out.push({ name: s.zone, type: "SOA", ttl: s.soa.ttl, data: soaText(s.zone, s.soa, s.serial) });
+  const types = typesOf(s).filter((t) => t !== "SOA").sort((a, b) => (a === "NS" ? -1 : b === "NS" ? 1 : a < b ? -1 : a > b ? 1 : 0));
   for (const t of types) {
     const set = s.rrsets.get(rrKey(name, t));
-    if (set) for (const d of set.data) out.push({ name, type: t, ttl: set.ttl, data: d });
+    if (set) for (const d of set.data) out.push({ name: set.name, type: t, ttl: set.ttl, data: d });
   }
   return out;
 }
@@ -184,21 +228,35 @@ export function checkZoneInvariants(zone: string, rrsets: Iterable<{ name: strin
   // checks in the memory of its CNAMEs, not of a set of types per name.
   const sets = [...rrsets].filter((set) => set.data.length > 0);
   const cnames = new Set<string>();
+  const dnames = new Set<string>();
+  const nonApexNs = new Set<string>();
   let apexNs = false;
   for (const set of sets) {
     if (!inZone(set.name, zone)) throw invalid(`${set.name} is not in zone ${zone}`);
     if (set.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
     if (set.data.length > 1 && new Set(set.data).size !== set.data.length) throw invalid(`duplicate ${set.type} record at ${set.name}`);
-    if (set.type === "CNAME" && set.data.length > 1) throw invalid(`${set.name} has more than one CNAME`);
-    if (set.type === "CNAME" && set.name === zone) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
-    if (set.type === "NS" && set.name === zone) apexNs = true;
-    if (set.type === "CNAME") cnames.add(set.name);
+    const atApex = sameName(set.name, zone);
+    if ((set.type === "CNAME" || set.type === "DNAME") && set.data.length > 1) throw invalid(`${set.name} has more than one ${set.type}`);
+    if (set.type === "CNAME" && atApex) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
+    if (set.type === "NS" && atApex) apexNs = true;
+    if (set.type === "NS" && !atApex) nonApexNs.add(lowerName(set.name));
+    if (set.type === "CNAME") cnames.add(lowerName(set.name));
+    if (set.type === "DNAME") dnames.add(lowerName(set.name));
   }
   if (cnames.size > 0) {
     for (const set of sets) {
-      if (set.type === "CNAME" || !cnames.has(set.name)) continue;
-      const others = sets.filter((x) => x.name === set.name && x.type !== "CNAME").map((x) => x.type);
+      if (set.type === "CNAME" || !cnames.has(lowerName(set.name))) continue;
+      const others = sets.filter((x) => sameName(x.name, set.name) && x.type !== "CNAME").map((x) => x.type);
       throw invalid(`${set.name} has a CNAME and other data (${others.join(", ")}): a CNAME must be alone`);
+    }
+  }
+  if (dnames.size > 0) {
+    const z = lowerName(zone);
+    for (const d of dnames) if (nonApexNs.has(d)) throw invalid(`${d} has a DNAME and NS records: only the apex may (RFC 6672 2.3)`);
+    for (const set of sets) {
+      for (let p = parentName(lowerName(set.name)); p && p !== z && p.length > z.length; p = parentName(p)) {
+        if (dnames.has(p)) throw invalid(`${set.name} is below the DNAME at ${p}: a DNAME owner has no descendants (RFC 6672 2.3)`);
+      }
     }
   }
   if (!apexNs) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
@@ -215,16 +273,27 @@ function checkChange(s: ZoneState, set: RRset): void {
   const zone = s.zone;
   if (!inZone(set.name, zone)) throw invalid(`${set.name} is not in zone ${zone}`);
   if (set.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
+  const atApex = sameName(set.name, zone);
   if (set.data.length === 0) {
-    if (set.type === "NS" && set.name === zone) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
+    if (set.type === "NS" && atApex) throw invalid(`zone ${zone} needs at least one NS record at its apex`);
     return;
   }
   if (new Set(set.data).size !== set.data.length) throw invalid(`duplicate ${set.type} record at ${set.name}`);
-  if (set.type === "CNAME" && set.data.length > 1) throw invalid(`${set.name} has more than one CNAME`);
-  if (set.type === "CNAME" && set.name === zone) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
-  const others = RECORD_TYPES.filter((t) => t !== set.type && (s.rrsets.get(rrKey(set.name, t))?.data.length ?? 0) > 0);
+  if ((set.type === "CNAME" || set.type === "DNAME") && set.data.length > 1) throw invalid(`${set.name} has more than one ${set.type}`);
+  if (set.type === "CNAME" && atApex) throw invalid(`a CNAME cannot sit at the zone apex ${zone}`);
+  const others = typesOf(s).filter((t) => t !== set.type && (s.rrsets.get(rrKey(set.name, t))?.data.length ?? 0) > 0);
   const clash = set.type === "CNAME" ? others : others.includes("CNAME") ? [set.type, ...others.filter((t) => t !== "CNAME")] : [];
   if (clash.length > 0) throw invalid(`${set.name} has a CNAME and other data (${clash.join(", ")}): a CNAME must be alone`);
+  if (!atApex && ((set.type === "DNAME" && others.includes("NS")) || (set.type === "NS" && others.includes("DNAME")))) throw invalid(`${set.name} would have a DNAME and NS records: only the apex may (RFC 6672 2.3)`);
+  // A DNAME owner has no descendants (RFC 6672 2.3): none above the name, and none below a new DNAME.
+  const z = lowerName(zone);
+  for (let p = parentName(lowerName(set.name)); p && p !== z && p.length > z.length; p = parentName(p)) {
+    if ((s.rrsets.get(rrKey(p, "DNAME"))?.data.length ?? 0) > 0) throw invalid(`${set.name} is below the DNAME at ${p}: a DNAME owner has no descendants (RFC 6672 2.3)`);
+  }
+  if (set.type === "DNAME") {
+    const below = `.${lowerName(set.name)}`;
+    for (const other of s.rrsets.values()) if (other.data.length > 0 && lowerName(other.name).endsWith(below)) throw invalid(`${set.name} cannot hold a DNAME: ${other.name} is below it (RFC 6672 2.3)`);
+  }
 }
 
 function requireExists(s: ZoneState): void {
@@ -232,8 +301,8 @@ function requireExists(s: ZoneState): void {
 }
 
 const defaultSoa = (soa: Partial<SoaFields> & { mname: string; rname: string }, zone: string): SoaFields => ({
-  mname: absoluteName(soa.mname, zone),
-  rname: absoluteName(soa.rname, zone),
+  mname: lowerName(readName(soa.mname, zone, "SOA mname")),
+  rname: lowerName(readName(soa.rname, zone, "SOA rname")),
   refresh: soa.refresh ?? 3600,
   retry: soa.retry ?? 900,
   expire: soa.expire ?? 1_209_600,
@@ -253,8 +322,8 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
       case "create": {
         if (s.exists) throw alreadyExists(`zone ${zone} already exists`);
         absoluteName(zone);
+        const ns = c.ns.map((n) => lowerName(readName(n, zone, "name server")));
         const soa = defaultSoa(c.soa, zone);
-        const ns = c.ns.map((n) => absoluteName(n, zone));
         if (ns.length === 0) throw invalid(`zone ${zone} needs at least one name server`);
         const createSerial = c.serial ?? Math.max(1, s.serial + 1);
         const data: ZoneCreatedData = { zone, serial: createSerial, soa, ns: [...new Set(ns)] };
@@ -274,7 +343,7 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
         if (r.type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
         const key = rrKey(r.name, r.type);
         const cur = s.rrsets.get(key);
-        if (cur?.data.includes(r.data)) throw alreadyExists(`${r.name} ${r.type} ${r.data} already exists`);
+        if (cur?.data.some((d) => d === r.data || storedForm(r.type, d) === r.data)) throw alreadyExists(`${r.name} ${r.type} ${r.data} already exists`);
         if (cur && cur.ttl !== r.ttl && c.record.ttl !== undefined) throw invalid(`${r.name} ${r.type} has TTL ${cur.ttl}; records of one RRset share a TTL (use record.set to change it)`);
         const ttl = cur ? cur.ttl : r.ttl;
         checkChange(s, { name: r.name, type: r.type, ttl, data: [...(cur?.data ?? []), r.data] });
@@ -283,13 +352,19 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
       }
       case "remove": {
         requireExists(s);
-        const type = c.rtype.toUpperCase();
-        if (!isRecordType(type)) throw invalid(`record type ${c.rtype} is not supported`);
-        const name = absoluteName(c.name, zone);
+        const type = readType(c.rtype);
+        const name = readName(c.name, zone);
         const cur = s.rrsets.get(rrKey(name, type));
         if (!cur) throw notFound(`no ${type} records at ${name}`);
-        const victims = c.data === undefined ? cur.data : [canonicalRdata(type, tokenize(c.data), zone)];
-        for (const v of victims) if (!cur.data.includes(v)) throw notFound(`no ${name} ${type} ${v}`);
+        // Matched by their canonical form, so data stored by earlier versions (storedForm) is found too; the event names the data as stored.
+        const victims =
+          c.data === undefined
+            ? cur.data
+            : [canonicalRdata(type, tokenize(c.data), zone, apiNames(zone))].map((v) => {
+                const hit = cur.data.find((d) => d === v || storedForm(type, d) === v);
+                if (hit === undefined) throw notFound(`no ${name} ${type} ${v}`);
+                return hit;
+              });
         const left = cur.data.filter((d) => !victims.includes(d));
         checkChange(s, { ...cur, data: left });
         return victims.map((d, i) => ({ type: DnsEvents.RecordRemoved, data: { name, type, ttl: cur.ttl, data: d, serial: serial + i } satisfies RecordChangeData }));
@@ -297,10 +372,13 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
       case "set": {
         requireExists(s);
         const recs = c.data.map((d) => normalizeRecord(zone, { name: c.name, type: c.rtype, ttl: c.ttl, data: d }, s.soa!.ttl));
-        const type = c.rtype.toUpperCase() as RecordType;
-        const name = absoluteName(c.name, zone);
+        const type = readType(c.rtype);
+        const given = readName(c.name, zone);
         if (type === "SOA") throw invalid("the SOA record is the zone's own; change it with zone.soa");
-        const ttl = c.ttl ?? s.rrsets.get(rrKey(name, type))?.ttl ?? s.soa!.ttl;
+        const before = s.rrsets.get(rrKey(given, type));
+        // The RRset keeps the case its owner was first written in.
+        const name = before?.name ?? given;
+        const ttl = c.ttl ?? before?.ttl ?? s.soa!.ttl;
         const data = recs.map((r) => r.data);
         checkChange(s, { name, type, ttl, data });
         const ev: RecordSetChangedData = { name, type, ttl, data, serial };
@@ -331,7 +409,11 @@ export const zoneBatchDecider: Decider<ZoneState, ZoneCommand[]> = {
       const evs = zoneDecider.decide(st, c);
       out.push(...evs);
       if (i === cmds.length - 1) break;
-      if (st === s) st = { ...s, rrsets: new Map(s.rrsets) };
+      if (st === s) {
+        st = { ...s, rrsets: new Map(s.rrsets) };
+        const g = genericCache.get(s.rrsets);
+        if (g) genericCache.set(st.rrsets, new Set(g));
+      }
       for (const e of evs) applyToScratch(st, e);
     }
     return out;
@@ -397,6 +479,7 @@ export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneSt
       const key = rrKey(d.name, d.type);
       const cur = s.rrsets.get(key);
       s.rrsets.set(key, cur ? { ...cur, data: [...cur.data, d.data] } : { name: d.name, type: d.type, ttl: d.ttl, data: [d.data] });
+      noteType(s, d.type);
       s.serial = d.serial;
       return s;
     }
@@ -417,6 +500,7 @@ export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneSt
       const key = rrKey(d.name, d.type);
       if (d.data.length === 0) s.rrsets.delete(key);
       else s.rrsets.set(key, { name: d.name, type: d.type, ttl: d.ttl, data: [...d.data] });
+      noteType(s, d.type);
       s.serial = d.serial;
       return s;
     }

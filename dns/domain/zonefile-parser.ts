@@ -1,6 +1,6 @@
 import { RealmError } from "../../services/kernel/errors.js";
-import { absoluteName, isValidLabel } from "./names.js";
-import { canonicalRdata, isRecordType, parseTtl, tokenize, type Token } from "./rdata.js";
+import { absoluteName, isValidLabel, lowerName } from "./names.js";
+import { canonicalRdata, parseTtl, recordType, tokenize, type Token } from "./rdata.js";
 import { assertTtl, type DnsRecord, type SoaFields } from "./zone.js";
 
 /** What a master file holds: its records (SOA apart) and its SOA, if it has one. */
@@ -17,6 +17,24 @@ export interface ZoneFileLimits {
   maxRecords?: number;
   /** Characters of one entry (a line, or lines joined by parentheses). Default 1 MiB. */
   maxEntryChars?: number;
+  /**
+   * Reads the file an `$INCLUDE` names (RFC 1035 5.1), relative to the including file (`from`, undefined
+   * for the top file): the text and the path to name it by and to resolve its own includes from. Without
+   * it (a file that came over the API: inline text, an upload, an HTTP body, where there is no directory)
+   * `$INCLUDE` is refused.
+   */
+  readInclude?: (path: string, from: string | undefined) => { text: string; path: string };
+  /** How deep `$INCLUDE`s may nest. Default 8. */
+  maxIncludeDepth?: number;
+  /** The text's chars are the file's octets (read as latin1), not Unicode: TXT octets are kept exactly. */
+  binary?: boolean;
+}
+
+/** What the parsers of one file and the files it includes fill together. */
+interface Sink {
+  records: DnsRecord[];
+  soa: SoaFields | null;
+  serial: number | null;
 }
 
 export const DEFAULT_MAX_RECORDS = 2_000_000;
@@ -25,8 +43,8 @@ const DEFAULT_MAX_ENTRY_CHARS = 1 << 20;
 
 /** Characters that need the careful path: comments, parentheses, quotes, escapes. */
 const SPECIAL = /[;()"\\]/;
-/** Characters that need the full tokenizer: quotes and escapes. */
-const QUOTING = /["\\]/;
+/** Characters that need the full tokenizer: quotes, escapes and anything past ASCII (UTF-8 TXT). */
+const QUOTING = /["\\\u0080-\uffff]/;
 const CLASSES_REFUSED = new Set(["CH", "HS", "CS"]);
 
 function fail(line: number, message: string): RealmError {
@@ -43,17 +61,18 @@ interface Entry {
 /**
  * An RFC 1035 master file parser fed in pieces (`push` any split of the text, then `end`), so a file can be
  * parsed as it streams in and never needs to sit in memory whole: it holds only the records and the line it
- * is in. It reads `$ORIGIN`, `$TTL`, `@`, relative names, blank owners, parentheses, comments, TTL units and
- * the IN class. Any error is a MALFORMED RealmError whose message starts with `line N:` (details `{ line }`);
- * after one, the parser is spent.
+ * is in. It reads `$ORIGIN`, `$TTL`, `$INCLUDE` (through `limits.readInclude`, relative to the including
+ * file; refused without it), `@`, relative names, blank owners, parentheses, comments, TTL units, the IN
+ * class (also as `CLASS1`), RFC 1035 5.1 escapes in names and strings, and RFC 3597 generic types and data.
+ * Owner names keep their case. Any error is a MALFORMED RealmError whose message starts with `line N:`
+ * (details `{ line }`); after one, the parser is spent.
  *
- * The common line (no comment, quote or parenthesis; a one-label relative owner) takes a fast path of a
- * split and a regex test; anything else goes through the full tokenizer and `absoluteName`.
+ * The common line (no comment, quote, escape, parenthesis or non-ASCII character; a one-label relative
+ * owner) takes a fast path of a split and a regex test; anything else goes through the full tokenizer and
+ * `absoluteName`.
  */
 export class ZoneFileParser {
-  readonly records: DnsRecord[] = [];
-  private soa: SoaFields | null = null;
-  private serial: number | null = null;
+  private readonly sink: Sink;
   private origin: string;
   private defaultTtl: number | null = null;
   private lastOwner: string | null = null;
@@ -74,15 +93,29 @@ export class ZoneFileParser {
   private readonly maxRecords: number;
   private readonly maxEntry: number;
   private readonly zone: string;
-  private readonly dotZone: string;
+  private readonly limits: ZoneFileLimits;
+  /** The path of the file this parser reads (undefined for the top file unless the reader named it). */
+  private readonly file: string | undefined;
+  private readonly depth_: number;
 
-  constructor(zone: string, limits: ZoneFileLimits = {}) {
-    this.zone = absoluteName(zone);
-    this.dotZone = `.${this.zone}`;
-    this.origin = this.zone;
+  constructor(zone: string, limits: ZoneFileLimits = {}, nested?: { sink: Sink; origin: string; file: string; depth: number; ttl: number | null }) {
+    this.zone = lowerName(absoluteName(zone));
+    this.origin = nested?.origin ?? this.zone;
+    this.originInZone = nested ? inZoneLower(this.origin, this.zone) : true;
+    this.limits = limits;
     this.maxRecords = limits.maxRecords ?? DEFAULT_MAX_RECORDS;
     this.maxEntry = limits.maxEntryChars ?? DEFAULT_MAX_ENTRY_CHARS;
+    this.sink = nested?.sink ?? { records: [], soa: null, serial: null };
+    this.file = nested?.file;
+    this.depth_ = nested?.depth ?? 0;
+    if (nested) this.defaultTtl = nested.ttl;
   }
+
+  /** The records read so far (the SOA apart), of this file and the files it included. */
+  get records(): DnsRecord[] {
+    return this.sink.records;
+  }
+
 
   /** Feeds the next piece of the file's text (it may end anywhere, in the middle of a line too). */
   push(text: string): void {
@@ -108,7 +141,7 @@ export class ZoneFileParser {
       this.physical(raw, ++this.lineNo);
     }
     if (this.depth > 0 && this.open) throw fail(this.open.line, "'(' is never closed");
-    return { origin: this.zone, soa: this.soa, serial: this.serial, records: this.records };
+    return { origin: this.zone, soa: this.sink.soa, serial: this.sink.serial, records: this.sink.records };
   }
 
   /** Physical line `n`: drops its comment, joins it to an entry whose parentheses are open. */
@@ -159,7 +192,7 @@ export class ZoneFileParser {
   private entry(entry: Entry): void {
     let tokens: Token[];
     try {
-      tokens = QUOTING.test(entry.text) ? tokenize(entry.text) : split(entry.text);
+      tokens = QUOTING.test(entry.text) ? tokenize(entry.text, this.limits.binary) : split(entry.text);
     } catch (err) {
       throw fail(entry.line, err instanceof Error ? err.message : String(err));
     }
@@ -174,7 +207,7 @@ export class ZoneFileParser {
 
   private record(entry: Entry, tokens: Token[]): void {
     const first = tokens[0]!;
-    if (!first.quoted && first.text.charCodeAt(0) === 36 /* $ */) return this.directive(first.text, tokens);
+    if (!first.quoted && first.raw.charCodeAt(0) === 36 /* $ */) return this.directive(first.raw, tokens, entry.line);
     let i = 0;
     let owner: string;
     let known = false;
@@ -182,21 +215,21 @@ export class ZoneFileParser {
       if (!this.lastOwner) throw new Error("no owner name and no previous owner");
       owner = this.lastOwner;
     } else {
-      if (first.text !== this.lastOwnerText || !this.lastOwner) {
+      if (first.raw !== this.lastOwnerText || !this.lastOwner) {
         this.lastOwner = null;
-        owner = this.ownerName(first.text);
+        owner = this.ownerName(first.raw);
       } else owner = this.lastOwner;
       known = this.ownerInZone;
-      this.lastOwnerText = first.text;
+      this.lastOwnerText = first.raw;
       i = 1;
     }
     let ttl: number | null = null;
     for (let k = 0; k < 2 && i < tokens.length; k++) {
-      const t = tokens[i]!.text;
+      const t = tokens[i]!.raw;
       const upper = t.toUpperCase();
-      if (upper === "IN") i++;
-      else if (CLASSES_REFUSED.has(upper)) throw new Error(`class ${t} is not supported (only IN)`);
-      else if (ttl === null && !isRecordType(upper)) {
+      if (upper === "IN" || upper === "CLASS1") i++;
+      else if (CLASSES_REFUSED.has(upper) || /^CLASS\d+$/.test(upper)) throw new Error(`class ${t} is not supported (only IN)`);
+      else if (ttl === null && recordType(upper) === null) {
         const parsed = parseTtl(t);
         if (parsed === null) break;
         ttl = parsed;
@@ -205,8 +238,8 @@ export class ZoneFileParser {
     }
     const typeTok = tokens[i];
     if (!typeTok) throw new Error("record type is missing");
-    const type = typeTok.text.toUpperCase();
-    if (!isRecordType(type)) throw new Error(`record type ${typeTok.text} is not supported`);
+    const type = recordType(typeTok.raw);
+    if (type === null) throw new Error(`record type ${typeTok.raw} is not supported (a type the realm has no name for can be written as TYPEnnn \\# <length> <hex>, RFC 3597)`);
     const data = canonicalRdata(type, tokens.slice(i + 1), this.origin);
     const effectiveTtl: number | null = ttl ?? this.defaultTtl ?? this.lastTtl;
     if (effectiveTtl === null) throw new Error("no TTL and no $TTL before it");
@@ -214,30 +247,53 @@ export class ZoneFileParser {
     this.lastOwner = owner;
     this.lastTtl = effectiveTtl;
     if (type === "SOA") {
-      if (owner !== this.zone) throw new Error(`the SOA record must be at the apex ${this.zone}, not ${owner}`);
-      if (this.soa) throw new Error("a second SOA record");
+      if (lowerName(owner) !== this.zone) throw new Error(`the SOA record must be at the apex ${this.zone}, not ${owner}`);
+      if (this.sink.soa) throw new Error("a second SOA record");
       const f = data.split(" ");
-      this.soa = { mname: f[0]!, rname: f[1]!, refresh: Number(f[3]), retry: Number(f[4]), expire: Number(f[5]), minimum: assertTtl(Number(f[6]), "SOA minimum"), ttl: effectiveTtl };
-      this.serial = Number(f[2]);
+      this.sink.soa = { mname: f[0]!, rname: f[1]!, refresh: Number(f[3]), retry: Number(f[4]), expire: Number(f[5]), minimum: assertTtl(Number(f[6]), "SOA minimum"), ttl: effectiveTtl };
+      this.sink.serial = Number(f[2]);
       return;
     }
-    if (!known && !(owner === this.zone || owner.endsWith(this.dotZone))) throw new Error(`${owner} is outside the zone ${this.zone}`);
-    if (this.records.length >= this.maxRecords) throw new Error(`the file holds more than ${this.maxRecords} records`);
-    this.records.push({ name: owner, type, ttl: effectiveTtl, data });
+    if (!known && !inZoneLower(owner, this.zone)) throw new Error(`${owner} is outside the zone ${this.zone}`);
+    if (this.sink.records.length >= this.maxRecords) throw new Error(`the file holds more than ${this.maxRecords} records`);
+    this.sink.records.push({ name: owner, type, ttl: effectiveTtl, data });
   }
 
-  private directive(name: string, tokens: Token[]): void {
+  private directive(name: string, tokens: Token[], line: number): void {
     const directive = name.toUpperCase();
     if (directive === "$ORIGIN") {
       if (tokens.length !== 2) throw new Error("$ORIGIN takes one name");
-      this.origin = absoluteName(tokens[1]!.text, this.origin);
-      this.originInZone = this.origin === this.zone || this.origin.endsWith(this.dotZone);
+      this.origin = absoluteName(tokens[1]!.raw, this.origin);
+      this.originInZone = inZoneLower(this.origin, this.zone);
       this.lastOwnerText = "";
       this.ownerInZone = false;
     } else if (directive === "$TTL") {
-      const t = tokens[1] ? parseTtl(tokens[1].text) : null;
+      const t = tokens[1] ? parseTtl(tokens[1].raw) : null;
       if (tokens.length !== 2 || t === null) throw new Error("$TTL takes one TTL");
+      assertTtl(t, "$TTL");
       this.defaultTtl = t;
+    } else if (directive === "$INCLUDE") {
+      if (tokens.length < 2 || tokens.length > 3) throw new Error("$INCLUDE takes a file name and an optional origin");
+      const read = this.limits.readInclude;
+      if (!read) throw new Error("$INCLUDE is not possible here: this file came over the API (inline text, an upload or an HTTP body), where there is no directory to read it from; expand the include first (`realm zone import` and `realm zone check` read includes next to the file)");
+      const depth = this.depth_ + 1;
+      const max = this.limits.maxIncludeDepth ?? 8;
+      if (depth > max) throw new Error(`$INCLUDE nests deeper than ${max} files`);
+      const origin = tokens[2] ? absoluteName(tokens[2].raw, this.origin) : this.origin;
+      let inc: { text: string; path: string };
+      try {
+        inc = read(tokens[1]!.text, this.file);
+      } catch (err) {
+        throw new Error(`$INCLUDE ${tokens[1]!.text}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const sub = new ZoneFileParser(this.zone, this.limits, { sink: this.sink, origin, file: inc.path, depth, ttl: this.defaultTtl ?? this.lastTtl });
+      try {
+        sub.push(inc.text);
+        sub.end();
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new RealmError("MALFORMED", `line ${line}: in ${inc.path} (included): ${msg}`, { line });
+      }
     } else throw new Error(`directive ${name} is not supported`);
   }
 
@@ -246,7 +302,7 @@ export class ZoneFileParser {
    * and joined to the origin, which is absolute and valid already; anything else goes to `absoluteName`.
    */
   private ownerName(text: string): string {
-    const n = text.toLowerCase();
+    const n = text;
     if (n.indexOf(".") < 0 && n !== "@" && isValidLabel(n, true) && n.length + 1 + this.origin.length <= 254 && this.origin !== ".") {
       this.ownerInZone = this.originInZone;
       return `${n}.${this.origin}`;
@@ -268,9 +324,17 @@ function split(text: string): Token[] {
     }
     const from = i;
     while (++i < n && (c = text.charCodeAt(i)) !== 32 && c !== 9);
-    out.push({ text: text.slice(from, i), quoted: false });
+    const t = text.slice(from, i);
+    out.push({ text: t, raw: t, quoted: false });
   }
   return out;
+}
+
+/** `name` (any case) is `zone` (lower case, absolute) or below it. */
+function inZoneLower(name: string, zone: string): boolean {
+  if (zone === ".") return true;
+  const n = lowerName(name);
+  return n === zone || n.endsWith(`.${zone}`);
 }
 
 /** Parses a whole master file held as one string (see ZoneFileParser). */

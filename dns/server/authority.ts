@@ -1,6 +1,8 @@
-import { packetData, targetOf, TYPE_BY_CODE, TYPE_CODES, type RecordType } from "../domain/rdata.js";
+import { packetData, targetOf, TYPE_BY_CODE, TYPE_CODES, typeCode, type RecordType } from "../domain/rdata.js";
 import { parentName } from "../domain/names.js";
 import type { ZoneState } from "../domain/zone.js";
+import { wireName } from "./names-wire.js";
+import { fixed } from "./wire.js";
 
 /** A resource record ready for dns-packet's encoder. */
 export interface WireRecord {
@@ -11,7 +13,7 @@ export interface WireRecord {
   data: unknown;
 }
 
-export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, YXDOMAIN: 6 } as const;
 
 /** What the authority says about one question, before encoding. */
 export interface AnswerPlan {
@@ -22,16 +24,30 @@ export interface AnswerPlan {
   additionals: WireRecord[];
   /** The zone the answer came from (null when no zone of the realm holds the name). */
   zone: string | null;
+  /** A referral: its glue must fit, or the reply goes out with TC (RFC 9471 3; knot does the same). */
+  glueRequired?: boolean;
+  /** An Extended DNS Error (RFC 8914) for the reply's OPT: 20 "Not Authoritative" on REFUSED, as knot does. */
+  ede?: number;
 }
 
 interface RRset {
   type: RecordType;
+  /** The owner as the zone writes it (its case kept); the index keys it in lower case. */
+  owner: string;
   ttl: number;
   data: string[];
   wire?: WireRecord[];
 }
 
-/** One zone, indexed for lookups: owner -> type -> RRset, plus the names that exist only as ancestors. */
+/** Longest CNAME chain followed inside a zone (knot stops at loops too; this bounds the work). */
+const MAX_CHAIN = 16;
+const ANY = 255;
+const DS = 43;
+/** RRSIG and NSEC live beside a CNAME (RFC 4035 2.2): asked for, they are answered at the node, not through the CNAME. */
+const RRSIG = 46;
+const NSEC = 47;
+
+/** One zone, indexed for lookups: lower-case owner -> type -> RRset, plus the names that exist only as ancestors. */
 class ZoneIndex {
   readonly nodes = new Map<string, Map<RecordType, RRset>>();
   /** Empty non-terminals: names with no records but with descendants that have some. */
@@ -42,13 +58,14 @@ class ZoneIndex {
   constructor(readonly zone: string, state: ZoneState) {
     const soa = state.soa!;
     const soaData = `${soa.mname} ${soa.rname} ${state.serial} ${soa.refresh} ${soa.retry} ${soa.expire} ${soa.minimum}`;
-    const soaSet: RRset = { type: "SOA", ttl: soa.ttl, data: [soaData] };
+    const soaSet: RRset = { type: "SOA", owner: zone, ttl: soa.ttl, data: [soaData] };
     this.node(zone).set("SOA", soaSet);
-    this.soa = wire(zone, soaSet)[0]!;
+    this.soa = wire(soaSet)[0]!;
     this.negativeSoa = { ...this.soa, ttl: Math.min(soa.ttl, soa.minimum) };
     for (const set of state.rrsets.values()) {
-      this.node(set.name).set(set.type, { type: set.type, ttl: set.ttl, data: set.data });
-      for (let p = parentName(set.name); p && p !== zone && p.endsWith(zone); p = parentName(p)) if (!this.nodes.has(p)) this.ents.add(p);
+      const key = set.name.toLowerCase();
+      this.node(key).set(set.type, { type: set.type, owner: set.name, ttl: set.ttl, data: set.data });
+      for (let p = parentName(key); p && p !== zone && p.endsWith(zone); p = parentName(p)) if (!this.nodes.has(p)) this.ents.add(p);
     }
     for (const n of this.nodes.keys()) this.ents.delete(n);
   }
@@ -62,35 +79,63 @@ class ZoneIndex {
   exists(name: string): boolean {
     return this.nodes.has(name) || this.ents.has(name);
   }
+
+  contains(name: string): boolean {
+    return name === this.zone || name.endsWith(`.${this.zone}`);
+  }
 }
 
-function wire(owner: string, set: RRset): WireRecord[] {
-  if (!set.wire) set.wire = set.data.map((d) => ({ name: owner, class: "IN" as const, ttl: set.ttl, ...(packetData(set.type, d) as { type: string; data: unknown }) }));
+function wire(set: RRset): WireRecord[] {
+  if (!set.wire) set.wire = set.data.map((d) => record(set, d));
   return set.wire;
+}
+
+/** One record for the encoder; a DNAME's target stays a name (written whole, RFC 6672 2.5, but pointed at by the CNAME it makes). */
+function record(set: RRset, d: string): WireRecord {
+  if (set.type === "DNAME") return { name: set.owner, class: "IN", ttl: set.ttl, type: "DNAME", data: d === "." ? "." : d.replace(/\.$/, "") };
+  return { name: set.owner, class: "IN" as const, ttl: set.ttl, ...(packetData(set.type, d) as { type: string; data: unknown }) };
 }
 
 function* transferOf(ix: ZoneIndex): Generator<WireRecord> {
   yield ix.soa;
-  for (const [owner, types] of ix.nodes) {
+  for (const types of ix.nodes.values()) {
     for (const set of types.values()) {
       if (set.type === "SOA") continue;
       if (set.wire) yield* set.wire;
-      else for (const d of set.data) yield { name: owner, class: "IN" as const, ttl: set.ttl, ...(packetData(set.type, d) as { type: string; data: unknown }) };
+      else for (const d of set.data) yield record(set, d);
     }
   }
   yield ix.soa;
 }
 
-function synth(star: string, qname: string, set: RRset): WireRecord[] {
-  return wire(star, set).map((r) => ({ ...r, name: qname }));
+/** Wildcard synthesis (RFC 4592): the wildcard's records with the name asked for as owner. */
+function synth(qname: string, set: RRset): WireRecord[] {
+  return wire(set).map((r) => (fixed(r), { ...r, name: qname }));
 }
 
-const trimDot = (n: string) => (n === "." ? "." : n.endsWith(".") ? n.slice(0, -1) : n);
+/** The name whose addresses go in the additional section for a record of `type` at `owner`, if any. */
+function additionalTarget(type: RecordType, data: string, owner: string): string | undefined {
+  if (type === "MX" || type === "SRV" || type === "NS") return targetOf(type, data);
+  if (type === "SVCB" || type === "HTTPS") {
+    // RFC 9460 2.5: the TargetName "." is the owner itself in ServiceMode.
+    const target = data.split(" ")[1];
+    return target === "." ? (data.startsWith("0 ") ? undefined : owner) : target;
+  }
+  return undefined;
+}
+
+/** The RRset an ANY question is answered with (RFC 8482 4.1: one RRset; knot takes the lowest type code). */
+function minimalAny(node: Map<RecordType, RRset>): RRset | undefined {
+  let best: RRset | undefined;
+  for (const set of node.values()) if (!best || typeCode(set.type) < typeCode(best.type)) best = set;
+  return best;
+}
 
 /**
  * Answers questions from the realm's zones (RFC 1034 4.3.2): referrals at delegations with glue, CNAME
- * chasing inside the zone, wildcards, NXDOMAIN vs NODATA with the SOA in the authority section.
- * Zones are indexed lazily after a change.
+ * chains inside the zone (the RCODE and the SOA follow the chain's end, RFC 6604; a chain into a delegation
+ * ends in its referral), wildcards, NXDOMAIN vs NODATA with the SOA in the authority section, minimal ANY
+ * (RFC 8482). Owners are answered as the zone writes them. Zones are indexed lazily after a change.
  */
 export class Authority {
   private indexes = new Map<string, ZoneIndex>();
@@ -130,84 +175,138 @@ export class Authority {
     return this.findZone(qname) !== undefined;
   }
 
+  /** `qname` absolute and lower case. */
   answer(qname: string, qtype: number): AnswerPlan {
     const ix = this.findZone(qname);
-    if (!ix) return { rcode: Rcode.REFUSED, aa: false, answers: [], authorities: [], additionals: [], zone: null };
+    if (!ix) return { rcode: Rcode.REFUSED, aa: false, answers: [], authorities: [], additionals: [], zone: null, ede: 20 };
     const plan: AnswerPlan = { rcode: Rcode.NOERROR, aa: true, answers: [], authorities: [], additionals: [], zone: ix.zone };
-    this.resolveIn(ix, qname, qtype, plan, 0);
+    const added = new Set<string>();
+    const seen = new Set<string>();
+    let name = qname;
+    for (let depth = 0; depth < MAX_CHAIN; depth++) {
+      const next = this.step(ix, name, qtype, plan, depth, added);
+      seen.add(name);
+      // The chain leaves the zone (the client follows it) or comes back to a name already answered (a loop).
+      if (next === null || !ix.contains(next) || seen.has(next)) break;
+      name = next;
+    }
     return plan;
   }
 
-  private delegationAbove(ix: ZoneIndex, qname: string): string | null {
-    // Walk from just below the apex down to qname: the highest cut wins.
+  /**
+   * What stops a lookup of `name` on its way down from the apex (RFC 1034 4.3.2 step 3b, RFC 6672 3.2): the
+   * highest delegation at or above it (below the apex), or a DNAME strictly above it; null when nothing does.
+   */
+  private barrier(ix: ZoneIndex, name: string): { cut: string } | { dname: RRset } | null {
     const chain: string[] = [];
-    for (let n: string | null = qname; n && n !== ix.zone; n = parentName(n)) chain.push(n);
-    for (let i = chain.length - 1; i >= 0; i--) if (ix.nodes.get(chain[i]!)?.has("NS")) return chain[i]!;
+    for (let n: string | null = name; n && ix.contains(n); n = parentName(n)) {
+      chain.push(n);
+      if (n === ix.zone) break;
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const n = chain[i]!;
+      const node = ix.nodes.get(n);
+      if (!node) continue;
+      if (n !== ix.zone && node.has("NS")) return { cut: n };
+      const d = i > 0 ? node.get("DNAME") : undefined;
+      if (d) return { dname: d };
+    }
     return null;
   }
 
-  private resolveIn(ix: ZoneIndex, qname: string, qtype: number, plan: AnswerPlan, depth: number): void {
-    const cut = this.delegationAbove(ix, qname);
-    if (cut) {
-      if (depth > 0) return; // a CNAME into a delegated name: the client follows it
-      plan.aa = false;
+  /**
+   * DNAME substitution (RFC 6672 3.2): the DNAME, then a CNAME from `name` to `name` with the DNAME's owner
+   * replaced by its target (the DNAME's TTL); the target is followed like a CNAME's. YXDOMAIN when the new
+   * name would be longer than 255 octets.
+   */
+  private substitute(dname: RRset, name: string, qtype: number, plan: AnswerPlan): string | null {
+    plan.answers.push(...wire(dname));
+    const owner = dname.owner.toLowerCase();
+    const target = dname.data[0]!.toLowerCase();
+    const prefix = name.slice(0, name.length - owner.length);
+    const next = target === "." ? prefix : prefix + target;
+    if (wireName(next, false).length > 255) {
+      plan.rcode = Rcode.YXDOMAIN;
+      return null;
+    }
+    plan.answers.push({ name, type: "CNAME", class: "IN", ttl: dname.ttl, data: next === "." ? "." : next.slice(0, -1) });
+    return qtype === TYPE_CODES.CNAME ? null : next;
+  }
+
+  /** Answers `name` (one link of a CNAME chain) into `plan`; returns the CNAME's target to follow, or null. */
+  private step(ix: ZoneIndex, name: string, qtype: number, plan: AnswerPlan, depth: number, added: Set<string>): string | null {
+    const stop = this.barrier(ix, name);
+    if (stop && "dname" in stop) return this.substitute(stop.dname, name, qtype, plan);
+    const cut = stop?.cut;
+    // DS at a cut belongs to the parent side (RFC 4035 3.1.4.1): answered here, not referred.
+    if (cut && !(qtype === DS && cut === name)) {
+      if (depth === 0) plan.aa = false;
+      plan.glueRequired = true;
       const ns = ix.nodes.get(cut)!.get("NS")!;
-      plan.authorities.push(...wire(cut, ns));
-      for (const target of ns.data) this.addAddresses(ix, target, plan, true);
-      return;
+      plan.authorities.push(...wire(ns));
+      for (const d of ns.data) this.addAddresses(ix, targetOf("NS", d)!, plan, added);
+      return null;
     }
-    let node = ix.nodes.get(qname);
-    let owner = qname;
-    let wildcard = false;
-    if (!node) {
-      if (ix.ents.has(qname)) return this.nodata(ix, plan, depth);
-      let encloser: string | null = parentName(qname);
-      while (encloser && !ix.exists(encloser) && encloser !== ix.zone) encloser = parentName(encloser);
-      const star = encloser === "." ? "*." : `*.${encloser}`;
-      node = ix.nodes.get(star);
-      if (!node) {
-        if (depth === 0) {
-          plan.rcode = Rcode.NXDOMAIN;
-          plan.authorities.push(ix.negativeSoa);
-        }
-        return;
-      }
-      owner = star;
-      wildcard = true;
+    const found = this.lookup(ix, name);
+    if (found === "nodata") return this.nodata(ix, plan);
+    if (found === null) {
+      plan.rcode = Rcode.NXDOMAIN;
+      plan.authorities.push(ix.negativeSoa);
+      return null;
     }
-    const emit = (set: RRset) => (wildcard ? synth(owner, qname, set) : wire(owner, set));
+    const { node, wildcard } = found;
+    const emit = (set: RRset) => (wildcard ? synth(name, set) : wire(set));
     const cname = node.get("CNAME");
-    if (cname && qtype !== TYPE_CODES.CNAME) {
+    if (cname && qtype !== TYPE_CODES.CNAME && qtype !== ANY && qtype !== RRSIG && qtype !== NSEC) {
       plan.answers.push(...emit(cname));
-      const target = cname.data[0]!;
-      if (depth < 8 && (target === ix.zone || target.endsWith(`.${ix.zone}`)) && !plan.answers.some((a, i) => i < plan.answers.length - 1 && trimDot(a.name) === trimDot(target))) {
-        this.resolveIn(ix, target, qtype, plan, depth + 1);
-      }
-      return;
-    }
-    if (qtype === 255) {
-      for (const set of node.values()) plan.answers.push(...emit(set));
-      return;
+      return cname.data[0]!.toLowerCase();
     }
     const type = TYPE_BY_CODE.get(qtype);
-    const set = type ? node.get(type) : undefined;
-    if (!set) return this.nodata(ix, plan, depth);
+    const set = qtype === ANY ? minimalAny(node) : type ? node.get(type) : undefined;
+    if (!set) return this.nodata(ix, plan);
     plan.answers.push(...emit(set));
-    if (type === "MX" || type === "SRV" || type === "NS") for (const d of set.data) this.addAddresses(ix, targetOf(type, d)!, plan, false);
+    for (const d of set.data) {
+      const target = additionalTarget(set.type, d, name);
+      if (target) this.addAddresses(ix, target, plan, added);
+    }
+    return null;
   }
 
-  private nodata(ix: ZoneIndex, plan: AnswerPlan, depth: number): void {
-    if (depth === 0 || plan.authorities.length === 0) plan.authorities.push(ix.negativeSoa);
+  /**
+   * The node answering `name` below any cut: the name's own, or the wildcard of its closest encloser
+   * (RFC 4592); "nodata" for an empty non-terminal, null when the name does not exist.
+   */
+  private lookup(ix: ZoneIndex, name: string): { node: Map<RecordType, RRset>; wildcard: boolean } | "nodata" | null {
+    const own = ix.nodes.get(name);
+    if (own) return { node: own, wildcard: false };
+    if (ix.ents.has(name)) return "nodata";
+    let encloser: string | null = parentName(name);
+    while (encloser && !ix.exists(encloser) && encloser !== ix.zone) encloser = parentName(encloser);
+    const star = ix.nodes.get(encloser === "." ? "*." : `*.${encloser}`);
+    return star ? { node: star, wildcard: true } : null;
   }
 
-  private addAddresses(ix: ZoneIndex, target: string, plan: AnswerPlan, glue: boolean): void {
-    if (!(target === ix.zone || target.endsWith(`.${ix.zone}`))) return;
-    if (!glue && this.delegationAbove(ix, target)) return;
-    const node = ix.nodes.get(target);
-    if (!node) return;
+  private nodata(ix: ZoneIndex, plan: AnswerPlan): null {
+    plan.authorities.push(ix.negativeSoa);
+    return null;
+  }
+
+  /**
+   * Additional-section processing (RFC 1035 3.3.2, 4.3.2 step 6): the A and AAAA records of an in-zone
+   * target, as knot does it: glue below a cut included, a wildcard's addresses synthesized for the target,
+   * each target once.
+   */
+  private addAddresses(ix: ZoneIndex, target: string, plan: AnswerPlan, added: Set<string>): void {
+    const key = target.toLowerCase();
+    if (!ix.contains(key) || added.has(key)) return;
+    added.add(key);
+    // At or below a cut only the name's own records count (glue, or occluded data as knot gives it); above, a wildcard may answer.
+    const stop = this.barrier(ix, key);
+    const found = stop ? ("cut" in stop ? { node: ix.nodes.get(key), wildcard: false } : null) : this.lookup(ix, key);
+    if (!found || found === "nodata" || !found.node) return;
     for (const t of ["A", "AAAA"] as const) {
-      const set = node.get(t);
-      if (set) plan.additionals.push(...wire(target, set));
+      const set = found.node.get(t);
+      if (set) plan.additionals.push(...(found.wildcard ? synth(key, set) : wire(set)));
     }
   }
 

@@ -16,14 +16,21 @@ export interface ParsedQuery {
   /** UDP payload size the client advertised with EDNS0, or null without an OPT record. */
   ednsPayload: number | null;
   ednsVersion: number;
+  /** The DO bit of the query's OPT (RFC 3225), copied into the reply's OPT. */
+  dnssecOk: boolean;
+  /** Records in the authority section (an IXFR question carries the client's SOA there, RFC 1995 3). */
+  nscount: number;
 }
 
 export type QueryVerdict =
   | { kind: "query"; q: ParsedQuery }
   /** Too short or a response: nothing is sent back. */
   | { kind: "drop" }
-  /** A header was readable but the rest is not: FORMERR with the header's id and opcode. */
-  | { kind: "formerr"; id: number; opcode: number; rd: boolean };
+  /**
+   * A header was readable but the rest is not: FORMERR with the header's id and opcode; `q` when the
+   * question was readable (it is echoed, with an OPT when the query had one).
+   */
+  | { kind: "formerr"; id: number; opcode: number; rd: boolean; q?: ParsedQuery };
 
 export function readQuery(buf: Buffer): QueryVerdict {
   if (buf.length < 12) return { kind: "drop" };
@@ -65,14 +72,50 @@ export function readQuery(buf: Buffer): QueryVerdict {
   const qtype = buf.readUInt16BE(off);
   const qclass = buf.readUInt16BE(off + 2);
   const questionEnd = off + 4;
+  const q: ParsedQuery = { id, opcode, rd, qname, questionEnd, qtype, qclass, ednsPayload: null, ednsVersion: 0, dnssecOk: false, nscount: ns };
+  // The other sections: records are skipped (bounded by the buffer: each takes at least 11 octets); an OPT
+  // in the additional section is read. Two OPTs, an OPT outside the additional section or with an owner
+  // other than the root, or a record running past the end: FORMERR (RFC 6891 6.1.1).
   off = questionEnd;
-  let ednsPayload: number | null = null;
-  let ednsVersion = 0;
-  if (an === 0 && ns === 0 && ar >= 1 && off + 11 <= buf.length && buf[off] === 0 && buf.readUInt16BE(off + 1) === 41) {
-    ednsPayload = Math.max(512, buf.readUInt16BE(off + 3));
-    ednsVersion = buf[off + 6]!;
+  let opts = 0;
+  const records = an + ns + ar;
+  for (let i = 0; i < records; i++) {
+    const nameStart = off;
+    off = skipName(buf, off);
+    if (off < 0 || off + 10 > buf.length) return { ...formerr, q };
+    const type = buf.readUInt16BE(off);
+    const rdlen = buf.readUInt16BE(off + 8);
+    if (off + 10 + rdlen > buf.length) return { ...formerr, q };
+    if (type === 41) {
+      // Two OPTs: FORMERR without an OPT (which of them would it answer?), as knot does.
+      if (++opts > 1) return { ...formerr, q: { ...q, ednsPayload: null, ednsVersion: 0, dnssecOk: false } };
+      if (i < an + ns || buf[nameStart] !== 0) return { ...formerr, q };
+      withEdns(q, buf, off);
+    }
+    off += 10 + rdlen;
   }
-  return { kind: "query", q: { id, opcode, rd, qname, questionEnd, qtype, qclass, ednsPayload, ednsVersion } };
+  return { kind: "query", q };
+}
+
+function withEdns(q: ParsedQuery, buf: Buffer, typeAt: number): ParsedQuery {
+  if (q.ednsPayload !== null) return q;
+  q.ednsPayload = Math.max(512, buf.readUInt16BE(typeAt + 2));
+  q.ednsVersion = buf[typeAt + 5]!;
+  q.dnssecOk = (buf[typeAt + 6]! & 0x80) !== 0;
+  return q;
+}
+
+/** The offset after a (possibly compressed) name, or -1. A pointer ends the name; nothing is followed. */
+function skipName(buf: Buffer, off: number): number {
+  for (let n = 0; n < 128; n++) {
+    if (off >= buf.length) return -1;
+    const len = buf[off]!;
+    if (len === 0) return off + 1;
+    if ((len & 0xc0) === 0xc0) return off + 2 <= buf.length ? off + 2 : -1;
+    if (len > 63) return -1;
+    off += len + 1;
+  }
+  return -1;
 }
 
 /** A header-only reply (FORMERR, NOTIMP, ...) with the query's id and opcode. */

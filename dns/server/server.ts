@@ -2,8 +2,10 @@ import dgram from "node:dgram";
 import net from "node:net";
 import * as dnsPacket from "dns-packet";
 import type { Logger } from "pino";
-import { Authority, Rcode, type AnswerPlan, type WireRecord } from "./authority.js";
+import { Authority, Rcode, type AnswerPlan } from "./authority.js";
 import { headerOnly, readQuery, type ParsedQuery } from "./query.js";
+import { encodeSections, MAX_MESSAGE, type EncodedBody, type Sections } from "./wire.js";
+import { lowerCaseFrom, nameOctets } from "./names-wire.js";
 import type { Forwarder } from "./forwarder.js";
 import { ipAllowed } from "./acl.js";
 import { TransferWriter } from "./transfer.js";
@@ -26,14 +28,26 @@ export interface DnsServerOptions {
 }
 
 interface CachedAnswer {
-  /** Header bytes 2..11 (flags and counts) of the full answer. */
+  /** Header flags of the answer: QR, AA, RA and the RCODE (RD, CD and TC are set per reply). */
   flags: number;
-  counts: [number, number, number];
-  /** Everything after the question. */
-  body: Buffer;
-  /** The truncated reply's body (OPT only, or nothing) and counts, used when the full answer does not fit. */
-  truncBody: Buffer;
-  truncAr: number;
+  plan: Sections;
+  /** The sections compressed against the question as the key spells it (lower case): for queries written in lower case. */
+  lower: EncodedBody;
+  /**
+   * For a question with upper-case letters: the sections pointing only into the labels after the last one with
+   * an upper-case letter (the pointers must not change a name's case), per that label's index, or (-1) into
+   * all of a question that spells its name as the zone does. Made on need.
+   */
+  mixed?: Map<number, EncodedBody>;
+  /** The sections cut to a size (RFC 2181 9), per `<from>/<limit>`: made on first need. */
+  cut?: Map<string, EncodedBody>;
+  /** Extended DNS Error info code for the OPT (RFC 8914), or 0. */
+  ede: number;
+  /**
+   * The zone's spelling of the question's name when it is not in lower case (an owner written `MixedCase`):
+   * a query spelling it the same way gets pointers to its question, as a lower-case query does.
+   */
+  spelling?: { name: string; wire: Buffer };
 }
 
 const OPT_TYPE = 41;
@@ -198,71 +212,112 @@ export class DnsServer {
     }
     if (v.kind === "formerr") {
       this.stats.formerr++;
-      return headerOnly(v.id, v.opcode, v.rd, Rcode.FORMERR);
+      return v.q ? this.bare(v.q, msg, Rcode.FORMERR) : headerOnly(v.id, v.opcode, v.rd, Rcode.FORMERR);
     }
     const q = v.q;
-    if (q.opcode !== 0) return headerOnly(q.id, q.opcode, q.rd, Rcode.NOTIMP);
-    if (q.ednsPayload !== null && q.ednsVersion > 0) return badVersion(q, msg);
-    if (q.qclass !== 1 && q.qclass !== 255) return this.reply(q, msg, transport, refused());
-    if (q.qtype === 252 || q.qtype === 251 || q.qtype === OPT_TYPE) {
-      // Zone transfers only over TCP (handled before this); OPT is not a question.
-      return headerOnly(q.id, q.opcode, q.rd, q.qtype === OPT_TYPE ? Rcode.FORMERR : Rcode.REFUSED);
-    }
-    const key = `${q.qname}/${q.qtype}/${q.ednsPayload === null ? 0 : 1}`;
+    if (q.opcode !== 0) return this.bare(q, msg, Rcode.NOTIMP);
+    // RFC 6891 6.1.3: an EDNS version above 0 gets BADVERS (extended RCODE 16) with our OPT of version 0.
+    if (q.ednsPayload !== null && q.ednsVersion > 0) return this.bare(q, msg, 16);
+    if (q.qclass !== 1 && q.qclass !== 255) return this.reply(q, msg, transport, refused(0));
+    // Zone transfers only over TCP (handled before this: RFC 5936 4.2, AXFR over UDP is not implemented, as
+    // knot says); IXFR over UDP is FORMERR without the client's SOA (RFC 1995 3, as knot), else refused;
+    // type 0 is no type (NOTIMP, as knot).
+    if (q.qtype === 252 || q.qtype === 0) return this.bare(q, msg, Rcode.NOTIMP);
+    if (q.qtype === 251) return this.bare(q, msg, q.nscount === 0 ? Rcode.FORMERR : Rcode.REFUSED);
+    const key = `${q.qname}/${q.qtype}`;
     const hit = this.cache.get(key);
     if (hit) return this.emit(q, msg, transport, hit);
     const fwd = this.opts.forwarder;
     const plan = fwd && fwd.handles(q.qname) && !this.authority.isAuthoritative(q.qname) ? null : this.authority.answer(q.qname, q.qtype);
     if (!plan) {
-      if (!q.rd) return this.reply(q, msg, transport, refused());
+      if (!q.rd) return this.reply(q, msg, transport, refused(20));
       this.stats.forwarded++;
       return this.opts.forwarder!.resolve(q.qname, q.qtype).then(
         (res) => this.reply(q, msg, transport, res),
-        () => headerOnly(q.id, q.opcode, q.rd, Rcode.SERVFAIL),
+        () => this.bare(q, msg, Rcode.SERVFAIL),
       );
     }
     if (plan.rcode === Rcode.REFUSED) this.stats.refused++;
-    const entry = this.encodePlan(plan, q.ednsPayload !== null);
+    const entry = this.encodePlan(plan, q);
     if (this.cache.size >= (this.opts.cacheEntries ?? 100_000)) this.cache.clear();
     this.cache.set(key, entry);
     return this.emit(q, msg, transport, entry);
   }
 
   private reply(q: ParsedQuery, msg: Buffer, transport: "udp" | "tcp", plan: AnswerPlan & { ra?: boolean }): Buffer {
-    return this.emit(q, msg, transport, this.encodePlan(plan, q.ednsPayload !== null));
+    return this.emit(q, msg, transport, this.encodePlan(plan, q));
   }
 
-  private encodePlan(plan: AnswerPlan & { ra?: boolean }, edns: boolean): CachedAnswer {
-    const opt: WireRecord[] = edns ? [{ name: ".", type: "OPT", class: "IN", ttl: 0, data: [], udpPayloadSize: this.opts.ednsPayload ?? 1232 } as unknown as WireRecord] : [];
-    const additionals = [...plan.additionals, ...opt];
-    const enc = dnsPacket.encode({
-      type: "response",
-      id: 0,
-      flags: 0,
-      questions: [],
-      answers: plan.answers as dnsPacket.Answer[],
-      authorities: plan.authorities as dnsPacket.Answer[],
-      additionals: additionals as dnsPacket.Answer[],
-    });
+  private encodePlan(plan: AnswerPlan & { ra?: boolean }, q: ParsedQuery): CachedAnswer {
     const flags = 0x8000 | (plan.aa ? 0x0400 : 0) | (plan.ra ? 0x0080 : 0) | (plan.rcode & 0xf);
-    const truncBody = edns ? dnsPacket.encode({ type: "response", id: 0, flags: 0, questions: [], additionals: opt as dnsPacket.Answer[] }).subarray(12) : Buffer.alloc(0);
-    return { flags, counts: [plan.answers.length, plan.authorities.length, additionals.length], body: enc.subarray(12), truncBody, truncAr: opt.length };
+    const sections: Sections = { answers: plan.answers, authorities: plan.authorities, additionals: plan.additionals, glueRequired: plan.glueRequired };
+    const entry: CachedAnswer = { flags, plan: sections, lower: encodeSections(sections, q.questionEnd - 12, q.qname, MAX_MESSAGE), ede: plan.ede ?? 0 };
+    const owner = plan.answers[0]?.name;
+    if (owner !== undefined) {
+      const abs = owner.endsWith(".") ? owner : `${owner}.`;
+      if (abs !== q.qname && abs.toLowerCase() === q.qname) entry.spelling = { name: abs, wire: nameOctets(abs) };
+    }
+    return entry;
+  }
+
+  /** The UDP payload this server advertises in its OPT (and the most it sends over UDP, as knot does). */
+  private get payload(): number {
+    return this.opts.ednsPayload ?? 1232;
   }
 
   private emit(q: ParsedQuery, msg: Buffer, transport: "udp" | "tcp", a: CachedAnswer): Buffer {
     const qlen = q.questionEnd - 12;
-    const limit = transport === "tcp" ? 65535 : q.ednsPayload === null ? 512 : Math.min(q.ednsPayload, 4096);
-    const full = 12 + qlen + a.body.length <= limit;
-    const body = full ? a.body : a.truncBody;
-    const out = Buffer.allocUnsafe(12 + qlen + body.length);
+    const edns = q.ednsPayload !== null;
+    const optLen = edns ? (a.ede ? 17 : 11) : 0;
+    const limit = transport === "tcp" ? MAX_MESSAGE : edns ? Math.min(q.ednsPayload!, Math.max(512, this.payload)) : 512;
+    // Pointers into the question are right only where the query spells its name as the key does (lower case).
+    let from = lowerCaseFrom(msg, 12);
+    let qname = q.qname;
+    const sp = a.spelling;
+    if (from !== 0 && sp && sp.wire.length === qlen - 4 && msg.compare(sp.wire, 0, sp.wire.length, 12, q.questionEnd - 4) === 0) {
+      from = -1; // the query spells its name as the zone does: point at all of it
+      qname = sp.name;
+    }
+    let enc = from === 0 ? a.lower : this.variant((a.mixed ??= new Map()), from, () => encodeSections(a.plan, qlen, qname, MAX_MESSAGE, Math.max(from, 0)));
+    if (enc.tc || 12 + qlen + enc.body.length + optLen > limit) {
+      enc = this.variant((a.cut ??= new Map()), `${from}/${limit - optLen}`, () => encodeSections(a.plan, qlen, qname, limit - optLen, Math.max(from, 0)));
+    }
+    const out = Buffer.allocUnsafe(12 + qlen + enc.body.length + optLen);
     out.writeUInt16BE(q.id, 0);
-    out.writeUInt16BE(a.flags | (q.rd ? 0x0100 : 0) | (full ? 0 : 0x0200), 2);
+    out.writeUInt16BE(a.flags | (msg.readUInt16BE(2) & 0x0110) | (enc.tc ? 0x0200 : 0), 2);
     out.writeUInt16BE(1, 4);
-    out.writeUInt16BE(full ? a.counts[0] : 0, 6);
-    out.writeUInt16BE(full ? a.counts[1] : 0, 8);
-    out.writeUInt16BE(full ? a.counts[2] : a.truncAr, 10);
+    out.writeUInt16BE(enc.an, 6);
+    out.writeUInt16BE(enc.ns, 8);
+    out.writeUInt16BE(enc.ar + (edns ? 1 : 0), 10);
     msg.copy(out, 12, 12, q.questionEnd);
-    body.copy(out, 12 + qlen);
+    enc.body.copy(out, 12 + qlen);
+    if (edns) writeOpt(out, 12 + qlen + enc.body.length, this.payload, 0, q.dnssecOk, a.ede);
+    return out;
+  }
+
+  /** A cached encoding of an answer (a few per answer at most: kept while under 64). */
+  private variant<K>(m: Map<K, EncodedBody>, key: K, make: () => EncodedBody): EncodedBody {
+    let v = m.get(key);
+    if (!v) {
+      v = make();
+      if (m.size < 64) m.set(key, v);
+    }
+    return v;
+  }
+
+  /**
+   * A reply with the question and no records (errors: FORMERR, NOTIMP, SERVFAIL, BADVERS), with our OPT when
+   * the query had one (RFC 6891 7: an OPT in every reply to an EDNS query). `rcode` may be extended (> 15).
+   */
+  private bare(q: ParsedQuery, msg: Buffer, rcode: number): Buffer {
+    const edns = q.ednsPayload !== null;
+    const out = Buffer.allocUnsafe(q.questionEnd + (edns ? 11 : 0));
+    msg.copy(out, 0, 0, q.questionEnd);
+    if (edns) writeOpt(out, q.questionEnd, this.payload, rcode >> 4, q.dnssecOk);
+    out.writeUInt16BE(0x8000 | (q.opcode << 11) | (msg.readUInt16BE(2) & 0x0110) | (rcode & 0xf), 2);
+    out.writeUInt16BE(1, 4);
+    out.writeUInt32BE(0, 6);
+    out.writeUInt16BE(edns ? 1 : 0, 10);
     return out;
   }
 
@@ -274,7 +329,7 @@ export class DnsServer {
   private async transfer(socket: net.Socket, q: ParsedQuery, msg: Buffer): Promise<void> {
     const allowed = ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
     const records = allowed ? this.authority.transfer(q.qname) : null;
-    const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd));
+    const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd), q.qname);
     if (!records) return out.flush(true, Rcode.REFUSED);
     this.stats.transfers++;
     for (const r of records) {
@@ -285,25 +340,28 @@ export class DnsServer {
   }
 }
 
-/** RFC 6891 6.1.3: an EDNS version above 0 gets BADVERS (extended rcode 16) and our OPT with version 0. */
-function badVersion(q: ParsedQuery, msg: Buffer): Buffer {
-  const question = msg.subarray(12, q.questionEnd);
-  const out = Buffer.alloc(12 + question.length + 11);
-  out.writeUInt16BE(q.id, 0);
-  out.writeUInt16BE(0x8000 | (q.rd ? 0x0100 : 0), 2);
-  out.writeUInt16BE(1, 4);
-  out.writeUInt16BE(1, 10);
-  question.copy(out, 12);
-  const o = 12 + question.length;
-  out[o] = 0;
-  out.writeUInt16BE(41, o + 1);
-  out.writeUInt16BE(1232, o + 3);
-  out[o + 5] = 16 >> 4; // upper 8 bits of the 12-bit rcode
-  return out;
+/**
+ * An OPT record (RFC 6891 6.1.2) at `at`: our payload size, the extended RCODE's upper bits, version 0, DO
+ * copied (RFC 3225 3), and an Extended DNS Error option (RFC 8914) when `ede` is not 0 (17 octets, else 11).
+ */
+function writeOpt(b: Buffer, at: number, payload: number, extRcode: number, dnssecOk: boolean, ede = 0): void {
+  b[at] = 0;
+  b.writeUInt16BE(OPT_TYPE, at + 1);
+  b.writeUInt16BE(payload, at + 3);
+  b[at + 5] = extRcode;
+  b[at + 6] = 0;
+  b.writeUInt16BE(dnssecOk ? 0x8000 : 0, at + 7);
+  b.writeUInt16BE(ede ? 6 : 0, at + 9);
+  if (ede) {
+    b.writeUInt16BE(15, at + 11);
+    b.writeUInt16BE(2, at + 13);
+    b.writeUInt16BE(ede, at + 15);
+  }
 }
 
-function refused(): AnswerPlan {
-  return { rcode: Rcode.REFUSED, aa: false, answers: [], authorities: [], additionals: [], zone: null };
+/** REFUSED, with an Extended DNS Error (RFC 8914; 20 "Not Authoritative" for a name outside the realm's zones, as knot). */
+function refused(ede: number): AnswerPlan {
+  return { rcode: Rcode.REFUSED, aa: false, answers: [], authorities: [], additionals: [], zone: null, ede };
 }
 
 function writeFrame(socket: net.Socket, msg: Buffer): void {

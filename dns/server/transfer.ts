@@ -1,49 +1,49 @@
 import { once } from "node:events";
 import type net from "node:net";
-import * as dnsPacket from "dns-packet";
 import type { WireRecord } from "./authority.js";
-
-/** dns-packet exports its per-record codec; its type definitions leave it out. */
-interface AnswerCodec {
-  answer: {
-    encodingLength(a: dnsPacket.Answer): number;
-    encode(a: dnsPacket.Answer, buf: Buffer, offset: number): Buffer;
-  };
-}
-const codec = (dnsPacket as unknown as AnswerCodec).answer;
-
-/** A DNS message over TCP is at most 65,535 octets (RFC 1035 4.2.2: a 16-bit length prefix). */
-const MAX_MESSAGE = 65_535;
+import { lowerCaseFrom } from "./names-wire.js";
+import { MAX_MESSAGE, MessageWriter } from "./wire.js";
 
 /**
  * Writes a zone transfer (RFC 5936) to a TCP connection as it goes: records are encoded straight into the
- * message being filled, a full message (at most 64 KiB, each repeating the question) is written with its
+ * message being filled, with names compressed within the message as knot does (RFC 1035 4.1.4; pointers
+ * never cross messages), a full message (at most 64 KiB, each repeating the question) is written with its
  * length prefix, and when the socket's buffer is full the writer waits for it to drain. A transfer of a
  * million records holds one message at a time, not the records or the encoded zone.
  */
 export class TransferWriter {
-  private buf: Buffer;
-  private offset = 0;
+  private buf!: Buffer;
+  private writer!: MessageWriter;
   private count = 0;
-  /** Where records start in a message: length prefix, header, question. */
+  /** Where records start in a message: header, question. */
   private readonly start: number;
+  /** Names may point into the question from this label on (the labels the query wrote in lower case). */
+  private readonly from: number;
   messages = 0;
 
+  /**
+   * @param question the query's question octets (name, type, class)
+   * @param qname the question's name in lower case
+   */
   constructor(
     private readonly socket: net.Socket,
     private readonly id: number,
     private readonly question: Buffer,
+    private readonly qname: string,
   ) {
-    this.start = 2 + 12 + question.length;
-    this.buf = this.fresh();
+    this.start = 12 + question.length;
+    const probe = Buffer.alloc(12 + question.length);
+    question.copy(probe, 12);
+    this.from = lowerCaseFrom(probe, 12);
+    this.fresh();
   }
 
-  private fresh(): Buffer {
-    const b = Buffer.allocUnsafe(2 + MAX_MESSAGE);
-    this.question.copy(b, 14);
-    this.offset = this.start;
+  /** A new message: its own buffer (the last one went to the socket), length prefix and header first. */
+  private fresh(): void {
+    this.buf = Buffer.allocUnsafe(2 + MAX_MESSAGE);
+    this.question.copy(this.buf, 2 + 12);
+    this.writer = new MessageWriter(this.start, this.qname, MAX_MESSAGE, { from: this.from, buf: this.buf.subarray(2), keepNames: false });
     this.count = 0;
-    return b;
   }
 
   /** False once the connection is gone (the transfer stops). */
@@ -53,12 +53,13 @@ export class TransferWriter {
 
   /** Adds a record, writing the message first when the record would not fit; waits while the socket is full. */
   async add(r: WireRecord): Promise<void> {
-    const rr = r as dnsPacket.Answer;
-    const len = codec.encodingLength(rr);
-    if (this.start + len > 2 + MAX_MESSAGE) throw new Error(`record ${r.name} ${r.type} does not fit in a DNS message`);
-    if (this.offset + len > 2 + MAX_MESSAGE) await this.flush();
-    codec.encode(rr, this.buf, this.offset);
-    this.offset += len;
+    if (this.writer.tryRecord(r)) {
+      this.count++;
+      return;
+    }
+    if (this.count === 0) throw new Error(`record ${r.name} ${r.type} does not fit in a DNS message`);
+    await this.flush();
+    if (!this.writer.tryRecord(r)) throw new Error(`record ${r.name} ${r.type} does not fit in a DNS message`);
     this.count++;
   }
 
@@ -66,14 +67,15 @@ export class TransferWriter {
   async flush(always = false, rcode = 0): Promise<void> {
     if (this.count === 0 && !always) return;
     const b = this.buf;
-    b.writeUInt16BE(this.offset - 2, 0);
+    const end = 2 + this.writer.off;
+    b.writeUInt16BE(end - 2, 0);
     b.writeUInt16BE(this.id, 2);
     b.writeUInt16BE(0x8000 | (rcode === 0 ? 0x0400 : 0) | rcode, 4);
     b.writeUInt16BE(1, 6);
     b.writeUInt16BE(this.count, 8);
     b.writeUInt32BE(0, 10);
-    const out = b.subarray(0, this.offset);
-    this.buf = this.fresh();
+    const out = b.subarray(0, end);
+    this.fresh();
     this.messages++;
     if (!this.open) return;
     if (!this.socket.write(out)) await drained(this.socket);

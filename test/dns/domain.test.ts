@@ -51,7 +51,8 @@ describe("zone aggregate", () => {
     expect(code(add("www", "A", "300.1.1.1"))).toBe("VALIDATION");
     expect(code(add("www", "AAAA", "192.0.2.1"))).toBe("VALIDATION");
     expect(code(add("www", "MX", "mail"))).toBe("VALIDATION");
-    expect(code(add("www", "A", "192.0.2.1", 0))).toBe("VALIDATION");
+    expect(code(add("www", "A", "192.0.2.1", -1))).toBe("VALIDATION");
+    expect(code(add("www", "A", "192.0.2.1", 0))).toBe("no error"); // TTL 0: RFC 1035 3.2.1
     expect(code(add("www", "A", "192.0.2.1", 604_801))).toBe("VALIDATION");
     expect(code(add("www", "SOA", "a b 1 2 3 4 5"))).toBe("VALIDATION");
     expect(code(add("www", "A", "192.0.2.1"))).toBe("no error");
@@ -68,8 +69,8 @@ describe("zone aggregate", () => {
     expect(code(() => zoneDecider.decide(state, { type: "add", record: { name: "www", type: "A", data: "192.0.2.1" } }))).toBe("ALREADY_EXISTS");
   });
 
-  it("normalizes names to absolute lower case", () => {
-    expect(absoluteName("WWW", "example.test.")).toBe("www.example.test.");
+  it("makes names absolute, keeping their case", () => {
+    expect(absoluteName("WWW", "example.test.")).toBe("WWW.example.test.");
     expect(absoluteName("@", "example.test.")).toBe("example.test.");
     expect(absoluteName("*.wild", "example.test.")).toBe("*.wild.example.test.");
     expect(code(() => absoluteName("a.*.b", "example.test."))).toBe("VALIDATION");

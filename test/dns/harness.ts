@@ -107,8 +107,11 @@ deep.empty.nonterm IN A 192.0.2.77
 big     IN TXT "${"a".repeat(200)}" "${"b".repeat(200)}"
 `;
 
-/** Adds TXT records to `big` until the RRset no longer fits a 512-octet UDP answer. */
-export const BIG_EXTRA = Array.from({ length: 6 }, (_, i) => `big IN TXT "${String(i).repeat(180)}"`).join("\n");
+/**
+ * Adds TXT records to `big` until the RRset no longer fits a 512-octet UDP answer, nor (even with its owner
+ * names compressed) the 1232 octets the servers send over UDP with EDNS.
+ */
+export const BIG_EXTRA = Array.from({ length: 6 }, (_, i) => `big IN TXT "${String(i).repeat(250)}"`).join("\n");
 
 /**
  * Runs `realm <args>` through the real dns command group in this process (stderr silenced), returning what
