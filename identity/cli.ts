@@ -1,14 +1,30 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { nonNegativeInt, positiveInt } from "../services/cli/output.js";
+import { nonNegativeInt, positiveInt, printResult } from "../services/cli/output.js";
+import type { Kind } from "../services/cli/kinds.js";
 import { RealmError } from "../services/kernel/errors.js";
 
 type Conn = ConnectionFlags;
 const connOptions = withConnectionOptions;
 
+/** The kind of result an identity command or query answers with (its table, `-o name`, `-q`). */
+const KIND_OF: [RegExp, Kind][] = [
+  [/^principal\.enrollTotp$/, "totp"],
+  [/^principals?(\.|$)/, "principal"],
+  [/^organization/, "organization"],
+  [/^groups?(\.|$)/, "group"],
+  [/^roles?(\.|$)/, "role"],
+  [/^polic(y|ies)(\.|$)/, "binding"],
+  [/^apikeys?(\.|$)/, "apikey"],
+  [/^clients?(\.|$)/, "client"],
+  [/^director(y|ies)(\.|$)/, "directory"],
+  [/^audit$/, "event"],
+];
+const kindOf = (name: string): Kind | undefined => KIND_OF.find(([re]) => re.test(name))?.[1];
+
 async function call(o: Conn, kind: "commands" | "queries", name: string, input: object): Promise<void> {
-  process.stdout.write(JSON.stringify(await callContext(o, "identity", kind, name, input, 10_000), null, 2) + "\n");
+  printResult(await callContext(o, "identity", kind, name, input, 10_000), kindOf(name));
 }
 
 /** A secret read from a file or stdin, never from argv (argv shows in `ps`). */
@@ -145,6 +161,7 @@ export function registerIdentityCommands(program: Command): void {
       process.stderr.write("realm: creating the admin principal, role and binding...\n");
       const r = (await callContext(o, "identity", "commands", "admin.bootstrap", { principal: o.principal, ...(o.passphraseFile ? { passphrase: readSecret(o.passphraseFile) } : {}) }, 60_000)) as { apiKeyId: string; key: string; recovery: boolean };
       process.stderr.write(`realm: API key ${r.apiKeyId} of ${o.principal}${r.recovery ? " (recovery)" : ""}, shown once: store it now\n`);
-      process.stdout.write(`${r.key}\n`);
+      // The key alone by default (REALM_TOKEN=$(realm identity bootstrap) keeps working); -o json|yaml the whole reply.
+      printResult({ ...r, principal: o.principal }, "apikey", { table: (x: { key: string }) => `${x.key}\n`, textByDefault: true });
     });
 }

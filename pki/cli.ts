@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { commaList as list, nonNegativeInt, positiveInt as int, note as say, printJson as print } from "../services/cli/output.js";
+import { commaList as list, nonNegativeInt, outFile, outputOption, positiveInt as int, note as say, printResult, quietOption } from "../services/cli/output.js";
 import { invalid } from "../services/kernel/errors.js";
 import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
@@ -73,7 +73,7 @@ export function registerPkiCommands(program: Command): void {
         say(`wrote ${stem}.key (private key, shown this once; the realm keeps no copy)`);
       }
       const { certPem: _c, chainPem: _ch, privateKeyPem: _k, ...summary } = r;
-      print(summary);
+      printResult(summary, "certificate");
     });
   verb(cert, "list", "list certificates")
     .option("--issuer <id>")
@@ -82,7 +82,7 @@ export function registerPkiCommands(program: Command): void {
     .option("--expiring <days>", "valid certificates that expire within N days", nonNegativeInt)
     .option("--limit <n>", "at most N", int)
     .action(async (o: Flags & { issuer?: string; name?: string; status?: string; expiring?: number; limit?: number }) =>
-      print(
+      printResult(
         await call(o, "queries", "certificates", {
           ...(o.issuer ? { issuer: o.issuer } : {}),
           ...(o.name ? { name: o.name } : {}),
@@ -90,6 +90,7 @@ export function registerPkiCommands(program: Command): void {
           ...(o.expiring !== undefined ? { expiringWithinDays: o.expiring } : {}),
           ...(o.limit ? { limit: o.limit } : {}),
         }),
+        "certificate",
       ),
     );
   verb(cert, "show <serial>", "one certificate by serial (hex); --pem prints the certificate and chain")
@@ -97,20 +98,23 @@ export function registerPkiCommands(program: Command): void {
     .action(async (serial: string, o: Flags & { pem?: boolean }) => {
       const r = (await call(o, "queries", "certificate", { serial })) as { certPem: string; chainPem: string };
       if (o.pem) process.stdout.write(r.certPem + r.chainPem);
-      else print(r);
+      else printResult(r, "certificate");
     });
   verb(cert, "revoke <serial>", "revoke a certificate (RFC 5280 reason); the CRL and OCSP answer revoked at once")
     .addOption(new Option("--reason <reason>").choices(REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL")).default("unspecified"))
-    .action(async (serial: string, o: Flags & { reason: string }) => print(await call(o, "commands", "certificate.revoke", { serial, reason: o.reason })));
+    .action(async (serial: string, o: Flags & { reason: string }) => printResult(await call(o, "commands", "certificate.revoke", { serial, reason: o.reason }), "certificate"));
   verb(cert, "crl", "an issuer's current CRL as PEM")
     .option("--issuer <id>")
-    .option("-o, --output <file>", "write the PEM to a file")
-    .action(async (o: Flags & { issuer?: string; output?: string }) => {
+    .option("--out <file>", "write the PEM to a file")
+    .addOption(outputOption(true))
+    .addOption(quietOption())
+    .action(async (o: Flags & { issuer?: string; out?: string; output?: string }) => {
       const r = (await call(o, "queries", "crl", o.issuer ? { issuer: o.issuer } : {})) as { crlPem: string; crlNumber: number; nextUpdate: string; revoked: string[] };
-      if (o.output) {
-        writeFileSync(o.output, r.crlPem);
-        say(`wrote ${o.output}: CRL ${r.crlNumber}, ${r.revoked.length} revoked, next update ${r.nextUpdate}`);
-      } else process.stdout.write(r.crlPem);
+      const file = outFile(o);
+      if (file) {
+        writeFileSync(file, r.crlPem);
+        say(`wrote ${file}: CRL ${r.crlNumber}, ${r.revoked.length} revoked, next update ${r.nextUpdate}`);
+      } else printResult(r, "crl", { table: (x: { crlPem: string }) => x.crlPem, textByDefault: true });
     });
 
   const pki = program.command("pki").description("the realm's online issuers (intermediates signed by the offline ceremony)");
@@ -119,23 +123,25 @@ export function registerPkiCommands(program: Command): void {
     .requiredOption("--cn <name>", "intermediate common name, e.g. 'Example Ops CA'")
     .option("--org <name>", "organization")
     .addOption(new Option("--key-spec <spec>").choices(["ecdsa-p256", "ecdsa-p384"]).default("ecdsa-p256"))
-    .option("-o, --output <file>", "CSR file (default <issuer>.csr)")
-    .action(async (id: string, o: Flags & { cn: string; org?: string; keySpec: string; output?: string }) => {
+    .option("--out <file>", "CSR file (default <issuer>.csr)")
+    .addOption(outputOption(true))
+    .addOption(quietOption())
+    .action(async (id: string, o: Flags & { cn: string; org?: string; keySpec: string; out?: string; output?: string }) => {
       const r = (await call(o, "commands", "issuer.prepare", { issuer: id, commonName: o.cn, keySpec: o.keySpec, ...(o.org ? { organization: o.org } : {}) })) as { csrPem: string; publicKeySha256: string };
-      const file = o.output ?? `${id}.csr`;
+      const file = outFile(o) ?? `${id}.csr`;
       writeFileSync(file, r.csrPem);
       say(`wrote ${file}: take it to the ceremony (realm ceremony sign-intermediate <dir> ${file} --permit <domain>)`);
-      print({ issuer: id, csr: file, publicKeySha256: r.publicKeySha256 });
+      printResult({ issuer: id, csr: file, publicKeySha256: r.publicKeySha256 }, "issuer");
     });
   verb(issuer, "import <issuer>", "import the intermediate certificate the ceremony signed, with the root")
     .requiredOption("--cert <file>", "intermediate certificate (PEM)")
     .requiredOption("--root <file>", "root certificate (PEM)")
-    .action(async (id: string, o: Flags & { cert: string; root: string }) => print(await call(o, "commands", "issuer.import", { issuer: id, certificate: readText(o.cert, "certificate"), root: readText(o.root, "root certificate") })));
+    .action(async (id: string, o: Flags & { cert: string; root: string }) => printResult(await call(o, "commands", "issuer.import", { issuer: id, certificate: readText(o.cert, "certificate"), root: readText(o.root, "root certificate") }), "issuer"));
   verb(issuer, "policy <issuer>", "set the allow-list: domains besides the realm's zones, IP ranges")
     .option("--allow-domain <domains>", "domain (repeat or comma separate)", list, [])
     .option("--allow-ip <cidrs>", "IP range in CIDR form", list, [])
-    .action(async (id: string, o: Flags & { allowDomain: string[]; allowIp: string[] }) => print(await call(o, "commands", "issuer.policy", { issuer: id, allowDomains: o.allowDomain, allowIps: o.allowIp })));
-  verb(issuer, "list", "issuers, their intermediates, pending CSRs and policy").action(async (o: Flags) => print(await call(o, "queries", "issuers", {})));
+    .action(async (id: string, o: Flags & { allowDomain: string[]; allowIp: string[] }) => printResult(await call(o, "commands", "issuer.policy", { issuer: id, allowDomains: o.allowDomain, allowIps: o.allowIp }), "issuer"));
+  verb(issuer, "list", "issuers, their intermediates, pending CSRs and policy").action(async (o: Flags) => printResult(await call(o, "queries", "issuers", {}), "issuer"));
   verb(issuer, "root-crl <issuer> <file>", "publish a root CRL the ceremony issued (DER or PEM)").action(async (id: string, file: string, o: Flags) => {
     let bytes: Buffer;
     try {
@@ -144,6 +150,6 @@ export function registerPkiCommands(program: Command): void {
       throw invalid(`cannot read CRL ${file}`);
     }
     const text = bytes.toString("latin1");
-    print(await call(o, "commands", "issuer.root-crl", { issuer: id, crl: text.includes("-----BEGIN") ? text : bytes.toString("base64") }));
+    printResult(await call(o, "commands", "issuer.root-crl", { issuer: id, crl: text.includes("-----BEGIN") ? text : bytes.toString("base64") }), "issuer");
   });
 }

@@ -3,7 +3,9 @@ import type { Command } from "commander";
 import { SecretsError } from "./errors.js";
 import { SECRETS_CONTEXT } from "./contract.js";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { printJson as print } from "../services/cli/output.js";
+import { outFile, outputOption, printResult, quietOption } from "../services/cli/output.js";
+
+const print = (r: unknown) => printResult(r, "secret");
 import type { VaultwardenEscrow } from "./escrow.js";
 
 /**
@@ -33,14 +35,17 @@ export function registerSecretsCommands(program: Command): void {
   secrets
     .command("get <itemId>")
     .description("print the current value of an escrowed secret (the itemId of a secretRef)")
-    .option("-o, --output <file>", "write it to a file with mode 0600 instead of stdout")
-    .action(async (itemId: string, o: { output?: string }) => {
+    .option("--out <file>", "write it to a file with mode 0600 instead of stdout")
+    .addOption(outputOption(true))
+    .addOption(quietOption())
+    .action(async (itemId: string, o: { out?: string; output?: string }) => {
       const value = await withEscrow((e) => e.get({ itemId }));
-      if (o.output) {
-        writeFileSync(o.output, value, { mode: 0o600 });
-        chmodSync(o.output, 0o600);
-        process.stderr.write(`wrote ${o.output}\n`);
-      } else process.stdout.write(value.endsWith("\n") ? value : `${value}\n`);
+      const file = outFile(o);
+      if (file) {
+        writeFileSync(file, value, { mode: 0o600 });
+        chmodSync(file, 0o600);
+        process.stderr.write(`wrote ${file}\n`);
+      } else printResult({ itemId, value }, "secret", { table: (x: { value: string }) => (x.value.endsWith("\n") ? x.value : `${x.value}\n`), textByDefault: true });
     });
   secrets
     .command("versions <itemId>")

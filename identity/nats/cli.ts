@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
-import { boolean, commaList as list, integer as num, positiveInt } from "../../services/cli/output.js";
+import { boolean, commaList as list, integer as num, positiveInt, printResult, quietMode, type PrintOptions } from "../../services/cli/output.js";
+import type { Kind } from "../../services/cli/kinds.js";
 import { RealmError, invalid } from "../../services/kernel/errors.js";
 import { CSV_COLUMNS, chunkUsers, parseUsersCsv, type CsvDefaults, type CsvUser } from "./users-csv.js";
 
@@ -10,7 +11,8 @@ import { CSV_COLUMNS, chunkUsers, parseUsersCsv, type CsvDefaults, type CsvUser 
  * `realm account ...`, `realm user ...`, `realm creds ...`: talk to a running realm over NATS
  * (`realm.identity.commands.account.create` etc.). `realm account bootstrap` works offline.
  */
-const print = (o: unknown) => console.log(JSON.stringify(o, null, 2));
+const toConsole = (text: string) => console.log(text.replace(/\n$/, ""));
+const print = (kind: Kind | undefined, r: unknown, opts?: PrintOptions) => printResult(r, kind, { write: toConsole, ...opts });
 type Flags = ConnectionFlags & Record<string, unknown>;
 const call = (o: Flags, kind: "commands" | "queries", name: string, input: object, timeoutMs?: number) => callContext(o, "identity", kind, name, input, timeoutMs);
 
@@ -79,7 +81,7 @@ async function createFromFile(acct: string, name: string | undefined, o: Flags):
     done += chunk.length;
     if (done % 1000 === 0 || done === users.length) console.error(`${done}/${users.length} users done`);
   }
-  print({ account: acct, issued, failed: failures.length, ...(refs.length ? { escrowed: refs } : { dir }) });
+  print(undefined, { account: acct, issued, failed: failures.length, ...(refs.length ? { escrowed: refs } : { dir }) });
   if (failures.length) throw new RealmError("CONFLICT", `${failures.length} users were not issued: ${failures.join("; ")}`);
 }
 
@@ -117,18 +119,18 @@ export function registerNatsAccountCommands(program: Command): void {
   withLimits(withConnectionOptions(account.command("create <name>").description("create an account and push it to every server")))
     .option("--jetstream", "enable JetStream (unlimited unless --js-* given)")
     .option("--description <text>")
-    .action(async (name: string, o: Flags) => print(await call(o, "commands", "account.create", { name, limits: limitsFrom(o), ...(o.jetstream ? { jetstream: true } : {}), ...(o.description ? { description: o.description } : {}) })));
+    .action(async (name: string, o: Flags) => print("account", await call(o, "commands", "account.create", { name, limits: limitsFrom(o), ...(o.jetstream ? { jetstream: true } : {}), ...(o.description ? { description: o.description } : {}) })));
   withLimits(withConnectionOptions(account.command("update <name>").description("change limits (exports/imports/mappings via --json) and push")))
     .option("--json <json>", "extra fields: {exports:[...], imports:[...], mappings:{...}}")
-    .action(async (name: string, o: Flags) => print(await call(o, "commands", "account.update", { name, limits: limitsFrom(o), ...(o.json ? (JSON.parse(o.json as string) as object) : {}) })));
-  withConnectionOptions(account.command("delete <name>").description("delete an account on every server; its users are refused")).action(async (name: string, o: Flags) => print(await call(o, "commands", "account.delete", { name })));
-  withConnectionOptions(account.command("list").description("accounts with limits, signing keys, revocations")).action(async (o: Flags) => print(await call(o, "queries", "accounts", {})));
+    .action(async (name: string, o: Flags) => print("account", await call(o, "commands", "account.update", { name, limits: limitsFrom(o), ...(o.json ? (JSON.parse(o.json as string) as object) : {}) })));
+  withConnectionOptions(account.command("delete <name>").description("delete an account on every server; its users are refused")).action(async (name: string, o: Flags) => print("account", await call(o, "commands", "account.delete", { name })));
+  withConnectionOptions(account.command("list").description("accounts with limits, signing keys, revocations")).action(async (o: Flags) => print("account", await call(o, "queries", "accounts", {})));
   withConnectionOptions(account.command("signing-key <account>").description("add an account signing key; --role + --template make it scoped"))
     .option("--role <role>", "scope role name")
     .option("--template <json>", 'permission template, e.g. {"pub":{"allow":["{{name()}}.>"]}}')
-    .action(async (acct: string, o: Flags) => print(await call(o, "commands", "signingkey.add", { account: acct, ...(o.role ? { role: o.role } : {}), ...(o.template ? { template: JSON.parse(o.template as string) as object } : {}) })));
-  withConnectionOptions(account.command("revoke-signing-key <account> <key>").description("remove a signing key; users it signed are refused")).action(async (acct: string, key: string, o: Flags) => print(await call(o, "commands", "signingkey.revoke", { account: acct, key })));
-  withConnectionOptions(account.command("rotate-signing-key <account> <key>").description("replace a signing key by a new one with the same scope; re-issue its users")).action(async (acct: string, key: string, o: Flags) => print(await call(o, "commands", "signingkey.rotate", { account: acct, key })));
+    .action(async (acct: string, o: Flags) => print("signingkey", await call(o, "commands", "signingkey.add", { account: acct, ...(o.role ? { role: o.role } : {}), ...(o.template ? { template: JSON.parse(o.template as string) as object } : {}) })));
+  withConnectionOptions(account.command("revoke-signing-key <account> <key>").description("remove a signing key; users it signed are refused")).action(async (acct: string, key: string, o: Flags) => print("signingkey", await call(o, "commands", "signingkey.revoke", { account: acct, key })));
+  withConnectionOptions(account.command("rotate-signing-key <account> <key>").description("replace a signing key by a new one with the same scope; re-issue its users")).action(async (acct: string, key: string, o: Flags) => print("signingkey", await call(o, "commands", "signingkey.rotate", { account: acct, key })));
   withConnectionOptions(account.command("export-nsc <dir>").description("write the operator/account JWT tree in nsc's layout (public JWTs only)")).action(async (dir: string, o: Flags) => {
     const r = (await call(o, "queries", "nsc-export", {})) as { files: Record<string, string> };
     for (const [p, jwt] of Object.entries(r.files)) {
@@ -145,7 +147,7 @@ export function registerNatsAccountCommands(program: Command): void {
       console.error("generating operator, system and realm accounts ...");
       const { bootstrapOperator } = await import("./bootstrap.js");
       const b = await bootstrapOperator(dir, process.env[o.passphraseEnv]);
-      print({ operator: b.state.operatorPublicKey, systemAccount: b.state.system.publicKey, realmAccount: b.state.realm.publicKey, bundle: b.bundleFile });
+      print(undefined, { operator: b.state.operatorPublicKey, systemAccount: b.state.system.publicKey, realmAccount: b.state.realm.publicKey, bundle: b.bundleFile });
       if (b.generatedPassphraseFile) console.error(`bundle passphrase generated into ${b.generatedPassphraseFile} (mode 0600): move it offline`);
     });
 
@@ -185,11 +187,12 @@ export function registerNatsAccountCommands(program: Command): void {
       if (creds && o.out) {
         writeFileSync(o.out as string, creds, { mode: 0o600 });
         console.error(`creds written to ${String(o.out)} (delivered once)`);
-      } else if (creds) process.stdout.write(creds);
-      print(rest);
+      } else if (creds && quietMode()) return print("user", r); // -q: the creds alone
+      else if (creds) process.stdout.write(creds);
+      print("user", rest);
     });
-  withConnectionOptions(user.command("revoke <account> <name>").description("revoke now; live connections drop")).action(async (acct: string, name: string, o: Flags) => print(await call(o, "commands", "user.revoke", { account: acct, name })));
-  withConnectionOptions(user.command("list").description("users, optionally of one account").option("--account <name>")).action(async (o: Flags) => print(await call(o, "queries", "users", o.account ? { account: o.account } : {})));
+  withConnectionOptions(user.command("revoke <account> <name>").description("revoke now; live connections drop")).action(async (acct: string, name: string, o: Flags) => print("user", await call(o, "commands", "user.revoke", { account: acct, name })));
+  withConnectionOptions(user.command("list").description("users, optionally of one account").option("--account <name>")).action(async (o: Flags) => print("user", await call(o, "queries", "users", o.account ? { account: o.account } : {})));
 
   const creds = program.command("creds").description("NATS creds files");
   withConnectionOptions(creds.command("issue <account> <name>").description("re-issue creds for a user whose creds were revoked or expired (new key)"))
@@ -198,6 +201,7 @@ export function registerNatsAccountCommands(program: Command): void {
     .action(async (acct: string, name: string, o: Flags) => {
       const r = (await call(o, "commands", "user.create", { account: acct, name, kind: o.kind })) as { creds?: string };
       if (r.creds && o.out) writeFileSync(o.out as string, r.creds, { mode: 0o600 });
-      else if (r.creds) process.stdout.write(r.creds);
+      // The creds file's text by default (`realm creds issue a b > b.creds`); -o json|yaml the whole reply.
+      else if (r.creds) print("user", r, { table: (x: { creds: string }) => x.creds, textByDefault: true, write: (t) => void process.stdout.write(t) });
     });
 }

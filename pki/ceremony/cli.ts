@@ -1,7 +1,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { invalid } from "../../services/kernel/errors.js";
-import { commaList as list, positiveInt as int, note as say, printJson as print } from "../../services/cli/output.js";
+import { commaList as list, outFile, outputOption, positiveInt as int, note as say, printResult, quietOption } from "../../services/cli/output.js";
+
+const print = (r: unknown) => printResult(r, "ceremony");
 import { REVOCATION_REASON_NAMES, type RevocationReason } from "../x509/reasons.js";
 import type { RootAlgorithm } from "./ceremony.js";
 import { checkNewPassphrase } from "./bundle.js";
@@ -51,8 +53,10 @@ export function registerCeremonyCommands(program: Command): void {
   withPassphrase(ceremony.command("sign-intermediate <dir> <csr>").description("sign an issuer's CSR: CA pathlen 0, name constraints, 3 years"))
     .requiredOption("--permit <domains>", "permitted DNS domains (comma separated or repeated)", list, [])
     .option("--years <n>", "validity in years", int, 3)
-    .option("-o, --output <file>", "intermediate certificate file (default <csr>.crt)")
-    .action(async (dir: string, csr: string, o: PassFlags & { permit: string[]; years: number; output?: string }) => {
+    .option("--out <file>", "intermediate certificate file (default <csr>.crt)")
+    .addOption(outputOption(true))
+    .addOption(quietOption())
+    .action(async (dir: string, csr: string, o: PassFlags & { permit: string[]; years: number; out?: string; output?: string }) => {
       const { Files, signIntermediate } = await ceremonyModule();
       let csrPem: string;
       try {
@@ -62,7 +66,7 @@ export function registerCeremonyCommands(program: Command): void {
       }
       say(`opening the root key in ${dir} ...`);
       const r = signIntermediate({ dir, passphrase: passphraseOf(o), csrPem, permittedDns: o.permit, years: o.years });
-      const out = o.output ?? `${csr.replace(/\.csr$/, "")}.crt`;
+      const out = outFile(o) ?? `${csr.replace(/\.csr$/, "")}.crt`;
       writeFileSync(out, r.certPem);
       say(`wrote ${out}; import it with: realm pki issuer import <issuer> --cert ${out} --root ${dir}/${Files.rootCert}`);
       print({ certificate: out, serial: r.serial, subject: r.subject, notAfter: r.notAfter, permittedDns: r.permittedDns, fingerprint: r.fingerprint, manifestCid: r.manifestCid });

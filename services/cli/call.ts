@@ -3,6 +3,7 @@ import { RealmError } from "../kernel/errors.js";
 import { CredentialsStore, DEFAULT_REALM_URL, realmUrlOf } from "./credentials-store.js";
 import { storedAccessToken } from "./oidc-client.js";
 import { note } from "./output.js";
+import { activeContext } from "./active-context.js";
 
 /** The flags every verb that talks to a running realm takes. */
 export interface ConnectionFlags {
@@ -29,13 +30,17 @@ export const withConnectionOptions = (c: Command): Command => withNatsOptions(c)
 
 /**
  * Calls `realm.<context>.<kind>.<name>` on the realm with the flags' connection and credential: --token /
- * REALM_TOKEN, else the access token `realm login` stored for the realm URL (--realm-url / REALM_URL, default
- * http://127.0.0.1:8080), refreshed first when it expires within a minute. Without either the call goes
- * out without a credential; an UNAUTHORIZED answer then says how to sign in.
+ * REALM_TOKEN, else the configuration context's token (services/cli/config.ts), else the access token
+ * `realm login` stored for the realm URL (--realm-url / REALM_URL, else the context's url, default
+ * http://127.0.0.1:8080), refreshed first when it expires within a minute. Without any the call goes out
+ * without a credential; an UNAUTHORIZED answer then says how to sign in.
  */
 export async function callContext(o: ConnectionFlags, context: string, kind: "commands" | "queries", name: string, input: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-  const realmUrl = o.token ? undefined : realmUrlOf(o.realmUrl);
-  const token = o.token || (await storedAccessToken(realmUrl!, new CredentialsStore(), note));
+  // Flags and REALM_* variables (folded into `o` by commander) win; the configuration context fills the rest.
+  const ctx = activeContext();
+  const given = o.token || ctx?.token?.();
+  const realmUrl = given ? undefined : realmUrlOf(o.realmUrl ?? ctx?.url);
+  const token = given || (await storedAccessToken(realmUrl!, new CredentialsStore(), note));
   // The NATS client loads with the first call, not with the command line (`realm --help` does without it).
   const [{ connectRealm }, { callRealm }] = await Promise.all([import("./connection.js"), import("../host/client.js")]);
   const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: `realm-cli ${context}` });

@@ -5,8 +5,10 @@ import type { Authenticator, ConnectionOptions, NatsConnection } from "@nats-io/
 import { nkeyFromSeed } from "../../identity/nats/jwt-encode.js";
 import { RealmError } from "../kernel/errors.js";
 import { inboxPrefixOf } from "../host/creds.js";
+import { activeContext } from "./active-context.js";
+import { DEFAULT_NATS_URL } from "./config.js";
 
-export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+export { DEFAULT_NATS_URL };
 
 /**
  * Reconnect policy of every long-lived realm connection: never give up (the default gives up after 10
@@ -56,20 +58,33 @@ export function nodeCredsAuthenticator(creds: Uint8Array): Authenticator {
 export const operatorCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "admin.creds"));
 
 /**
- * Connects the CLI to the realm's NATS: --nats / $REALM_NATS_URL, creds from --creds / $REALM_NATS_CREDS,
- * else the local operator's creds of a realm started with `realm up` ($REALM_DATA or ./data). Never a
- * service identity's creds. The inbox prefix is the one the creds may subscribe to (`_INBOX_<user>`).
+ * Where the CLI finds the realm's NATS and its creds: --nats / $REALM_NATS_URL, else the configuration
+ * context's `nats`, else nats://127.0.0.1:4222; creds from --creds / $REALM_NATS_CREDS, else the context's
+ * `creds`, else the local operator's creds of a realm started with `realm up` (in $REALM_DATA, which wins
+ * over the context's creds as every variable wins over the file, else the context's `data`, else ./data),
+ * when that file exists.
+ */
+export function realmEndpoint(opts: { nats?: string | undefined; creds?: string | undefined } = {}): { servers: string; local: string; credsFile: string | undefined } {
+  const ctx = activeContext();
+  const servers = opts.nats ?? process.env.REALM_NATS_URL ?? ctx?.nats ?? DEFAULT_NATS_URL;
+  const local = operatorCredsFile(process.env.REALM_DATA ?? ctx?.data ?? "./data");
+  const found = existsSync(local) ? local : undefined;
+  const credsFile = opts.creds ?? process.env.REALM_NATS_CREDS ?? (process.env.REALM_DATA ? (found ?? ctx?.creds) : (ctx?.creds ?? found));
+  return { servers, local, credsFile };
+}
+
+/**
+ * Connects the CLI to the realm's NATS (realmEndpoint says where, with which creds). Never a service
+ * identity's creds. The inbox prefix is the one the creds may subscribe to (`_INBOX_<user>`).
  */
 export async function connectRealm(opts: { nats?: string; creds?: string; name?: string } = {}): Promise<NatsConnection> {
-  const servers = opts.nats ?? process.env.REALM_NATS_URL ?? DEFAULT_NATS_URL;
-  const local = operatorCredsFile(process.env.REALM_DATA ?? "./data");
-  const credsFile = opts.creds ?? process.env.REALM_NATS_CREDS ?? (existsSync(local) ? local : undefined);
+  const { servers, local, credsFile } = realmEndpoint(opts);
   let creds: Uint8Array | undefined;
   if (credsFile) {
     try {
       creds = readFileSync(credsFile);
     } catch {
-      throw new RealmError("VALIDATION", `cannot read the NATS creds file ${credsFile} (--creds, REALM_NATS_CREDS, or ${local} written by \`realm up\`)`);
+      throw new RealmError("VALIDATION", `cannot read the NATS creds file ${credsFile} (--creds, REALM_NATS_CREDS, the context's creds, or ${local} written by \`realm up\`)`);
     }
   }
   const inboxPrefix = creds ? inboxPrefixOf(creds) : undefined;

@@ -4,11 +4,14 @@ import { RealmError } from "../kernel/errors.js";
 import { callContext, realmUrlOption, withNatsOptions, type ConnectionFlags } from "./call.js";
 import { CredentialsStore, DEFAULT_REALM_URL, realmUrlOf } from "./credentials-store.js";
 import { credentialOf, discover, pollDeviceToken, principalOf, revoke, startDeviceAuthorization } from "./oidc-client.js";
-import { printJson } from "./output.js";
+import { printResult } from "./output.js";
+import { activeContext } from "./active-context.js";
 
 const say = (line: string): void => void process.stderr.write(`realm: ${line}\n`);
 /** --url of login and logout: the realm whose issuer (`<url>/oidc`) signs in, and the key of the stored entry. */
-const urlOption = () => realmUrlOption("--url <url>", "the realm's HTTP URL (its OIDC issuer is <url>/oidc; https, or http on this machine)").default(DEFAULT_REALM_URL);
+const urlOption = () => realmUrlOption("--url <url>", `the realm's HTTP URL (its OIDC issuer is <url>/oidc; https, or http on this machine; default: the configuration context's url, else ${DEFAULT_REALM_URL})`);
+/** The realm a login or logout means: --url / REALM_URL, else the configuration context's url, else the default. */
+const realmOf = (url: string | undefined) => realmUrlOf(url ?? activeContext()?.url);
 
 function minutes(seconds: number): string {
   const m = Math.floor(seconds / 60);
@@ -29,8 +32,8 @@ export function registerLoginCommands(program: Command): void {
     )
     .addOption(urlOption())
     .addHelpText("after", `\nThe tokens are kept in $XDG_CONFIG_HOME/cim-realm/credentials.json (else ~/.config/cim-realm/credentials.json), mode 0600, one entry per realm URL.\nStdout: {url, issuer, principal, expiresAt, file} (no token).`)
-    .action(async (o: { url: string }) => {
-      const realmUrl = realmUrlOf(o.url);
+    .action(async (o: { url?: string }) => {
+      const realmUrl = realmOf(o.url);
       const store = new CredentialsStore();
       const md = await discover(realmUrl);
       const da = await startDeviceAuthorization(md);
@@ -60,7 +63,7 @@ export function registerLoginCommands(program: Command): void {
       const credential = credentialOf(md, t, principal);
       store.put(realmUrl, credential);
       say(`signed in to ${realmUrl} as ${principal}; the tokens are kept in ${store.file}`);
-      printJson({ url: realmUrl, issuer: md.issuer, principal, expiresAt: credential.expiresAt, file: store.file });
+      printResult({ url: realmUrl, issuer: md.issuer, principal, expiresAt: credential.expiresAt, file: store.file }, "login");
     });
 
   program
@@ -68,13 +71,13 @@ export function registerLoginCommands(program: Command): void {
     .description("sign out: revoke the tokens `realm login` stored for the realm at the realm (its refresh token, and with it the access token) and delete them from the credentials file")
     .addOption(urlOption())
     .option("--local", "only delete the stored tokens, without revoking them at the realm (when it is gone for good); they stay valid until they expire")
-    .action(async (o: { url: string; local?: boolean }) => {
-      const realmUrl = realmUrlOf(o.url);
+    .action(async (o: { url?: string; local?: boolean }) => {
+      const realmUrl = realmOf(o.url);
       const store = new CredentialsStore();
       const entry = store.get(realmUrl);
       if (!entry) {
         say(`not signed in to ${realmUrl} (nothing stored in ${store.file})`);
-        printJson({ url: realmUrl, signedOut: false });
+        printResult({ url: realmUrl, signedOut: false }, "login");
         return;
       }
       if (!o.local) {
@@ -89,7 +92,7 @@ export function registerLoginCommands(program: Command): void {
       }
       store.delete(realmUrl);
       say(o.local ? `deleted the stored sign-in of ${entry.principal} to ${realmUrl} (not revoked: valid until ${entry.expiresAt})` : `signed out of ${realmUrl}: the sign-in of ${entry.principal} is revoked and deleted`);
-      printJson({ url: realmUrl, signedOut: true, principal: entry.principal, revoked: !o.local });
+      printResult({ url: realmUrl, signedOut: true, principal: entry.principal, revoked: !o.local }, "login");
     });
 
   withNatsOptions(
@@ -100,6 +103,6 @@ export function registerLoginCommands(program: Command): void {
     .addOption(realmUrlOption("--url <url>", `the realm's HTTP URL whose \`realm login\` token is used when no --token is given (default ${DEFAULT_REALM_URL})`))
     .action(async (o: ConnectionFlags & { url?: string }) => {
       const { url, ...rest } = o;
-      printJson(await callContext({ ...rest, ...(url ? { realmUrl: url } : {}) }, "identity", "queries", "whoami", {}, 10_000));
+      printResult(await callContext({ ...rest, ...(url ? { realmUrl: url } : {}) }, "identity", "queries", "whoami", {}, 10_000), "whoami");
     });
 }

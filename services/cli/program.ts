@@ -9,9 +9,15 @@ import type { AuditReport, ChainBreak } from "../kernel/audit.js";
 import type { DnsContext } from "../../dns/service.js";
 import { callContext } from "./call.js";
 import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
-import { ipAddress, port } from "./output.js";
+import { ipAddress, outputOption, port, printResult, quietOption } from "./output.js";
 import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerContextCommands } from "./register.js";
+import { registerContextCommandsOfConfig } from "./context-commands.js";
+import { registerStatusCommand } from "./status.js";
+import { registerDoctorCommand } from "./doctor.js";
+import { registerCompletionCommand } from "./completion.js";
+import { atTheEdge } from "./edge.js";
+import { REALM_VERSION } from "./version.js";
 
 /**
  * Loads modules with oidc-provider's one load-time line "Unsupported runtime. Use Node.js v22.x LTS" held
@@ -40,12 +46,39 @@ function dnsLine(dns: DnsContext | undefined): string[] {
 const natsOption = () => new Option("--nats <url>", "NATS server of the realm").env("REALM_NATS_URL");
 const credsOption = () => new Option("--creds <file>", "NATS creds file").env("REALM_NATS_CREDS");
 const tokenOption = () => new Option("--token <credential>", "API key or access token for the admin API").env("REALM_TOKEN");
+const realmUrlOption = () => new Option("--realm-url <url>", "the realm's HTTP URL; without --token, the access token `realm login` stored for it is used").env("REALM_URL");
+/** One bounded context of the realm (before configuration contexts existed this was --context). */
+const onlyOption = () => new Option("--only <context>", "only this context of the realm (identity, dns, pki, secrets, realm)");
+/** The old `--json` of the report verbs: `-o json` now; kept, hidden, for one release. */
+const jsonAlias = () => new Option("--json", "same as -o json").hideHelp();
+
+/** Verbs that print no result of their own (`up` prints its banner, `completion` a script): no -o/-q. */
+const NO_RESULT = new Set(["up", "completion"]);
+
+/**
+ * Gives every verb what the command line's conventions promise, from the tree: -o/--output and -q on each
+ * verb that prints a result (a verb that declares its own keeps it), --context / REALM_CONTEXT on each
+ * that talks to a realm. Run once the tree is complete.
+ */
+function addConventionOptions(program: Command): void {
+  const leaves = (c: Command): Command[] => (c.commands.length ? c.commands.flatMap(leaves) : [c]);
+  const has = (c: Command, long: string) => c.options.some((o) => o.long === long);
+  for (const c of leaves(program)) {
+    if (NO_RESULT.has(c.name()) && c.parent === program) continue;
+    if (!has(c, "--output")) c.addOption(outputOption());
+    if (!has(c, "--quiet") && !c.options.some((o) => o.short === "-q")) c.addOption(quietOption());
+    // (`realm context add` and `realm init` take --nats and --url as settings to write, not to connect with)
+    const writesSettings = c.parent?.name() === "context" || (c.name() === "init" && c.parent === program);
+    const talks = !writesSettings && (has(c, "--nats") || has(c, "--realm-url") || (has(c, "--url") && c.parent === program));
+    if (talks && !has(c, "--context")) c.addOption(new Option("--context <name>", "configuration context to use (realm context list)").env("REALM_CONTEXT"));
+  }
+}
 
 /** The whole command line (every group registers light: heavy modules load inside the actions). */
 export async function buildProgram(): Promise<Command> {
   const program = new Command("realm")
     .description("cim-realm: identity, naming and secrets of a CIM, as events on NATS JetStream")
-    .version("0.1.0")
+    .version(REALM_VERSION)
     // Set before any subcommand exists: every subcommand inherits them. A usage error is one line
     // (`error: USAGE: ...`), a hint, and exit 2; commander throws instead of exiting, main() decides.
     .exitOverride()
@@ -131,22 +164,25 @@ export async function buildProgram(): Promise<Command> {
     .addOption(natsOption())
     .addOption(credsOption())
     .addOption(tokenOption())
-    .option("--context <name>", "only this context (default: every REALM_* stream)")
-    .option("--json", "print the reports as JSON")
-    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string; json?: boolean }) => {
+    .addOption(realmUrlOption())
+    .addOption(onlyOption().default(undefined, "every REALM_* stream"))
+    .addOption(jsonAlias())
+    .action(async (o: { nats?: string; creds?: string; token?: string; realmUrl?: string; only?: string }) => {
       process.stderr.write("realm: verifying every event of every stream (the realm's auditor does the walk)...\n");
-      const r = (await callContext(o, "realm", "queries", "audit", o.context ? { context: o.context } : {}, 30 * 60_000)) as { reports: AuditReport[] };
-      if (o.json) process.stdout.write(JSON.stringify(r.reports, null, 2) + "\n");
-      else
-        for (const rep of r.reports) {
-          const cp = rep.checkpoint ? `, checkpoint seq ${rep.checkpoint.seq} ${rep.checkpoint.matched ? "matched" : "NOT matched"}` : "";
-          if (rep.ok) process.stdout.write(`ok      ${rep.context}: ${rep.events} events in ${rep.aggregates} aggregates verified${cp}\n`);
-          else {
-            process.stdout.write(`BROKEN  ${rep.context}: ${rep.problemCount} problem(s)${cp}\n`);
-            for (const p of rep.problems) process.stdout.write(`  ${p.reason.padEnd(20)} ${p.message}\n`);
-            if (rep.problemCount > rep.problems.length) process.stdout.write(`  ... and ${rep.problemCount - rep.problems.length} more\n`);
-          }
-        }
+      const r = (await callContext(o, "realm", "queries", "audit", o.only ? { context: o.only } : {}, 30 * 60_000)) as { reports: AuditReport[] };
+      const report = (reports: AuditReport[]) =>
+        reports
+          .map((rep) => {
+            const cp = rep.checkpoint ? `, checkpoint seq ${rep.checkpoint.seq} ${rep.checkpoint.matched ? "matched" : "NOT matched"}` : "";
+            if (rep.ok) return `ok      ${rep.context}: ${rep.events} events in ${rep.aggregates} aggregates verified${cp}\n`;
+            return [
+              `BROKEN  ${rep.context}: ${rep.problemCount} problem(s)${cp}\n`,
+              ...rep.problems.map((p) => `  ${p.reason.padEnd(20)} ${p.message}\n`),
+              ...(rep.problemCount > rep.problems.length ? [`  ... and ${rep.problemCount - rep.problems.length} more\n`] : []),
+            ].join("");
+          })
+          .join("");
+      printResult(r.reports, "report", { table: report, textByDefault: true });
       if (r.reports.some((x) => !x.ok)) process.exitCode = EXIT_CODES.INTEGRITY;
     });
   audit
@@ -155,12 +191,12 @@ export async function buildProgram(): Promise<Command> {
     .addOption(natsOption())
     .addOption(credsOption())
     .addOption(tokenOption())
-    .option("--json", "print them as JSON")
-    .action(async (o: { nats?: string; creds?: string; token?: string; json?: boolean }) => {
+    .addOption(realmUrlOption())
+    .addOption(jsonAlias())
+    .action(async (o: { nats?: string; creds?: string; token?: string; realmUrl?: string }) => {
       const r = (await callContext(o, "realm", "queries", "quarantine", {})) as { quarantined: (ChainBreak & { seenBy: string[] })[] };
-      if (o.json) process.stdout.write(JSON.stringify(r.quarantined, null, 2) + "\n");
-      else if (r.quarantined.length === 0) process.stdout.write("nothing quarantined\n");
-      else for (const q of r.quarantined) process.stdout.write(`${q.stream} seq ${q.seq}  ${q.reason.padEnd(20)} ${q.message}  (seen by ${q.seenBy.join(", ")})\n`);
+      const text = (qs: (ChainBreak & { seenBy: string[] })[]) => (qs.length === 0 ? "nothing quarantined\n" : qs.map((q) => `${q.stream} seq ${q.seq}  ${q.reason.padEnd(20)} ${q.message}  (seen by ${q.seenBy.join(", ")})\n`).join(""));
+      printResult(r.quarantined, "quarantined", { table: text, textByDefault: true });
       if (r.quarantined.length) process.exitCode = EXIT_CODES.INTEGRITY;
     });
   audit
@@ -169,10 +205,13 @@ export async function buildProgram(): Promise<Command> {
     .addOption(natsOption())
     .addOption(credsOption())
     .addOption(tokenOption())
-    .action(async (o: { nats?: string; creds?: string; token?: string }) => {
-      const r = (await callContext(o, "realm", "queries", "denials", {})) as { denials: { at: string; principal: string; permission: string; reason: string; transport: string }[] };
-      if (r.denials.length === 0) process.stdout.write("no request refused since the realm started\n");
-      for (const d of r.denials) process.stdout.write(`${d.at}  ${d.principal.padEnd(20)} ${d.permission.padEnd(32)} ${d.transport.padEnd(5)} ${d.reason}\n`);
+    .addOption(realmUrlOption())
+    .action(async (o: { nats?: string; creds?: string; token?: string; realmUrl?: string }) => {
+      type Denial = { at: string; principal: string; permission: string; reason: string; transport: string };
+      const r = (await callContext(o, "realm", "queries", "denials", {})) as { denials: Denial[] };
+      const text = (x: { denials: Denial[] }) =>
+        x.denials.length === 0 ? "no request refused since the realm started\n" : x.denials.map((d) => `${d.at}  ${d.principal.padEnd(20)} ${d.permission.padEnd(32)} ${d.transport.padEnd(5)} ${d.reason}\n`).join("");
+      printResult(r, "denial", { table: text, textByDefault: true });
     });
   const policy = program.command("policy").description("permissions, roles and scopes (roles and bindings: realm identity role ...)");
   policy
@@ -181,13 +220,15 @@ export async function buildProgram(): Promise<Command> {
     .addOption(natsOption())
     .addOption(credsOption())
     .addOption(tokenOption())
-    .option("--context <name>", "only this context")
-    .option("--json", "print JSON")
-    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string; json?: boolean }) => {
-      const r = (await callContext(o, "realm", "queries", "permissions", {})) as { permissions: { permission: string; kind: string; context: string; auth: string; scoped: string; description: string }[] };
-      const rows = r.permissions.filter((p) => !o.context || p.context === o.context);
-      if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
-      else for (const p of rows) process.stdout.write(`${p.permission.padEnd(36)} ${p.kind.padEnd(8)} ${(p.auth === "permission" ? p.scoped : p.auth).padEnd(14)} ${p.description}\n`);
+    .addOption(realmUrlOption())
+    .addOption(onlyOption())
+    .addOption(jsonAlias())
+    .action(async (o: { nats?: string; creds?: string; token?: string; realmUrl?: string; only?: string }) => {
+      type Permission = { permission: string; kind: string; context: string; auth: string; scoped: string; description: string };
+      const r = (await callContext(o, "realm", "queries", "permissions", {})) as { permissions: Permission[] };
+      const rows = r.permissions.filter((p) => !o.only || p.context === o.only);
+      const text = (ps: Permission[]) => ps.map((p) => `${p.permission.padEnd(36)} ${p.kind.padEnd(8)} ${(p.auth === "permission" ? p.scoped : p.auth).padEnd(14)} ${p.description}\n`).join("");
+      printResult(rows, "permission", { table: text, textByDefault: true });
     });
   audit
     .command("checkpoint")
@@ -195,14 +236,23 @@ export async function buildProgram(): Promise<Command> {
     .addOption(natsOption())
     .addOption(credsOption())
     .addOption(tokenOption())
-    .option("--context <name>", "only this context")
-    .action(async (o: { nats?: string; creds?: string; token?: string; context?: string }) => {
-      const r = await callContext(o, "realm", "commands", "checkpoint.create", o.context ? { context: o.context } : {});
-      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+    .addOption(realmUrlOption())
+    .addOption(onlyOption())
+    .action(async (o: { nats?: string; creds?: string; token?: string; realmUrl?: string; only?: string }) => {
+      const r = await callContext(o, "realm", "commands", "checkpoint.create", o.only ? { context: o.only } : {});
+      printResult(r, "checkpoint");
     });
 
   await registerContextCommands(program);
   registerMaintenanceCommands(program);
+  registerStatusCommand(program);
+  registerDoctorCommand(program);
+  registerContextCommandsOfConfig(program);
+  registerCompletionCommand(program);
+  // Last, once every group has registered (another group added after this gets no -o/-q/--context).
+  addConventionOptions(program);
+  // The edge: output mode and configuration context, settled once before any verb runs (services/cli/edge.ts).
+  program.hook("preAction", (_program, action) => atTheEdge(action));
   return program;
 }
 

@@ -162,7 +162,7 @@ describe("realm command line", () => {
       runRealm(["up", "--data", data, "--dns-host", "dns.example"]),
     ]);
     expect(ttl.code).toBe(EXIT_USAGE);
-    expect(ttl.stderr).toMatch(/^error: USAGE: option '--ttl <seconds>' argument 'abc' is invalid\. Expected an integer 1 or more\.\n/);
+    expect(ttl.stderr).toMatch(/^error: USAGE: option '--ttl <seconds>' argument 'abc' is invalid\. Expected an integer 0 or more\.\n/);
     expect(ttl.stderr).not.toMatch(/^\s+at /m);
     expect(httpPort.code).toBe(EXIT_USAGE);
     expect(httpPort.stderr).toContain("option '--http-port <port>' argument 'abc' is invalid. Expected a port from 0 to 65535.");
