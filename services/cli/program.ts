@@ -11,6 +11,7 @@ import { callContext } from "./call.js";
 import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
 import { ipAddress, outputOption, port, printResult, quietOption } from "./output.js";
 import { registerMaintenanceCommands } from "./maintenance.js";
+import { registerBackupCommands } from "./backup-cli.js";
 import { registerContextCommands } from "./register.js";
 import { registerContextCommandsOfConfig } from "./context-commands.js";
 import { registerStatusCommand } from "./status.js";
@@ -249,6 +250,7 @@ export async function buildProgram(): Promise<Command> {
   registerDoctorCommand(program);
   registerContextCommandsOfConfig(program);
   registerCompletionCommand(program);
+  registerBackupCommands(program);
   // Last, once every group has registered (another group added after this gets no -o/-q/--context).
   addConventionOptions(program);
   // The edge: output mode and configuration context, settled once before any verb runs (services/cli/edge.ts).
