@@ -14,6 +14,7 @@ import {
 import { conflict, invalid, RealmError } from "./errors.js";
 import { canonicalEnvelope, cidOfCanonical, eventIdFor, sealedEnvelope, type EventEnvelope } from "./envelope.js";
 import { BatchSealer } from "./seal-batch.js";
+import { AckedPublisher, JetStreamRefusal } from "./acked-publish.js";
 import { ChainVerifier, type ChainHead, type EventProblem } from "./chain.js";
 import { Headers, eventSubject, eventsWildcard, streamName, assertToken } from "./subjects.js";
 import type { RealmTrust } from "./trust.js";
@@ -144,6 +145,7 @@ export class EventStore {
   private readonly source: string;
   private readonly writer: string;
   private sealer: BatchSealer | undefined;
+  private readonly publisher: AckedPublisher;
 
   private constructor(
     readonly context: string,
@@ -156,6 +158,7 @@ export class EventStore {
     this.source = opts.source ?? `cim-realm/${context}`;
     this.trust = opts.trust;
     this.writer = opts.writer ?? context;
+    this.publisher = new AckedPublisher(nc);
   }
 
   /**
@@ -295,12 +298,10 @@ export class EventStore {
       h.set(Headers.Source, this.source);
       h.set(Headers.AggregateType, ref.type);
       h.set(Headers.AggregateId, ref.id);
+      h.set(Headers.MsgId, envelope.id);
+      h.set(Headers.ExpectedLastSubjectSequence, String(lastSeq));
       try {
-        const ack = await this.js.publish(subject, json, {
-          msgID: envelope.id,
-          expect: { lastSubjectSequence: lastSeq },
-          headers: h,
-        });
+        const ack = await this.publisher.publish(subject, json, h);
         if (ack.duplicate) {
           // The same event id is already stored: a retry of this command raced ahead of us. Report a
           // conflict so the caller loads and answers from what is stored, instead of claiming a new write.
@@ -309,13 +310,14 @@ export class EventStore {
         lastSeq = ack.seq;
       } catch (err) {
         if (err instanceof RealmError) throw err;
-        if (err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164)) {
+        if (err instanceof JetStreamRefusal && (err.errCode === 10071 || err.errCode === 10164)) {
           throw conflict(`aggregate ${ref.type}/${ref.id} was changed by another writer (expected version ${version})`, {
             aggregate: ref,
             expectedVersion: version,
             written: stored.length,
           });
         }
+        if (err instanceof JetStreamRefusal && err.code === 503) throw new RealmError("UNAVAILABLE", `JetStream is not answering for ${this.stream}`);
         throw err;
       }
       version = envelope.version;
