@@ -114,8 +114,9 @@ export function eventStreamConfig(context: string, opts: { replicas?: number | u
 }
 
 /**
- * Makes sure a context's stream exists with its record-keeping guarantees: creates it if missing, and turns
- * on `deny_delete`/`deny_purge` on a stream made before they were set (a one-way change). Needs the
+ * Makes sure a context's stream exists with its record-keeping guarantees: creates it if missing, turns on
+ * `deny_delete`/`deny_purge` on a stream made before they were set (a one-way change), and gives it the
+ * replicas asked for (nats-server moves an existing stream to them; unset keeps what it has). Needs the
  * provisioning identity's stream rights; the contexts' own identities only read stream info.
  */
 export async function provisionEventStream(jsm: JetStreamManager, context: string, opts: { replicas?: number | undefined; duplicateWindowMs?: number | undefined } = {}): Promise<void> {
@@ -130,7 +131,10 @@ export async function provisionEventStream(jsm: JetStreamManager, context: strin
     }
     throw err;
   }
-  if (!info.config.deny_delete || !info.config.deny_purge) await jsm.streams.update(config.name, { ...info.config, deny_delete: true, deny_purge: true });
+  const replicas = opts.replicas ?? info.config.num_replicas;
+  if (!info.config.deny_delete || !info.config.deny_purge || info.config.num_replicas !== replicas) {
+    await jsm.streams.update(config.name, { ...info.config, deny_delete: true, deny_purge: true, num_replicas: replicas });
+  }
 }
 
 /** nats-server fixed concurrent expected-sequence appends on replicated streams in 2.9.21 (nats-server#4320). */
