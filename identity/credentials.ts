@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { KvGuard } from "../services/kernel/kv-guard.js";
 import { Kvm, type KV } from "@nats-io/kv";
 import { argon2id, argon2Verify } from "hash-wasm";
 import * as OTPAuth from "otpauth";
@@ -47,14 +48,19 @@ interface Opened {
 }
 
 export class CredentialStore {
+  private readonly guard: KvGuard;
+
   private constructor(
+    nc: NatsConnection,
     private readonly kv: KV,
     private readonly sealer: Sealer,
-  ) {}
+  ) {
+    this.guard = new KvGuard(nc, kv, CREDENTIALS_BUCKET);
+  }
 
   static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<CredentialStore> {
     const kv = await new Kvm(nc).create(CREDENTIALS_BUCKET, { history: 1, replicas });
-    return new CredentialStore(kv, sealer);
+    return new CredentialStore(nc, kv, sealer);
   }
 
   /** The AAD of a value: its bucket and key, so a sealed value only opens where it was written. */
@@ -119,12 +125,13 @@ export class CredentialStore {
     if (delta === null) return false;
     const step = totp.counter() + delta;
     const lastKey = keyOf("totp-step", principal);
-    const last = await this.read(lastKey);
-    if (last && Number(last.value) >= step) return false;
+    const entry = await this.kv.get(lastKey);
+    const last = entry?.operation === "PUT" ? this.sealer.openString(entry.string(), CredentialStore.context(lastKey)) : undefined;
+    if (last !== undefined && Number(last) >= step) return false;
     try {
-      // Compare-and-set on the revision read: two replicas cannot both accept the same code.
-      if (last) await this.kv.update(lastKey, this.sealed(lastKey, String(step)), last.revision);
-      else await this.kv.create(lastKey, this.sealed(lastKey, String(step)));
+      // Compare-and-set on the revision read (a purge marker's, or 0 when never written): two replicas
+      // cannot both accept the same code, on any server (kv-guard.ts).
+      await this.guard.putIfRevision(lastKey, this.sealed(lastKey, String(step)), entry?.revision ?? 0);
     } catch {
       return false;
     }

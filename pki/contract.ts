@@ -3,6 +3,8 @@
  */
 export const PKI_CONTEXT = "pki";
 export const PKI_STREAM = "REALM_PKI";
+/** The KV bucket of the online intermediate keys, sealed with the realm's seal key (pki/keystore.ts). */
+export const PKI_KEYS_BUCKET = "realm_pki_keys";
 
 export const PkiSubjects = {
   issue: "realm.pki.commands.certificate.issue",

@@ -1,3 +1,4 @@
+import { Sealer } from "../services/kernel/seal.js";
 import { createHash, createHmac, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { commandMetaOf, type ContextDeps, type Endpoint, type RealmContext, type RequestContext } from "../services/host/context.js";
@@ -35,6 +36,11 @@ export interface PkiOptions {
   /** Clock (tests issue already-expired certificates with it). */
   clock?: (() => Date) | undefined;
   replicas?: number | undefined;
+  /**
+   * The realm's seal key: the intermediate keys are sealed with it in the shared bucket (pki/keystore.ts).
+   * Without it a throw-away key seals them, which no later process opens (embedding and tests only).
+   */
+  sealer?: Sealer | undefined;
 }
 
 export interface PkiContext extends RealmContext {
@@ -92,7 +98,12 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const projection = new Projection(store, pkiProjection(), { log: deps.log, indexCommands: true });
     const writes = new WriteModel(store, projection as Projection<unknown>);
     await projection.start();
-    const keys = new IssuerKeyStore(join(deps.dataDir, "keys"));
+    if (!opts.sealer) deps.log.warn("no seal key given: the PKI's intermediate keys are sealed with a throw-away key and will not open after a restart");
+    const keys = await IssuerKeyStore.open(deps.nc, opts.sealer ?? Sealer.generate(), {
+      legacyDir: join(deps.dataDir, "keys"),
+      replicas: opts.replicas,
+      onError: (err) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "an entry of the PKI key bucket does not open with this realm's seal key: skipped"),
+    });
     const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { trust: deps.trust, log: deps.log, replicas: opts.replicas });
     const ownedZones = opts.ownedZones ?? (() => realmZones!.zones());
     const now = opts.clock ?? (() => new Date());
@@ -151,6 +162,8 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       const profile: ProfileName = i.profile;
       if (i.csr && i.keySpec) throw invalid("give a CSR or a keySpec for a generated key, not both");
       const st = issuerState(i.issuer);
+      // An intermediate prepared through another instance: its key may still be on its way through the bucket.
+      if (st.active) await keys.wait(st.active.publicKeySha256);
       const sig = signingFor(st);
       const serial = serialFor(sig.serialKey, ctx.commandId);
       const earlier = model().certificates.get(serialHex(serial));
@@ -258,7 +271,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           const { privateKey, publicKey } = await generateKeyPair(spec);
           const subject = buildName({ CN: i.commonName, ...(i.organization ? { O: i.organization } : {}) });
           const csrPem = toPem(createCsr(subject, publicKey, signerFor(privateKey)), "CERTIFICATE REQUEST");
-          const sha = keys.save(privateKey);
+          const sha = await keys.save(privateKey);
           const r = await run(issuerDecider, id, { type: "prepare", spec, publicKeySha256: sha, csrPem, subject: `CN=${i.commonName}${i.organization ? `,O=${i.organization}` : ""}` } satisfies IssuerCommand, ctx);
           return { issuer: id, csrPem: r.state.pending?.csrPem ?? csrPem, publicKeySha256: r.state.pending?.publicKeySha256 ?? sha, keySpec: spec };
         },
@@ -421,6 +434,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       ready: () => projection.status === "live",
       metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`],
       stop: async () => {
+        keys.stop();
         await projection.stop();
         await realmZones?.stop();
       },

@@ -213,16 +213,33 @@ function initClaim(o: JwtOptions, name: string, sub: string, nats: Json): Json {
   return claim;
 }
 
-/** Signs claims assembled by the functions below: sets iss, iat, nats.version, jti, and signs header.payload. */
-function sign(claim: Json, signer: Signer, iat: number | undefined): string {
-  claim.iss = signer.getPublicKey();
+/** The claims' JSON as signed (before `jti`): sets iss, iat and nats.version on claims assembled below. */
+function claimJson(claim: Json, issuer: string, iat: number | undefined): string {
+  claim.iss = issuer;
   claim.iat = iat ?? Math.floor(Date.now() / 1000);
   (claim.nats as Json).version = 2;
-  const json = JSON.stringify(claim);
+  return JSON.stringify(claim);
+}
+
+/** Adds `jti` (SHA-512 of the claims' JSON, as jwt.js) and signs header.payload. */
+function signClaimJson(json: string, signer: Signer): string {
   const jti = createHash("sha512").update(json).digest("base64");
   // = JSON.stringify({...claim, jti}): jti comes last and base64 needs no escaping.
   const body = `${HEADER}.${Buffer.from(`${json.slice(0, -1)},"jti":"${jti}"}`).toString("base64url")}`;
   return `${body}.${Buffer.from(signer.sign(Buffer.from(body, "latin1"))).toString("base64url")}`;
+}
+
+function sign(claim: Json, signer: Signer, iat: number | undefined): string {
+  return signClaimJson(claimJson(claim, signer.getPublicKey(), iat), signer);
+}
+
+const b64urlLength = (bytes: number) => Math.ceil((bytes * 4) / 3);
+/**
+ * The length of the JWT `signClaimJson` makes of these claims, without hashing or signing: the payload is the
+ * JSON plus `,"jti":"<88 base64 characters>"`, and an Ed25519 signature is 86 base64url characters.
+ */
+function signedLength(json: string): number {
+  return HEADER.length + 1 + b64urlLength(Buffer.byteLength(json) + 97) + 1 + 86;
 }
 
 /** As jwt.js `encodeOperator(name, okp, operator, {signer})`: self-signed unless a signing key signs. */
@@ -249,14 +266,22 @@ export function encodeAccountJwt(name: string, accountKey: string, account: Json
  * account when a signing key of it signs.
  */
 export function encodeUserJwt(name: string, userKey: string, accountKey: string, user: Json, signer: Signer, opts: JwtOptions & { scopedUser?: boolean } = {}): string {
+  return signClaimJson(userClaimJson(name, userKey, accountKey, user, signer.getPublicKey(), opts), signer);
+}
+
+/** The length `encodeUserJwt` with these arguments gives, without making a key or a signature (any key of the role fits). */
+export function userJwtLength(name: string, userKey: string, accountKey: string, user: Json, signerKey: string, opts: JwtOptions & { scopedUser?: boolean } = {}): number {
+  return signedLength(userClaimJson(name, userKey, accountKey, user, signerKey, opts));
+}
+
+function userClaimJson(name: string, userKey: string, accountKey: string, user: Json, signerKey: string, opts: JwtOptions & { scopedUser?: boolean }): string {
   checkRole(accountKey, "A", "user issuer");
   checkRole(userKey, "U", "user");
-  const signerKey = signer.getPublicKey();
   checkRole(signerKey, "A", "user signer");
   const nats: Json = opts.scopedUser ? { ...user } : { data: -1, payload: -1, subs: -1, ...user };
   if (signerKey !== accountKey) nats.issuer_account = accountKey;
   nats.type = "user";
-  return sign(initClaim(opts, name, userKey, nats), signer, opts.iat);
+  return claimJson(initClaim(opts, name, userKey, nats), signerKey, opts.iat);
 }
 
 /** As jwt.js `encodeActivation(name, importer, exporter, kind, data, {signer})`. */
@@ -285,6 +310,10 @@ ${seed}
 }
 
 /** Splits a JWT and checks its header and its Ed25519 signature against `iss`; returns the claims. */
+const USER_SEED_LENGTH = 58; // base32 of 2 prefix bytes, a 32-byte seed and a CRC16
+/** The length of `formatCreds(jwt, seed)` for a JWT of `jwtLength` characters and a user seed. */
+export const credsLength = (jwtLength: number): number => formatCreds("", "").length + jwtLength + USER_SEED_LENGTH;
+
 export function decodeJwt<T = Json>(jwt: string): T & { iss: string } {
   const parts = jwt.split(".");
   if (parts.length !== 3) throw new Error("not a JWT");

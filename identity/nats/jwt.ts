@@ -5,7 +5,7 @@ import { RealmError, invalid } from "../../services/kernel/errors.js";
 import type { AccountState } from "./domain/account.js";
 import type { UserSpec } from "./domain/user.js";
 import type { AccountLimitsSpec, UserPermissions } from "./domain/validation.js";
-import { decodeJwt, encodeAccountJwt, encodeActivationJwt, encodeOperatorJwt, encodeUserJwt, formatCreds, newNkey, nkeyFromSeed, publicKeyObject, type NodeNkey, type Signer } from "./jwt-encode.js";
+import { decodeJwt, encodeAccountJwt, encodeActivationJwt, encodeOperatorJwt, encodeUserJwt, formatCreds, userJwtLength, newNkey, nkeyFromSeed, publicKeyObject, type NodeNkey, type Signer } from "./jwt-encode.js";
 
 /**
  * Signing and validating NATS JWTs. The encoding is jwt-encode.ts (node:crypto Ed25519, byte-compatible
@@ -137,6 +137,13 @@ export function userClaim(spec: UserSpec): Record<string, unknown> {
 /** A user JWT issued at `iat` (the time its event records, which revocations compare with) until `exp`. */
 export function userJwt(spec: UserSpec, userPublicKey: string, accountPublicKey: string, signer: Signer, iat: number, exp: number): string {
   return encodeUserJwt(spec.name, userPublicKey, accountPublicKey, userClaim(spec), signer, { exp, iat, scopedUser: !!spec.scopedSigningKey });
+}
+
+/** Any user key: a stand-in of the right length where only the JWT's length is wanted. */
+const SOME_USER_KEY = `U${"A".repeat(55)}`;
+/** The length of the user JWT `userJwt` makes for `spec` (the user's own key does not change it). */
+export function userJwtSize(spec: UserSpec, accountPublicKey: string, signerKey: string, iat: number, exp: number): number {
+  return userJwtLength(spec.name, SOME_USER_KEY, accountPublicKey, userClaim(spec), signerKey, { exp, iat, scopedUser: !!spec.scopedSigningKey });
 }
 
 export async function signUser(spec: UserSpec, userPublicKey: string, accountPublicKey: string, signer: Signer, iat: number, exp: number): Promise<string> {

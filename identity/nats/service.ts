@@ -9,7 +9,10 @@ import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
 import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
 import { userDecider, checkUserSpec, type UserCommand, type UserSpec, type UserState } from "./domain/user.js";
 import { JETSTREAM_UNLIMITED, type AccountLimitsSpec, type UserPermissions } from "./domain/validation.js";
-import { credsFile, fingerprint, kpFromSeed, newNkey, nkeyFromSeed, seedOf, checkIssuedUserJwt, signAccount, signActivation, userJwt, validateAccountJwt, type NodeNkey } from "./jwt.js";
+import { fingerprint, kpFromSeed, newNkey, nkeyFromSeed, seedOf, checkIssuedUserJwt, signAccount, signActivation, userJwtSize, validateAccountJwt, type NodeNkey } from "./jwt.js";
+import { credsLength } from "./jwt-encode.js";
+import { signUsers, type SignedUser, type UserSigningJob } from "./user-signing.js";
+import { SigningWorker } from "./signing-pool.js";
 import { KeyStore } from "./keystore.js";
 import { ClaimsPusher, type PushResult } from "./push.js";
 import type { OperatorState } from "./bootstrap.js";
@@ -59,12 +62,9 @@ interface PreparedUser {
   normalized: UserSpec;
   signerKey: string;
 }
-interface SignedUser {
-  publicKey: string;
-  jwt: string;
-  creds: string;
-  expiresAt: number;
-}
+/** Users signed per slice of a batch, and the batch size from which the signing worker signs them. */
+const SIGNING_SLICE = 256;
+const WORKER_BATCH = 256;
 
 /** Runs `fn` over `items` with at most `limit` running at once; rejects with the first error (after all settled). */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -113,6 +113,7 @@ export class NatsAccounts {
   async close(): Promise<void> {
     await this.projection.stop();
     await this.pusher.close();
+    await this.signingWorker.close();
   }
 
   /** The largest reply a NATS request may get: the server's max_payload, less room for the reply envelope. */
@@ -260,6 +261,7 @@ export class NatsAccounts {
   }
 
   private signers = new Map<string, NodeNkey>();
+  private readonly signingWorker = new SigningWorker();
   /** An online key (operator signing key, account key, account signing key), read and derived once. */
   private signer(publicKey: string): NodeNkey {
     let k = this.signers.get(publicKey);
@@ -298,11 +300,23 @@ export class NatsAccounts {
 
   /** A new user key and its JWT issued at `t`, validated against the account's JWT: nothing else is handed out. */
   private signPrepared(p: PreparedUser, account: AccountState, accountJwt: string, t: number): SignedUser {
-    const u = newNkey("U");
     const expiresAt = t + (p.normalized.expiresInDays ?? 90) * 86400;
-    const jwt = userJwt(p.normalized, u.publicKey, account.publicKey, this.signer(p.signerKey), t, expiresAt);
-    checkIssuedUserJwt(jwt, p.signerKey, accountJwt, this.trust, t);
-    return { publicKey: u.publicKey, jwt, creds: credsFile(jwt, u.seed), expiresAt };
+    const signed = signUsers({ accountPublicKey: account.publicKey, iat: t, users: [{ spec: p.normalized, signerKey: p.signerKey, expiresAt }] }, (k) => this.signer(k))[0]!;
+    checkIssuedUserJwt(signed.jwt, p.signerKey, accountJwt, this.trust, t);
+    return signed;
+  }
+
+  /** Signs a slice of a batch in this thread, after the event loop has had a turn (a batch signs slice by slice). */
+  private async signHere(job: UserSigningJob): Promise<SignedUser[]> {
+    await new Promise((r) => setImmediate(r));
+    return signUsers(job, (k) => this.signer(k));
+  }
+
+  /** The seeds of signing keys, for the signing worker. */
+  private seedsOf(keys: string[]): Record<string, string> {
+    const seeds: Record<string, string> = {};
+    for (const k of keys) seeds[k] ??= this.keys.seed(k);
+    return seeds;
   }
 
   private escrowCreds(account: string, name: string, signed: SignedUser, meta: CommandMeta): Promise<SecretRef> {
@@ -418,32 +432,52 @@ export class NatsAccounts {
         at(i, err);
       }
     }
-    // 3. Sign and validate every JWT (in slices, so that the event loop keeps serving).
+    // 3. The reply's size, known before anything is signed: a JWT's length follows from its claims.
     const accountJwt = await this.accountJwt(account);
-    const signed: SignedUser[] = [];
-    for (let i = 0; i < n; i++) {
-      signed.push(this.signPrepared(prepared[i]!, account, accountJwt, t));
-      if (i % 256 === 255) await new Promise((r) => setImmediate(r));
-    }
+    const expiresAt = prepared.map((p) => t + (p.normalized.expiresInDays ?? 90) * 86400);
     if (opts.maxReplyBytes !== undefined) {
-      const size = signed.reduce((sum, x, i) => sum + (this.escrow ? 200 : x.creds.length + 40) + 110 + prepared[i]!.spec.name.length, 100);
+      const size = prepared.reduce((sum, p, i) => sum + (this.escrow ? 200 : credsLength(userJwtSize(p.normalized, account.publicKey, p.signerKey, t, expiresAt[i]!)) + 40) + 110 + p.spec.name.length, 100);
       if (size > opts.maxReplyBytes) throw invalid(`the reply would be ~${Math.ceil(size / 1024)} KiB, over the ${Math.floor(opts.maxReplyBytes / 1024)} KiB a reply may have (the server's max_payload): send at most ~${Math.floor((n * opts.maxReplyBytes) / size)} users per call`);
     }
-    // 4. Escrow (when configured), then record: an escrow failure records nothing.
+    // 4. Sign in slices: in the signing worker for a large batch (the appends below run while it signs the
+    // next slice), else here. Each JWT is checked against the account's JWT before it is recorded or handed out.
+    const slices: Promise<SignedUser[]>[] = [];
+    for (let from = 0; from < n; from += SIGNING_SLICE) {
+      const users = prepared.slice(from, from + SIGNING_SLICE).map((p, k) => ({ spec: p.normalized, signerKey: p.signerKey, expiresAt: expiresAt[from + k]! }));
+      const job: UserSigningJob = { accountPublicKey: account.publicKey, iat: t, users };
+      slices.push(n >= WORKER_BATCH ? this.signingWorker.sign({ ...job, seeds: this.seedsOf(users.map((u) => u.signerKey)) }) : this.signHere(job));
+    }
+    // A slice that fails (the worker died) fails its entries, not the batch; every slice is awaited somewhere.
+    for (const s of slices) s.catch(() => undefined);
+    const signedAt = async (i: number): Promise<SignedUser> => {
+      const u = (await slices[Math.floor(i / SIGNING_SLICE)]!)[i % SIGNING_SLICE]!;
+      checkIssuedUserJwt(u.jwt, prepared[i]!.signerKey, accountJwt, this.trust, t);
+      return u;
+    };
+    // 5. Escrow (when configured) every entry first, then record: an escrow failure records nothing.
     const refs: (SecretRef | undefined)[] = [];
-    if (this.escrow) await pool([...Array(n).keys()], 16, async (i) => void (refs[i] = await this.escrowCreds(input.account, prepared[i]!.spec.name, signed[i]!, entryMeta(i))));
+    if (this.escrow) {
+      const signed: SignedUser[] = [];
+      for (let i = 0; i < n; i++) {
+        try {
+          signed[i] = await signedAt(i);
+        } catch (err) {
+          at(i, err);
+        }
+      }
+      await pool([...Array(n).keys()], 16, async (i) => void (refs[i] = await this.escrowCreds(input.account, prepared[i]!.spec.name, signed[i]!, entryMeta(i))));
+    }
     const out: BatchEntry[] = [];
     let lastSeq = 0;
     let failed = 0;
     await pool([...Array(n).keys()], opts.concurrency ?? 128, async (i) => {
       const name = prepared[i]!.spec.name;
       const id = userId(input.account, name);
-      const cmd = command(i, signed[i]!.publicKey, refs[i]);
-      const m = entryMeta(i);
       try {
-        const seq = await this.recordIssue(id, states[i]!, positions[i]!, cmd, m);
+        const signed = await signedAt(i);
+        const seq = await this.recordIssue(id, states[i]!, positions[i]!, command(i, signed.publicKey, refs[i]), entryMeta(i));
         lastSeq = Math.max(lastSeq, seq);
-        out[i] = { user: name, publicKey: signed[i]!.publicKey, expiresAt: signed[i]!.expiresAt, ...(refs[i] ? { secretRef: refs[i] } : { creds: signed[i]!.creds }) };
+        out[i] = { user: name, publicKey: signed.publicKey, expiresAt: signed.expiresAt, ...(refs[i] ? { secretRef: refs[i] } : { creds: signed.creds }) };
       } catch (err) {
         failed++;
         const e = err instanceof RealmError ? err : new RealmError("UNAVAILABLE", err instanceof Error ? err.message : String(err));

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Sealer } from "../../services/kernel/seal.js";
+import { KvGuard } from "../../services/kernel/kv-guard.js";
 
 /**
  * The OIDC signing keys and cookie keys, shared by every realm replica through the KV bucket
@@ -29,23 +30,28 @@ export async function newSigningKey(): Promise<JWK> {
 }
 
 export class OidcKeys {
+  private readonly guard: KvGuard;
+
   private constructor(
+    nc: NatsConnection,
     private readonly kv: KV,
     private readonly sealer: Sealer,
     public material: KeyMaterial,
     private revision: number,
-  ) {}
+  ) {
+    this.guard = new KvGuard(nc, kv, KEYS_BUCKET);
+  }
 
   /** Reads the keys, or makes the first ones; a key that does not open under `sealer` is INTEGRITY. */
   static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<OidcKeys> {
     const kv = await new Kvm(nc).create(KEYS_BUCKET, { history: 1, replicas });
     for (;;) {
       const e = await kv.get(KEY);
-      if (e && e.operation === "PUT") return new OidcKeys(kv, sealer, unseal(sealer, e), e.revision);
+      if (e && e.operation === "PUT") return new OidcKeys(nc, kv, sealer, unseal(sealer, e), e.revision);
       const material: KeyMaterial = { jwks: { keys: [await newSigningKey()] }, cookieKeys: [randomBytes(32).toString("base64url")], rotatedAt: new Date().toISOString() };
       try {
-        const revision = await kv.create(KEY, sealer.seal(JSON.stringify(material), CONTEXT));
-        return new OidcKeys(kv, sealer, material, revision);
+        const revision = await new KvGuard(nc, kv, KEYS_BUCKET).putIfRevision(KEY, sealer.seal(JSON.stringify(material), CONTEXT), e?.revision ?? 0);
+        return new OidcKeys(nc, kv, sealer, material, revision);
       } catch {
         // Another replica created them first: read theirs.
       }
@@ -60,7 +66,7 @@ export class OidcKeys {
   async rotate(): Promise<KeyMaterial> {
     const key = await newSigningKey();
     const material: KeyMaterial = { ...this.material, jwks: { keys: [key, ...this.material.jwks.keys].slice(0, KEEP) }, rotatedAt: new Date().toISOString() };
-    this.revision = await this.kv.update(KEY, this.sealer.seal(JSON.stringify(material), CONTEXT), this.revision);
+    this.revision = await this.guard.putIfRevision(KEY, this.sealer.seal(JSON.stringify(material), CONTEXT), this.revision);
     this.material = material;
     return material;
   }

@@ -3,6 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Adapter, AdapterPayload } from "oidc-provider";
 import { Sealer } from "../../services/kernel/seal.js";
+import { KvGuard } from "../../services/kernel/kv-guard.js";
 
 /**
  * oidc-provider adapter over the JetStream KV bucket `realm_identity_oidc`, so every realm replica can
@@ -36,7 +37,8 @@ export type ClientSource = (id: string) => AdapterPayload | undefined;
 
 const tk = Sealer.tokenKey;
 
-export function kvAdapter(kv: KV, clients: ClientSource, sealer: Sealer): new (name: string) => Adapter {
+export function kvAdapter(kv: KV, clients: ClientSource, sealer: Sealer, nc: NatsConnection): new (name: string) => Adapter {
+  const guard = new KvGuard(nc, kv, OIDC_BUCKET);
   const now = () => Math.floor(Date.now() / 1000);
   const context = (key: string) => `${OIDC_BUCKET}/${key}`;
 
@@ -86,13 +88,13 @@ export function kvAdapter(kv: KV, clients: ClientSource, sealer: Sealer): new (n
       return this.findVia(`usercode.${tk(userCode)}`);
     }
 
-    /** Compare-and-set on the revision read: two replicas redeeming one code cannot both succeed. */
+    /** Compare-and-set on the revision read: two replicas redeeming one code cannot both succeed (kv-guard.ts). */
     async consume(id: string): Promise<void> {
       const key = this.key(id);
       const r = await read(key);
       if (!r) return;
       r.stored.payload.consumed = now();
-      await kv.update(key, sealer.seal(JSON.stringify(r.stored), context(key)), r.revision);
+      await guard.putIfRevision(key, sealer.seal(JSON.stringify(r.stored), context(key)), r.revision);
     }
 
     async destroy(id: string): Promise<void> {

@@ -80,6 +80,7 @@ export function buildProvider(issuer: string, core: IdentityCore, kv: KV, keys: 
         return c && clientMetadata(c);
       },
       sealer,
+      core.nc,
     ),
     jwks: keys.jwks as Configuration["jwks"],
     cookies: { keys: keys.cookieKeys },

@@ -39,6 +39,6 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
     { name: "identity", factory: createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle }) },
     { name: "dns", factory: dnsFactory },
     // The PKI certifies names the realm owns: it follows the name domain's zone events (pki/realm-zones.ts).
-    { name: "pki", factory: createPkiContext({ escrow: s.escrow }) },
+    { name: "pki", factory: createPkiContext({ escrow: s.escrow, sealer: s.sealer }) },
   ];
 }

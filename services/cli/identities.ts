@@ -1,3 +1,4 @@
+import { PKI_KEYS_BUCKET } from "../../pki/contract.js";
 import { CREDENTIALS_BUCKET } from "../../identity/credentials.js";
 import { KEYS_BUCKET } from "../../identity/oidc/keys.js";
 import { OIDC_BUCKET, OIDC_BUCKET_MAX_AGE_MS } from "../../identity/oidc/kv-adapter.js";
@@ -29,6 +30,8 @@ export const REALM_BUCKETS: { name: string; owner: string; opts: { history: numb
   { name: CREDENTIALS_BUCKET, owner: "identity", opts: { history: 1 } },
   { name: OIDC_BUCKET, owner: "identity", opts: { history: 1, ttl: OIDC_BUCKET_MAX_AGE_MS } },
   { name: KEYS_BUCKET, owner: "identity", opts: { history: 1 } },
+  // The PKI's online intermediate keys, sealed (pki/keystore.ts): every PKI instance reads and adds them.
+  { name: PKI_KEYS_BUCKET, owner: "pki", opts: { history: 1 } },
   ...EVENT_CONTEXTS.flatMap((c) => outcomeBuckets(c).map((b) => ({ ...b, owner: c }))),
   // Each context's projection snapshots (services/kernel/snapshot-store.ts): only its own identity writes
   // them (and signs them with its event key: the bucket's rights keep others from filling or wiping it).

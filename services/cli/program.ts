@@ -9,7 +9,7 @@ import type { AuditReport, ChainBreak } from "../kernel/audit.js";
 import type { DnsContext } from "../../dns/service.js";
 import { callContext } from "./call.js";
 import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
-import { ipAddress, outputOption, port, printResult, quietOption } from "./output.js";
+import { ipAddress, outputOption, port, positiveInt, printResult, quietOption } from "./output.js";
 import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerBackupCommands } from "./backup-cli.js";
 import { registerContextCommands } from "./register.js";
@@ -97,8 +97,9 @@ export async function buildProgram(): Promise<Command> {
     .option("--http-host <host>", "HTTP API address", "127.0.0.1")
     .addOption(new Option("--dns-port <port>", "authoritative DNS port, UDP and TCP (0 = any free port; below 1024 needs CAP_NET_BIND_SERVICE)").env("REALM_DNS_PORT").argParser(port).default(5300))
     .addOption(new Option("--dns-host <address>", "address the authoritative DNS listens on (0.0.0.0 or :: for every address)").env("REALM_DNS_HOST").argParser(ipAddress).default("127.0.0.1"))
+    .addOption(new Option("--replicas <n>", "replicas of every stream and bucket, applied to existing ones at start (with --nats <cluster>; 3 for a 3-node cluster)").env("REALM_REPLICAS").argParser(positiveInt))
     .option("--insecure-no-auth", "serve the admin API without authentication (single-user development only)")
-    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; insecureNoAuth?: boolean }) => {
+    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; replicas?: number; insecureNoAuth?: boolean }) => {
       const say = (l: string) => process.stderr.write(`realm: ${l}\n`);
       const options = {
         dataDir: o.data,
@@ -111,6 +112,7 @@ export async function buildProgram(): Promise<Command> {
         progress: say,
         ...(o.nats ? { natsUrl: o.nats } : {}),
         ...(o.creds ? { natsCreds: o.creds } : {}),
+        ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
       };
       // The whole realm (every context, oidc-provider, Fastify, the supervisor) loads here, and only here.
       const [{ startRealm, checkRealmOptions }, { createLogger }] = await quietly(() => Promise.all([import("./runtime.js"), import("../host/logger.js")]));

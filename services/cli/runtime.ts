@@ -50,6 +50,11 @@ export interface RealmOptions {
   progress?: (line: string) => void;
   /** Cloudflare mirror settings for the dns context (embedding and tests; `realm up` reads the environment). */
   cloudflare?: CloudflareConfig;
+  /**
+   * Replicas of every stream and bucket (`--replicas`, REALM_REPLICAS), applied to existing ones at start.
+   * Only with `natsUrl` (a cluster): the local nats-server is one node. Unset: 1 for new ones, others kept.
+   */
+  replicas?: number;
 }
 
 export interface RunningRealm {
@@ -101,6 +106,8 @@ export function checkRealmOptions(opts: RealmOptions, env: NodeJS.ProcessEnv = p
   for (const [flag, v] of ports) if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 65535)) throw new RealmError("VALIDATION", `${flag} must be a port from 0 to 65535, not ${String(v)}`);
   if (opts.dnsPort === undefined && env.REALM_DNS_PORT !== undefined && !/^\d{1,5}$/.test(env.REALM_DNS_PORT)) throw new RealmError("VALIDATION", `REALM_DNS_PORT must be a port from 0 to 65535, not ${JSON.stringify(env.REALM_DNS_PORT)}`);
   if (env.REALM_DNS_WORKERS !== undefined && !/^\d{1,3}$/.test(env.REALM_DNS_WORKERS)) throw new RealmError("VALIDATION", `REALM_DNS_WORKERS must be a number of worker processes (0 = none), not ${JSON.stringify(env.REALM_DNS_WORKERS)}`);
+  if (opts.replicas !== undefined && !(Number.isInteger(opts.replicas) && opts.replicas >= 1 && opts.replicas <= 5)) throw new RealmError("VALIDATION", `--replicas must be 1 to 5 (JetStream's limit), not ${String(opts.replicas)}`);
+  if ((opts.replicas ?? 1) > 1 && !opts.natsUrl) throw new RealmError("VALIDATION", `--replicas ${opts.replicas} needs a NATS cluster (--nats <urls>): the local nats-server is one node`);
   if (opts.noAuth && !isLoopback(opts.httpHost ?? "127.0.0.1")) throw new RealmError("VALIDATION", `--insecure-no-auth serves only on a loopback address, not ${opts.httpHost}`);
 }
 
@@ -222,7 +229,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     if (shared) {
       conns.push(shared);
       progress("provisioning streams and buckets with the given creds");
-      await provisionRealm(shared).catch((err: unknown) => progress(`provisioning skipped (${err instanceof Error ? err.message : String(err)}); the streams must exist`));
+      await provisionRealm(shared, { replicas: opts.replicas }).catch((err: unknown) => progress(`provisioning skipped (${err instanceof Error ? err.message : String(err)}); the streams must exist`));
     }
     const connFor = async (id: RealmIdentity["name"]): Promise<NatsConnection> => {
       if (shared) return shared;

@@ -15,6 +15,15 @@ export interface AuditReport {
   /** The first problems found (at most 100), and how many there are in all. */
   problems: ChainBreak[];
   problemCount: number;
+  /**
+   * Void fork branches: a well-formed, correctly sealed event that is the second successor of its
+   * predecessor, later in stream order than the first. Readers follow the first (the realm's rule), and a
+   * writer whose event came second is told CONFLICT and decides again (nats-server before 2.9.21 accepts
+   * such concurrent appends on replicated streams, nats-server#4320). Inert unless an event builds on one:
+   * that event is a problem (missing-or-reordered). Not problems; listed so an operator sees them.
+   */
+  voidForks: { seq: number; eventId?: string | undefined; aggregate?: { type: string; id: string } | undefined }[];
+  voidForkCount: number;
   /** The latest checkpoint of this stream the walk compared against, if any. */
   checkpoint: { seq: number; at: string; matched: boolean } | null;
 }
@@ -41,7 +50,14 @@ export async function verifyChains(store: EventStore, opts: { checkpoints?: Chec
   const problems: ChainBreak[] = [];
   let problemCount = 0;
   let matched = true;
+  const voidForks: AuditReport["voidForks"] = [];
+  let voidForkCount = 0;
   const report = (p: EventProblem) => {
+    if (p.reason === "fork") {
+      voidForkCount++;
+      if (voidForks.length < MAX_LISTED) voidForks.push({ seq: p.seq, eventId: p.eventId, aggregate: p.aggregate });
+      return;
+    }
     problemCount++;
     if (problems.length < MAX_LISTED) problems.push({ ...p, context: store.context });
   };
@@ -82,6 +98,8 @@ export async function verifyChains(store: EventStore, opts: { checkpoints?: Chec
     firstBreak: problems[0] ?? null,
     problems,
     problemCount,
+    voidForks,
+    voidForkCount,
     checkpoint: last ? { seq: last.seq, at: last.at, matched } : null,
   };
 }

@@ -75,6 +75,8 @@ export class Projection<S> {
   failure: RealmError | undefined;
   readonly quarantined: QuarantinedEvent[] = [];
   quarantinedTotal = 0;
+  /** Void fork branches skipped (see audit.ts): not quarantined. */
+  voidForks = 0;
   /** Messages seen, and the stream digest over them (what a checkpoint of this stream records). */
   messages = 0;
   digest = new StreamDigest();
@@ -132,6 +134,17 @@ export class Projection<S> {
   }
 
   private quarantine(p: EventProblem, verification: boolean): void {
+    if (p.reason === "fork") {
+      // A void fork branch (audit.ts voidForks): skipped like a problem, so a checkpoint lists it, but not
+      // quarantined: its writer was told CONFLICT and decided again on the first branch.
+      this.voidForks++;
+      if (verification) {
+        if (this.problems.length < MAX_CHECKPOINT_PROBLEMS) this.problems.push({ seq: p.seq, reason: p.reason });
+        else this.problemsComplete = false;
+      }
+      this.opts.log?.info?.({ projection: this.def.name, stream: p.stream, seq: p.seq, eventId: p.eventId, aggregate: p.aggregate }, `void fork branch skipped: ${p.message}`);
+      return;
+    }
     this.quarantinedTotal++;
     const q: QuarantinedEvent = { ...p, projection: this.def.name, at: new Date().toISOString() };
     if (this.quarantined.length < MAX_KEPT) this.quarantined.push(q);
@@ -166,6 +179,7 @@ export class Projection<S> {
     this.problemsComplete = true;
     this.quarantined.length = 0;
     this.quarantinedTotal = 0;
+    this.voidForks = 0;
     this.read = 0;
     this.resumedFrom = undefined;
   }

@@ -14,6 +14,7 @@ import {
 import { conflict, invalid, RealmError } from "./errors.js";
 import { canonicalEnvelope, cidOfCanonical, eventIdFor, sealedEnvelope, type EventEnvelope } from "./envelope.js";
 import { BatchSealer } from "./seal-batch.js";
+import { AckedPublisher, JetStreamRefusal } from "./acked-publish.js";
 import { ChainVerifier, type ChainHead, type EventProblem } from "./chain.js";
 import { Headers, eventSubject, eventsWildcard, streamName, assertToken } from "./subjects.js";
 import type { RealmTrust } from "./trust.js";
@@ -113,8 +114,9 @@ export function eventStreamConfig(context: string, opts: { replicas?: number | u
 }
 
 /**
- * Makes sure a context's stream exists with its record-keeping guarantees: creates it if missing, and turns
- * on `deny_delete`/`deny_purge` on a stream made before they were set (a one-way change). Needs the
+ * Makes sure a context's stream exists with its record-keeping guarantees: creates it if missing, turns on
+ * `deny_delete`/`deny_purge` on a stream made before they were set (a one-way change), and gives it the
+ * replicas asked for (nats-server moves an existing stream to them; unset keeps what it has). Needs the
  * provisioning identity's stream rights; the contexts' own identities only read stream info.
  */
 export async function provisionEventStream(jsm: JetStreamManager, context: string, opts: { replicas?: number | undefined; duplicateWindowMs?: number | undefined } = {}): Promise<void> {
@@ -129,7 +131,23 @@ export async function provisionEventStream(jsm: JetStreamManager, context: strin
     }
     throw err;
   }
-  if (!info.config.deny_delete || !info.config.deny_purge) await jsm.streams.update(config.name, { ...info.config, deny_delete: true, deny_purge: true });
+  const replicas = opts.replicas ?? info.config.num_replicas;
+  if (!info.config.deny_delete || !info.config.deny_purge || info.config.num_replicas !== replicas) {
+    await jsm.streams.update(config.name, { ...info.config, deny_delete: true, deny_purge: true, num_replicas: replicas });
+  }
+}
+
+/** nats-server fixed concurrent expected-sequence appends on replicated streams in 2.9.21 (nats-server#4320). */
+export const FORK_SAFE_SERVER = [2, 9, 21] as const;
+
+/** True when a stream of `replicas` on the server `nc` is connected to may fork under concurrent appends. */
+export function forkProne(nc: NatsConnection, replicas: number | undefined): boolean {
+  if ((replicas ?? 1) <= 1) return false;
+  const v = /^v?(\d+)\.(\d+)\.(\d+)/.exec(nc.info?.version ?? "");
+  if (!v) return true; // unknown version: check
+  const [maj, min, pat] = [Number(v[1]), Number(v[2]), Number(v[3])];
+  const [fm, fn, fp] = FORK_SAFE_SERVER;
+  return maj !== fm ? maj < fm : min !== fn ? min < fn : pat < fp;
 }
 
 /**
@@ -144,6 +162,15 @@ export class EventStore {
   private readonly source: string;
   private readonly writer: string;
   private sealer: BatchSealer | undefined;
+  private readonly publisher: AckedPublisher;
+  /**
+   * On a replicated stream of a nats-server before 2.9.21, two appends with the same expected subject
+   * sequence can both be stored (nats-server#4320): each append then checks that its event is the first on
+   * its subject after the position it expected, and answers CONFLICT when it is not (see append).
+   */
+  private forkGuard = false;
+  /** Events whose stored copy lost a fork: a retry publishes them under another Nats-Msg-Id (bounded). */
+  private readonly forkLosses = new Map<string, number>();
 
   private constructor(
     readonly context: string,
@@ -156,6 +183,7 @@ export class EventStore {
     this.source = opts.source ?? `cim-realm/${context}`;
     this.trust = opts.trust;
     this.writer = opts.writer ?? context;
+    this.publisher = new AckedPublisher(nc);
   }
 
   /**
@@ -173,12 +201,14 @@ export class EventStore {
   private async ensureStream(opts: EventStoreOptions): Promise<void> {
     try {
       const info = await this.jsm.streams.info(this.stream);
+      this.forkGuard = forkProne(this.nc, info.config.num_replicas);
       if (info.config.deny_delete && info.config.deny_purge) return;
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === 10059 /* stream not found */)) throw err;
     }
     try {
       await provisionEventStream(this.jsm, this.context, opts);
+      this.forkGuard = forkProne(this.nc, (await this.jsm.streams.info(this.stream)).config.num_replicas);
     } catch (err) {
       throw new RealmError("UNAVAILABLE", `stream ${this.stream} is missing or allows deletes, and this identity may not provision it (${err instanceof Error ? err.message : String(err)})`);
     }
@@ -295,27 +325,35 @@ export class EventStore {
       h.set(Headers.Source, this.source);
       h.set(Headers.AggregateType, ref.type);
       h.set(Headers.AggregateId, ref.id);
+      const lost = this.forkLosses.get(envelope.id);
+      h.set(Headers.MsgId, lost ? `${envelope.id}.${lost}` : envelope.id);
+      h.set(Headers.ExpectedLastSubjectSequence, String(lastSeq));
       try {
-        const ack = await this.js.publish(subject, json, {
-          msgID: envelope.id,
-          expect: { lastSubjectSequence: lastSeq },
-          headers: h,
-        });
+        const ack = await this.publisher.publish(subject, json, h);
         if (ack.duplicate) {
           // The same event id is already stored: a retry of this command raced ahead of us. Report a
           // conflict so the caller loads and answers from what is stored, instead of claiming a new write.
           throw conflict(`aggregate ${ref.type}/${ref.id} already holds the events of command ${meta.commandId}`, { aggregate: ref, duplicate: true, written: stored.length });
         }
+        if (this.forkGuard && (await this.firstOnSubjectAfter(subject, lastSeq)) !== ack.seq) {
+          // Another writer's event after the same position was stored first: readers follow that one and
+          // skip this one (a void fork branch, audit.ts). Decide again on the first; a retry of this event
+          // needs another message id, or the server would answer it with this void copy.
+          if (this.forkLosses.size >= 10_000) this.forkLosses.clear();
+          this.forkLosses.set(envelope.id, (lost ?? 0) + 1);
+          throw conflict(`aggregate ${ref.type}/${ref.id} was changed by another writer at the same time (expected version ${version}); this event is void`, { aggregate: ref, expectedVersion: version, written: stored.length, fork: true });
+        }
         lastSeq = ack.seq;
       } catch (err) {
         if (err instanceof RealmError) throw err;
-        if (err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164)) {
+        if (err instanceof JetStreamRefusal && (err.errCode === 10071 || err.errCode === 10164)) {
           throw conflict(`aggregate ${ref.type}/${ref.id} was changed by another writer (expected version ${version})`, {
             aggregate: ref,
             expectedVersion: version,
             written: stored.length,
           });
         }
+        if (err instanceof JetStreamRefusal && err.code === 503) throw new RealmError("UNAVAILABLE", `JetStream is not answering for ${this.stream}`);
         throw err;
       }
       version = envelope.version;
@@ -323,6 +361,27 @@ export class EventStore {
       stored.push(envelope);
     }
     return { events: stored, position: { version, lastSeq, lastCid } };
+  }
+
+  /**
+   * The sequence of the first message on `subject` after `afterSeq`, asked of the stream's leader (a direct
+   * get may be answered by a replica that has not applied it yet); 0 when there is none. An unanswered ask is
+   * UNAVAILABLE: the append's outcome is then unknown to the caller, as after a lost acknowledgement.
+   */
+  private async firstOnSubjectAfter(subject: string, afterSeq: number): Promise<number> {
+    try {
+      // MSG.GET (answered by the leader) takes next_by_subj since nats-server 2.9; the client's type omits it.
+      const m = await this.jsm.streams.getMessage(this.stream, { seq: afterSeq + 1, next_by_subj: subject } as { seq: number });
+      return m?.seq ?? 0;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10037 /* no message found */) return 0;
+      throw new RealmError("UNAVAILABLE", `could not check the append to ${subject} against concurrent writers: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** True when appends to this store check for forks (a replicated stream on a nats-server that needs it). */
+  get checksForks(): boolean {
+    return this.forkGuard;
   }
 
   /** The stream's last sequence (0 when empty). */

@@ -59,6 +59,8 @@ export const querySubject = (context: string, name: string) => `realm.${context}
 /** Header names on every event (DESIGN.md). */
 export const Headers = {
   MsgId: "Nats-Msg-Id",
+  /** JetStream's optimistic concurrency: the stream refuses the message unless its subject's last sequence is this. */
+  ExpectedLastSubjectSequence: "Nats-Expected-Last-Subject-Sequence",
   EventType: "CIM-Event-Type",
   CorrelationId: "CIM-Correlation-Id",
   CausationId: "CIM-Causation-Id",

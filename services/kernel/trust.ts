@@ -200,6 +200,11 @@ export class TrustVerifier {
     }
   }
 
+  /** True when this seal of this CID was verified (or made) by this process: it is in the cache. */
+  knows(e: Pick<EventEnvelope, "cid" | "signer" | "sig">): boolean {
+    return typeof e.signer === "string" && typeof e.sig === "string" && this.verified.get(e.cid) === e.signer + e.sig;
+  }
+
   /** Records a seal verified elsewhere (a stream prefix covered by a verified checkpoint). */
   remember(cid: string, seal: string): void {
     if (this.verified.size >= this.maxCached) {

@@ -19,6 +19,9 @@ import { EMPTY_POSITION, type AggregatePosition, type AggregateRef, type Command
  * - A resent command id is answered from the events it produced: the projection indexes event ids (which
  *   derive from command ids), so recognising one costs a map lookup; an id older than the exact part of
  *   that index is checked against the aggregate's history (rare).
+ * - A command the decider refuses is refused only after the projection has caught up with the aggregate's
+ *   tail (one direct get): a resend that reaches another instance before its projection saw the first
+ *   attempt is then answered as a replay, not refused (ALREADY_EXISTS for a record it added itself).
  *
  * `view(id)` returns the state the projection holds for the aggregate (never modified here); a decider's
  * `decide` must not modify the state it is given.
@@ -55,11 +58,25 @@ export class WriteModel {
     const replay = await this.replayOf(decider, view, ref, meta);
     if (replay) return replay;
     let knownTail = 0;
+    let caughtUp = false;
     const retries = this.opts.retries ?? 10;
     for (let attempt = 0; ; attempt++) {
       const head = this.projection.headOf(ref);
       const position: AggregatePosition = head ? { version: head.version, lastSeq: Math.max(head.seq, knownTail), lastCid: head.cid } : { ...EMPTY_POSITION, lastSeq: knownTail };
-      const decided = decider.decide(view(ref.id), command);
+      let decided: ReturnType<typeof decider.decide>;
+      try {
+        decided = decider.decide(view(ref.id), command);
+      } catch (err) {
+        if (caughtUp) throw err;
+        // Before refusing, catch up on this aggregate: the projection may lag the stream (another instance
+        // appended moments ago, perhaps this very command, whose answer was lost and is being resent).
+        caughtUp = true;
+        knownTail = await this.store.tailSeq(ref);
+        await this.projection.waitFor(knownTail);
+        const again = await this.replayOf(decider, view, ref, meta);
+        if (again) return again;
+        continue;
+      }
       try {
         const { events, position: after } = await this.store.append(ref, position, decided, meta);
         await this.projection.waitFor(after.lastSeq);

@@ -48,7 +48,7 @@ describe("OIDC state shared through JetStream KV", () => {
 
   it("honours each entry's TTL on read (nats-server 2.9 has no per-message TTL)", async () => {
     const kv = await openOidcBucket(h.nc);
-    const Adapter = kvAdapter(kv, () => undefined, h.sealer);
+    const Adapter = kvAdapter(kv, () => undefined, h.sealer, h.nc);
     const a = new Adapter("Session");
     await a.upsert("short", { uid: "u-short", accountId: "rita" }, 1);
     await a.upsert("long", { uid: "u-long", accountId: "rita" }, 3600);

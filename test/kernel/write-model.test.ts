@@ -121,6 +121,26 @@ describe("write model: commands decided on the live projection", () => {
     expect(w.projection.state.get("acct-retry")!.balance).toBe(5 + 5 + 7);
   });
 
+  it("a resend that another writer's decider would refuse (its view already has the first attempt) is answered as a replay", async () => {
+    const a = await writer();
+    const b = await writer();
+    const m = meta();
+    const first = await a.run("acct-lag", { type: "open" }, m);
+    await b.projection.waitFor(first.position.lastSeq);
+    // The race seen across instances under failover: b's check of the command id ran before its projection
+    // indexed the first attempt, the decision after. Make that check miss once.
+    const index = b.projection.commands!;
+    const lookup = index.lookup.bind(index);
+    let missed = false;
+    index.lookup = (id: string) => (missed ? lookup(id) : ((missed = true), undefined));
+    const again = await b.run("acct-lag", { type: "open" }, { ...m });
+    expect(missed).toBe(true);
+    expect(again.replayed).toBe(true);
+    expect(again.events.map((e) => e.id)).toEqual(first.events.map((e) => e.id));
+    // A real refusal still is one (after the same catching up).
+    await expect(b.run("acct-lag", { type: "open" })).rejects.toMatchObject({ code: "VALIDATION" });
+  });
+
   it("refuses a projection that does not index command ids", async () => {
     const store = await EventStore.open(await nats.connect(), CONTEXT, { trust });
     const p = new Projection(store, ledgersProjection);

@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createAccount, createOperator, createUser, decode, encodeAccount, encodeActivation, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { fromPublic, fromSeed, type KeyPair } from "@nats-io/nkeys";
 import {
-  decodeJwt, encodeAccountJwt, encodeActivationJwt, encodeOperatorJwt, encodeUserJwt, formatCreds, newNkey, nkeyFromSeed, rawPublicKey, rawSeed,
+  credsLength, decodeJwt, encodeAccountJwt, encodeActivationJwt, encodeOperatorJwt, encodeUserJwt, formatCreds, newNkey, nkeyFromSeed, rawPublicKey, rawSeed,
 } from "../../identity/nats/jwt-encode.js";
-import { userClaim } from "../../identity/nats/jwt.js";
+import { userClaim, userJwt, userJwtSize } from "../../identity/nats/jwt.js";
 
 /**
  * jwt-encode.ts against @nats-io/jwt 0.0.11: the same inputs at the same second give the same JWT, byte for
@@ -106,6 +106,25 @@ describe("jwt-encode: byte-compatible with @nats-io/jwt 0.0.11", () => {
       const signer = scoped ? scopedSk : accountSk;
       const ref = await encodeUser(spec.name, u, account, userClaim(spec) as never, { signer, exp: IAT + 7776000, scopedUser: scoped });
       same(encodeUserJwt(spec.name, u.getPublicKey(), account.getPublicKey(), userClaim(spec), ours(signer), { exp: IAT + 7776000, iat: IAT, scopedUser: scoped }), ref);
+    }
+  });
+
+  it("a user JWT's length is known from its claims before any key is made or anything signed (a batch's reply size)", () => {
+    const specs = [
+      { account: "a", name: "svc", kind: "service" as const, permissions: { pub: { allow: ["app.>"] }, sub: { allow: ["_INBOX_svc.>"], deny: [">"] }, resp: { max: 2, ttlMs: 1500 } }, src: ["192.0.2.0/24"], connectionTypes: ["STANDARD" as const], bearer: true, tags: ["t:1"] },
+      { account: "a", name: "plain", kind: "person" as const },
+      { account: "a", name: "sc", kind: "agent" as const, scopedSigningKey: scopedSk.getPublicKey(), tags: ["team:red"] },
+      // Non-ASCII and characters JSON escapes: the length counts UTF-8 bytes of the escaped text.
+      { account: "a", name: "zoë \"q\" \u0001 名前", kind: "person" as const, tags: ["ünï:côdé"] },
+    ];
+    for (const spec of specs) {
+      for (const exp of [IAT + 60, IAT + 7776000, 0]) {
+        const signer = spec.scopedSigningKey ? scopedSk : accountSk;
+        const key = newNkey("U");
+        const jwt = userJwt(spec, key.publicKey, account.getPublicKey(), ours(signer), IAT, exp);
+        expect(userJwtSize(spec, account.getPublicKey(), signer.getPublicKey(), IAT, exp), `${spec.name} exp ${exp}`).toBe(jwt.length);
+        expect(credsLength(jwt.length)).toBe(formatCreds(jwt, key.seed).length);
+      }
     }
   });
 

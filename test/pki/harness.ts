@@ -12,6 +12,9 @@ import { createPkiContext, type PkiContext, type PkiOptions } from "../../pki/se
 import { initCeremony, signIntermediate } from "../../pki/ceremony/ceremony.js";
 import { testTrust } from "../support/trust.js";
 import type { RealmTrust } from "../../services/kernel/trust.js";
+import { Sealer } from "../../services/kernel/seal.js";
+import { Kvm } from "@nats-io/kv";
+import { PKI_KEYS_BUCKET } from "../../pki/contract.js";
 
 export const CEREMONY_PASSPHRASE = "correct horse battery staple";
 /** Cheaper scrypt for tests only (the ceremony default is N=2^17). */
@@ -32,6 +35,10 @@ export interface PkiHarness {
   files: { root: string; intermediate: string; chain: string };
   rootPem: string;
   intermediatePem: string;
+  /** The seal key the intermediate keys are sealed with in realm_pki_keys. */
+  sealer: Sealer;
+  /** The online intermediate keys as PEM, opened from the bucket (what openssl needs to sign as the realm). */
+  intermediateKeys(): Promise<string[]>;
   command<T extends object = Record<string, unknown>>(name: string, input: unknown, commandId?: string): Promise<T>;
   query<T extends object = Record<string, unknown>>(name: string, input: unknown): Promise<T>;
   /** Writes text into the scratch dir and returns its path. */
@@ -55,7 +62,8 @@ export async function startPki(opts: PkiOptions & { zones?: string[]; permittedD
   const baseUrl = `http://127.0.0.1:${httpPort}`;
   const zones = opts.zones ?? ["example.test."];
   const { zones: _z, permittedDns: _p, log: _l, ceremonyAt: _c, trust: _t, ...pkiOpts } = opts;
-  const pki = await createPkiContext({ publicUrl: baseUrl, ownedZones: () => zones, ...pkiOpts })({ nc, log, dataDir: nats.dataDir, trust: opts.trust ?? testTrust() });
+  const sealer = pkiOpts.sealer ?? Sealer.generate();
+  const pki = await createPkiContext({ publicUrl: baseUrl, ownedZones: () => zones, ...pkiOpts, sealer })({ nc, log, dataDir: nats.dataDir, trust: opts.trust ?? testTrust() });
   const host = await startHost({ nc, contexts: [pki], httpPort, httpHost: "127.0.0.1", log });
   const command = <T extends object>(name: string, input: unknown, commandId?: string) => callRealm<T>(nc, `realm.pki.commands.${name}`, input, commandId ? { commandId } : {});
   const query = <T extends object>(name: string, input: unknown) => callRealm<T>(nc, `realm.pki.queries.${name}`, input);
@@ -69,11 +77,19 @@ export async function startPki(opts: PkiOptions & { zones?: string[]; permittedD
     return p;
   };
   const files = { root: file("root.pem", signed.rootPem), intermediate: file("intermediate.pem", signed.certPem), chain: file("chain.pem", signed.certPem + signed.rootPem) };
+  const intermediateKeys = async () => {
+    const kv = await new Kvm(nc).open(PKI_KEYS_BUCKET);
+    const out: string[] = [];
+    for await (const k of await kv.keys("k.>")) out.push(sealer.openString((await kv.get(k))!.string(), `${PKI_KEYS_BUCKET}/${k}`));
+    return out;
+  };
   return {
     nats,
     nc,
     pki,
     host,
+    sealer,
+    intermediateKeys,
     baseUrl,
     ceremonyDir,
     work,

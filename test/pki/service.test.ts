@@ -1,5 +1,4 @@
 import { X509Certificate } from "node:crypto";
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RealmError } from "../../services/kernel/errors.js";
@@ -184,10 +183,10 @@ describe("online PKI: issuance by profile, checked by openssl", () => {
 
     // Unknown serial → unknown; garbage → malformedRequest, and the responder keeps answering.
     // A certificate the realm never recorded, signed by openssl with the intermediate's own key: "unknown".
-    const keyFile = readdirSync(join(h.nats.dataDir, "keys")).find((f) => f.endsWith(".key.pem"))!;
+    const keyFile = h.file("intermediate.key.pem", (await h.intermediateKeys())[0]!);
     const stray = opensslCsr("stray.example.test");
     const strayPem = h.file("stray.pem", "");
-    const signed = openssl(["x509", "-req", "-in", h.file("stray.csr", stray.csrPem), "-CA", h.files.intermediate, "-CAkey", join(h.nats.dataDir, "keys", keyFile), "-set_serial", "0x7e57ab1e", "-days", "1", "-out", strayPem]);
+    const signed = openssl(["x509", "-req", "-in", h.file("stray.csr", stray.csrPem), "-CA", h.files.intermediate, "-CAkey", keyFile, "-set_serial", "0x7e57ab1e", "-days", "1", "-out", strayPem]);
     expect(signed.code).toBe(0);
     const unknown = await opensslAsync(["ocsp", "-issuer", h.files.intermediate, "-cert", strayPem, "-url", `${h.baseUrl}/pki/ocsp`, "-CAfile", h.files.root]);
     expect(unknown.out).toContain(`${strayPem}: unknown`);

@@ -1,0 +1,50 @@
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { JetStreamApiError, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { RealmError } from "./errors.js";
+import { forkProne } from "./store.js";
+
+/**
+ * Compare-and-set on a KV key that holds on every server the realm runs on: `put` with the expected
+ * revision (0: the key has no entry), and on a replicated bucket of a nats-server before 2.9.21, a check that
+ * this write is the first on its key after that revision. Those servers store two concurrent writes that
+ * expect the same revision (nats-server#4320); without the check both writers would be told they won, and
+ * the one-time uses built on this (an OIDC code redeemed, a TOTP step accepted) would happen twice.
+ * The later writer gets CONFLICT; readers of the key see the last write, as always in a KV.
+ */
+export class KvGuard {
+  private prone: Promise<boolean> | undefined;
+  private jsm: Promise<JetStreamManager> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    readonly bucket: string,
+  ) {}
+
+  async putIfRevision(key: string, value: Uint8Array | string, previous: number): Promise<number> {
+    let rev: number;
+    try {
+      rev = await this.kv.put(key, value, { previousSeq: previous });
+    } catch (err) {
+      if (err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164)) throw new RealmError("CONFLICT", `${this.bucket}: ${key} changed since revision ${previous}`);
+      throw err;
+    }
+    if (!(await (this.prone ??= this.isProne()))) return rev;
+    const jsm = await (this.jsm ??= jetstreamManager(this.nc));
+    let first: number;
+    try {
+      // MSG.GET is answered by the stream's leader; next_by_subj is in nats-server's API since 2.9 (not in the client's type).
+      first = (await jsm.streams.getMessage(`KV_${this.bucket}`, { seq: previous + 1, next_by_subj: `$KV.${this.bucket}.${key}` } as { seq: number }))?.seq ?? 0;
+    } catch (err) {
+      throw new RealmError("UNAVAILABLE", `${this.bucket}: could not check the write of ${key} against concurrent writers (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (first !== rev) throw new RealmError("CONFLICT", `${this.bucket}: ${key} was written by another writer at the same time (nats-server#4320)`);
+    return rev;
+  }
+
+  private async isProne(): Promise<boolean> {
+    const status = await this.kv.status();
+    return forkProne(this.nc, status.replicas);
+  }
+}
