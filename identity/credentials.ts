@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { KvGuard } from "../services/kernel/kv-guard.js";
+import { CAS_HISTORY, KvGuard } from "../services/kernel/kv-guard.js";
 import { Kvm, type KV } from "@nats-io/kv";
 import { argon2id, argon2Verify } from "hash-wasm";
 import * as OTPAuth from "otpauth";
@@ -59,7 +59,7 @@ export class CredentialStore {
   }
 
   static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<CredentialStore> {
-    const kv = await new Kvm(nc).create(CREDENTIALS_BUCKET, { history: 1, replicas });
+    const kv = await new Kvm(nc).create(CREDENTIALS_BUCKET, { history: CAS_HISTORY, replicas });
     return new CredentialStore(nc, kv, sealer);
   }
 

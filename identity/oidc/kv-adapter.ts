@@ -3,7 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Adapter, AdapterPayload } from "oidc-provider";
 import { Sealer } from "../../services/kernel/seal.js";
-import { KvGuard } from "../../services/kernel/kv-guard.js";
+import { CAS_HISTORY, KvGuard } from "../../services/kernel/kv-guard.js";
 
 /**
  * oidc-provider adapter over the JetStream KV bucket `realm_identity_oidc`, so every realm replica can
@@ -29,7 +29,7 @@ interface Stored {
 }
 
 export async function openOidcBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(nc).create(OIDC_BUCKET, { history: 1, replicas, ttl: OIDC_BUCKET_MAX_AGE_MS });
+  return new Kvm(nc).create(OIDC_BUCKET, { history: CAS_HISTORY, replicas, ttl: OIDC_BUCKET_MAX_AGE_MS });
 }
 
 /** Client metadata comes from the directory (clients registered by command), never from this bucket. */

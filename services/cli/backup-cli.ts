@@ -1,4 +1,5 @@
 import { Option, type Command } from "commander";
+import { printResult } from "./output.js";
 
 /**
  * `realm backup <dir>` and `realm restore <dir> --data-dir <new>` (README "Backup and restore"). Registering
@@ -21,7 +22,7 @@ export function registerBackupCommands(program: Command): void {
       const started = Date.now();
       const r = await runBackup({ dir, dataDir: o.dataDir, passphrase: backupPassphrase(o.passphraseFile), natsUrl: o.nats, withSnapshots: o.withSnapshots === true, progress: (l) => void process.stderr.write(`realm: ${l}\n`) });
       process.stderr.write(`realm: backup ${r.cid} written to ${r.dir} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${r.streams.length} streams, ${r.files} files, ${(r.bytes / 1048576).toFixed(1)} MiB; keep it as safe as the data dir (README "Backup and restore")\n`);
-      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      printResult(r);
     });
   program
     .command("restore")
@@ -36,6 +37,6 @@ export function registerBackupCommands(program: Command): void {
       const started = Date.now();
       const r = await runRestore({ dir, dataDir: o.dataDir, passphrase: backupPassphrase(o.passphraseFile), force: o.force === true, expectCid: o.cid, progress: (l) => void process.stderr.write(`realm: ${l}\n`) });
       process.stderr.write(`realm: restored ${r.cid} into ${r.dataDir} in ${((Date.now() - started) / 1000).toFixed(1)} s; start it with: realm up --data ${r.dataDir}\n`);
-      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      printResult(r);
     });
 }

@@ -1,3 +1,4 @@
+import { CAS_HISTORY } from "../kernel/kv-guard.js";
 import { PKI_KEYS_BUCKET } from "../../pki/contract.js";
 import { CREDENTIALS_BUCKET } from "../../identity/credentials.js";
 import { KEYS_BUCKET } from "../../identity/oidc/keys.js";
@@ -27,9 +28,10 @@ export const EVENT_CONTEXTS = ["identity", "dns", "pki", "secrets", "realm"] as 
  * journal (services/host/outcomes.ts).
  */
 export const REALM_BUCKETS: { name: string; owner: string; opts: { history: number; ttl?: number } }[] = [
-  { name: CREDENTIALS_BUCKET, owner: "identity", opts: { history: 1 } },
-  { name: OIDC_BUCKET, owner: "identity", opts: { history: 1, ttl: OIDC_BUCKET_MAX_AGE_MS } },
-  { name: KEYS_BUCKET, owner: "identity", opts: { history: 1 } },
+  // Compare-and-set buckets keep a few revisions per key (services/kernel/kv-guard.ts CAS_HISTORY).
+  { name: CREDENTIALS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
+  { name: OIDC_BUCKET, owner: "identity", opts: { history: CAS_HISTORY, ttl: OIDC_BUCKET_MAX_AGE_MS } },
+  { name: KEYS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
   // The PKI's online intermediate keys, sealed (pki/keystore.ts): every PKI instance reads and adds them.
   { name: PKI_KEYS_BUCKET, owner: "pki", opts: { history: 1 } },
   ...EVENT_CONTEXTS.flatMap((c) => outcomeBuckets(c).map((b) => ({ ...b, owner: c }))),

@@ -18,15 +18,15 @@ export async function provisionRealm(nc: NatsConnection, opts: { replicas?: numb
   const kvm = new Kvm(nc);
   for (const b of REALM_BUCKETS) {
     await kvm.create(b.name, { ...b.opts, replicas: opts.replicas ?? 1 });
-    await ensureReplicas(jsm, `KV_${b.name}`, opts.replicas);
+    await ensureReplicas(jsm, `KV_${b.name}`, opts.replicas, b.opts.history);
   }
   await provisionUploadsBucket(nc, opts);
   await ensureReplicas(jsm, DNS_UPLOADS_STREAM, opts.replicas);
 }
 
 /** A bucket made before `--replicas` changed keeps its replicas until told: move it (nats-server copies the data). */
-async function ensureReplicas(jsm: JetStreamManager, stream: string, replicas: number | undefined): Promise<void> {
-  if (replicas === undefined) return;
+async function ensureReplicas(jsm: JetStreamManager, stream: string, replicas: number | undefined, history?: number): Promise<void> {
   const info = await jsm.streams.info(stream);
-  if (info.config.num_replicas !== replicas) await jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+  const want = { num_replicas: replicas ?? info.config.num_replicas, max_msgs_per_subject: history ?? info.config.max_msgs_per_subject };
+  if (info.config.num_replicas !== want.num_replicas || info.config.max_msgs_per_subject !== want.max_msgs_per_subject) await jsm.streams.update(stream, { ...info.config, ...want });
 }

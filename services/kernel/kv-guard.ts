@@ -12,6 +12,13 @@ import { forkProne } from "./store.js";
  * the one-time uses built on this (an OIDC code redeemed, a TOTP step accepted) would happen twice.
  * The later writer gets CONFLICT; readers of the key see the last write, as always in a KV.
  */
+/**
+ * Revisions per key a bucket with guarded compare-and-sets keeps: the check reads the first write after the
+ * expected revision, which a bucket keeping one revision per key would already have dropped for the later
+ * write (two winners on 2.9.10 R3 with history 1). Four covers a few concurrent writers of one key.
+ */
+export const CAS_HISTORY = 4;
+
 export class KvGuard {
   private prone: Promise<boolean> | undefined;
   private jsm: Promise<JetStreamManager> | undefined;
@@ -45,6 +52,8 @@ export class KvGuard {
 
   private async isProne(): Promise<boolean> {
     const status = await this.kv.status();
-    return forkProne(this.nc, status.replicas);
+    const prone = forkProne(this.nc, status.replicas);
+    if (prone && status.history < 2) throw new RealmError("UNAVAILABLE", `${this.bucket} keeps one revision per key: on this replicated bucket of nats-server before 2.9.21 a compare-and-set cannot be checked; let realm up provision it (history ${CAS_HISTORY})`);
+    return prone;
   }
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { v7 as uuidv7 } from "uuid";
 import { EventStore, execute, fold, RealmError, verifyChains, type AggregatePosition } from "../../services/kernel/index.js";
 import { Kvm } from "@nats-io/kv";
-import { KvGuard } from "../../services/kernel/kv-guard.js";
+import { CAS_HISTORY, KvGuard } from "../../services/kernel/kv-guard.js";
 import { startCluster, type TestCluster } from "../support/nats-cluster.js";
 import { testTrust } from "../support/trust.js";
 import { ledgerDecider } from "../fixtures/ledger.js";
@@ -86,7 +86,7 @@ describe("appends on R3 streams of nats-server 2.9.10 (nats-server#4320)", () =>
 
   it("KV compare-and-set (one-time codes, TOTP steps, key rotation): one writer of three wins each time", async () => {
     const ncs = await Promise.all(cluster.servers.map((servers) => cluster.connect({ servers })));
-    await new Kvm(ncs[0]!).create("forks_cas", { history: 1, replicas: 3 });
+    await new Kvm(ncs[0]!).create("forks_cas", { history: CAS_HISTORY, replicas: 3 });
     const guards = await Promise.all(ncs.map(async (nc) => new KvGuard(nc, await new Kvm(nc).open("forks_cas"), "forks_cas")));
     let previous = 0;
     for (let round = 0; round < 60; round++) {
