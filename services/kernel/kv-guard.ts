@@ -2,7 +2,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { JetStreamApiError, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { RealmError } from "./errors.js";
-import { forkProne } from "./store.js";
+import { firstOnSubjectAfter, forkProne } from "./store.js";
 
 /**
  * Compare-and-set on a KV key that holds on every server the realm runs on: `put` with the expected
@@ -39,13 +39,7 @@ export class KvGuard {
     }
     if (!(await (this.prone ??= this.isProne()))) return rev;
     const jsm = await (this.jsm ??= jetstreamManager(this.nc));
-    let first: number;
-    try {
-      // MSG.GET is answered by the stream's leader; next_by_subj is in nats-server's API since 2.9 (not in the client's type).
-      first = (await jsm.streams.getMessage(`KV_${this.bucket}`, { seq: previous + 1, next_by_subj: `$KV.${this.bucket}.${key}` } as { seq: number }))?.seq ?? 0;
-    } catch (err) {
-      throw new RealmError("UNAVAILABLE", `${this.bucket}: could not check the write of ${key} against concurrent writers (${err instanceof Error ? err.message : String(err)})`);
-    }
+    const first = await firstOnSubjectAfter(jsm, `KV_${this.bucket}`, `$KV.${this.bucket}.${key}`, previous, `${this.bucket}: the write of ${key}`);
     if (first !== rev) throw new RealmError("CONFLICT", `${this.bucket}: ${key} was written by another writer at the same time (nats-server#4320)`);
     return rev;
   }

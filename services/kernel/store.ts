@@ -137,6 +137,22 @@ export async function provisionEventStream(jsm: JetStreamManager, context: strin
   }
 }
 
+/**
+ * The sequence of the first message on `subject` after `afterSeq` in `stream`, asked of the stream's leader
+ * (MSG.GET, not a direct get a lagging replica may answer); 0 when there is none. What the fork checks of
+ * appends and of KV compare-and-sets read. An unanswered ask is UNAVAILABLE, naming `what` was being checked.
+ */
+export async function firstOnSubjectAfter(jsm: JetStreamManager, stream: string, subject: string, afterSeq: number, what: string): Promise<number> {
+  try {
+    // MSG.GET takes next_by_subj since nats-server 2.9; the client's type omits it.
+    const m = await jsm.streams.getMessage(stream, { seq: afterSeq + 1, next_by_subj: subject } as { seq: number });
+    return m?.seq ?? 0;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === 10037 /* no message found */) return 0;
+    throw new RealmError("UNAVAILABLE", `could not check ${what} against concurrent writers: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** nats-server fixed concurrent expected-sequence appends on replicated streams in 2.9.21 (nats-server#4320). */
 export const FORK_SAFE_SERVER = [2, 9, 21] as const;
 
@@ -369,14 +385,7 @@ export class EventStore {
    * UNAVAILABLE: the append's outcome is then unknown to the caller, as after a lost acknowledgement.
    */
   private async firstOnSubjectAfter(subject: string, afterSeq: number): Promise<number> {
-    try {
-      // MSG.GET (answered by the leader) takes next_by_subj since nats-server 2.9; the client's type omits it.
-      const m = await this.jsm.streams.getMessage(this.stream, { seq: afterSeq + 1, next_by_subj: subject } as { seq: number });
-      return m?.seq ?? 0;
-    } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10037 /* no message found */) return 0;
-      throw new RealmError("UNAVAILABLE", `could not check the append to ${subject} against concurrent writers: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    return firstOnSubjectAfter(this.jsm, this.stream, subject, afterSeq, `the append to ${subject}`);
   }
 
   /** True when appends to this store check for forks (a replicated stream on a nats-server that needs it). */
