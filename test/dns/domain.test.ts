@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fold, RealmError, seal, type EventEnvelope } from "../../services/kernel/index.js";
+import { apply } from "./decide.js";
 import { zoneDecider, zoneRecords, type ZoneCommand, type ZoneState } from "../../dns/domain/zone.js";
 import { exportZoneFile, parseZoneFile } from "../../dns/domain/zonefile.js";
 import { absoluteName } from "../../dns/domain/names.js";
@@ -8,19 +9,6 @@ import { parseCidV1 } from "../../dns/domain/objects.js";
 import { cidOfBytes, verifyContent } from "../../dns/cid.js";
 import { ZONE } from "./harness.js";
 
-/** Runs commands through the decider the way `execute` does, without a store. */
-function apply(commands: ZoneCommand[], zone = "example.test."): { state: ZoneState; events: EventEnvelope[] } {
-  let state = zoneDecider.initialState(zone);
-  const events: EventEnvelope[] = [];
-  for (const c of commands) {
-    for (const e of zoneDecider.decide(state, c)) {
-      const env = seal({ id: `e${events.length}`, type: e.type, aggregate: { type: "zone", id: zone }, version: events.length + 1, occurredAt: "t", actor: "a", correlationId: "c", causationId: "c", data: e.data, prev: null });
-      events.push(env);
-      state = zoneDecider.evolve(state, env);
-    }
-  }
-  return { state, events };
-}
 
 const create: ZoneCommand = { type: "create", soa: { mname: "ns1", rname: "hostmaster" }, ns: ["ns1"] };
 const code = (f: () => unknown) => {

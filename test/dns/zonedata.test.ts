@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { RealmError, seal, type EventEnvelope } from "../../services/kernel/index.js";
+import { apply } from "./decide.js";
 import { applyZoneEvent, nameRecords, rrKey, zoneDecider, zoneRecords, type ZoneCommand, type ZoneState } from "../../dns/domain/zone.js";
 import { exportZoneFile, parseZoneFile, type ParsedZone, type ZoneFileLimits } from "../../dns/domain/zonefile.js";
 import { checkImport } from "../../dns/domain/import.js";
@@ -11,19 +12,6 @@ import { canonicalRdata, packetData, rdataWire, tokenize, TYPE_BY_CODE } from ".
 import { parseZoneStream, parseZoneText } from "../../dns/zonefile-stream.js";
 import { REVERSE_FILE, REVERSE_ZONE, TRICKY_ZONE, writeTrickyZone } from "./zonedata-fixtures.js";
 
-/** Runs commands through the decider the way `execute` does, without a store. */
-function apply(commands: ZoneCommand[], zone = "example.test.", from?: ZoneState): { state: ZoneState; events: EventEnvelope[] } {
-  let state = from ?? zoneDecider.initialState(zone);
-  const events: EventEnvelope[] = [];
-  for (const c of commands) {
-    for (const e of zoneDecider.decide(state, c)) {
-      const env = seal({ id: `e${events.length}`, type: e.type, aggregate: { type: "zone", id: zone }, version: events.length + 1, occurredAt: "t", actor: "a", correlationId: "c", causationId: "c", data: e.data, prev: null });
-      events.push(env);
-      state = zoneDecider.evolve(state, env);
-    }
-  }
-  return { state, events };
-}
 const importOf = (p: ParsedZone, id = "i1"): ZoneCommand => ({ type: "import", importId: id, soa: p.soa, serial: p.serial ?? undefined, records: p.records });
 const create: ZoneCommand = { type: "create", soa: { mname: "ns1", rname: "hostmaster" }, ns: ["ns1"] };
 
