@@ -101,7 +101,7 @@ export class NatsAccounts {
   static async open(nc: NatsConnection, opts: NatsAccountsOptions & { dir: string; realmTrust: RealmTrust; log?: ProblemLog | undefined }): Promise<NatsAccounts> {
     const state = JSON.parse(readFileSync(join(opts.dir, "operator.json"), "utf8")) as OperatorState;
     const sysCreds = readFileSync(opts.sysCredsFile ?? join(opts.dir, "sys.creds"), "utf8");
-    const store = await EventStore.open(nc, "identity", { trust: opts.realmTrust, source: "identity/nats" });
+    const store = await EventStore.open(nc, "identity", { trust: opts.realmTrust });
     const pusher = await ClaimsPusher.open(opts.servers ?? nc.getServer(), sysCreds, opts.pushTimeoutMs ? { timeoutMs: opts.pushTimeoutMs } : {});
     const projection = new Projection(store, natsProjection, { log: opts.log });
     const svc = new NatsAccounts(store, projection, state, new KeyStore(opts.dir), pusher, opts.escrow);

@@ -84,8 +84,6 @@ export interface EventStoreOptions {
   writer?: string;
   /** R1 on a single server, R3 in a cluster. */
   replicas?: number;
-  /** `CIM-Source` header: which service wrote the event. */
-  source?: string;
   /** Dedupe window for Nats-Msg-Id, ms. */
   duplicateWindowMs?: number;
 }
@@ -175,7 +173,6 @@ export function forkProne(nc: NatsConnection, replicas: number | undefined): boo
 export class EventStore {
   readonly stream: string;
   readonly trust: RealmTrust;
-  private readonly source: string;
   private readonly writer: string;
   private sealer: BatchSealer | undefined;
   private readonly publisher: AckedPublisher;
@@ -196,7 +193,6 @@ export class EventStore {
     opts: EventStoreOptions,
   ) {
     this.stream = streamName(context);
-    this.source = opts.source ?? `cim-realm/${context}`;
     this.trust = opts.trust;
     this.writer = opts.writer ?? context;
     this.publisher = new AckedPublisher(nc);
@@ -334,13 +330,6 @@ export class EventStore {
       this.trust.verifier.remember(cid, seal.kid + seal.sig);
       const { envelope, json } = sealedEnvelope(unsealed, canonical, cid, seal);
       const h = natsHeaders();
-      h.set(Headers.EventType, envelope.type);
-      h.set(Headers.CorrelationId, envelope.correlationId);
-      h.set(Headers.CausationId, envelope.causationId);
-      h.set(Headers.Timestamp, envelope.occurredAt);
-      h.set(Headers.Source, this.source);
-      h.set(Headers.AggregateType, ref.type);
-      h.set(Headers.AggregateId, ref.id);
       const lost = this.forkLosses.get(envelope.id);
       h.set(Headers.MsgId, lost ? `${envelope.id}.${lost}` : envelope.id);
       h.set(Headers.ExpectedLastSubjectSequence, String(lastSeq));

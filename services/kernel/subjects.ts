@@ -56,18 +56,15 @@ export const commandSubject = (context: string, aggregate: string, action: strin
   `realm.${context}.commands.${assertToken(aggregate, "aggregate")}.${assertToken(action, "action")}`;
 export const querySubject = (context: string, name: string) => `realm.${context}.queries.${assertToken(name, "query")}`;
 
-/** Header names on every event (DESIGN.md). */
+/**
+ * The headers on every event: only what nats-server acts on. The event's type, aggregate, correlation,
+ * causation, time and actor are in the sealed body; copies in headers were unsealed (a reader could not trust
+ * them) and cost a quarter of append throughput in nats-server's header parsing (docs/ARCHITECTURE.md).
+ */
 export const Headers = {
   MsgId: "Nats-Msg-Id",
   /** JetStream's optimistic concurrency: the stream refuses the message unless its subject's last sequence is this. */
   ExpectedLastSubjectSequence: "Nats-Expected-Last-Subject-Sequence",
-  EventType: "CIM-Event-Type",
-  CorrelationId: "CIM-Correlation-Id",
-  CausationId: "CIM-Causation-Id",
-  Timestamp: "CIM-Timestamp",
-  Source: "CIM-Source",
-  AggregateType: "CIM-Aggregate-Type",
-  AggregateId: "CIM-Aggregate-Id",
 } as const;
 
 /** True when `subject` (no wildcards) matches the NATS subject pattern `pattern` (`*` one token, `>` the rest). */
