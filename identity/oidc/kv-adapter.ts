@@ -4,6 +4,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Adapter, AdapterPayload } from "oidc-provider";
 import { Sealer } from "../../services/kernel/seal.js";
 import { CAS_HISTORY, KvGuard } from "../../services/kernel/kv-guard.js";
+import { AckedPublisher } from "../../services/kernel/acked-publish.js";
 
 /**
  * oidc-provider adapter over the JetStream KV bucket `realm_identity_oidc`, so every realm replica can
@@ -42,7 +43,10 @@ export function kvAdapter(kv: KV, clients: ClientSource, sealer: Sealer, nc: Nat
   const now = () => Math.floor(Date.now() / 1000);
   const context = (key: string) => `${OIDC_BUCKET}/${key}`;
 
-  const write = (key: string, stored: Stored) => kv.put(key, sealer.seal(JSON.stringify(stored), context(key)));
+  // A put is a JetStream publish to the bucket's subject; the shared publisher sends the puts of one event
+  // loop turn in one socket write and skips nats.js's per-request setup (the token endpoint's hot path).
+  const publisher = new AckedPublisher(nc);
+  const write = (key: string, stored: Stored) => publisher.publish(`$KV.${OIDC_BUCKET}.${key}`, sealer.seal(JSON.stringify(stored), context(key)));
 
   async function read(key: string): Promise<{ stored: Stored; revision: number } | undefined> {
     const e = await kv.get(key);

@@ -46,7 +46,7 @@ export class AckedPublisher {
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private next = 0;
   /** Publishes of this turn of the event loop, sent together (one socket write for many appends). */
-  private outbox: { subject: string; data: Uint8Array | string; headers: MsgHdrs; token: string }[] = [];
+  private outbox: { subject: string; data: Uint8Array | string; headers: MsgHdrs | undefined; token: string }[] = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -57,7 +57,7 @@ export class AckedPublisher {
     this.inbox = `${createInbox(prefix)}.`;
   }
 
-  publish(subject: string, data: Uint8Array | string, headers: MsgHdrs): Promise<PubAck> {
+  publish(subject: string, data: Uint8Array | string, headers?: MsgHdrs): Promise<PubAck> {
     this.sub ??= this.subscribe();
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
@@ -78,7 +78,7 @@ export class AckedPublisher {
     this.outbox = [];
     for (const m of batch) {
       try {
-        this.nc.publish(m.subject, m.data, { reply: this.inbox + m.token, headers: m.headers });
+        this.nc.publish(m.subject, m.data, m.headers ? { reply: this.inbox + m.token, headers: m.headers } : { reply: this.inbox + m.token });
       } catch (err) {
         const p = this.pending.get(m.token);
         this.pending.delete(m.token);
