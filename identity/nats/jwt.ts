@@ -229,7 +229,11 @@ export function validateUserJwt(jwt: string, accountJwt: string, trust: TrustAnc
  * what the encoder signs with nkeys.js, and nats-server verifies every JWT at connect.
  */
 export function checkIssuedUserJwt(jwt: string, signerKey: string, accountJwt: string, trust: TrustAnchor, now = Math.floor(Date.now() / 1000)): ClaimsData<Nats> {
-  const acct = validateAccountJwt(accountJwt, trust, now);
+  return checkIssuedUserJwtOf(jwt, signerKey, validateAccountJwt(accountJwt, trust, now), now);
+}
+
+/** checkIssuedUserJwt against account claims validated once (a batch of users of one account). */
+export function checkIssuedUserJwtOf(jwt: string, signerKey: string, acct: ClaimsData<Nats>, now: number): ClaimsData<Nats> {
   let c: ClaimsData<Nats>;
   try {
     c = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as ClaimsData<Nats>;

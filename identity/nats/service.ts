@@ -9,7 +9,7 @@ import type { SecretEscrow, SecretRef } from "../../secrets-client/contract.js";
 import { accountDecider, type AccountCommand, type AccountState, type ExportSpec, type ImportSpec, type MappingSpec } from "./domain/account.js";
 import { userDecider, checkUserSpec, type UserCommand, type UserSpec, type UserState } from "./domain/user.js";
 import { JETSTREAM_UNLIMITED, type AccountLimitsSpec, type UserPermissions } from "./domain/validation.js";
-import { fingerprint, kpFromSeed, newNkey, nkeyFromSeed, seedOf, checkIssuedUserJwt, signAccount, signActivation, userJwtSize, validateAccountJwt, type NodeNkey } from "./jwt.js";
+import { fingerprint, kpFromSeed, newNkey, nkeyFromSeed, seedOf, checkIssuedUserJwt, checkIssuedUserJwtOf, signAccount, signActivation, userJwtSize, validateAccountJwt, type NodeNkey } from "./jwt.js";
 import { credsLength } from "./jwt-encode.js";
 import { signUsers, type SignedUser, type UserSigningJob } from "./user-signing.js";
 import { SigningWorker } from "./signing-pool.js";
@@ -434,6 +434,7 @@ export class NatsAccounts {
     }
     // 3. The reply's size, known before anything is signed: a JWT's length follows from its claims.
     const accountJwt = await this.accountJwt(account);
+    const accountClaims = validateAccountJwt(accountJwt, this.trust, t);
     const expiresAt = prepared.map((p) => t + (p.normalized.expiresInDays ?? 90) * 86400);
     if (opts.maxReplyBytes !== undefined) {
       const size = prepared.reduce((sum, p, i) => sum + (this.escrow ? 200 : credsLength(userJwtSize(p.normalized, account.publicKey, p.signerKey, t, expiresAt[i]!)) + 40) + 110 + p.spec.name.length, 100);
@@ -451,7 +452,7 @@ export class NatsAccounts {
     for (const s of slices) s.catch(() => undefined);
     const signedAt = async (i: number): Promise<SignedUser> => {
       const u = (await slices[Math.floor(i / SIGNING_SLICE)]!)[i % SIGNING_SLICE]!;
-      checkIssuedUserJwt(u.jwt, prepared[i]!.signerKey, accountJwt, this.trust, t);
+      checkIssuedUserJwtOf(u.jwt, prepared[i]!.signerKey, accountClaims, t);
       return u;
     };
     // 5. Escrow (when configured) every entry first, then record: an escrow failure records nothing.
