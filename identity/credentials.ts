@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { openBucket } from "../services/kernel/buckets.js";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { CAS_HISTORY, KvGuard } from "../services/kernel/kv-guard.js";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV } from "@nats-io/kv";
 import { argon2id, argon2Verify } from "hash-wasm";
 import * as OTPAuth from "otpauth";
 import { invalid } from "../services/kernel/index.js";
@@ -59,7 +60,7 @@ export class CredentialStore {
   }
 
   static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<CredentialStore> {
-    const kv = await new Kvm(nc).create(CREDENTIALS_BUCKET, { history: CAS_HISTORY, replicas });
+    const kv = await openBucket(nc, CREDENTIALS_BUCKET, { history: CAS_HISTORY, replicas });
     return new CredentialStore(nc, kv, sealer);
   }
 

@@ -1,8 +1,9 @@
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { openBucket } from "../services/kernel/buckets.js";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm, KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from "@nats-io/kv";
+import { KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from "@nats-io/kv";
 import { RealmError } from "../services/kernel/errors.js";
 import type { Sealer } from "../services/kernel/seal.js";
 import { privateKeyFromPem, privateKeyPem, spkiDer } from "./x509/keys.js";
@@ -38,7 +39,7 @@ export class IssuerKeyStore {
    * files stay where they are), and follows keys other instances add.
    */
   static async open(nc: NatsConnection, sealer: Sealer, opts: { legacyDir?: string | undefined; replicas?: number | undefined; onError?: (err: unknown) => void } = {}): Promise<IssuerKeyStore> {
-    const kv = await new Kvm(nc).create(PKI_KEYS_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
+    const kv = await openBucket(nc, PKI_KEYS_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
     const store = new IssuerKeyStore(kv, sealer);
     for await (const name of await kv.keys("k.>")) {
       const e = await kv.get(name);

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { openBucket } from "../../services/kernel/buckets.js";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Sealer } from "../../services/kernel/seal.js";
 import { CAS_HISTORY, KvGuard } from "../../services/kernel/kv-guard.js";
@@ -44,7 +45,7 @@ export class OidcKeys {
 
   /** Reads the keys, or makes the first ones; a key that does not open under `sealer` is INTEGRITY. */
   static async open(nc: NatsConnection, replicas: number, sealer: Sealer): Promise<OidcKeys> {
-    const kv = await new Kvm(nc).create(KEYS_BUCKET, { history: CAS_HISTORY, replicas });
+    const kv = await openBucket(nc, KEYS_BUCKET, { history: CAS_HISTORY, replicas });
     for (;;) {
       const e = await kv.get(KEY);
       if (e && e.operation === "PUT") return new OidcKeys(nc, kv, sealer, unseal(sealer, e), e.revision);

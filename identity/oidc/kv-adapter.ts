@@ -1,5 +1,6 @@
 import type { KV } from "@nats-io/kv";
-import { Kvm } from "@nats-io/kv";
+import { openBucket } from "../../services/kernel/buckets.js";
+
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Adapter, AdapterPayload } from "oidc-provider";
 import { Sealer } from "../../services/kernel/seal.js";
@@ -30,7 +31,7 @@ interface Stored {
 }
 
 export async function openOidcBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(nc).create(OIDC_BUCKET, { history: CAS_HISTORY, replicas, ttl: OIDC_BUCKET_MAX_AGE_MS });
+  return openBucket(nc, OIDC_BUCKET, { history: CAS_HISTORY, replicas, ttl: OIDC_BUCKET_MAX_AGE_MS });
 }
 
 /** Client metadata comes from the directory (clients registered by command), never from this bucket. */

@@ -114,3 +114,10 @@ export function boolean(v: string): boolean {
   if (v === "true" || v === "false") return v === "true";
   throw new InvalidArgumentError("Expected true or false.");
 }
+
+/** `host:port` to listen on (an address and a port from 1 to 65535; `[::1]:7422` for IPv6). */
+export function hostPort(v: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(v);
+  if (!m || isIP(m[1]!) === 0 || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new InvalidArgumentError("Expected address:port (127.0.0.1:7422, [::1]:7422).");
+  return { host: m[1]!, port: Number(m[2]) };
+}

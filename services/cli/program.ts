@@ -9,9 +9,10 @@ import type { AuditReport, ChainBreak } from "../kernel/audit.js";
 import type { DnsContext } from "../../dns/service.js";
 import { callContext } from "./call.js";
 import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
-import { ipAddress, outputOption, port, positiveInt, printResult, quietOption } from "./output.js";
+import { hostPort, ipAddress, outputOption, port, positiveInt, printResult, quietOption } from "./output.js";
 import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerBackupCommands } from "./backup-cli.js";
+import { registerSiteCommands } from "./site.js";
 import { registerContextCommands } from "./register.js";
 import { registerContextCommandsOfConfig } from "./context-commands.js";
 import { registerStatusCommand } from "./status.js";
@@ -98,8 +99,13 @@ export async function buildProgram(): Promise<Command> {
     .addOption(new Option("--dns-port <port>", "authoritative DNS port, UDP and TCP (0 = any free port; below 1024 needs CAP_NET_BIND_SERVICE)").env("REALM_DNS_PORT").argParser(port).default(5300))
     .addOption(new Option("--dns-host <address>", "address the authoritative DNS listens on (0.0.0.0 or :: for every address)").env("REALM_DNS_HOST").argParser(ipAddress).default("127.0.0.1"))
     .addOption(new Option("--replicas <n>", "replicas of every stream and bucket, applied to existing ones at start (with --nats <cluster>; 3 for a 3-node cluster)").env("REALM_REPLICAS").argParser(positiveInt))
+    .addOption(new Option("--leaf-listen <host:port>", "a hub: the local nats-server listens here for sites' leaf links (its JetStream in domain --hub-domain)").env("REALM_LEAF_LISTEN").argParser(hostPort))
+    .addOption(new Option("--hub <url>", "a site: the local nats-server is a leaf of the hub at this leaf-node URL (nats-leaf://host:port); streams here mirror the hub's, commands are written to the hub").env("REALM_HUB"))
+    .addOption(new Option("--hub-creds <file>", "a site: the link user's creds (realm site link-creds on the hub)").env("REALM_HUB_CREDS"))
+    .addOption(new Option("--hub-domain <name>", "the hub's JetStream domain").env("REALM_HUB_DOMAIN"))
+    .addOption(new Option("--site <name>", "a site: its own JetStream domain (default site)").env("REALM_SITE"))
     .option("--insecure-no-auth", "serve the admin API without authentication (single-user development only)")
-    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; replicas?: number; insecureNoAuth?: boolean }) => {
+    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; replicas?: number; leafListen?: { host: string; port: number }; hub?: string; hubCreds?: string; hubDomain?: string; site?: string; insecureNoAuth?: boolean }) => {
       const say = (l: string) => process.stderr.write(`realm: ${l}\n`);
       const options = {
         dataDir: o.data,
@@ -113,6 +119,9 @@ export async function buildProgram(): Promise<Command> {
         ...(o.nats ? { natsUrl: o.nats } : {}),
         ...(o.creds ? { natsCreds: o.creds } : {}),
         ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+        ...(o.leafListen ? { leafListen: o.leafListen } : {}),
+        ...(o.hubDomain && !o.hub ? { hubDomain: o.hubDomain } : {}),
+        ...(o.hub || o.hubCreds ? { hub: { url: o.hub ?? "", creds: o.hubCreds ?? "", ...(o.hubDomain ? { domain: o.hubDomain } : {}), ...(o.site ? { site: o.site } : {}) } } : {}),
       };
       // The whole realm (every context, oidc-provider, Fastify, the supervisor) loads here, and only here.
       const [{ startRealm, checkRealmOptions }, { createLogger }] = await quietly(() => Promise.all([import("./runtime.js"), import("../host/logger.js")]));
@@ -253,6 +262,7 @@ export async function buildProgram(): Promise<Command> {
   registerContextCommandsOfConfig(program);
   registerCompletionCommand(program);
   registerBackupCommands(program);
+  registerSiteCommands(program);
   // Last, once every group has registered (another group added after this gets no -o/-q/--context).
   addConventionOptions(program);
   // The edge: output mode and configuration context, settled once before any verb runs (services/cli/edge.ts).

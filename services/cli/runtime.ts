@@ -55,7 +55,23 @@ export interface RealmOptions {
    * Only with `natsUrl` (a cluster): the local nats-server is one node. Unset: 1 for new ones, others kept.
    */
   replicas?: number;
+  /**
+   * A hub (docs/ARCHITECTURE.md "Sites"): the local nats-server listens here for sites' leaf links, its
+   * JetStream in domain `hubDomain` (default "hub"). Only with the local nats-server.
+   */
+  leafListen?: { host: string; port: number };
+  hubDomain?: string;
+  /**
+   * A site: the local nats-server is a leaf of this hub (`url`, the link user's `creds` there, the hub's
+   * JetStream `domain`), its JetStream in domain `site` (default "site"); the realm's streams and buckets
+   * here are mirrors of the hub's. The data dir must hold the hub's operator, trust and seal key.
+   */
+  hub?: { url: string; creds: string; domain?: string; site?: string };
 }
+
+/** The JetStream domain of a hub when none is given. */
+export const DEFAULT_HUB_DOMAIN = "hub";
+const DOMAIN = /^[A-Za-z0-9_-]{1,32}$/;
 
 export interface RunningRealm {
   natsUrl: string;
@@ -108,6 +124,18 @@ export function checkRealmOptions(opts: RealmOptions, env: NodeJS.ProcessEnv = p
   if (env.REALM_DNS_WORKERS !== undefined && !/^\d{1,3}$/.test(env.REALM_DNS_WORKERS)) throw new RealmError("VALIDATION", `REALM_DNS_WORKERS must be a number of worker processes (0 = none), not ${JSON.stringify(env.REALM_DNS_WORKERS)}`);
   if (opts.replicas !== undefined && !(Number.isInteger(opts.replicas) && opts.replicas >= 1 && opts.replicas <= 5)) throw new RealmError("VALIDATION", `--replicas must be 1 to 5 (JetStream's limit), not ${String(opts.replicas)}`);
   if ((opts.replicas ?? 1) > 1 && !opts.natsUrl) throw new RealmError("VALIDATION", `--replicas ${opts.replicas} needs a NATS cluster (--nats <urls>): the local nats-server is one node`);
+  if (opts.hub) {
+    if (opts.natsUrl) throw new RealmError("VALIDATION", "--hub makes the local nats-server a leaf of the hub: it does not go with --nats");
+    if (opts.leafListen) throw new RealmError("VALIDATION", "a site (--hub) is not itself a hub (--leaf-listen)");
+    if (!/^(nats-leaf|nats|tls|ws|wss):\/\/[^\s/]+$/.test(opts.hub.url)) throw new RealmError("VALIDATION", `--hub must be the hub's leaf-node URL (nats-leaf://host:port), not ${JSON.stringify(opts.hub.url)}`);
+    if (!opts.hub.creds) throw new RealmError("VALIDATION", "--hub needs --hub-creds <file>: the link user's creds, made on the hub with `realm site link-creds`");
+    if (!existsSync(opts.hub.creds)) throw new RealmError("VALIDATION", `--hub-creds ${opts.hub.creds}: no such file`);
+    for (const [flag, d] of [["--hub-domain", opts.hub.domain], ["--site", opts.hub.site]] as const) if (d !== undefined && !DOMAIN.test(d)) throw new RealmError("VALIDATION", `${flag} must be a JetStream domain name (letters, digits, - and _, at most 32), not ${JSON.stringify(d)}`);
+    if ((opts.hub.site ?? "site") === (opts.hub.domain ?? DEFAULT_HUB_DOMAIN)) throw new RealmError("VALIDATION", "the site's JetStream domain (--site) must differ from the hub's (--hub-domain)");
+    if ((opts.replicas ?? 1) > 1) throw new RealmError("VALIDATION", "a site's streams are mirrors on its one nats-server: --replicas does not apply");
+  }
+  if (opts.leafListen && opts.natsUrl) throw new RealmError("VALIDATION", "--leaf-listen configures the local nats-server: with --nats, give the cluster its leafnodes block instead");
+  if (opts.hubDomain !== undefined && !DOMAIN.test(opts.hubDomain)) throw new RealmError("VALIDATION", `--hub-domain must be a JetStream domain name (letters, digits, - and _, at most 32), not ${JSON.stringify(opts.hubDomain)}`);
   if (opts.noAuth && !isLoopback(opts.httpHost ?? "127.0.0.1")) throw new RealmError("VALIDATION", `--insecure-no-auth serves only on a loopback address, not ${opts.httpHost}`);
 }
 
@@ -158,7 +186,7 @@ export async function establishOperator(paths: ReturnType<typeof realmPaths>, pa
 }
 
 /** Streams and buckets made by a provisioning identity that lives two minutes, in memory only. */
-export async function provisionLocal(natsUrl: string, paths: ReturnType<typeof realmPaths>, operator: Bootstrap, opts: { replicas?: number } = {}): Promise<void> {
+export async function provisionLocal(natsUrl: string, paths: ReturnType<typeof realmPaths>, operator: Bootstrap, opts: { replicas?: number; mirrorOf?: string } = {}): Promise<void> {
   const prov = await mintCreds(paths.operator, operator.state, { name: "realm-provisioner", account: "realm", permissions: provisionerPermissions("realm-provisioner") }, 120);
   const pnc = await connect({ servers: natsUrl, name: "realm-provisioner", authenticator: credsAuthenticator(new TextEncoder().encode(prov.creds)), inboxPrefix: inboxOf("realm-provisioner") });
   try {
@@ -200,10 +228,16 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
       trust = est.trust;
       issued.push(...est.issued);
       generatedPassphraseFile = operator.generatedPassphraseFile;
+      const hub = opts.hub;
       nats = new NatsSupervisor({
         dataDir: paths.nats,
         port: opts.natsPort ?? 4222,
         operator: operator.operator,
+        ...(hub
+          ? { jetstreamDomain: hub.site ?? "site", leaf: { remotes: [{ url: hub.url, credentials: resolve(hub.creds), account: operator.state.realm.publicKey }] } }
+          : opts.leafListen
+            ? { jetstreamDomain: opts.hubDomain ?? DEFAULT_HUB_DOMAIN, leaf: { listen: opts.leafListen } }
+            : {}),
         warn: progress,
         onExit: (code, signal) => progress(`nats-server exited (${signal ?? `code ${code}`}); restarting it`),
         onRestart: (attempt) => progress(`nats-server restarted (attempt ${attempt}); clients reconnect`),
@@ -212,8 +246,14 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
       progress(`starting nats-server in operator mode (data ${nats.storeDir})`);
       await nats.start();
       natsUrl = nats.url;
-      progress("provisioning streams (deny delete and purge) and buckets");
-      await provisionLocal(natsUrl, paths, operator);
+      if (hub) {
+        const mirrorOf = `$JS.${hub.domain ?? DEFAULT_HUB_DOMAIN}.API`;
+        progress(`site of the hub at ${hub.url}: streams and buckets here mirror the hub's (${mirrorOf}); commands are written to the hub`);
+        await provisionLocal(natsUrl, paths, operator, { mirrorOf });
+      } else {
+        progress("provisioning streams (deny delete and purge) and buckets");
+        await provisionLocal(natsUrl, paths, operator);
+      }
     } else {
       // An external NATS: the given creds serve every context (issue them with least privilege there).
       if (!trustExists(paths.trust)) {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
+import { openBucket } from "../kernel/buckets.js";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV } from "@nats-io/kv";
 import { canonicalJson } from "../kernel/canonical.js";
 import { conflict } from "../kernel/errors.js";
 import type { Sealer } from "../kernel/seal.js";
@@ -86,9 +87,8 @@ export class OutcomeJournal {
 
   /** Opens the context's buckets (made by provisioning; made here when the connection may, as in tests). */
   static async open(nc: NatsConnection, context: string, sealer: Sealer, replicas = 1, log?: OutcomeLog): Promise<OutcomeJournal> {
-    const kvm = new Kvm(nc);
     const [o, s] = outcomeBuckets(context);
-    return new OutcomeJournal(context, await kvm.create(o!.name, { ...o!.opts, replicas }), await kvm.create(s!.name, { ...s!.opts, replicas }), sealer, log);
+    return new OutcomeJournal(context, await openBucket(nc, o!.name, { ...o!.opts, replicas }), await openBucket(nc, s!.name, { ...s!.opts, replicas }), sealer, log);
   }
 
   /** Runs `run` unless this command id has an outcome already; records what it answers. */

@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
+import { openBucket, bindBucket } from "./buckets.js";
 import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV } from "@nats-io/kv";
 
 /**
  * Where projection snapshots are kept: one KV bucket per context, `realm_snapshots_<context>`, that only
@@ -42,10 +43,10 @@ export class SnapshotStore {
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === 10059 /* stream not found */)) throw err;
       if (!opts.create) return undefined;
-      return new SnapshotStore(bucket, await new Kvm(nc).create(bucket, { history: 1, replicas: opts.replicas ?? 1 }));
+      return new SnapshotStore(bucket, await openBucket(nc, bucket, { history: 1, replicas: opts.replicas ?? 1 }));
     }
     // Bound without another request: the bucket exists, and realm buckets are made with direct gets.
-    return new SnapshotStore(bucket, await new Kvm(nc).open(bucket, { allow_direct: true }));
+    return new SnapshotStore(bucket, await bindBucket(nc, bucket, { allow_direct: true }));
   }
 
   private async value(key: string): Promise<Uint8Array | undefined> {

@@ -182,6 +182,8 @@ export class EventStore {
    * its subject after the position it expected, and answers CONFLICT when it is not (see append).
    */
   private forkGuard = false;
+  /** On a site, the hub's JetStream API this stream mirrors (appends travel the leaf link to the hub). */
+  private hubApi: string | undefined;
   /** Events whose stored copy lost a fork: a retry publishes them under another Nats-Msg-Id (bounded). */
   private readonly forkLosses = new Map<string, number>();
 
@@ -214,6 +216,7 @@ export class EventStore {
     try {
       const info = await this.jsm.streams.info(this.stream);
       this.forkGuard = forkProne(this.nc, info.config.num_replicas);
+      this.hubApi = info.config.mirror?.external?.api || undefined;
       if (info.config.deny_delete && info.config.deny_purge) return;
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === 10059 /* stream not found */)) throw err;
@@ -350,6 +353,7 @@ export class EventStore {
         }
         lastSeq = ack.seq;
       } catch (err) {
+        if (err instanceof RealmError && err.code === "UNAVAILABLE" && this.hubApi) throw new RealmError("UNAVAILABLE", `this site's hub (${this.hubApi}) did not take the event: a site writes to the hub, so commands wait for the link to the hub (${err.message})`);
         if (err instanceof RealmError) throw err;
         if (err instanceof JetStreamRefusal && (err.errCode === 10071 || err.errCode === 10164)) {
           throw conflict(`aggregate ${ref.type}/${ref.id} was changed by another writer (expected version ${version})`, {

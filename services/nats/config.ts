@@ -4,6 +4,11 @@
  */
 export interface JetStreamPart {
   storeDir: string;
+  /**
+   * JetStream domain: set on a hub that leaf sites reach (`$JS.<domain>.API`) and on every site (its own
+   * JetStream, apart from the hub's). Unset: the server's JetStream has no domain.
+   */
+  domain?: string;
   maxMemory?: string;
   maxFile?: string;
 }
@@ -17,6 +22,14 @@ export interface OperatorPart {
   /** Account JWTs that must exist at boot, at least the system account's. */
   preload: Record<string, string>;
   allowDelete?: boolean;
+}
+
+/** Leaf-node links (docs/ARCHITECTURE.md "Sites"): a hub listens for sites, a site dials its hub. */
+export interface LeafPart {
+  /** A hub: where sites' nats-servers connect (`host:port`). */
+  listen?: { host: string; port: number };
+  /** A site: its hub, the creds of the link's user there, and the local account the link carries. */
+  remotes?: { url: string; credentials: string; account: string }[];
 }
 
 export interface TlsPart {
@@ -35,6 +48,7 @@ export interface NatsServerConfig {
   portsFileDir: string;
   jetstream?: JetStreamPart;
   operator?: OperatorPart;
+  leaf?: LeafPart;
   tls?: TlsPart;
   maxPayload?: number;
   /**
@@ -59,6 +73,7 @@ export function renderConfig(c: NatsServerConfig): string {
   lines.push(`max_control_line: ${c.maxControlLine ?? 32_768}`);
   if (c.jetstream) {
     lines.push("jetstream {", `  store_dir: ${q(c.jetstream.storeDir)}`);
+    if (c.jetstream.domain) lines.push(`  domain: ${q(c.jetstream.domain)}`);
     if (c.jetstream.maxMemory) lines.push(`  max_memory_store: ${c.jetstream.maxMemory}`);
     if (c.jetstream.maxFile) lines.push(`  max_file_store: ${c.jetstream.maxFile}`);
     lines.push("}");
@@ -79,6 +94,16 @@ export function renderConfig(c: NatsServerConfig): string {
       ...Object.entries(o.preload).map(([k, v]) => `  ${k}: ${q(v)}`),
       "}",
     );
+  }
+  if (c.leaf && (c.leaf.listen || c.leaf.remotes?.length)) {
+    lines.push("leafnodes {");
+    if (c.leaf.listen) lines.push(`  listen: ${q(`${c.leaf.listen.host}:${c.leaf.listen.port}`)}`);
+    if (c.leaf.remotes?.length) {
+      lines.push("  remotes: [");
+      for (const r of c.leaf.remotes) lines.push(`    { url: ${q(r.url)}, credentials: ${q(r.credentials)}, account: ${q(r.account)} }`);
+      lines.push("  ]");
+    }
+    lines.push("}");
   }
   if (c.tls) {
     lines.push("tls {", `  cert_file: ${q(c.tls.certFile)}`, `  key_file: ${q(c.tls.keyFile)}`);

@@ -3,7 +3,7 @@ import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readd
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { RealmError } from "../kernel/errors.js";
-import { renderConfig, type NatsServerConfig, type OperatorPart, type TlsPart } from "./config.js";
+import { renderConfig, type LeafPart, type NatsServerConfig, type OperatorPart, type TlsPart } from "./config.js";
 
 export interface SupervisorOptions {
   dataDir: string;
@@ -13,6 +13,10 @@ export interface SupervisorOptions {
   httpPort?: number;
   serverName?: string;
   jetstream?: boolean;
+  /** JetStream domain (a hub that sites reach, or a site). */
+  jetstreamDomain?: string;
+  /** Leaf-node links: listen for sites (a hub) or dial the hub (a site). */
+  leaf?: LeafPart;
   operator?: OperatorPart;
   tls?: TlsPart;
   /** Path to the nats-server binary; default: $NATS_SERVER_BIN, PATH, /usr/sbin/nats-server. */
@@ -172,8 +176,9 @@ export class NatsSupervisor {
       port: this.port,
       portsFileDir: this.portsDir,
       ...(this.opts.httpPort ? { httpPort: this.opts.httpPort } : {}),
-      ...(this.opts.jetstream === false ? {} : { jetstream: { storeDir: this.storeDir } }),
+      ...(this.opts.jetstream === false ? {} : { jetstream: { storeDir: this.storeDir, ...(this.opts.jetstreamDomain ? { domain: this.opts.jetstreamDomain } : {}) } }),
       ...(this.opts.operator ? { operator: this.opts.operator } : {}),
+      ...(this.opts.leaf ? { leaf: this.opts.leaf } : {}),
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
     };
     writeFileSync(this.configFile, renderConfig(config), { mode: 0o600 });
