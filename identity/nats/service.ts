@@ -29,6 +29,12 @@ export interface NatsAccountsOptions {
   pushTimeoutMs?: number;
   /** Creds of the system-account user that pushes claims. Default `<dir>/sys.creds`. */
   sysCredsFile?: string;
+  /**
+   * A site (docs/ARCHITECTURE.md "Sites"): account changes are made at the hub and reach this process as
+   * mirrored events, not as commands; push every account whose state changed to the local resolver as the
+   * projection applies it, so that the site's nats-server admits the hub's accounts' users by itself.
+   */
+  followToResolver?: boolean;
 }
 
 export interface IssuedCreds {
@@ -107,10 +113,43 @@ export class NatsAccounts {
     const svc = new NatsAccounts(store, projection, state, new KeyStore(opts.dir), pusher, opts.escrow);
     await svc.adoptBootstrapAccounts();
     await projection.start();
+    if (opts.followToResolver) svc.followToResolver(opts.log);
     return svc;
   }
 
+  private follower: NodeJS.Timeout | undefined;
+
+  /** Pushes each account whose state the projection changed (checked once a second; cheap when nothing moved). */
+  private followToResolver(log?: ProblemLog): void {
+    const pushed = new Map<string, string>();
+    let seen = -1;
+    let busy = false;
+    const tick = async () => {
+      if (busy || this.projection.lastSeq === seen) return;
+      busy = true;
+      const at = this.projection.lastSeq;
+      try {
+        for (const a of this.projection.state.accounts.values()) {
+          if (!a.exists || a.deleted || a.system) continue;
+          const key = JSON.stringify(a);
+          if (pushed.get(a.name) === key) continue;
+          await this.pushAccount(a);
+          pushed.set(a.name, key);
+        }
+        seen = at;
+      } catch (err) {
+        log?.warn({ err: err instanceof Error ? err.message : String(err) }, "pushing the hub's accounts to this site's resolver failed; retrying");
+      } finally {
+        busy = false;
+      }
+    };
+    this.follower = setInterval(() => void tick(), 1_000);
+    this.follower.unref();
+    void tick();
+  }
+
   async close(): Promise<void> {
+    if (this.follower) clearInterval(this.follower);
     await this.projection.stop();
     await this.pusher.close();
     await this.signingWorker.close();

@@ -306,7 +306,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     for (const { name, factory } of factories) await start(name, identityOf[name]!, factory);
     if (operator) {
       const sysCreds = credsOf("realm-sys");
-      await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: natsUrl, ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}) }));
+      await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: natsUrl, ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}) }));
     }
     const systemNc = await connFor("realm-system");
     progress("starting the auditor (verifies every stream, writes signed checkpoints)");

@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { freePort } from "../../services/nats/supervisor.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
 import { opensslAsync } from "../pki/openssl.js";
@@ -63,7 +64,7 @@ async function eventually<T>(probe: () => T | Promise<T>, want: T, what: string,
 }
 
 describe("a site realm on a leaf node of its hub", () => {
-  it("answers DNS, OCSP, token introspection and API keys from its copy while the hub is away, refuses commands then, and catches up", async () => {
+  it("answers DNS, OCSP, token introspection, API keys and NATS users from its copy while the hub is away, refuses commands then, and catches up", async () => {
     const hubData = tmp("realm-hub-");
     const siteData = tmp("realm-site-");
     const work = tmp("realm-site-work-");
@@ -88,6 +89,9 @@ describe("a site realm on a leaf node of its hub", () => {
     const form = { "content-type": "application/x-www-form-urlencoded", authorization: basic };
     const token = ((await (await fetch(`http://127.0.0.1:${hub.ports.http}/oidc/token`, { method: "POST", headers: form, body: "grant_type=client_credentials" })).json()) as { access_token: string }).access_token;
     expect(token).toBeTruthy();
+    await ok(["account", "create", "lab"], hubEnv);
+    const aliceCreds = join(work, "alice.creds");
+    await ok(["user", "create", "lab", "alice", "--out", aliceCreds], hubEnv);
 
     // --- the site: the hub's operator, trust and seal key; its own nats-server, a leaf of the hub's
     const linkCreds = join(work, "site-s1.creds");
@@ -108,10 +112,16 @@ describe("a site realm on a leaf node of its hub", () => {
       expect(answer).toContain("Response verify OK");
       expect(answer).toContain("web1.lab.example.crt: good");
       expect(await introspect(site.ports.http)).toBe(true);
+      // NATS auth: a user of an account made at the hub connects to the site's own nats-server.
+      const alice = await connect({ servers: site.env.REALM_NATS_URL, authenticator: credsAuthenticator(readFileSync(aliceCreds)), reconnect: false });
+      await alice.flush();
+      await alice.close();
       // The admin API key, checked against the site's copy of the credentials bucket.
       expect((await ok(["zone", "list", "-o", "json"], siteEnv)).stdout).toContain("lab.example.");
     };
     const caughtUp = await eventually(() => dig(site.ports.dns, "web1.lab.example"), "192.0.2.80", "the site's DNS");
+    // The site's resolver learns the hub's accounts from the mirrored events (pushed within a second or so).
+    await eventually(async () => connect({ servers: site.env.REALM_NATS_URL, authenticator: credsAuthenticator(readFileSync(aliceCreds)), reconnect: false }).then((c) => c.close().then(() => true), () => false), true, "alice on the site's nats-server");
     await siteServes();
     // A command made at the site is written to the hub: both answer it.
     await ok(["record", "add", "api.lab.example.", "A", "192.0.2.81"], siteEnv);
