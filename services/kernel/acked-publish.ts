@@ -25,6 +25,9 @@ interface Pending {
   reject: (err: Error) => void;
   deadline: number;
   subject: string;
+  /** A message with a Nats-Msg-Id is sent again while unacknowledged (the stream dedupes it): when, and what. */
+  resendAt?: number;
+  message?: { data: Uint8Array | string; headers: MsgHdrs; token: string };
 }
 
 const decoder = new TextDecoder();
@@ -48,9 +51,17 @@ export class AckedPublisher {
   /** Publishes of this turn of the event loop, sent together (one socket write for many appends). */
   private outbox: { subject: string; data: Uint8Array | string; headers: MsgHdrs | undefined; token: string }[] = [];
 
+  /**
+   * `timeoutMs`: how long an acknowledgement is waited for. `resendMs`: a message carrying a Nats-Msg-Id is
+   * published again after this long without an acknowledgement, until the timeout. A stream that is
+   * electing a leader (a node lost) drops what it gets meanwhile without answering; sending again finds the
+   * new leader within a second of its election instead of after the whole timeout, and the stream's
+   * dedupe window makes a copy that was stored after all come back as a duplicate, never a second event.
+   */
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5_000,
+    private readonly resendMs = 1_000,
   ) {
     // The connection's inbox prefix is the one its permissions let it subscribe to (`_INBOX_<identity>`).
     const prefix = (nc as NatsConnection & { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
@@ -61,7 +72,9 @@ export class AckedPublisher {
     this.sub ??= this.subscribe();
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
-      this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs, subject });
+      const now = Date.now();
+      const resend = headers?.get("Nats-Msg-Id") ? { resendAt: now + this.resendMs, message: { data, headers: headers, token } } : {};
+      this.pending.set(token, { resolve, reject, deadline: now + this.timeoutMs, subject, ...resend });
       this.sweeper ??= this.startSweeper();
       if (this.outbox.length === 0) setImmediate(() => this.send());
       this.outbox.push({ subject, data, headers, token });
@@ -126,7 +139,14 @@ export class AckedPublisher {
     const t = setInterval(() => {
       const now = Date.now();
       for (const [token, p] of this.pending) {
-        if (p.deadline > now) continue;
+        if (p.deadline > now) {
+          if (p.message && p.resendAt !== undefined && p.resendAt <= now) {
+            p.resendAt = now + this.resendMs;
+            if (this.outbox.length === 0) setImmediate(() => this.send());
+            this.outbox.push({ subject: p.subject, ...p.message });
+          }
+          continue;
+        }
         this.pending.delete(token);
         p.reject(new RealmError("UNAVAILABLE", `JetStream did not acknowledge ${p.subject} within ${this.timeoutMs} ms; the event may or may not be stored`));
       }

@@ -1,8 +1,8 @@
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { JetStreamApiError, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { RealmError } from "./errors.js";
-import { firstOnSubjectAfter, forkProne } from "./store.js";
+import { checkManager, firstOnSubjectAfter, forkProne } from "./store.js";
 
 /**
  * Compare-and-set on a KV key that holds on every server the realm runs on: `put` with the expected
@@ -38,7 +38,7 @@ export class KvGuard {
       throw err;
     }
     if (!(await (this.prone ??= this.isProne()))) return rev;
-    const jsm = await (this.jsm ??= jetstreamManager(this.nc));
+    const jsm = await (this.jsm ??= checkManager(this.nc));
     const first = await firstOnSubjectAfter(jsm, `KV_${this.bucket}`, `$KV.${this.bucket}.${key}`, previous, `${this.bucket}: the write of ${key}`);
     if (first !== rev) throw new RealmError("CONFLICT", `${this.bucket}: ${key} was written by another writer at the same time (nats-server#4320)`);
     return rev;

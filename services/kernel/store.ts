@@ -140,16 +140,27 @@ export async function provisionEventStream(jsm: JetStreamManager, context: strin
  * (MSG.GET, not a direct get a lagging replica may answer); 0 when there is none. What the fork checks of
  * appends and of KV compare-and-sets read. An unanswered ask is UNAVAILABLE, naming `what` was being checked.
  */
-export async function firstOnSubjectAfter(jsm: JetStreamManager, stream: string, subject: string, afterSeq: number, what: string): Promise<number> {
-  try {
-    // MSG.GET takes next_by_subj since nats-server 2.9; the client's type omits it.
-    const m = await jsm.streams.getMessage(stream, { seq: afterSeq + 1, next_by_subj: subject } as { seq: number });
-    return m?.seq ?? 0;
-  } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === 10037 /* no message found */) return 0;
-    throw new RealmError("UNAVAILABLE", `could not check ${what} against concurrent writers: ${err instanceof Error ? err.message : String(err)}`);
+export async function firstOnSubjectAfter(jsm: JetStreamManager, stream: string, subject: string, afterSeq: number, what: string, withinMs = 10_000): Promise<number> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      // MSG.GET takes next_by_subj since nats-server 2.9; the client's type omits it.
+      const m = await jsm.streams.getMessage(stream, { seq: afterSeq + 1, next_by_subj: subject } as { seq: number });
+      return m?.seq ?? 0;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10037 /* no message found */) return 0;
+      // A stream electing a leader drops requests unanswered: ask again (a read) until the deadline, so the
+      // check finds the new leader soon after its election (nats-server 2.9 elects after 4 to 9 s without a
+      // leader, hence the 10 s budget: the message is stored, and confirming it beats "may or may not").
+      // Give this a manager with a short timeout.
+      if (err instanceof Error && /timeout/i.test(`${err.name} ${err.message}`) && Date.now() < deadline) continue;
+      throw new RealmError("UNAVAILABLE", `could not check ${what} against concurrent writers: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 }
+
+/** A manager for the fork checks: each ask waits a second, firstOnSubjectAfter asks again until its deadline. */
+export const checkManager = (nc: NatsConnection): Promise<JetStreamManager> => jetstreamManager(nc, { timeout: 1_000 });
 
 /** nats-server fixed concurrent expected-sequence appends on replicated streams in 2.9.21 (nats-server#4320). */
 export const FORK_SAFE_SERVER = [2, 9, 21] as const;
@@ -377,8 +388,10 @@ export class EventStore {
    * get may be answered by a replica that has not applied it yet); 0 when there is none. An unanswered ask is
    * UNAVAILABLE: the append's outcome is then unknown to the caller, as after a lost acknowledgement.
    */
+  private checker: Promise<JetStreamManager> | undefined;
+
   private async firstOnSubjectAfter(subject: string, afterSeq: number): Promise<number> {
-    return firstOnSubjectAfter(this.jsm, this.stream, subject, afterSeq, `the append to ${subject}`);
+    return firstOnSubjectAfter(await (this.checker ??= checkManager(this.nc)), this.stream, subject, afterSeq, `the append to ${subject}`);
   }
 
   /** True when appends to this store check for forks (a replicated stream on a nats-server that needs it). */
