@@ -93,6 +93,16 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 const now = () => Math.floor(Date.now() / 1000);
 const userId = (account: string, name: string) => `${account}:${name}`;
 
+/**
+ * An account as a site's resolver holds it: without the hub's mappings of its sites' bucket writes
+ * (services/kernel/buckets.ts `hubKvMappings`). Applied at the site, they would turn a write bound for the
+ * hub into `$KV.>` before the leaf link, which nats-server does not let cross between JetStream domains.
+ */
+export function siteView(a: AccountState): AccountState {
+  const mappings = Object.fromEntries(Object.entries(a.mappings).filter(([src]) => !/^\$JS\.[^.]+\.API\.\$KV\./.test(src)));
+  return Object.keys(mappings).length === Object.keys(a.mappings).length ? a : { ...a, mappings };
+}
+
 /** The NATS accounts service: commands validated by the deciders, JWTs signed, validated, pushed, then recorded. */
 export class NatsAccounts {
   private constructor(
@@ -131,9 +141,10 @@ export class NatsAccounts {
       try {
         for (const a of this.projection.state.accounts.values()) {
           if (!a.exists || a.deleted || a.system) continue;
-          const key = JSON.stringify(a);
+          const view = siteView(a);
+          const key = JSON.stringify(view);
           if (pushed.get(a.name) === key) continue;
-          await this.pushAccount(a);
+          await this.pushAccount(view);
           pushed.set(a.name, key);
         }
         seen = at;
@@ -266,6 +277,20 @@ export class NatsAccounts {
     const { name, ...rest } = input;
     const r = await this.applyAccount(name, { type: "update", ...rest, knownAccounts: known }, meta, this.pushAccount);
     return { name, limits: r.state.limits, servers: r.push.replies.length };
+  }
+
+  /**
+   * Gives the realm account these subject mappings unless it has them (a hub's mappings of its sites'
+   * bucket writes, services/kernel/buckets.ts `hubKvMappings`). True when they were added.
+   */
+  async ensureRealmMappings(wanted: { source: string; destination: string }[], meta: CommandMeta): Promise<boolean> {
+    const realm = await this.account(REALM_ACCOUNT);
+    const same = (src: string, dest: string) => realm.mappings[src]?.length === 1 && realm.mappings[src]![0]!.subject === dest && realm.mappings[src]![0]!.weight === 100;
+    if (wanted.every((m) => same(m.source, m.destination))) return false;
+    const mappings = { ...realm.mappings };
+    for (const m of wanted) mappings[m.source] = [{ subject: m.destination, weight: 100 }];
+    await this.updateAccount({ name: REALM_ACCOUNT, mappings }, meta);
+    return true;
   }
 
   async deleteAccount(input: { name: string }, meta: CommandMeta) {

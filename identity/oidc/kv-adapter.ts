@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv";
-import { openBucket } from "../../services/kernel/buckets.js";
+import { openBucket, writeSubject } from "../../services/kernel/buckets.js";
 
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Adapter, AdapterPayload } from "oidc-provider";
@@ -47,7 +47,7 @@ export function kvAdapter(kv: KV, clients: ClientSource, sealer: Sealer, nc: Nat
   // A put is a JetStream publish to the bucket's subject; the shared publisher sends the puts of one event
   // loop turn in one socket write and skips nats.js's per-request setup (the token endpoint's hot path).
   const publisher = new AckedPublisher(nc);
-  const write = (key: string, stored: Stored) => publisher.publish(`$KV.${OIDC_BUCKET}.${key}`, sealer.seal(JSON.stringify(stored), context(key)));
+  const write = (key: string, stored: Stored) => publisher.publish(writeSubject(kv, key), sealer.seal(JSON.stringify(stored), context(key)));
 
   async function read(key: string): Promise<{ stored: Stored; revision: number } | undefined> {
     const e = await kv.get(key);

@@ -102,7 +102,12 @@ function streamReader(stream: string): string[] {
 const SERVICE_RESPONSES = { max: 1, ttlMs: 15 * 60_000 };
 
 /** The NATS permissions of a realm identity. */
-export function permissionsOf(id: RealmIdentity): UserPermissions {
+/**
+ * A realm identity's rights. On a site (`hubDomain`, docs/ARCHITECTURE.md "Sites") its bucket writes go to
+ * the hub through the hub's domain API prefix (services/kernel/buckets.ts), so it may publish there too,
+ * for its own buckets only.
+ */
+export function permissionsOf(id: RealmIdentity, opts: { hubDomain?: string | undefined } = {}): UserPermissions {
   const pub = new Set<string>();
   const sub = new Set<string>([`${inboxOf(id.name)}.>`]);
   if (id.account === "realm") {
@@ -116,6 +121,7 @@ export function permissionsOf(id: RealmIdentity): UserPermissions {
     if (id.writes || id.reads.length) for (const s of streamReader(streamName("realm"))) pub.add(s);
     for (const b of id.buckets) {
       pub.add(`$KV.${b}.>`);
+      if (opts.hubDomain) pub.add(`$JS.${opts.hubDomain}.API.$KV.${b}.>`);
       for (const s of streamReader(`KV_${b}`)) pub.add(s);
     }
     for (const b of id.readsBuckets ?? []) for (const s of streamReader(`KV_${b}`)) pub.add(s);

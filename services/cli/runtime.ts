@@ -26,7 +26,9 @@ import type { IdentityContext } from "../../identity/service.js";
 import { bootstrapOperator, type Bootstrap } from "../../identity/nats/bootstrap.js";
 import { sealBundle } from "../../identity/nats/keystore.js";
 import { identityCredsFile, issueIdentity, mintCreds, type IssuedIdentity } from "../../identity/nats/realm-identities.js";
-import { createNatsAccountsContext } from "../../identity/nats/service.js";
+import { createNatsAccountsContext, type NatsAccountsContext } from "../../identity/nats/service.js";
+import { hubKvMappings } from "../kernel/buckets.js";
+import { newId } from "../kernel/envelope.js";
 import { vaultwardenEscrowFromEnv, type VaultwardenEscrow } from "../../secrets-client/escrow.js";
 import { createSecretsContext } from "../../secrets-client/records.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
@@ -171,7 +173,7 @@ function externalRoot(trustDir: string, passphrase: string | undefined): { root:
  * signs the realm's trust document and leaves memory), the trust with its event keys, and the creds of
  * every realm identity (each context, the DNS workers, the claims pusher, the local operator).
  */
-export async function establishOperator(paths: ReturnType<typeof realmPaths>, passphrase: string | undefined): Promise<{ operator: Bootstrap; trust: RealmTrust; issued: IssuedIdentity[] }> {
+export async function establishOperator(paths: ReturnType<typeof realmPaths>, passphrase: string | undefined, opts: { hubDomain?: string | undefined } = {}): Promise<{ operator: Bootstrap; trust: RealmTrust; issued: IssuedIdentity[] }> {
   const operator = await bootstrapOperator(paths.operator, passphrase, {
     onRootKey: (root) => {
       createTrust(paths.trust, "cim-realm", REALM_WRITERS, root);
@@ -179,7 +181,7 @@ export async function establishOperator(paths: ReturnType<typeof realmPaths>, pa
   });
   const trust = loadTrust(paths.trust, { pinnedRoot: operator.state.operatorPublicKey });
   const issued: IssuedIdentity[] = [];
-  for (const id of REALM_IDENTITIES) issued.push(await issueIdentity(paths.operator, operator.state, { name: id.name, account: id.account, permissions: permissionsOf(id) }));
+  for (const id of REALM_IDENTITIES) issued.push(await issueIdentity(paths.operator, operator.state, { name: id.name, account: id.account, permissions: permissionsOf(id, opts) }));
   issued.push(await issueIdentity(paths.operator, operator.state, { name: LOCAL_OPERATOR, account: "realm", permissions: operatorPermissions(LOCAL_OPERATOR), days: 90, kind: "person" }));
   writeFileSync(paths.operatorCreds, readFileSync(identityCredsFile(paths.operator, LOCAL_OPERATOR)), { mode: 0o600 });
   return { operator, trust, issued };
@@ -214,6 +216,8 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
   failed.catch(() => (realmFailed = true));
   try {
     refuseLegacy(paths);
+    // A site's identities write their buckets at the hub through its domain (services/kernel/buckets.ts).
+    const siteRights = { hubDomain: opts.hub ? (opts.hub.domain ?? DEFAULT_HUB_DOMAIN) : undefined };
     // The seal key of everything secret in KV (created on first start); opened first, so a bad or too-open
     // key file stops `realm up` before nats-server starts.
     const sealer = Sealer.open(paths.sealKey);
@@ -223,7 +227,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     let generatedPassphraseFile: string | undefined;
     const issued: IssuedIdentity[] = [];
     if (!natsUrl) {
-      const est = await establishOperator(paths, passphrase);
+      const est = await establishOperator(paths, passphrase, siteRights);
       operator = est.operator;
       trust = est.trust;
       issued.push(...est.issued);
@@ -306,7 +310,12 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     for (const { name, factory } of factories) await start(name, identityOf[name]!, factory);
     if (operator) {
       const sysCreds = credsOf("realm-sys");
-      await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: natsUrl, ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}) }));
+      const accounts = await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: natsUrl, ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}) }));
+      if (opts.leafListen) {
+        // A hub: its sites write their buckets through this domain's API prefix (services/kernel/buckets.ts).
+        const domain = opts.hubDomain ?? DEFAULT_HUB_DOMAIN;
+        if (await (accounts as NatsAccountsContext).nats.ensureRealmMappings(hubKvMappings(domain), { commandId: newId(), actor: "realm up" })) progress(`the realm account maps $JS.${domain}.API.$KV.* to $KV.* (sites' bucket writes)`);
+      }
     }
     const systemNc = await connFor("realm-system");
     progress("starting the auditor (verifies every stream, writes signed checkpoints)");
@@ -321,7 +330,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         auditor,
         checkpointRecord: paths.checkpoints,
         contexts: () => all,
-        identities: () => [...REALM_IDENTITIES.map((id) => ({ name: id.name, account: id.account, role: id.role, permissions: permissionsOf(id), publicKey: byName(id.name)?.publicKey, expiresAt: byName(id.name)?.expiresAt })), { name: LOCAL_OPERATOR, account: "realm", role: "local operator (CLI)", permissions: operatorPermissions(LOCAL_OPERATOR), publicKey: byName(LOCAL_OPERATOR)?.publicKey, expiresAt: byName(LOCAL_OPERATOR)?.expiresAt }],
+        identities: () => [...REALM_IDENTITIES.map((id) => ({ name: id.name, account: id.account, role: id.role, permissions: permissionsOf(id, siteRights), publicKey: byName(id.name)?.publicKey, expiresAt: byName(id.name)?.expiresAt })), { name: LOCAL_OPERATOR, account: "realm", role: "local operator (CLI)", permissions: operatorPermissions(LOCAL_OPERATOR), publicKey: byName(LOCAL_OPERATOR)?.publicKey, expiresAt: byName(LOCAL_OPERATOR)?.expiresAt }],
       }),
     );
     const identity = contexts.find((c) => c.name === "identity");
@@ -330,7 +339,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     // Service creds live 30 days: reissue them well before (the connections read the file at reconnect).
     const renew = operator
       ? setInterval(() => {
-          for (const id of REALM_IDENTITIES) void issueIdentity(paths.operator, operator.state, { name: id.name, account: id.account, permissions: permissionsOf(id) }).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err), identity: id.name }, "renewing realm identity failed"));
+          for (const id of REALM_IDENTITIES) void issueIdentity(paths.operator, operator.state, { name: id.name, account: id.account, permissions: permissionsOf(id, siteRights) }).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err), identity: id.name }, "renewing realm identity failed"));
         }, 12 * 3_600_000).unref()
       : undefined;
     let stopped = false;

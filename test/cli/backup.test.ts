@@ -42,14 +42,16 @@ const lastError = (stderr: string) => stderr.trimEnd().split("\n").at(-1) ?? "";
 async function up(data: string) {
   const ports = { nats: await freePort(), http: await freePort(), dns: await freePort() };
   const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(ports.nats), "--http-port", String(ports.http), "--dns-port", String(ports.dns)], "cim-realm is up", {}, 60_000);
-  children.push(realm);
-  return { ...realm, ports, env: { REALM_DATA: data, REALM_NATS_URL: `nats://127.0.0.1:${ports.nats}` } };
+  const started = { ...realm, ports, env: { REALM_DATA: data, REALM_NATS_URL: `nats://127.0.0.1:${ports.nats}` } };
+  children.push(started);
+  return started;
 }
 
 async function stop(realm: Awaited<ReturnType<typeof up>>) {
   realm.child.kill("SIGTERM");
   expect(await realm.exited).toBe(0);
-  children.splice(children.indexOf(realm), 1);
+  const i = children.indexOf(realm);
+  if (i >= 0) children.splice(i, 1);
 }
 
 const ok = async (args: string[], env: Record<string, string>, cwd?: string) => {

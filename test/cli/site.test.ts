@@ -34,14 +34,16 @@ const ISSUER = "http://127.0.0.1/oidc";
 async function up(data: string, extra: string[]) {
   const ports = { nats: await freePort(), http: await freePort(), dns: await freePort() };
   const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(ports.nats), "--http-port", String(ports.http), "--dns-port", String(ports.dns), ...extra], "cim-realm is up", { REALM_OIDC_ISSUER: ISSUER }, 90_000);
-  children.push(realm);
-  return { ...realm, ports, env: { REALM_DATA: data, REALM_NATS_URL: `nats://127.0.0.1:${ports.nats}` } };
+  const started = { ...realm, ports, env: { REALM_DATA: data, REALM_NATS_URL: `nats://127.0.0.1:${ports.nats}` } };
+  children.push(started);
+  return started;
 }
 
 async function stop(realm: Awaited<ReturnType<typeof up>>) {
   realm.child.kill("SIGTERM");
   expect(await realm.exited).toBe(0);
-  children.splice(children.indexOf(realm), 1);
+  const i = children.indexOf(realm);
+  if (i >= 0) children.splice(i, 1);
 }
 
 const ok = async (args: string[], env: Record<string, string>, cwd?: string) => {
@@ -87,7 +89,12 @@ describe("a site realm on a leaf node of its hub", () => {
     const registered = JSON.parse((await ok(["identity", "client", "register", "bot", "--name", "Bot", "--grant", "client_credentials", "-o", "json"], hubEnv)).stdout) as { clientSecret: string };
     const basic = `Basic ${Buffer.from(`bot:${registered.clientSecret}`).toString("base64")}`;
     const form = { "content-type": "application/x-www-form-urlencoded", authorization: basic };
-    const token = ((await (await fetch(`http://127.0.0.1:${hub.ports.http}/oidc/token`, { method: "POST", headers: form, body: "grant_type=client_credentials" })).json()) as { access_token: string }).access_token;
+    const tokenAt = async (httpPort: number) => {
+      const r = (await (await fetch(`http://127.0.0.1:${httpPort}/oidc/token`, { method: "POST", headers: form, body: "grant_type=client_credentials" })).json()) as { access_token?: string };
+      if (!r.access_token) process.stdout.write(`token endpoint of :${httpPort} answered ${JSON.stringify(r)}\n`);
+      return r.access_token;
+    };
+    const token = (await tokenAt(hub.ports.http))!;
     expect(token).toBeTruthy();
     await ok(["account", "create", "lab"], hubEnv);
     const aliceCreds = join(work, "alice.creds");
@@ -104,8 +111,8 @@ describe("a site realm on a leaf node of its hub", () => {
 
     const ocsp = async (httpPort: number) =>
       (await opensslAsync(["ocsp", "-issuer", join(work, "ops.crt"), "-cert", join(work, "web1.lab.example.crt"), "-url", `http://127.0.0.1:${httpPort}/pki/ocsp`, "-CAfile", join(work, "root", "root-ca.crt")])).out;
-    const introspect = async (httpPort: number) =>
-      ((await (await fetch(`http://127.0.0.1:${httpPort}/oidc/token/introspection`, { method: "POST", headers: form, body: `token=${encodeURIComponent(token)}` })).json()) as { active?: boolean }).active;
+    const introspect = async (httpPort: number, t = token) =>
+      ((await (await fetch(`http://127.0.0.1:${httpPort}/oidc/token/introspection`, { method: "POST", headers: form, body: `token=${encodeURIComponent(t)}` })).json()) as { active?: boolean }).active;
     const siteServes = async () => {
       expect(dig(site.ports.dns, "web1.lab.example")).toBe("192.0.2.80");
       const answer = await ocsp(site.ports.http);
@@ -127,6 +134,12 @@ describe("a site realm on a leaf node of its hub", () => {
     await ok(["record", "add", "api.lab.example.", "A", "192.0.2.81"], siteEnv);
     expect(dig(hub.ports.dns, "api.lab.example")).toBe("192.0.2.81");
     await eventually(() => dig(site.ports.dns, "api.lab.example"), "192.0.2.81", "the site's DNS after its own command");
+    // So is a bucket write made at the site: a token issued there is stored in the hub's OIDC bucket.
+    const siteToken = await tokenAt(site.ports.http);
+    expect(siteToken).toBeTruthy();
+    expect(await introspect(hub.ports.http, siteToken)).toBe(true);
+    // and the site's command above had its outcome recorded in the hub's journal (a bucket write, too)
+    expect(site.stdout()).not.toContain("outcome not recorded");
 
     // --- the hub goes away: the site keeps answering from its copy and refuses commands
     await stop(hub);
