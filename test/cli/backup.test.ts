@@ -1,29 +1,15 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
-import { freePort } from "../../services/nats/supervisor.js";
-import { repoRoot, runRealm, startRealmProcess } from "../support/cli.js";
+import { repoRoot, runRealm } from "../support/cli.js";
+import { digA, ok, realmProcesses } from "../support/realm-processes.js";
 import { opensslAsync } from "../pki/openssl.js";
 import { EXIT_CODES } from "../../services/cli/exit-codes.js";
 import type { Manifest } from "../../services/cli/backup.js";
 
-const dirs: string[] = [];
-const children: { child: { kill(s: NodeJS.Signals): boolean }; exited: Promise<number | null> }[] = [];
-afterAll(async () => {
-  for (const c of children) {
-    c.child.kill("SIGTERM");
-    await c.exited;
-  }
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-const tmp = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-};
+const { tmp, up, stop } = realmProcesses();
 
 /** Every file under `dir` (recursively), as [path, bytes]. */
 function allFiles(dir: string): [string, Buffer][] {
@@ -39,28 +25,7 @@ function allFiles(dir: string): [string, Buffer][] {
 /** The error is the last line on stderr, one line: `error: <CODE>: <message>`. */
 const lastError = (stderr: string) => stderr.trimEnd().split("\n").at(-1) ?? "";
 
-async function up(data: string) {
-  const ports = { nats: await freePort(), http: await freePort(), dns: await freePort() };
-  const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(ports.nats), "--http-port", String(ports.http), "--dns-port", String(ports.dns)], "cim-realm is up", {}, 60_000);
-  const started = { ...realm, ports, env: { REALM_DATA: data, REALM_NATS_URL: `nats://127.0.0.1:${ports.nats}` } };
-  children.push(started);
-  return started;
-}
-
-async function stop(realm: Awaited<ReturnType<typeof up>>) {
-  realm.child.kill("SIGTERM");
-  expect(await realm.exited).toBe(0);
-  const i = children.indexOf(realm);
-  if (i >= 0) children.splice(i, 1);
-}
-
-const ok = async (args: string[], env: Record<string, string>, cwd?: string) => {
-  const r = await runRealm(args, env, undefined, cwd);
-  if (r.code !== 0) throw new Error(`realm ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-};
-
-const dig = (port: number, name: string) => spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(port), "@127.0.0.1", name, "A"], { encoding: "utf8" }).stdout.trim();
+const dig = digA;
 
 describe("realm backup / realm restore", () => {
   it("a realm with a zone, a certificate, a NATS account and user, a principal and an API key is backed up, restored into a new data dir and served the same; a tampered backup is refused before anything is written", async () => {

@@ -1,11 +1,10 @@
-import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { freePort } from "../../services/nats/supervisor.js";
-import { runRealm, startRealmProcess } from "../support/cli.js";
+import { runRealm } from "../support/cli.js";
+import { digA, ok, realmProcesses } from "../support/realm-processes.js";
 import { opensslAsync } from "../pki/openssl.js";
 import { EXIT_CODES, EXIT_USAGE } from "../../services/cli/exit-codes.js";
 
@@ -13,46 +12,13 @@ import { EXIT_CODES, EXIT_USAGE } from "../../services/cli/exit-codes.js";
  * A hub realm and a site realm whose nats-server is a leaf node of the hub's (docs/ARCHITECTURE.md
  * "Sites"): the site answers from its mirrors while the hub is away, refuses commands then, and catches up.
  */
-const dirs: string[] = [];
-const children: { child: { kill(s: NodeJS.Signals): boolean }; exited: Promise<number | null> }[] = [];
-afterAll(async () => {
-  for (const c of children) {
-    c.child.kill("SIGTERM");
-    await c.exited;
-  }
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-const tmp = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-};
+const { tmp, up: upRealm, stop } = realmProcesses();
 
 // One issuer for both: a relying party sees one realm whichever instance answers.
 const ISSUER = "http://127.0.0.1/oidc";
 
-async function up(data: string, extra: string[]) {
-  const ports = { nats: await freePort(), http: await freePort(), dns: await freePort() };
-  const realm = await startRealmProcess(["up", "--data", data, "--nats-port", String(ports.nats), "--http-port", String(ports.http), "--dns-port", String(ports.dns), ...extra], "cim-realm is up", { REALM_OIDC_ISSUER: ISSUER }, 90_000);
-  const started = { ...realm, ports, env: { REALM_DATA: data, REALM_NATS_URL: `nats://127.0.0.1:${ports.nats}` } };
-  children.push(started);
-  return started;
-}
-
-async function stop(realm: Awaited<ReturnType<typeof up>>) {
-  realm.child.kill("SIGTERM");
-  expect(await realm.exited).toBe(0);
-  const i = children.indexOf(realm);
-  if (i >= 0) children.splice(i, 1);
-}
-
-const ok = async (args: string[], env: Record<string, string>, cwd?: string) => {
-  const r = await runRealm(args, env, undefined, cwd);
-  if (r.code !== 0) throw new Error(`realm ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-};
-
-const dig = (port: number, name: string) => spawnSync("dig", ["+short", "+time=2", "+tries=2", "-p", String(port), "@127.0.0.1", name, "A"], { encoding: "utf8" }).stdout.trim();
+const up = (data: string, extra: string[]) => upRealm(data, extra, { REALM_OIDC_ISSUER: ISSUER });
+const dig = digA;
 
 /** Polls `probe` until it returns `want` (a site's mirrors follow the hub within milliseconds to seconds). */
 async function eventually<T>(probe: () => T | Promise<T>, want: T, what: string, ms = 30_000): Promise<number> {
