@@ -1,4 +1,5 @@
 import { Option, type Command } from "commander";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { RealmError } from "../kernel/errors.js";
 import { CredentialsStore, DEFAULT_REALM_URL, realmUrlOf } from "./credentials-store.js";
 import { storedAccessToken } from "./oidc-client.js";
@@ -35,7 +36,7 @@ export const withConnectionOptions = (c: Command): Command => withNatsOptions(c)
  * http://127.0.0.1:8080), refreshed first when it expires within a minute. Without any the call goes out
  * without a credential; an UNAUTHORIZED answer then says how to sign in.
  */
-export async function callContext(o: ConnectionFlags, context: string, kind: "commands" | "queries", name: string, input: object, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+export async function callContext(o: ConnectionFlags, context: string, kind: "commands" | "queries", name: string, input: object, timeoutMs = 60_000, via?: NatsConnection): Promise<Record<string, unknown>> {
   // Flags and REALM_* variables (folded into `o` by commander) win; the configuration context fills the rest.
   const ctx = activeContext();
   const given = o.token || ctx?.token?.();
@@ -43,7 +44,8 @@ export async function callContext(o: ConnectionFlags, context: string, kind: "co
   const token = given || (await storedAccessToken(realmUrl!, new CredentialsStore(), note));
   // The NATS client loads with the first call, not with the command line (`realm --help` does without it).
   const [{ connectRealm }, { callRealm }] = await Promise.all([import("./connection.js"), import("../host/client.js")]);
-  const nc = await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: `realm-cli ${context}` });
+  // A verb that also talks NATS itself gives its connection (kept open); otherwise one for this call.
+  const nc = via ?? (await connectRealm({ ...(o.nats ? { nats: o.nats } : {}), ...(o.creds ? { creds: o.creds } : {}), name: `realm-cli ${context}` }));
   try {
     return await callRealm(nc, `realm.${context}.${kind}.${name}`, input, { ...(token ? { authorization: `Bearer ${token}` } : {}), timeoutMs });
   } catch (err) {
@@ -52,6 +54,6 @@ export async function callContext(o: ConnectionFlags, context: string, kind: "co
     }
     throw err;
   } finally {
-    await nc.close();
+    if (!via) await nc.close();
   }
 }

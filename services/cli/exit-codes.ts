@@ -6,6 +6,12 @@ import type { ErrorCode } from "../kernel/errors.js";
  * usage error (unknown command or option, a missing or invalid argument: nothing was done).
  */
 export const EXIT_USAGE = 2;
+/**
+ * A health report found the realm running but not whole (`realm cluster status`: a stream without a leader
+ * or with a replica missing or behind, a projection behind, no instance answering). No error class: the
+ * report on stdout says what.
+ */
+export const EXIT_DEGRADED = 13;
 export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
   PROJECTION: 1,

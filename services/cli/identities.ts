@@ -86,6 +86,9 @@ export const REALM_IDENTITIES: RealmIdentity[] = [
   { name: "realm-sys", account: "SYS", role: "pushes account JWTs to the resolver", serves: [], reads: [], buckets: [], extra: { pub: ["$SYS.REQ.CLAIMS.UPDATE", "$SYS.REQ.CLAIMS.DELETE", "$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.>"] } },
 ];
 
+/** Every stream of the realm: the event streams, the KV buckets' streams, the uploads Object Store's. */
+export const REALM_STREAMS: readonly string[] = [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`), DNS_UPLOADS_STREAM];
+
 /** The trust document's writers: each context with a stream, and the event subjects it may sign. */
 export const REALM_WRITERS = EVENT_CONTEXTS.map((c) => ({ name: c, subjects: [eventsWildcard(c)] }));
 
@@ -146,7 +149,7 @@ export function permissionsOf(id: RealmIdentity, opts: { hubDomain?: string | un
 
 /** `realm up`'s short-lived provisioning identity: makes the realm's streams and buckets, nothing else. */
 export function provisionerPermissions(user: string): UserPermissions {
-  const streams = [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`), DNS_UPLOADS_STREAM];
+  const streams = REALM_STREAMS;
   return {
     pub: { allow: ["$JS.API.INFO", ...streams.flatMap((s) => [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`])], deny: [] },
     sub: { allow: [`${inboxOf(user)}.>`], deny: [] },

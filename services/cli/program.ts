@@ -16,6 +16,7 @@ import { registerSiteCommands } from "./site.js";
 import { registerContextCommands } from "./register.js";
 import { registerContextCommandsOfConfig } from "./context-commands.js";
 import { registerStatusCommand } from "./status.js";
+import { registerClusterCommands } from "./cluster-status.js";
 import { registerDoctorCommand } from "./doctor.js";
 import { registerCompletionCommand } from "./completion.js";
 import { atTheEdge } from "./edge.js";
@@ -258,6 +259,7 @@ export async function buildProgram(): Promise<Command> {
   await registerContextCommands(program);
   registerMaintenanceCommands(program);
   registerStatusCommand(program);
+  registerClusterCommands(program);
   registerDoctorCommand(program);
   registerContextCommandsOfConfig(program);
   registerCompletionCommand(program);

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { NatsSupervisor } from "../nats/supervisor.js";
 import { startHost, type Host } from "../host/host.js";
 import { systemContext } from "../host/system.js";
+import { instanceIdentity } from "../host/instance.js";
 import type { RealmContext } from "../host/context.js";
 import { createLogger } from "../host/logger.js";
 import { RealmError } from "../kernel/errors.js";
@@ -19,7 +20,7 @@ import { contextFactories } from "./contexts.js";
 import { connectAs, reconnectOptions } from "./connection.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { provisionRealm } from "./provision.js";
-import { REALM_IDENTITIES, REALM_WRITERS, inboxOf, operatorPermissions, permissionsOf, provisionerPermissions, type RealmIdentity } from "./identities.js";
+import { REALM_IDENTITIES, REALM_STREAMS, REALM_WRITERS, inboxOf, operatorPermissions, permissionsOf, provisionerPermissions, type RealmIdentity } from "./identities.js";
 import { identityAuthOf } from "../../identity/auth.js";
 import { adminExists } from "../../identity/bootstrap.js";
 import type { IdentityContext } from "../../identity/service.js";
@@ -321,6 +322,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     progress("starting the auditor (verifies every stream, writes signed checkpoints)");
     const auditor = await Auditor.start(systemNc, trust, { log: log.child({ component: "auditor" }), recordFile: paths.checkpoints });
     const all: RealmContext[] = [...contexts];
+    const instance = instanceIdentity();
     let hostRef: Host | undefined;
     all.push(
       systemContext({
@@ -330,11 +332,13 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         auditor,
         checkpointRecord: paths.checkpoints,
         contexts: () => all,
+        streams: REALM_STREAMS,
+        instance: instance.id,
         identities: () => [...REALM_IDENTITIES.map((id) => ({ name: id.name, account: id.account, role: id.role, permissions: permissionsOf(id, siteRights), publicKey: byName(id.name)?.publicKey, expiresAt: byName(id.name)?.expiresAt })), { name: LOCAL_OPERATOR, account: "realm", role: "local operator (CLI)", permissions: operatorPermissions(LOCAL_OPERATOR), publicKey: byName(LOCAL_OPERATOR)?.publicKey, expiresAt: byName(LOCAL_OPERATOR)?.expiresAt }],
       }),
     );
     const identity = contexts.find((c) => c.name === "identity");
-    const host = await startHost({ nc: systemNc, contexts: all, httpPort, httpHost, log, outcomes: { sealer }, ...(identity && !opts.noAuth ? identityAuthOf(identity) : { insecureLocal: true }) });
+    const host = await startHost({ nc: systemNc, contexts: all, httpPort, httpHost, log, outcomes: { sealer }, instance, ...(identity && !opts.noAuth ? identityAuthOf(identity) : { insecureLocal: true }) });
     hostRef = host;
     // Service creds live 30 days: reissue them well before (the connections read the file at reconnect).
     const renew = operator

@@ -16,6 +16,7 @@ import { OutcomeJournal } from "./outcomes.js";
 import type { Sealer } from "../kernel/seal.js";
 import { compileInput, parseJsonObject, validateInput, type InputValidator } from "./validation.js";
 import { registerUploadRoute } from "./upload-route.js";
+import { contextStatsData, instanceIdentity, instanceMetadata, type InstanceIdentity } from "./instance.js";
 
 export interface HostOptions {
   nc: NatsConnection;
@@ -42,6 +43,8 @@ export interface HostOptions {
    * (services/host/outcomes.ts). Without it a resend is answered by the domain from its events.
    */
   outcomes?: { sealer: Sealer; replicas?: number | undefined };
+  /** Who this process is among the realm's instances (services/host/instance.ts); default a fresh id on this host. */
+  instance?: InstanceIdentity;
 }
 
 /** Response header (HTTP) and NATS header of an answer that is a resent command's first outcome. */
@@ -56,6 +59,8 @@ export interface Host {
   app: FastifyInstance;
   httpUrl: string | undefined;
   services: Service[];
+  /** This process as a realm instance: the `instance` metadata of each of its services. */
+  instance: InstanceIdentity;
   /** Every endpoint's permission (the one table, from the endpoint declarations). */
   permissions(): PermissionEntry[];
   /** The latest refused requests (at most 1,000), oldest first. */
@@ -227,11 +232,24 @@ export async function startHost(opts: HostOptions): Promise<Host> {
   const connections = [...new Set([opts.nc, ...opts.contexts.map((c) => c.connection ?? opts.nc)])].map((nc) => ({ nc, watch: watchConnection(nc) }));
   const disconnected = () => connections.filter((c) => !c.watch.connected()).map((c) => c.nc.info?.client_id ?? 0);
   const services: Service[] = [];
+  const instance = opts.instance ?? instanceIdentity();
+  const endpointName = (b: Bound) => `${b.endpoint.kind}-${b.endpoint.name.replace(/\./g, "-")}`;
   for (const ctx of opts.contexts) {
-    const srv = await svcmOf(ctx.connection ?? opts.nc).add({ name: `realm-${ctx.name}`, version: opts.version ?? "0.1.0", description: `cim-realm ${ctx.name} context`, queue: "realm" });
+    const nc = ctx.connection ?? opts.nc;
+    const own = bound.filter((x) => x.owner === ctx);
+    // $SRV.STATS: the context's projection positions ride on its first endpoint's `data` (once per service).
+    const carrier = own[0]?.subject;
+    const srv = await svcmOf(nc).add({
+      name: `realm-${ctx.name}`,
+      version: opts.version ?? "0.1.0",
+      description: `cim-realm ${ctx.name} context`,
+      queue: "realm",
+      metadata: instanceMetadata(instance),
+      statsHandler: (ep) => Promise.resolve(ep.subject === carrier ? contextStatsData(ctx, nc) : null),
+    });
     services.push(srv);
-    for (const b of bound.filter((x) => x.owner === ctx)) {
-      srv.addEndpoint(`${b.endpoint.kind}-${b.endpoint.name.replace(/\./g, "-")}`, {
+    for (const b of own) {
+      srv.addEndpoint(endpointName(b), {
         subject: b.subject,
         metadata: { description: b.endpoint.description, http: `${b.method} ${b.path}` },
         handler: (err: Error | null, msg: ServiceMsg) => {
@@ -404,6 +422,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     app,
     httpUrl,
     services,
+    instance,
     permissions: () => bound.map(entryOf),
     denials: () => [...denials],
     async stop() {

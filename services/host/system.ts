@@ -5,6 +5,7 @@ import type { QuarantinedEvent } from "../kernel/projection.js";
 import type { RealmTrust } from "../kernel/trust.js";
 import type { RealmContext } from "./context.js";
 import type { Host } from "./host.js";
+import { streamPlacements } from "./stream-placement.js";
 
 export interface SystemOptions {
   nc: NatsConnection;
@@ -18,6 +19,10 @@ export interface SystemOptions {
   identities?: () => object[];
   /** The host serving this context (its permission table and latest refusals), once it runs. */
   host?: () => Pick<Host, "permissions" | "denials"> | undefined;
+  /** The realm's streams and bucket streams, for `cluster` (default every stream of the account). */
+  streams?: readonly string[] | undefined;
+  /** The id of the instance this context runs in (services/host/instance.ts), for `cluster`'s answer. */
+  instance?: string | undefined;
 }
 
 const none = { type: "object", additionalProperties: false, properties: {} };
@@ -98,6 +103,17 @@ export function systemContext(opts: SystemOptions): RealmContext {
         input: none,
         async handle() {
           return { denials: opts.host?.()?.denials() ?? [] };
+        },
+      },
+      {
+        kind: "query",
+        name: "cluster",
+        description: "Where the realm's streams and buckets live: each one's replicas, leader and peers (current or behind), last sequence; and the NATS server the answering instance is on.",
+        input: none,
+        async handle() {
+          const info = opts.nc.info;
+          const answeredBy = { instance: opts.instance ?? null, server: info?.server_name ?? null, cluster: info?.cluster ?? null, version: info?.version ?? null, urls: info?.connect_urls ?? [] };
+          return { answeredBy, streams: await streamPlacements(opts.nc, { ...(opts.streams ? { streams: opts.streams } : {}) }) };
         },
       },
       {
