@@ -12,6 +12,7 @@ import { EXIT_CODES, exitCodeOf } from "./exit-codes.js";
 import { ipAddress, outputOption, port, positiveInt, printResult, quietOption } from "./output.js";
 import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerBackupCommands } from "./backup-cli.js";
+import { registerInstanceCommands } from "./instance-cli.js";
 import { registerContextCommands } from "./register.js";
 import { registerContextCommandsOfConfig } from "./context-commands.js";
 import { registerStatusCommand } from "./status.js";
@@ -268,6 +269,7 @@ export async function buildProgram(): Promise<Command> {
   registerContextCommandsOfConfig(program);
   registerCompletionCommand(program);
   registerBackupCommands(program);
+  registerInstanceCommands(program);
   // Last, once every group has registered (another group added after this gets no -o/-q/--context).
   addConventionOptions(program);
   // The edge: output mode and configuration context, settled once before any verb runs (services/cli/edge.ts).
