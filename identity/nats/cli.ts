@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
-import { boolean, commaList as list, integer as num, positiveInt, printResult, quietMode, type PrintOptions } from "../../services/cli/output.js";
+import { boolean, commaList as list, integer as num, port, positiveInt, printResult, quietMode, type PrintOptions } from "../../services/cli/output.js";
 import type { Kind } from "../../services/cli/kinds.js";
 import { RealmError, invalid } from "../../services/kernel/errors.js";
 import { CSV_COLUMNS, chunkUsers, parseUsersCsv, type CsvDefaults, type CsvUser } from "./users-csv.js";
@@ -221,7 +221,7 @@ function registerNatsServerCommands(program: Command): void {
     .option("--cluster-listen <host:port>", "route address of the node")
     .option("--routes <urls>", "nats-route://host:port of every node, comma separated")
     .option("--store-dir <dir>", "the node's JetStream directory (the account resolver keeps its JWTs in <dir>/jwt)")
-    .option("--http-port <port>", "monitoring port, on the --listen address (default: none)")
+    .option("--http-port <port>", "monitoring port, on the --listen address (default: none)", port)
     .option("--out <file>", "write the config here (mode 0600) instead of stdout")
     .addHelpText("after", "\nThe operator passphrase of a new operator is REALM_CEREMONY_PASSPHRASE (else one is generated into\n<data>/operator/operator-passphrase, 0600: move it offline). Run it once per node, on the same data dir.")
     .action(async (o: { data: string; out?: string } & import("../../services/cli/server-config.js").ServerConfigFlags) => {

@@ -17,7 +17,8 @@ export interface ServerConfigFlags {
   clusterListen?: string;
   routes?: string;
   storeDir?: string;
-  httpPort?: string;
+  /** Parsed as a port by the command line (a usage error otherwise); 0 is refused here. */
+  httpPort?: number | string;
 }
 
 /** What the flags say, checked: every value typed, nothing written yet. */
@@ -35,7 +36,8 @@ const bad = (message: string) => new RealmError("VALIDATION", message);
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-function portOf(flag: string, v: string): number {
+function portOf(flag: string, raw: string | number): number {
+  const v = String(raw);
   if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw bad(`${flag} needs a port from 1 to 65535, not ${JSON.stringify(v)}`);
   return Number(v);
 }
