@@ -69,6 +69,19 @@ describe("realm nats server-config", () => {
   });
 });
 
+describe("realm up --public-url", () => {
+  it("is refused before anything starts unless it is an absolute http(s) URL without query or fragment", async () => {
+    for (const bad of ["realm.lab.example", "ftp://realm.lab.example", "https://realm.lab.example/?a=1", "https://realm.lab.example/#x", "https://u:p@realm.lab.example"]) {
+      const data = join(work, "never-up");
+      const r = await runRealm(["up", "--data", data, "--public-url", bad, "--http-port", "0"]);
+      expect(r.code, `${bad}: ${r.stderr}`).toBe(EXIT_CODES.VALIDATION);
+      expect(r.stderr).toMatch(/--public-url/);
+      expect(r.stderr).not.toContain(":p@");
+      expect(existsSync(data)).toBe(false);
+    }
+  });
+});
+
 describe("two realm instances on an operator-mode cluster", () => {
   let publicUrl: string;
   const inst: { http: number; dns: number }[] = [];
