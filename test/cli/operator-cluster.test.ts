@@ -9,6 +9,7 @@ import { EXIT_CODES } from "../../services/cli/exit-codes.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
 import { startCluster, type NodeSpec, type TestCluster } from "../support/nats-cluster.js";
 import { opensslAsync } from "../pki/openssl.js";
+import { serverConfigArgs } from "../support/operator-cluster.js";
 
 /**
  * A 3-node operator-mode cluster whose every node's config is written by `realm nats server-config`, and two
@@ -42,7 +43,7 @@ const ok = async (args: string[], env: Record<string, string>, cwd?: string) => 
 const data1 = tmp("realm-opc-data1-");
 const data2 = tmp("realm-opc-data2-");
 const work = tmp("realm-opc-work-");
-const nodeArgs = (n: NodeSpec) => ["nats", "server-config", "--data", data1, "--name", n.name, "--listen", `127.0.0.1:${n.clientPort}`, "--cluster-name", "realm-op", "--cluster-listen", `127.0.0.1:${n.routePort}`, "--routes", n.routes.join(","), "--store-dir", join(n.dir, "js")];
+const nodeArgs = (n: NodeSpec) => serverConfigArgs(data1, n);
 
 describe("realm nats server-config", () => {
   it("refuses a wrong option with VALIDATION and writes nothing, not even the operator", async () => {
