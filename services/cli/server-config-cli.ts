@@ -1,4 +1,6 @@
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { RealmError } from "../kernel/errors.js";
 import { checkServerConfigFlags, serverConfigOf, type ServerConfigFlags } from "./server-config.js";
 import { establishOperator, realmPaths, refuseLegacy } from "./operator-setup.js";
 
@@ -9,6 +11,11 @@ import { establishOperator, realmPaths, refuseLegacy } from "./operator-setup.js
  */
 export async function writeServerConfig(dataDir: string, flags: ServerConfigFlags, out: string | undefined): Promise<{ name: string; operator: string; config: string; generatedPassphraseFile?: string }> {
   const spec = checkServerConfigFlags(flags);
+  if (out !== undefined) {
+    const dir = dirname(resolve(out));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RealmError("VALIDATION", `--out ${out}: directory ${dir} does not exist`);
+    if (existsSync(out) && statSync(out).isDirectory()) throw new RealmError("VALIDATION", `--out ${out} is a directory`);
+  }
   const paths = realmPaths(dataDir);
   refuseLegacy(paths);
   const { operator } = await establishOperator(paths, process.env.REALM_CEREMONY_PASSPHRASE);

@@ -55,6 +55,7 @@ describe("realm nats server-config", () => {
       ["--routes", "nats://127.0.0.1:6222", /nats-route:\/\/host:port/],
       ["--name", "bad name", /--name/],
       ["--cluster-listen", "127.0.0.1:4222", /--cluster-listen uses 127\.0\.0\.1:4222/],
+      ["--store-dir", 'a"b', /--store-dir/],
     ] as const) {
       const args = nodeArgs(base).map((a) => (a === data1 ? fresh : a));
       args[args.indexOf(flag) + 1] = value;
@@ -64,6 +65,9 @@ describe("realm nats server-config", () => {
       expect(existsSync(out)).toBe(false);
       expect(existsSync(fresh)).toBe(false);
     }
+    const noDir = await runRealm([...nodeArgs(base).map((a) => (a === data1 ? fresh : a)), "--out", join(work, "absent", "n1.conf")], PASS);
+    expect(noDir.code, noDir.stderr).toBe(EXIT_CODES.VALIDATION);
+    expect(existsSync(fresh)).toBe(false);
     const help = await runRealm(["nats", "server-config", "--help"]);
     expect(help.code).toBe(0);
     for (const o of ["--data", "--name", "--listen", "--cluster-name", "--cluster-listen", "--routes", "--store-dir", "--http-port", "--out"]) expect(help.stdout).toContain(o);
