@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
-import { boolean, commaList as list, integer as num, positiveInt, printResult, quietMode, type PrintOptions } from "../../services/cli/output.js";
+import { boolean, commaList as list, integer as num, port, positiveInt, printResult, quietMode, type PrintOptions } from "../../services/cli/output.js";
 import type { Kind } from "../../services/cli/kinds.js";
 import { RealmError, invalid } from "../../services/kernel/errors.js";
 import { CSV_COLUMNS, chunkUsers, parseUsersCsv, type CsvDefaults, type CsvUser } from "./users-csv.js";
@@ -151,6 +151,8 @@ export function registerNatsAccountCommands(program: Command): void {
       if (b.generatedPassphraseFile) console.error(`bundle passphrase generated into ${b.generatedPassphraseFile} (mode 0600): move it offline`);
     });
 
+  registerNatsServerCommands(program);
+
   const user = program.command("user").description("NATS users: create (creds once), revoke, list");
   withConnectionOptions(user.command("create <account> [name]").description("issue a user; prints the .creds once (or its escrow reference). With --from-file: many users, their creds into --out-dir"))
     .option("--kind <kind>", "person | service | agent (with --from-file: for lines that name none)", "person")
@@ -203,5 +205,30 @@ export function registerNatsAccountCommands(program: Command): void {
       if (r.creds && o.out) writeFileSync(o.out as string, r.creds, { mode: 0o600 });
       // The creds file's text by default (`realm creds issue a b > b.creds`); -o json|yaml the whole reply.
       else if (r.creds) print("user", r, { table: (x: { creds: string }) => x.creds, textByDefault: true, write: (t) => void process.stdout.write(t) });
+    });
+}
+
+/** `realm nats server-config`: the config of an operator-mode cluster node that trusts the data dir's operator. */
+function registerNatsServerCommands(program: Command): void {
+  const nats = program.command("nats").description("the NATS cluster the realm runs on (operator mode)");
+  nats
+    .command("server-config")
+    .description("write the nats-server config of one node of an operator-mode cluster that trusts this data dir's operator (made, with the trust and the realm's identities, as `realm up` would if absent)")
+    .option("--data <dir>", "the realm's data directory (its operator is what the node trusts)", process.env.REALM_DATA ?? "./data")
+    .option("--name <server name>", "the node's server_name, unique in the cluster")
+    .option("--listen <host:port>", "client address of the node")
+    .option("--cluster-name <name>", "the cluster's name (the same on every node)")
+    .option("--cluster-listen <host:port>", "route address of the node")
+    .option("--routes <urls>", "nats-route://host:port of every node, comma separated")
+    .option("--store-dir <dir>", "the node's JetStream directory (the account resolver keeps its JWTs in <dir>/jwt)")
+    .option("--http-port <port>", "monitoring port, on the --listen address (default: none)", port)
+    .option("--out <file>", "write the config here (mode 0600) instead of stdout")
+    .addHelpText("after", "\nThe operator passphrase of a new operator is REALM_CEREMONY_PASSPHRASE (else one is generated into\n<data>/operator/operator-passphrase, 0600: move it offline). Run it once per node, on the same data dir.")
+    .action(async (o: { data: string; out?: string } & import("../../services/cli/server-config.js").ServerConfigFlags) => {
+      const { writeServerConfig } = await import("../../services/cli/server-config-cli.js");
+      const r = await writeServerConfig(o.data, o, o.out);
+      if (r.generatedPassphraseFile) console.error(`operator made; its bundle passphrase was generated into ${r.generatedPassphraseFile} (mode 0600): move it offline`);
+      if (o.out) print(undefined, { node: r.name, operator: r.operator, file: o.out });
+      else process.stdout.write(r.config);
     });
 }

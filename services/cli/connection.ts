@@ -22,7 +22,7 @@ export const reconnectOptions = {
 } as const satisfies Partial<ConnectionOptions>;
 
 /** Connects as one of the realm's identities: its creds are read at every (re)connect, its inbox is its own. */
-export async function connectAs(servers: string, credsFile: string, name: string): Promise<NatsConnection> {
+export async function connectAs(servers: string | string[], credsFile: string, name: string): Promise<NatsConnection> {
   const inboxPrefix = inboxPrefixOf(readFileSync(credsFile));
   return connect({
     servers,
@@ -53,6 +53,9 @@ export function nodeCredsAuthenticator(creds: Uint8Array): Authenticator {
   const k = key;
   return (nonce?: string) => ({ jwt, nkey: k.publicKey, sig: nonce ? Buffer.from(k.sign(new TextEncoder().encode(nonce))).toString("base64") : "" });
 }
+
+/** The servers of a `--nats` value: one URL, or several separated by commas (a cluster). */
+export const serverList = (urls: string): string[] => urls.split(",").map((s) => s.trim()).filter(Boolean);
 
 /** Where `realm up` writes the local operator's creds (commands and queries only), the CLI's default. */
 export const operatorCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "admin.creds"));

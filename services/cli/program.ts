@@ -13,6 +13,7 @@ import { hostPort, ipAddress, outputOption, port, positiveInt, printResult, quie
 import { registerMaintenanceCommands } from "./maintenance.js";
 import { registerBackupCommands } from "./backup-cli.js";
 import { registerSiteCommands } from "./site.js";
+import { registerInstanceCommands } from "./instance-cli.js";
 import { registerContextCommands } from "./register.js";
 import { registerContextCommandsOfConfig } from "./context-commands.js";
 import { registerStatusCommand } from "./status.js";
@@ -94,6 +95,7 @@ export async function buildProgram(): Promise<Command> {
     .option("--data <dir>", "data directory", "./data")
     .addOption(natsOption().default(undefined, "start a local nats-server"))
     .addOption(credsOption())
+    .addOption(new Option("--public-url <url>", "the realm's one public base URL (a load balancer before every instance): OIDC issuer <url>/oidc, CRL and OCSP under <url>; REALM_OIDC_ISSUER and REALM_PKI_URL still win").env("REALM_PUBLIC_URL"))
     .option("--nats-port <port>", "client port of the local nats-server", port, 4222)
     .option("--http-port <port>", "HTTP API port (0 = any free port)", port, 8080)
     .option("--http-host <host>", "HTTP API address", "127.0.0.1")
@@ -106,7 +108,19 @@ export async function buildProgram(): Promise<Command> {
     .addOption(new Option("--hub-domain <name>", "the hub's JetStream domain").env("REALM_HUB_DOMAIN"))
     .addOption(new Option("--site <name>", "a site: its own JetStream domain (default site)").env("REALM_SITE"))
     .option("--insecure-no-auth", "serve the admin API without authentication (single-user development only)")
-    .action(async (o: { data: string; nats?: string; creds?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; replicas?: number; leafListen?: { host: string; port: number }; hub?: string; hubCreds?: string; hubDomain?: string; site?: string; insecureNoAuth?: boolean }) => {
+    .addHelpText(
+      "after",
+      [
+        "",
+        "With --nats <urls> the data dir decides the mode, by one rule: it holds an operator when",
+        "<data>/operator/operator.json exists (made by `realm up` without --nats, `realm nats server-config`",
+        "or `realm instance join`). Then the realm runs in operator mode against that cluster (which must",
+        "trust the operator: realm nats server-config): every identity issued from the operator, the NATS",
+        "accounts context, creds renewed; --creds is refused. Without an operator every context uses the",
+        "one identity of --creds.",
+      ].join("\n"),
+    )
+    .action(async (o: { data: string; nats?: string; creds?: string; publicUrl?: string; natsPort: number; httpPort: number; httpHost: string; dnsPort: number; dnsHost: string; replicas?: number; leafListen?: { host: string; port: number }; hub?: string; hubCreds?: string; hubDomain?: string; site?: string; insecureNoAuth?: boolean }) => {
       const say = (l: string) => process.stderr.write(`realm: ${l}\n`);
       const options = {
         dataDir: o.data,
@@ -119,6 +133,7 @@ export async function buildProgram(): Promise<Command> {
         progress: say,
         ...(o.nats ? { natsUrl: o.nats } : {}),
         ...(o.creds ? { natsCreds: o.creds } : {}),
+        ...(o.publicUrl !== undefined ? { publicUrl: o.publicUrl } : {}),
         ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
         ...(o.leafListen ? { leafListen: o.leafListen } : {}),
         ...(o.hubDomain && !o.hub ? { hubDomain: o.hubDomain } : {}),
@@ -133,9 +148,10 @@ export async function buildProgram(): Promise<Command> {
       const realm = await startRealm({ ...options, log: createLogger({ level }) });
       const lines = [
         "cim-realm is up",
-        `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, operator mode, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : " (external)"}`,
+        `  nats      ${realm.natsUrl}${realm.nats ? ` (local nats-server pid ${realm.nats.pid}, operator mode, JetStream in ${realm.nats.storeDir}, log ${realm.nats.logFile})` : ` (external${realm.operatorMode ? ", operator mode: identities issued from this data dir's operator" : ", one identity from --creds"})`}`,
         ...(realm.operatorCreds ? [`  creds     ${realm.operatorCreds} (the local operator: commands and queries only; the CLI uses it by default)`] : []),
         ...(realm.generatedPassphraseFile ? [`  secret    ${realm.generatedPassphraseFile} holds the generated passphrase of the operator identity bundle: move it offline`] : []),
+        ...(o.publicUrl !== undefined ? [`  public    ${realm.pkiUrl ?? ""} (OIDC issuer ${realm.issuer ?? ""}; CRL and OCSP pointers)`] : []),
         `  http      ${realm.httpUrl}  (/healthz /readyz /metrics /openapi.json /api/... /oidc /pki/crl /pki/ocsp)${o.insecureNoAuth ? "  WITHOUT AUTHENTICATION" : ""}`,
         ...dnsLine(realm.contexts.find((c) => c.name === "dns") as DnsContext | undefined),
         ...(o.insecureNoAuth || !realm.needsAdmin() ? [] : ["  admin     create the first admin API key with: realm identity bootstrap"]),
@@ -265,6 +281,7 @@ export async function buildProgram(): Promise<Command> {
   registerCompletionCommand(program);
   registerBackupCommands(program);
   registerSiteCommands(program);
+  registerInstanceCommands(program);
   // Last, once every group has registered (another group added after this gets no -o/-q/--context).
   addConventionOptions(program);
   // The edge: output mode and configuration context, settled once before any verb runs (services/cli/edge.ts).

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
+import { LOCAL_OPERATOR, establishOperator, holdsOperator, realmPaths, refuseLegacy } from "./operator-setup.js";
 import { NatsSupervisor } from "../nats/supervisor.js";
 import { startHost, type Host } from "../host/host.js";
 import { systemContext } from "../host/system.js";
@@ -17,7 +18,7 @@ import { generateRootSigner, type RealmTrust, type RootSigner } from "../kernel/
 import { Sealer } from "../kernel/seal.js";
 import type { CloudflareConfig } from "../../dns/cloudflare/endpoints.js";
 import { contextFactories } from "./contexts.js";
-import { connectAs, reconnectOptions } from "./connection.js";
+import { connectAs, reconnectOptions, serverList } from "./connection.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { provisionRealm } from "./provision.js";
 import { REALM_IDENTITIES, REALM_STREAMS, REALM_WRITERS, inboxOf, operatorPermissions, permissionsOf, provisionerPermissions, type RealmIdentity } from "./identities.js";
@@ -70,6 +71,12 @@ export interface RealmOptions {
    * here are mirrors of the hub's. The data dir must hold the hub's operator, trust and seal key.
    */
   hub?: { url: string; creds: string; domain?: string; site?: string };
+  /**
+   * The one public base URL of the realm (`--public-url`, REALM_PUBLIC_URL): the OIDC issuer is `<url>/oidc`
+   * and leaves name their CRL and OCSP under `<url>`, whichever instance served them. REALM_OIDC_ISSUER and
+   * REALM_PKI_URL, when set, still win. Unset: this instance's own HTTP address.
+   */
+  publicUrl?: string;
 }
 
 /** The JetStream domain of a hub when none is given. */
@@ -78,6 +85,11 @@ const DOMAIN = /^[A-Za-z0-9_-]{1,32}$/;
 
 export interface RunningRealm {
   natsUrl: string;
+  /** True when the realm signs its own NATS identities (a local nats-server, or `--nats` on a data dir that holds an operator). */
+  operatorMode: boolean;
+  /** The OIDC issuer and PKI base URL this instance names (REALM_OIDC_ISSUER, REALM_PKI_URL as set at start). */
+  issuer: string | undefined;
+  pkiUrl: string | undefined;
   /** Creds of the local operator (commands and queries only): what the CLI uses by default. */
   operatorCreds: string | undefined;
   /** File holding a passphrase generated on first start (mode 0600), to be moved offline. */
@@ -95,24 +107,6 @@ export interface RunningRealm {
   failed: Promise<never>;
   stop(): Promise<void>;
 }
-
-/** The data dir layout `realm up` keeps (README "Files"). */
-export const realmPaths = (dataDir: string) => {
-  const d = resolve(dataDir);
-  return {
-    data: d,
-    operator: join(d, "operator"),
-    trust: join(d, "trust"),
-    nats: join(d, "nats"),
-    sealKey: join(d, "operator", "seal.key"),
-    /** The local operator's creds: what the CLI connects with. */
-    operatorCreds: join(d, "operator", "admin.creds"),
-    checkpoints: join(d, "trust", "checkpoints.json"),
-  };
-};
-
-/** The name of the local operator's NATS user (inbox `_INBOX_admin`). */
-export const LOCAL_OPERATOR = "admin";
 
 const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 
@@ -139,18 +133,22 @@ export function checkRealmOptions(opts: RealmOptions, env: NodeJS.ProcessEnv = p
   }
   if (opts.leafListen && opts.natsUrl) throw new RealmError("VALIDATION", "--leaf-listen configures the local nats-server: with --nats, give the cluster its leafnodes block instead");
   if (opts.hubDomain !== undefined && !DOMAIN.test(opts.hubDomain)) throw new RealmError("VALIDATION", `--hub-domain must be a JetStream domain name (letters, digits, - and _, at most 32), not ${JSON.stringify(opts.hubDomain)}`);
+  if (opts.publicUrl !== undefined) checkPublicUrl(opts.publicUrl);
   if (opts.noAuth && !isLoopback(opts.httpHost ?? "127.0.0.1")) throw new RealmError("VALIDATION", `--insecure-no-auth serves only on a loopback address, not ${opts.httpHost}`);
 }
 
-/** Refuses a data dir made before the realm protected itself (all-powerful service creds, unsigned events). */
-function refuseLegacy(paths: ReturnType<typeof realmPaths>): void {
-  const legacyCreds = join(paths.operator, "realm-service.creds");
-  if (existsSync(legacyCreds) || (existsSync(join(paths.operator, "operator.json")) && !trustExists(paths.trust))) {
-    throw new RealmError(
-      "VALIDATION",
-      `data dir ${paths.data} was made by an earlier cim-realm: its service creds (${legacyCreds}) have every right over the realm account and its events are unsigned. Start the realm on a new data dir (--data), or move this one away.`,
-    );
+/** `--public-url`: an absolute http(s) URL without credentials, query or fragment (a trailing slash is dropped). */
+export function checkPublicUrl(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new RealmError("VALIDATION", `--public-url must be an absolute http or https URL, not ${JSON.stringify(value)}`);
   }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new RealmError("VALIDATION", `--public-url must be an http or https URL, not ${u.protocol.replace(/:$/, "")}`);
+  if (u.username || u.password) throw new RealmError("VALIDATION", "--public-url must not carry a user name or password");
+  if (u.search || value.includes("?") || u.hash || value.includes("#")) throw new RealmError("VALIDATION", `--public-url must have no query or fragment: ${JSON.stringify(value)}`);
+  return `${u.origin}${u.pathname}`.replace(/\/+$/, "");
 }
 
 /**
@@ -169,27 +167,10 @@ function externalRoot(trustDir: string, passphrase: string | undefined): { root:
   return { root, passphraseFile };
 }
 
-/**
- * Operator mode, before nats-server starts: the operator (made on first start; its identity key then also
- * signs the realm's trust document and leaves memory), the trust with its event keys, and the creds of
- * every realm identity (each context, the DNS workers, the claims pusher, the local operator).
- */
-export async function establishOperator(paths: ReturnType<typeof realmPaths>, passphrase: string | undefined, opts: { hubDomain?: string | undefined } = {}): Promise<{ operator: Bootstrap; trust: RealmTrust; issued: IssuedIdentity[] }> {
-  const operator = await bootstrapOperator(paths.operator, passphrase, {
-    onRootKey: (root) => {
-      createTrust(paths.trust, "cim-realm", REALM_WRITERS, root);
-    },
-  });
-  const trust = loadTrust(paths.trust, { pinnedRoot: operator.state.operatorPublicKey });
-  const issued: IssuedIdentity[] = [];
-  for (const id of REALM_IDENTITIES) issued.push(await issueIdentity(paths.operator, operator.state, { name: id.name, account: id.account, permissions: permissionsOf(id, opts) }));
-  issued.push(await issueIdentity(paths.operator, operator.state, { name: LOCAL_OPERATOR, account: "realm", permissions: operatorPermissions(LOCAL_OPERATOR), days: 90, kind: "person" }));
-  writeFileSync(paths.operatorCreds, readFileSync(identityCredsFile(paths.operator, LOCAL_OPERATOR)), { mode: 0o600 });
-  return { operator, trust, issued };
-}
+export { LOCAL_OPERATOR, establishOperator, holdsOperator, realmPaths, refuseLegacy } from "./operator-setup.js";
 
 /** Streams and buckets made by a provisioning identity that lives two minutes, in memory only. */
-export async function provisionLocal(natsUrl: string, paths: ReturnType<typeof realmPaths>, operator: Bootstrap, opts: { replicas?: number; mirrorOf?: string } = {}): Promise<void> {
+export async function provisionLocal(natsUrl: string | string[], paths: ReturnType<typeof realmPaths>, operator: Bootstrap, opts: { replicas?: number; mirrorOf?: string } = {}): Promise<void> {
   const prov = await mintCreds(paths.operator, operator.state, { name: "realm-provisioner", account: "realm", permissions: provisionerPermissions("realm-provisioner") }, 120);
   const pnc = await connect({ servers: natsUrl, name: "realm-provisioner", authenticator: credsAuthenticator(new TextEncoder().encode(prov.creds)), inboxPrefix: inboxOf("realm-provisioner") });
   try {
@@ -223,16 +204,30 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     // key file stops `realm up` before nats-server starts.
     const sealer = Sealer.open(paths.sealKey);
     let natsUrl = opts.natsUrl;
-    let operator: Bootstrap | undefined;
-    let trust: RealmTrust;
     let generatedPassphraseFile: string | undefined;
-    const issued: IssuedIdentity[] = [];
-    if (!natsUrl) {
-      const est = await establishOperator(paths, passphrase, siteRights);
-      operator = est.operator;
-      trust = est.trust;
-      issued.push(...est.issued);
-      generatedPassphraseFile = operator.generatedPassphraseFile;
+    // Operator mode: the realm's own nats-server, or an external cluster that trusts this data dir's
+    // operator (`realm nats server-config`): every identity is issued here with least privilege.
+    const operatorMode = !natsUrl || holdsOperator(paths);
+    if (operatorMode && natsUrl && opts.natsCreds) throw new RealmError("VALIDATION", `--creds is for a data dir without an operator: ${paths.operator} holds one, so the realm issues its own creds (leave --creds / REALM_NATS_CREDS unset)`);
+    const est = operatorMode ? await establishOperator(paths, passphrase, siteRights) : undefined;
+    const operator: Bootstrap | undefined = est?.operator;
+    const issued: IssuedIdentity[] = est?.issued ?? [];
+    generatedPassphraseFile = operator?.generatedPassphraseFile;
+    if (!est && !trustExists(paths.trust)) {
+      // An external NATS without an operator: the given creds serve every context (issue them with least
+      // privilege there), and the trust root is the realm's own key.
+      const r = externalRoot(paths.trust, passphrase);
+      createTrust(paths.trust, "cim-realm", REALM_WRITERS, r.root);
+      generatedPassphraseFile = r.passphraseFile;
+    }
+    const trust: RealmTrust = est ? est.trust : loadTrust(paths.trust);
+    if (operator && natsUrl) {
+      progress(`operator mode against the NATS cluster at ${natsUrl}`);
+      progress(`provisioning streams (deny delete and purge) and buckets${opts.replicas ? ` with ${opts.replicas} replicas` : ""}`);
+      await provisionLocal(serverList(natsUrl), paths, operator, { replicas: opts.replicas }).catch((err: unknown) => {
+        throw new RealmError("UNAVAILABLE", `cannot provision the realm on the NATS cluster at ${natsUrl}: ${err instanceof Error ? err.message : String(err)} (does the cluster trust this operator? realm nats server-config)`);
+      });
+    } else if (operator) {
       const hub = opts.hub;
       nats = new NatsSupervisor({
         dataDir: paths.nats,
@@ -259,18 +254,11 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         progress("provisioning streams (deny delete and purge) and buckets");
         await provisionLocal(natsUrl, paths, operator);
       }
-    } else {
-      // An external NATS: the given creds serve every context (issue them with least privilege there).
-      if (!trustExists(paths.trust)) {
-        const r = externalRoot(paths.trust, passphrase);
-        createTrust(paths.trust, "cim-realm", REALM_WRITERS, r.root);
-        generatedPassphraseFile = r.passphraseFile;
-      }
-      trust = loadTrust(paths.trust);
     }
+    const servers: string = natsUrl!;
     const byName = (n: string) => issued.find((i) => i.name === n);
     const credsOf = (n: string) => byName(n)?.file ?? opts.natsCreds;
-    const shared = opts.natsUrl ? await connectShared(natsUrl, opts.natsCreds) : undefined;
+    const shared = operator ? undefined : await connectShared(servers, opts.natsCreds);
     if (shared) {
       conns.push(shared);
       progress("provisioning streams and buckets with the given creds");
@@ -278,15 +266,17 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     }
     const connFor = async (id: RealmIdentity["name"]): Promise<NatsConnection> => {
       if (shared) return shared;
-      const nc = await connectAs(natsUrl!, credsOf(id)!, id);
+      const nc = await connectAs(serverList(servers), credsOf(id)!, id);
       conns.push(nc);
       return nc;
     };
     const httpHost = opts.httpHost ?? "127.0.0.1";
     const httpPort = opts.httpPort ?? 8080;
-    if (!process.env.REALM_OIDC_ISSUER && httpPort !== 0) process.env.REALM_OIDC_ISSUER = `http://${httpHost}:${httpPort}/oidc`;
-    // Leaves name their CRL and OCSP URLs under this base; set it to the address relying parties reach.
-    if (!process.env.REALM_PKI_URL && httpPort !== 0) process.env.REALM_PKI_URL = `http://${httpHost}:${httpPort}`;
+    // One public base URL (--public-url) for every instance: the issuer and the CRL and OCSP pointers; else
+    // this instance's own address. Leaves name their CRL and OCSP URLs under REALM_PKI_URL.
+    const base = opts.publicUrl !== undefined ? checkPublicUrl(opts.publicUrl) : httpPort !== 0 ? `http://${httpHost}:${httpPort}` : undefined;
+    if (!process.env.REALM_OIDC_ISSUER && base) process.env.REALM_OIDC_ISSUER = `${base}/oidc`;
+    if (!process.env.REALM_PKI_URL && base) process.env.REALM_PKI_URL = base;
     const dnsPort = opts.dnsPort ?? Number(process.env.REALM_DNS_PORT ?? 5300);
     escrow = vaultwardenEscrowFromEnv();
     let recorded: SecretEscrow | undefined;
@@ -307,11 +297,11 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     } else progress("no escrow configured (REALM_VAULTWARDEN_URL unset): generated keys and creds are returned once and kept nowhere");
     const identityOf: Record<string, string> = { identity: "realm-identity", dns: "realm-dns", pki: "realm-pki" };
     const readerCreds = credsOf("realm-dns-reader");
-    const factories = contextFactories({ natsUrl, ...(readerCreds ? { natsCreds: readerCreds } : {}), dnsPort, dnsHost: opts.dnsHost ?? process.env.REALM_DNS_HOST ?? "127.0.0.1", escrow: recorded, sealer, operatorBundle: operator?.bundleFile, cloudflare: opts.cloudflare });
+    const factories = contextFactories({ natsUrl: servers, ...(readerCreds ? { natsCreds: readerCreds } : {}), dnsPort, dnsHost: opts.dnsHost ?? process.env.REALM_DNS_HOST ?? "127.0.0.1", escrow: recorded, sealer, operatorBundle: operator?.bundleFile, cloudflare: opts.cloudflare });
     for (const { name, factory } of factories) await start(name, identityOf[name]!, factory);
     if (operator) {
       const sysCreds = credsOf("realm-sys");
-      const accounts = await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: natsUrl, ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}) }));
+      const accounts = await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: serverList(servers), ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}) }));
       if (opts.leafListen) {
         // A hub: its sites write their buckets through this domain's API prefix (services/kernel/buckets.ts).
         const domain = opts.hubDomain ?? DEFAULT_HUB_DOMAIN;
@@ -348,7 +338,10 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
       : undefined;
     let stopped = false;
     return {
-      natsUrl,
+      natsUrl: servers,
+      operatorMode: operator !== undefined,
+      issuer: process.env.REALM_OIDC_ISSUER,
+      pkiUrl: process.env.REALM_PKI_URL,
       operatorCreds: operator ? paths.operatorCreds : undefined,
       generatedPassphraseFile,
       httpUrl: host.httpUrl,
@@ -383,8 +376,8 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
 
 async function connectShared(servers: string, credsFile: string | undefined): Promise<NatsConnection> {
   try {
-    if (!credsFile) return await connect({ servers, name: "cim-realm", noAsyncTraces: true, ...reconnectOptions });
-    return await connectAs(servers, credsFile, "cim-realm");
+    if (!credsFile) return await connect({ servers: serverList(servers), name: "cim-realm", noAsyncTraces: true, ...reconnectOptions });
+    return await connectAs(serverList(servers), credsFile, "cim-realm");
   } catch (err) {
     throw new RealmError("UNAVAILABLE", `cannot reach NATS at ${servers}: ${err instanceof Error ? err.message : String(err)}`);
   }

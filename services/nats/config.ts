@@ -32,6 +32,18 @@ export interface LeafPart {
   remotes?: { url: string; credentials: string; account: string }[];
 }
 
+/**
+ * One node of a nats-server cluster: its cluster's name, where it listens for routes, and the routes to
+ * every node (its own among them is fine: nats-server skips a route to itself).
+ */
+export interface ClusterPart {
+  name: string;
+  host: string;
+  port: number;
+  /** `nats-route://host:port` of the nodes. */
+  routes: string[];
+}
+
 export interface TlsPart {
   certFile: string;
   keyFile: string;
@@ -40,13 +52,19 @@ export interface TlsPart {
 }
 
 export interface NatsServerConfig {
+  /** The first line's comment (default: the supervisor's "edits are overwritten"). */
+  comment?: string;
   serverName: string;
   host: string;
   port: number;
   /** HTTP monitoring port (0 = off). */
   httpPort?: number;
-  portsFileDir: string;
+  /** Address the monitoring port listens on (default: nats-server's, every address). */
+  httpHost?: string;
+  /** Where nats-server writes its ports file (the supervisor waits for it); none when unset. */
+  portsFileDir?: string;
   jetstream?: JetStreamPart;
+  cluster?: ClusterPart;
   operator?: OperatorPart;
   leaf?: LeafPart;
   tls?: TlsPart;
@@ -62,13 +80,14 @@ const q = (s: string) => JSON.stringify(s);
 
 export function renderConfig(c: NatsServerConfig): string {
   const lines: string[] = [
-    "# written by cim-realm (services/nats); edits are overwritten on the next start",
+    `# ${c.comment ?? "written by cim-realm (services/nats); edits are overwritten on the next start"}`,
     `server_name: ${q(c.serverName)}`,
     `host: ${q(c.host)}`,
     `port: ${c.port}`,
-    `ports_file_dir: ${q(c.portsFileDir)}`,
   ];
-  if (c.httpPort) lines.push(`http_port: ${c.httpPort}`);
+  if (c.portsFileDir) lines.push(`ports_file_dir: ${q(c.portsFileDir)}`);
+  if (c.httpPort && c.httpHost) lines.push(`http: ${q(`${c.httpHost.includes(":") ? `[${c.httpHost}]` : c.httpHost}:${c.httpPort}`)}`);
+  else if (c.httpPort) lines.push(`http_port: ${c.httpPort}`);
   if (c.maxPayload) lines.push(`max_payload: ${c.maxPayload}`);
   lines.push(`max_control_line: ${c.maxControlLine ?? 32_768}`);
   if (c.jetstream) {
@@ -77,6 +96,10 @@ export function renderConfig(c: NatsServerConfig): string {
     if (c.jetstream.maxMemory) lines.push(`  max_memory_store: ${c.jetstream.maxMemory}`);
     if (c.jetstream.maxFile) lines.push(`  max_file_store: ${c.jetstream.maxFile}`);
     lines.push("}");
+  }
+  if (c.cluster) {
+    const k = c.cluster;
+    lines.push("cluster {", `  name: ${q(k.name)}`, `  host: ${q(k.host)}`, `  port: ${k.port}`, "  routes: [", ...k.routes.map((r) => `    ${q(r)}`), "  ]", "}");
   }
   if (c.operator) {
     const o = c.operator;

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,20 +8,31 @@ import { freePort } from "../../services/nats/supervisor.js";
 import { callRealm } from "../../services/host/client.js";
 import { EventStore, eventIdFor, newId, RealmError, loadTrust } from "../../services/kernel/index.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
-import { startCluster, type TestCluster } from "../support/nats-cluster.js";
+import type { TestCluster } from "../support/nats-cluster.js";
+import { startOperatorCluster } from "../support/operator-cluster.js";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { inboxOf } from "../../services/cli/identities.js";
 
 /**
- * Two realm instances on a 3-node cluster of the Debian nats-server (R3 streams), writers sending to both
+ * Two realm instances on a 3-node operator-mode cluster of the Debian nats-server (configs from `realm nats
+ * server-config`, the second instance joined with `realm instance export` / `join`; R3 streams), writers sending to both
  * (the queue group splits them), and the REALM_DNS stream leader killed with SIGKILL mid-load, then
  * restarted. Afterwards every acknowledged command's event is stored exactly once and the audit is clean.
  */
 let cluster: TestCluster;
 const dirs: string[] = [];
 const realms: Awaited<ReturnType<typeof startRealmProcess>>[] = [];
+const conns: NatsConnection[] = [];
+const PASS = { REALM_CEREMONY_PASSPHRASE: "a long operator passphrase for the failover test" };
+const a = mkdtempSync(join(tmpdir(), "realm-fo-a-"));
+const b = mkdtempSync(join(tmpdir(), "realm-fo-b-"));
+dirs.push(a, b);
 beforeAll(async () => {
-  cluster = await startCluster(3);
-}, 60_000);
+  cluster = await startOperatorCluster(a, PASS);
+}, 120_000);
 afterAll(async () => {
+  for (const c of conns) await c.close().catch(() => undefined);
   for (const r of realms) {
     r.child.kill("SIGTERM");
     await r.exited;
@@ -32,22 +43,31 @@ afterAll(async () => {
 
 const up = async (data: string) => {
   const [httpPort, dnsPort] = [await freePort(), await freePort()];
-  const r = await startRealmProcess(["up", "--data", data, "--nats", cluster.servers.join(","), "--replicas", "3", "--http-port", String(httpPort), "--dns-port", String(dnsPort), "--insecure-no-auth"], "cim-realm is up", {}, 90_000);
+  const r = await startRealmProcess(["up", "--data", data, "--nats", cluster.servers.join(","), "--replicas", "3", "--http-port", String(httpPort), "--dns-port", String(dnsPort), "--insecure-no-auth"], "cim-realm is up", PASS, 90_000);
   realms.push(r);
   return { ...r, dnsPort };
 };
 
 describe("failover: the stream leader killed under a concurrent write load from two instances", () => {
   it("loses no acknowledged write, stores none twice, audit verify is clean, and writes resume within 10 s", async () => {
-    const a = mkdtempSync(join(tmpdir(), "realm-fo-a-"));
-    const b = mkdtempSync(join(tmpdir(), "realm-fo-b-"));
-    dirs.push(a, b);
     const first = await up(a);
-    // The second instance shares the realm's trust, event keys and seal key (a copy of the data dir).
-    rmSync(b, { recursive: true, force: true });
-    cpSync(a, b, { recursive: true, filter: (src) => !src.endsWith("realm.lock") });
+    // The second instance shares the realm's operator, trust, event keys and seal key (a sealed bundle).
+    const bundle = join(tmpdir(), `realm-fo-${process.pid}.bundle`);
+    dirs.push(bundle);
+    const BUNDLE = { REALM_BUNDLE_PASSPHRASE: "a long instance bundle passphrase" };
+    for (const args of [["instance", "export", "--data", a, "--out", bundle], ["instance", "join", bundle, "--data", b]]) {
+      const r = await runRealm(args, BUNDLE);
+      expect(r.code, r.stderr).toBe(0);
+    }
     const second = await up(b);
-    const nc = await cluster.connect({ maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    // Commands go as the local operator (commands and queries only); stream reads as realm-system.
+    const as = async (name: string, file: string) => {
+      const nc = await connect({ servers: cluster.servers, authenticator: credsAuthenticator(readFileSync(file)), inboxPrefix: inboxOf(name), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      conns.push(nc);
+      return nc;
+    };
+    const nc = await as("admin", join(a, "operator", "admin.creds"));
+    const reader = await as("realm-system", join(a, "operator", "identities", "realm-system.creds"));
     const call = (cmd: string, input: unknown, commandId: string) => callRealm(nc, `realm.dns.commands.${cmd}`, input, { commandId, timeoutMs: 4_000 });
     await call("zone.create", { zone: "fo.example.", ns: ["ns1.fo.example."] }, newId());
 
@@ -71,7 +91,7 @@ describe("failover: the stream leader killed under a concurrent write load from 
       }
     };
     const writers = Array.from({ length: 6 }, (_, w) => writer(w));
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(reader);
     const waitFor = async (n: number) => {
       while (acknowledged.length < n) await new Promise((r) => setTimeout(r, 50));
     };
@@ -95,7 +115,7 @@ describe("failover: the stream leader killed under a concurrent write load from 
     expect(outage).toBeLessThan(10_000);
 
     // Every acknowledged command's event once, read from the stream and verified.
-    const store = await EventStore.open(nc, "dns", { trust: loadTrust(join(a, "trust")) });
+    const store = await EventStore.open(reader, "dns", { trust: loadTrust(join(a, "trust")) });
     const count = new Map<string, number>();
     for await (const e of store.readEvents()) count.set(e.event.id, (count.get(e.event.id) ?? 0) + 1);
     const missing = acknowledged.filter((x) => count.get(eventIdFor(x.commandId, 0)) !== 1);
