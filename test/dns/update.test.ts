@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sealer } from "../../services/kernel/seal.js";
 import { readMessage } from "../../dns/server/message.js";
 import { findTsig, signRequest, TsigError, verifyResponse } from "../../dns/server/tsig.js";
-import { dig, startDns, ZONE, type DnsHarness } from "./harness.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Command } from "commander";
+import { registerDnsCommands } from "../../dns/cli.js";
+import { DNS_STREAM } from "../../dns/contract.js";
+import { dig, dnsCli, startDns, ZONE, type DnsHarness } from "./harness.js";
 import { runTool, udpAsk, updateAddA } from "./update-wire.js";
 
 let h: DnsHarness;
@@ -30,6 +34,35 @@ describe("RFC 2136 updates signed with TSIG (nsupdate, kdig)", () => {
     const list = await h.query<{ keys: Record<string, unknown>[] }>("tsig-keys", {});
     expect(list.keys.map((k) => k.name)).toContain(`${KEY}.`);
     expect(JSON.stringify(list)).not.toContain(secret);
+    const jsm = await jetstreamManager(h.nc);
+    const last = (await jsm.streams.info(DNS_STREAM)).state.last_seq;
+    const hex = Buffer.from(secret, "base64").toString("hex");
+    let created = 0;
+    for (let seq = 1; seq <= last; seq++) {
+      const text = (await jsm.streams.getMessage(DNS_STREAM, { seq }))!.string();
+      if (text.includes("TsigKeyCreated")) created++;
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain(hex);
+    }
+    expect(created).toBe(2);
+  });
+
+  it("realm tsig create|list|revoke (and --help)", async () => {
+    const made = JSON.parse(await dnsCli(h.nats.url, ["tsig", "create", "cli.example.test", "--zone", "example.test", "--names", "*.cli.example.test", "--algorithm", "hmac-sha512", "--principal", "user:cli"])) as { secret: string; algorithm: string; names: string[] };
+    expect(made.algorithm).toBe("hmac-sha512");
+    expect(made.names).toEqual(["*.cli.example.test."]);
+    expect(Buffer.from(made.secret, "base64")).toHaveLength(32);
+    const up = await nsupdate(`hmac-sha512:cli.example.test:${made.secret}`, ["update add x.cli.example.test 60 TXT \"hello\""]);
+    expect(up.code).toBe(0);
+    const listed = await dnsCli(h.nats.url, ["tsig", "list"]);
+    expect(listed).toContain("cli.example.test.");
+    expect(listed).not.toContain(made.secret);
+    expect(await dnsCli(h.nats.url, ["tsig", "revoke", "cli.example.test"])).toContain('"revoked": true');
+    const program = new Command("realm");
+    registerDnsCommands(program);
+    const tsig = program.commands.find((c) => c.name() === "tsig")!;
+    expect(tsig.helpInformation()).toMatch(/create[\s\S]*list[\s\S]*revoke/);
+    expect(tsig.commands.find((c) => c.name() === "create")!.helpInformation()).toMatch(/--zone[\s\S]*--names[\s\S]*--algorithm/);
   });
 
   it("nsupdate adds a record (dig answers it) and deletes it", async () => {
