@@ -17,7 +17,7 @@ const KEY = "upd.example.test";
 const serial = async () => (await h.query<{ zones: { zone: string; serial: number }[] }>("zones", {})).zones.find((z) => z.zone === "example.test.")!.serial;
 
 /** nsupdate with a key and a script (server and zone lines added); its exit code and output. */
-const nsupdate = (key: string, lines: string[]) => runTool("nsupdate", ["-y", key, "-t", "3"], `server 127.0.0.1 ${h.port}\nzone example.test\n${lines.join("\n")}\nsend\n`);
+const nsupdate = (key: string, lines: string[], tcp = false) => runTool("nsupdate", ["-y", key, "-t", "3", ...(tcp ? ["-v"] : [])], `server 127.0.0.1 ${h.port}\nzone example.test\n${lines.join("\n")}\nsend\n`);
 
 beforeAll(async () => {
   h = await startDns({ sealer: Sealer.generate() });
@@ -65,12 +65,13 @@ describe("RFC 2136 updates signed with TSIG (nsupdate, kdig)", () => {
     expect(tsig.commands.find((c) => c.name() === "create")!.helpInformation()).toMatch(/--zone[\s\S]*--names[\s\S]*--algorithm/);
   });
 
-  it("nsupdate adds a record (dig answers it) and deletes it", async () => {
+  it("nsupdate adds a record (dig answers it) and deletes it (over UDP, then TCP)", async () => {
     const add = await nsupdate(`hmac-sha256:${KEY}:${secret}`, ["update add a.dyn.example.test 300 A 192.0.2.50"]);
     expect(add.out).toBe("");
     expect(add.code).toBe(0);
     expect((await dig(h.port, ["a.dyn.example.test", "A"])).answer).toEqual(["a.dyn.example.test. 300 IN A 192.0.2.50"]);
-    const del = await nsupdate(`hmac-sha256:${KEY}:${secret}`, ["update delete a.dyn.example.test A"]);
+    const del = await nsupdate(`hmac-sha256:${KEY}:${secret}`, ["update delete a.dyn.example.test A"], true);
+    expect(del.out).toBe("");
     expect(del.code).toBe(0);
     expect((await dig(h.port, ["a.dyn.example.test", "A"])).status).toBe("NXDOMAIN");
   });
