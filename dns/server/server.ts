@@ -27,7 +27,7 @@ export interface DnsServerOptions {
   ednsPayload?: number;
   log?: Logger;
   /** Answers RFC 2136 UPDATE messages (dns/server/update.ts); without it they get NOTIMP. */
-  update?: (msg: Buffer) => Promise<Buffer | null>;
+  update?: (msg: Buffer) => Buffer | null | Promise<Buffer | null>;
   /** TSIG keys (for signed zone transfers): the key of a name, or null. */
   tsigKey?: (name: string) => Promise<BoundKey | null>;
   /** Encoded answers kept per (name, type); cleared on every change. */
@@ -224,10 +224,13 @@ export class DnsServer {
     const q = v.q;
     if (q.opcode === 5 && this.opts.update) {
       this.stats.updates++;
-      return this.opts.update(msg).catch((err: unknown) => {
-        this.opts.log?.error({ err: err instanceof Error ? err.message : String(err) }, "dns update failed");
-        return this.bare(q, msg, Rcode.SERVFAIL);
-      });
+      const r = this.opts.update(msg);
+      return r instanceof Promise
+        ? r.catch((err: unknown) => {
+            this.opts.log?.error({ err: err instanceof Error ? err.message : String(err) }, "dns update failed");
+            return this.bare(q, msg, Rcode.SERVFAIL);
+          })
+        : r;
     }
     if (q.opcode !== 0) return this.bare(q, msg, Rcode.NOTIMP);
     // RFC 6891 6.1.3: an EDNS version above 0 gets BADVERS (extended RCODE 16) with our OPT of version 0.

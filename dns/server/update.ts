@@ -142,15 +142,22 @@ export function readUpdate(buf: Buffer, m: WireMessage, zone: string): ZoneUpdat
   return { type: "update", prerequisites, updates };
 }
 
-/** A response: the request's header (QR set, the RCODE), its zone section echoed, nothing else (RFC 2136 3.8). */
+/** Our OPT (RFC 6891 6.1.2): payload 1232, version 0, no flags, no options. */
+const OPT = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+
+/**
+ * A response: the request's header (QR set, the RCODE), its zone section echoed (RFC 2136 3.8), and our OPT
+ * when the request had one (RFC 6891 7); a TSIG, when signed, goes after it.
+ */
 function response(msg: Buffer, m: WireMessage | null, rcode: number, id: number): Buffer {
   const qEnd = m?.questions.length === 1 ? m.questions[0]!.end : 12;
-  const out = Buffer.from(msg.subarray(0, qEnd));
+  const edns = m?.additionals.some((r) => r.type === 41) ?? false;
+  const out = Buffer.concat([msg.subarray(0, qEnd), edns ? OPT : Buffer.alloc(0)]);
   out.writeUInt16BE(id, 0);
   out.writeUInt16BE(0x8000 | (OPCODE_UPDATE << 11) | (rcode & 0xf), 2);
   out.writeUInt16BE(qEnd === 12 ? 0 : 1, 4);
   out.writeUInt32BE(0, 6);
-  out.writeUInt16BE(0, 10);
+  out.writeUInt16BE(edns ? 1 : 0, 10);
   return out;
 }
 
@@ -159,13 +166,17 @@ function response(msg: Buffer, m: WireMessage | null, rcode: number, id: number)
  * BADTIME/BADTRUNC signed); the key allowed for the zone and for every name it changes (else REFUSED);
  * then the update applied as one command. Never throws: anything unexpected is SERVFAIL.
  */
-export async function answerUpdate(msg: Buffer, deps: UpdateDeps): Promise<Buffer | null> {
+export function answerUpdate(msg: Buffer, deps: UpdateDeps): Buffer | null | Promise<Buffer | null> {
   const m = readMessage(msg);
   if (!m) return msg.length >= 12 ? response(msg, null, UpdateRcode.FORMERR, msg.readUInt16BE(0)) : null;
   const found = findTsig(msg, m);
   if (found.kind === "formerr" || m.questions.length !== 1) return response(msg, m, UpdateRcode.FORMERR, m.id);
+  // Unsigned: answered at once (no key to look up), as a query is.
   if (found.kind === "none") return response(msg, m, UpdateRcode.REFUSED, m.id);
-  const t = found.tsig;
+  return signedUpdate(msg, m, found.tsig, deps);
+}
+
+async function signedUpdate(msg: Buffer, m: WireMessage, t: TsigRecord, deps: UpdateDeps): Promise<Buffer | null> {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   let bound: BoundKey | null;
   try {
