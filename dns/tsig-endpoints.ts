@@ -34,6 +34,8 @@ export function tsigEndpoints(d: TsigEndpointDeps): Endpoint[] {
       name: "tsig.create",
       description: "Create a TSIG key (RFC 8945) bound to a principal and to zones and name patterns it may update; the 256-bit secret is in the reply this once (or escrowed), kept sealed in realm_dns_tsig, never in an event",
       resource: (i: { zones: string[] }) => i.zones.map((z) => ({ kind: "name" as const, id: zoneOf(z) })),
+      // Kept apart from the outcome journal (24 h, sealed), never with the rest of the answer.
+      secret: ["secret", "nsupdate"],
       input: S({ name: str, zones: { type: "array", minItems: 1, maxItems: 64, items: str }, names: { type: "array", maxItems: 256, items: str }, algorithm: { enum: [...TSIG_KEY_ALGORITHMS] }, principal: str }, ["name", "zones"]),
       async handle(i: { name: string; zones: string[]; names?: string[]; algorithm?: TsigKeyAlgorithm; principal?: string }, ctx) {
         if (!d.secrets) throw new RealmError("UNAVAILABLE", "TSIG keys need the realm's seal key (the dns context has none)");
