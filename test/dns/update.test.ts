@@ -58,6 +58,8 @@ describe("RFC 2136 updates signed with TSIG (nsupdate, kdig)", () => {
     expect(listed).toContain("cli.example.test.");
     expect(listed).not.toContain(made.secret);
     expect(await dnsCli(h.nats.url, ["tsig", "revoke", "cli.example.test"])).toContain('"revoked": true');
+    const api = (await (await fetch(`${h.host.httpUrl}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(api.paths)).toEqual(expect.arrayContaining(["/api/dns/tsig/create", "/api/dns/tsig/revoke", "/api/dns/tsig-keys"]));
     const program = new Command("realm");
     registerDnsCommands(program);
     const tsig = program.commands.find((c) => c.name() === "tsig")!;
