@@ -153,6 +153,18 @@ export function registerDnsCommands(program: Command): void {
       print(await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) }), "host"),
     );
 
+  const tsig = program.command("tsig").description("TSIG keys (RFC 8945) for RFC 2136 dynamic updates (nsupdate, external-dns, certbot) and signed zone transfers");
+  verb(tsig, "create <name>", "create a key bound to zones (and name patterns); its secret is printed this once, or escrowed")
+    .requiredOption("--zone <zone>", "a zone the key may update and transfer (repeat)", list, [])
+    .option("--names <pattern...>", "names it may change (www.example.com, *.k8s.example.com); default: any name in its zones")
+    .option("--principal <id>", "the principal its changes are made as (default: you)")
+    .addOption(new Option("--algorithm <alg>", "HMAC algorithm").choices(["hmac-sha256", "hmac-sha512"]).default("hmac-sha256"))
+    .action(async (name: string, o: Conn & { zone: string[]; names?: string[]; principal?: string; algorithm: string }) =>
+      print(await call(o, "commands", "tsig.create", { name, zones: o.zone, algorithm: o.algorithm, ...(o.names?.length ? { names: o.names } : {}), ...(o.principal ? { principal: o.principal } : {}) }), "tsig"),
+    );
+  verb(tsig, "list", "list keys with their bindings and fingerprints (never secrets)").action(async (o: Conn) => print(await call(o, "queries", "tsig-keys", {}), "tsig"));
+  verb(tsig, "revoke <name>", "revoke a key: updates and transfers signed with it are refused").action(async (name: string, o: Conn) => print(await call(o, "commands", "tsig.revoke", { name }), "tsig"));
+
   const subject = program.command("subject").description("NATS subject namespaces and their owners");
   verb(subject, "register <pattern>", "register a namespace (a.b.>, a.*.c, a.b) to an owner")
     .requiredOption("--owner <owner>", "account or principal")

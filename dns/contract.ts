@@ -9,6 +9,8 @@ export const DNS_STREAM = "REALM_DNS";
  * puts it there, `zone.import` names it (`upload`), the dns context reads and deletes it (uploads.ts).
  */
 export const DNS_UPLOADS_BUCKET = "realm_dns_uploads";
+/** The KV bucket of TSIG key secrets, sealed (dns/tsig-secrets.ts): the dns context alone reads and writes it. */
+export const DNS_TSIG_BUCKET = "realm_dns_tsig";
 /** The JetStream stream behind that bucket (Object Store names it `OBJ_<bucket>`). */
 export const DNS_UPLOADS_STREAM = `OBJ_${DNS_UPLOADS_BUCKET}`;
 

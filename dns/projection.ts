@@ -3,6 +3,7 @@ import { applyZoneEvent, rrKey, zoneDecider, type ZoneState } from "./domain/zon
 import { ImportEvents } from "./domain/import.js";
 import { applySubjectEvent, emptySubjects, type Namespace, type SubjectRegistry } from "./domain/subjects.js";
 import { applyObjectEvent, emptyObjects, type NamedObject, type ObjectRegistry } from "./domain/objects.js";
+import { applyTsigKeyEvent, tsigKeyDecider, type TsigKeyInfo } from "./domain/tsig-keys.js";
 
 /** The name domain's read model: every zone, the subject namespaces and the named objects, in memory. */
 export interface NameModel {
@@ -14,6 +15,8 @@ export interface NameModel {
   deletedZones: Map<string, ZoneState>;
   subjects: SubjectRegistry;
   objects: ObjectRegistry;
+  /** TSIG keys by name (revoked ones kept, marked): metadata only, their secrets are in realm_dns_tsig. */
+  tsigKeys: Map<string, TsigKeyInfo>;
 }
 
 /** Zone events that change nothing a reader sees: an import's start and chunks (staged until its commit). */
@@ -25,7 +28,7 @@ const STAGING = new Set<string>([ImportEvents.Started, ImportEvents.Chunk]);
  * commit, not per chunk.
  */
 export function nameProjection(onZoneChanged: (zone: string) => void = () => undefined): ProjectionDefinition<NameModel> {
-  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects() });
+  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map() });
   return {
     name: "dns-names",
     version: 1,
@@ -52,6 +55,11 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
         case "object":
           applyObjectEvent(state.objects, event);
           break;
+        case tsigKeyDecider.aggregateType: {
+          const next = applyTsigKeyEvent(state.tsigKeys.get(event.aggregate.id) ?? null, event.type, event.data);
+          if (next) state.tsigKeys.set(event.aggregate.id, next);
+          break;
+        }
       }
       return state;
     },
@@ -87,6 +95,7 @@ function* encodeNameModel(m: NameModel): Generator<unknown> {
   }
   for (const [key, ns] of m.subjects.namespaces) yield ["namespace", key, ns];
   for (const [key, o] of m.objects.objects) yield ["object", key, o];
+  for (const [key, k] of m.tsigKeys) yield ["tsig", key, k];
 }
 
 function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
@@ -119,6 +128,9 @@ function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
         break;
       case "object":
         m.objects.objects.set(r[1] as string, r[2] as NamedObject);
+        break;
+      case "tsig":
+        m.tsigKeys.set(r[1] as string, r[2] as TsigKeyInfo);
         break;
       default:
         throw new Error(`not a name model record: ${JSON.stringify(r[0])}`);

@@ -21,6 +21,13 @@ import { startDnsWorkers, type DnsWorkers } from "./server/workers.js";
 import dgram from "node:dgram";
 import net from "node:net";
 import { cloudflareEndpoints, type CloudflareConfig } from "./cloudflare/endpoints.js";
+import type { Sealer } from "../services/kernel/seal.js";
+import type { SecretEscrow } from "../secrets-client/contract.js";
+import { TsigSecrets } from "./tsig-secrets.js";
+import { tsigEndpoints } from "./tsig-endpoints.js";
+import { answerUpdate, type BoundKey } from "./server/update.js";
+import { zoneUpdateDecider } from "./domain/update.js";
+import { tsigKeyDecider } from "./domain/tsig-keys.js";
 
 export interface DnsOptions {
   /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5300. */
@@ -37,6 +44,10 @@ export interface DnsOptions {
   forward?: ForwarderOptions;
   cloudflare?: CloudflareConfig;
   replicas?: number;
+  /** The realm's seal key: TSIG key secrets are kept sealed with it (without it, `tsig.create` is UNAVAILABLE and updates are refused). */
+  sealer?: Sealer | undefined;
+  /** Where a new TSIG key's secret goes instead of the reply (Vaultwarden). */
+  escrow?: SecretEscrow | undefined;
   /** Bounds of `zone.import`: the master file's bytes (default 512 MiB) and records (default 2,000,000). */
   imports?: ImportLimits;
 }
@@ -73,6 +84,27 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const writes = new WriteModel(store, projection as Projection<unknown>);
     const authority = new Authority(() => projection.state.zones);
     await projection.start();
+    const tsigSecrets = opts.sealer ? await TsigSecrets.open(deps.nc, opts.sealer, opts.replicas) : undefined;
+    /** A live key with its secret, for the DNS server (null: unknown, revoked, or its secret is gone). */
+    const boundKey = async (name: string): Promise<BoundKey | null> => {
+      const k = projection.state.tsigKeys.get(name);
+      if (!k || k.revoked || !tsigSecrets) return null;
+      const secret = await tsigSecrets.get(k.name, k.fingerprint);
+      if (!secret) return null;
+      // Read again: a revocation may have landed while the secret was read.
+      if (projection.state.tsigKeys.get(name)?.fingerprint !== k.fingerprint || projection.state.tsigKeys.get(name)?.revoked) return null;
+      return { key: { name: k.name, algorithm: k.algorithm, secret }, principal: k.principal, zones: k.zones, names: k.names };
+    };
+    const update = (msg: Buffer) =>
+      answerUpdate(msg, {
+        key: boundKey,
+        hasZone: (z) => projection.state.zones.has(z),
+        async apply(zone, u, meta) {
+          const r = await run(zoneUpdateDecider, zone, u, { commandId: meta.commandId, actor: meta.actor, correlationId: meta.commandId, causationId: meta.commandId });
+          return { replayed: r.replayed };
+        },
+        onError: (err) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "dns update failed"),
+      });
     const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
     const forward = opts.forward ?? forwardFromEnv(process.env.REALM_DNS_FORWARD);
     let workers: DnsWorkers | undefined;
@@ -84,7 +116,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log });
+      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -95,6 +127,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       [subjectDecider.aggregateType]: () => projection.state.subjects,
       [objectDecider.aggregateType]: (id) => projection.state.objects.objects.get(id) ?? null,
       [mirrorDecider.aggregateType]: () => null,
+      [tsigKeyDecider.aggregateType]: (id) => projection.state.tsigKeys.get(id) ?? null,
     };
     /** Runs a command and waits until the projection (and so the DNS server) has applied its events. */
     function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
@@ -416,6 +449,13 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
           return { cid, valid: verifyContent(cid, Buffer.from(i.content, "base64")) };
         },
       },
+      ...tsigEndpoints({
+        keys: () => projection.state.tsigKeys,
+        zones: () => projection.state.zones,
+        secrets: tsigSecrets,
+        escrow: opts.escrow,
+        run: (id, cmd, ctx) => run(tsigKeyDecider, id, cmd, ctx),
+      }),
       ...cloudflareEndpoints({
         zone: zoneState,
         zoneName,

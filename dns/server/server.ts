@@ -9,6 +9,9 @@ import { lowerCaseFrom, nameOctets } from "./names-wire.js";
 import type { Forwarder } from "./forwarder.js";
 import { ipAllowed } from "./acl.js";
 import { TransferWriter } from "./transfer.js";
+import { readMessage } from "./message.js";
+import { findTsig, TsigResponder, unsignedTsig, verifyRequest } from "./tsig.js";
+import type { BoundKey } from "./update.js";
 
 export interface DnsServerOptions {
   host?: string;
@@ -23,6 +26,10 @@ export interface DnsServerOptions {
   /** UDP payload size the server advertises with EDNS0. */
   ednsPayload?: number;
   log?: Logger;
+  /** Answers RFC 2136 UPDATE messages (dns/server/update.ts); without it they get NOTIMP. */
+  update?: (msg: Buffer) => Buffer | null | Promise<Buffer | null>;
+  /** TSIG keys (for signed zone transfers): the key of a name, or null. */
+  tsigKey?: (name: string) => Promise<BoundKey | null>;
   /** Encoded answers kept per (name, type); cleared on every change. */
   cacheEntries?: number;
 }
@@ -63,7 +70,7 @@ export class DnsServer {
   private readonly sockets = new Set<net.Socket>();
   private readonly notifyTimers = new Map<string, NodeJS.Timeout>();
   /** Counters for /metrics; `changes` counts zone changes applied (re-index and cache drop: one per import). */
-  readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0 };
+  readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0, updates: 0 };
   port = 0;
 
   /** The address it listens on. */
@@ -215,6 +222,16 @@ export class DnsServer {
       return v.q ? this.bare(v.q, msg, Rcode.FORMERR) : headerOnly(v.id, v.opcode, v.rd, Rcode.FORMERR);
     }
     const q = v.q;
+    if (q.opcode === 5 && this.opts.update) {
+      this.stats.updates++;
+      const r = this.opts.update(msg);
+      return r instanceof Promise
+        ? r.catch((err: unknown) => {
+            this.opts.log?.error({ err: err instanceof Error ? err.message : String(err) }, "dns update failed");
+            return this.bare(q, msg, Rcode.SERVFAIL);
+          })
+        : r;
+    }
     if (q.opcode !== 0) return this.bare(q, msg, Rcode.NOTIMP);
     // RFC 6891 6.1.3: an EDNS version above 0 gets BADVERS (extended RCODE 16) with our OPT of version 0.
     if (q.ednsPayload !== null && q.ednsVersion > 0) return this.bare(q, msg, 16);
@@ -327,9 +344,11 @@ export class DnsServer {
    * REFUSED unless the address is allowed.
    */
   private async transfer(socket: net.Socket, q: ParsedQuery, msg: Buffer): Promise<void> {
-    const allowed = ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
+    const signed = await this.transferKey(socket, q, msg);
+    if (signed === "answered") return;
+    const allowed = signed !== null || ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
     const records = allowed ? this.authority.transfer(q.qname) : null;
-    const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd), q.qname);
+    const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd), q.qname, signed ?? undefined);
     if (!records) return out.flush(true, Rcode.REFUSED);
     this.stats.transfers++;
     for (const r of records) {
@@ -338,6 +357,44 @@ export class DnsServer {
     }
     await out.flush();
   }
+
+  /**
+   * The TSIG of a transfer request: null when it has none; when it has one, the signer of the transfer if it
+   * verifies and its key may transfer the zone, else "answered" (NOTAUTH with BADKEY/BADSIG unsigned,
+   * BADTIME signed; a key not bound to the zone: NOTAUTH, signed, as knot answers).
+   */
+  private async transferKey(socket: net.Socket, q: ParsedQuery, msg: Buffer): Promise<{ responder: TsigResponder; key: BoundKey["key"] } | null | "answered"> {
+    const m = readMessage(msg);
+    const found = m ? findTsig(msg, m) : { kind: "none" as const };
+    if (found.kind === "none") return null;
+    const answer = (b: Buffer) => {
+      if (!socket.destroyed) writeFrame(socket, b);
+      return "answered" as const;
+    };
+    if (found.kind === "formerr") return answer(this.bare(q, msg, Rcode.FORMERR));
+    const t = found.tsig;
+    const bound = this.opts.tsigKey ? await this.opts.tsigKey(t.keyName).catch(() => null) : null;
+    const v = verifyRequest(msg, t, bound?.key ?? null);
+    if (!v.ok) {
+      if ("formerr" in v) return answer(this.bare(q, msg, Rcode.FORMERR));
+      const r = notAuth(q, msg, t.originalId);
+      return answer(v.key ? new TsigResponder(v.key, t).sign(r, v.error) : unsignedTsig(r, t, v.error));
+    }
+    const responder = new TsigResponder(v.key, t);
+    if (!bound!.zones.includes(q.qname)) return answer(responder.sign(notAuth(q, msg, t.originalId)));
+    return { responder, key: v.key };
+  }
+}
+
+/** The NOTAUTH (9) answer to a transfer whose TSIG does not verify: header and question, then the TSIG. */
+function notAuth(q: ParsedQuery, msg: Buffer, id: number): Buffer {
+  const out = Buffer.from(msg.subarray(0, q.questionEnd));
+  out.writeUInt16BE(id, 0);
+  out.writeUInt16BE(0x8000 | 9, 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt32BE(0, 6);
+  out.writeUInt16BE(0, 10);
+  return out;
 }
 
 /**

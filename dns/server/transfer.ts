@@ -3,6 +3,7 @@ import type net from "node:net";
 import type { WireRecord } from "./authority.js";
 import { lowerCaseFrom } from "./names-wire.js";
 import { MAX_MESSAGE, MessageWriter } from "./wire.js";
+import { tsigSize, type TsigResponder } from "./tsig.js";
 
 /**
  * Writes a zone transfer (RFC 5936) to a TCP connection as it goes: records are encoded straight into the
@@ -30,6 +31,8 @@ export class TransferWriter {
     private readonly id: number,
     private readonly question: Buffer,
     private readonly qname: string,
+    /** Signs every message (RFC 8945 5.3.1) when the request was signed; room for the TSIG is kept in each. */
+    private readonly signer?: { responder: TsigResponder; key: Parameters<typeof tsigSize>[0] },
   ) {
     this.start = 12 + question.length;
     const probe = Buffer.alloc(12 + question.length);
@@ -42,7 +45,7 @@ export class TransferWriter {
   private fresh(): void {
     this.buf = Buffer.allocUnsafe(2 + MAX_MESSAGE);
     this.question.copy(this.buf, 2 + 12);
-    this.writer = new MessageWriter(this.start, this.qname, MAX_MESSAGE, { from: this.from, buf: this.buf.subarray(2), keepNames: false });
+    this.writer = new MessageWriter(this.start, this.qname, MAX_MESSAGE - (this.signer ? tsigSize(this.signer.key) : 0), { from: this.from, buf: this.buf.subarray(2), keepNames: false });
     this.count = 0;
   }
 
@@ -74,7 +77,11 @@ export class TransferWriter {
     b.writeUInt16BE(1, 6);
     b.writeUInt16BE(this.count, 8);
     b.writeUInt32BE(0, 10);
-    const out = b.subarray(0, end);
+    let out = b.subarray(0, end);
+    if (this.signer) {
+      const signed = this.signer.responder.sign(b.subarray(2, end));
+      out = Buffer.concat([Buffer.from([signed.length >> 8, signed.length & 0xff]), signed]);
+    }
     this.fresh();
     this.messages++;
     if (!this.open) return;

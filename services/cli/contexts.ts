@@ -34,6 +34,8 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
       ...(s.natsCreds ? { natsCreds: s.natsCreds } : {}),
     },
     ...(s.cloudflare ? { cloudflare: s.cloudflare } : {}),
+    sealer: s.sealer,
+    escrow: s.escrow,
   });
   return [
     { name: "identity", factory: createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle }) },

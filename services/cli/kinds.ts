@@ -30,6 +30,8 @@ export const KINDS = {
   host: s("host", { id: "name", columns: [["NAME", "name"], ["ZONE", "zone"], ["IPS", "ips"], ["PTR", "ptr"]] }),
   namespace: s("namespace", { plural: "namespaces", list: "namespaces", id: "pattern", columns: [["PATTERN", "pattern"], ["OWNER", "owner"], ["DESCRIPTION", "description"]] }),
   cid: s("cid", { id: (c) => c.name ?? c.cid, quiet: "cid", columns: [["NAME", "name"], ["CID", "cid"], ["DNSLINK", "dnslink"]] }),
+  // `-q` on create prints the secret alone (shown once: for a script that stores it straight away).
+  tsig: s("tsig", { plural: "keys", list: "keys", id: "name", quiet: "secret", columns: [["NAME", "name"], ["ALGORITHM", "algorithm"], ["PRINCIPAL", "principal"], ["ZONES", "zones"], ["NAMES", "names"], ["FINGERPRINT", "fingerprint"], ["REVOKED", "revoked"]] }),
   principal: s("principal", { plural: "principals", list: "principals", item: "principal", id: "id", columns: [["ID", "id"], ["KIND", "kind"], ["NAME", "displayName"], ["DISABLED", "disabled"], ["SOURCE", "source"]] }),
   organization: s("organization", { plural: "organizations", item: "organization", id: "id" }),
   group: s("group", { plural: "groups", list: "groups", item: "group", id: "id", columns: [["ID", "id"], ["NAME", "displayName"], ["MEMBERS", "members"], ["SOURCE", "source.kind"]] }),

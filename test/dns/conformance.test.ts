@@ -46,9 +46,9 @@ const ALLOWED: Allowed[] = [
       ((field === "additional" && realm.additional.every((r) => knot.additional.includes(r))) || (field === "tc" && realm.flags.tc && !knot.flags.tc) || (field === "answer" && realm.flags.tc && realm.answer.every((r) => knot.answer.includes(r)))),
   },
   {
-    rfc: "RFC 1035 4.1.1 (NOTIMP) with RFC 2136 3",
-    why: "UPDATE: the realm does not implement the opcode (NOTIMP); knot implements it and, with no update ACL, answers NOTAUTH",
-    matches: (q, field, realm, knot) => q.opcode === 5 && field === "rcode" && realm.rcode === 4 && knot.rcode === 9,
+    rfc: "RFC 2136 3.3 with RFC 8945 5",
+    why: "UPDATE without a TSIG: the realm refuses unsigned updates (REFUSED); knot, with no update ACL, answers NOTAUTH",
+    matches: (q, field, realm, knot) => q.opcode === 5 && field === "rcode" && realm.rcode === 5 && knot.rcode === 9,
   },
   {
     rfc: "RFC 6672 2.2",
