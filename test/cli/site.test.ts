@@ -1,4 +1,4 @@
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
@@ -66,11 +66,13 @@ describe("a site realm on a leaf node of its hub", () => {
     const aliceCreds = join(work, "alice.creds");
     await ok(["user", "create", "lab", "alice", "--out", aliceCreds], hubEnv);
 
-    // --- the site: the hub's operator, trust and seal key; its own nats-server, a leaf of the hub's
+    // --- the site: the hub's operator, trust and seal key (instance export/join); its own nats-server, a leaf of the hub's
     const linkCreds = join(work, "site-s1.creds");
     await ok(["site", "link-creds", "s1", "--data", hubData, "--out", linkCreds], {});
-    cpSync(join(hubData, "operator"), join(siteData, "operator"), { recursive: true });
-    cpSync(join(hubData, "trust"), join(siteData, "trust"), { recursive: true });
+    const bundle = join(work, "hub.bundle");
+    const BUNDLE = { REALM_BUNDLE_PASSPHRASE: "a long instance bundle passphrase" };
+    await ok(["instance", "export", "--data", hubData, "--out", bundle], BUNDLE);
+    await ok(["instance", "join", bundle, "--data", siteData], BUNDLE);
     const site = await up(siteData, ["--hub", `nats-leaf://127.0.0.1:${leafPort}`, "--hub-creds", linkCreds, "--site", "s1"]);
     expect(site.stderr()).toContain("streams and buckets here mirror the hub's ($JS.hub.API)");
     const siteEnv = { ...site.env, REALM_TOKEN: admin };
