@@ -492,14 +492,20 @@ export class Projection<S> {
     return { applied: this.lastSeq, streamLast: this.lagTracker.streamLast ?? null, lag: this.lagTracker.lag(this.lastSeq) ?? null, behindMs: this.lagTracker.behindMs(this.lastSeq, now) };
   }
 
-  /** Every `watchMs` while live: a projection behind its stream for 3 x `watchMs` has a stuck consumer; make a new one. */
+  /**
+   * Every `watchMs` while live: a projection behind its stream that applied nothing for 3 x `watchMs` has a
+   * stuck consumer; make a new one.
+   */
   private startWatchdog(): void {
     const every = this.opts.watchMs ?? Number(process.env.REALM_PROJECTION_WATCH_MS ?? 5_000);
+    let progress = { seq: this.lastSeq, at: Date.now() };
     this.watchdog = setInterval(() => {
       if (this.stopped || this.status !== "live" || this.renewing || this.hold) return;
+      if (this.lastSeq !== progress.seq) progress = { seq: this.lastSeq, at: Date.now() };
       void this.observeStream(0).then(() => {
         const behind = this.lagTracker.behindMs(this.lastSeq);
-        if (behind < 3 * every || this.status !== "live" || this.renewing) return;
+        // Behind and not moving: a long catch-up that applies events is left alone.
+        if (behind < 3 * every || Date.now() - progress.at < 3 * every || this.status !== "live" || this.renewing) return;
         this.renewing = true;
         this.opts.log?.warn({ projection: this.def.name, stream: this.store.stream, seq: this.lastSeq, streamLast: this.lagTracker.streamLast, behindMs: behind }, `projection ${this.def.name} applied nothing of ${this.store.stream} for ${Math.round(behind / 1000)} s while behind (at seq ${this.lastSeq} of ${this.lagTracker.streamLast}); recreating its consumer`);
         void this.consumer?.close().catch(() => undefined);
