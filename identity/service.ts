@@ -75,7 +75,7 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       if (issuer) provider = buildProvider(issuer, core, kv, keys.material, sealer);
     };
     rebuild();
-    const unwatch = await keys.watch(rebuild, (err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "OIDC keys written by another replica do not open with this replica's seal key; keeping the current keys"));
+    const unwatch = await keys.watch(rebuild, (err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "OIDC keys written by another replica do not open with this replica's seal key; keeping the current keys"), log);
     const rotationDays = opts.keyRotationDays ?? 30;
     const rotation =
       rotationDays > 0

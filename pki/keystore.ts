@@ -6,6 +6,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from "@nats-io/kv";
 import { RealmError } from "../services/kernel/errors.js";
 import type { Sealer } from "../services/kernel/seal.js";
+import { followKv, type KvFollowLog } from "../services/kernel/kv-follow.js";
 import { privateKeyFromPem, privateKeyPem, spkiDer } from "./x509/keys.js";
 
 import { PKI_KEYS_BUCKET } from "./contract.js";
@@ -38,7 +39,7 @@ export class IssuerKeyStore {
    * Opens the bucket, reads every key, moves keys an older realm kept as files in `legacyDir` into it (the
    * files stay where they are), and follows keys other instances add.
    */
-  static async open(nc: NatsConnection, sealer: Sealer, opts: { legacyDir?: string | undefined; replicas?: number | undefined; onError?: (err: unknown) => void } = {}): Promise<IssuerKeyStore> {
+  static async open(nc: NatsConnection, sealer: Sealer, opts: { legacyDir?: string | undefined; replicas?: number | undefined; onError?: (err: unknown) => void; log?: KvFollowLog | undefined } = {}): Promise<IssuerKeyStore> {
     const kv = await openBucket(nc, PKI_KEYS_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
     const store = new IssuerKeyStore(kv, sealer);
     for await (const name of await kv.keys("k.>")) {
@@ -52,11 +53,14 @@ export class IssuerKeyStore {
         await store.save(privateKeyFromPem(readFileSync(join(opts.legacyDir, f), "utf8")));
       }
     }
-    const w = await kv.watch({ key: "k.>", include: KvWatchInclude.UpdatesOnly });
-    void (async () => {
-      for await (const e of w) store.take(e, opts.onError);
-    })();
-    store.stopWatch = () => w.stop();
+    // Reopened after an outage (followKv): from the revision after the last one seen, or with every current
+    // key again when none was (take skips the keys it holds).
+    store.stopWatch = await followKv(
+      PKI_KEYS_BUCKET,
+      (after, reopen) => kv.watch(after !== undefined ? { key: "k.>", include: KvWatchInclude.UpdatesOnly, resumeFromRevision: after + 1 } : { key: "k.>", include: reopen ? KvWatchInclude.LastValue : KvWatchInclude.UpdatesOnly }),
+      (e) => store.take(e, opts.onError),
+      opts.log,
+    );
     return store;
   }
 

@@ -103,6 +103,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       legacyDir: join(deps.dataDir, "keys"),
       replicas: opts.replicas,
       onError: (err) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "an entry of the PKI key bucket does not open with this realm's seal key: skipped"),
+      log: deps.log,
     });
     const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { trust: deps.trust, log: deps.log, replicas: opts.replicas });
     const ownedZones = opts.ownedZones ?? (() => realmZones!.zones());

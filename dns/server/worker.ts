@@ -20,6 +20,12 @@ async function main(): Promise<void> {
   await projection.start();
   await server.start();
   process.send?.({ ready: true, port: server.port });
+  // A projection that cannot recover (its connection closed for good) would serve stale answers forever.
+  setInterval(() => {
+    if (projection.status !== "failed") return;
+    process.stderr.write(`realm dns worker ${process.pid}: ${projection.failure?.message ?? "projection failed"}; exiting\n`);
+    process.exit(1);
+  }, 2_000).unref();
   process.on("message", (m: { stop?: boolean }) => {
     if (!m.stop) return;
     void (async () => {

@@ -17,7 +17,8 @@ export interface DnsWorkerConfig {
 
 export interface DnsWorkers {
   port: number;
-  pids: number[];
+  /** The current worker processes (a replaced worker has a new pid). */
+  readonly pids: number[];
   stop(): Promise<void>;
 }
 
@@ -33,9 +34,35 @@ export async function startDnsWorkers(n: number, cfg: DnsWorkerConfig): Promise<
   // From source (tests, tsx) the worker is TypeScript: load it through tsx; built, it is plain JS.
   cluster.setupPrimary({ exec, execArgv: exec.endsWith(".ts") ? ["--import", "tsx"] : [], silent: false });
   const workers: Worker[] = [];
+  let stopping = false;
+  const envOf = (i: number) => ({ REALM_DNS_WORKER: JSON.stringify({ ...cfg, notify: i === 0 ? cfg.notify : [] }) });
+  /**
+   * A worker that exits on its own once serving (its projection could not recover: worker.ts) is replaced
+   * by a new one, which follows the stream from its start: the DNS port never stays without a server.
+   */
+  const failures = new Array<number>(n).fill(0);
+  const replaceOnExit = (i: number, w: Worker) =>
+    w.once("exit", (code, signal) => {
+      if (stopping) return;
+      // 1 s, doubling while replacements fail to start (NATS still down), at most 30 s.
+      const delay = Math.min(30_000, 1_000 * 2 ** failures[i]!++);
+      process.stderr.write(`realm: DNS worker ${i + 1} (pid ${w.process.pid}) exited (${signal ?? `code ${code}`}); starting another in ${delay / 1000} s\n`);
+      const timer = setTimeout(() => {
+        if (stopping) return;
+        const next = cluster.fork(envOf(i));
+        workers[i] = next;
+        next.on("message", (m: { ready?: boolean; error?: string }) => {
+          if (!m.ready) return;
+          failures[i] = 0;
+          process.stderr.write(`realm: DNS worker ${i + 1} is back (pid ${next.process.pid})\n`);
+        });
+        replaceOnExit(i, next);
+      }, delay);
+      timer.unref();
+    });
   const ready: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
-    const w = cluster.fork({ REALM_DNS_WORKER: JSON.stringify({ ...cfg, notify: i === 0 ? cfg.notify : [] }) });
+    const w = cluster.fork(envOf(i));
     workers.push(w);
     ready.push(
       new Promise<void>((resolve, reject) => {
@@ -59,13 +86,18 @@ export async function startDnsWorkers(n: number, cfg: DnsWorkerConfig): Promise<
   try {
     await Promise.all(ready);
   } catch (err) {
+    stopping = true;
     for (const w of workers) w.kill();
     throw err;
   }
+  workers.forEach((w, i) => replaceOnExit(i, w));
   return {
     port: cfg.port,
-    pids: workers.map((w) => w.process.pid!),
+    get pids() {
+      return workers.map((w) => w.process.pid!);
+    },
     async stop() {
+      stopping = true;
       await Promise.all(
         workers.map(
           (w) =>

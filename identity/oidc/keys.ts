@@ -5,6 +5,7 @@ import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Sealer } from "../../services/kernel/seal.js";
 import { CAS_HISTORY, KvGuard } from "../../services/kernel/kv-guard.js";
+import { followKv, type KvFollowLog } from "../../services/kernel/kv-follow.js";
 
 /**
  * The OIDC signing keys and cookie keys, shared by every realm replica through the KV bucket
@@ -76,22 +77,25 @@ export class OidcKeys {
    * Follows rotations made by other replicas. An entry that does not open (written with another seal key)
    * is reported to `onError` and skipped: this replica keeps signing with the keys it has.
    */
-  async watch(onChange: (m: KeyMaterial) => void, onError: (err: unknown) => void = () => undefined): Promise<() => void> {
-    const w = await this.kv.watch({ key: KEY, include: KvWatchInclude.UpdatesOnly });
-    void (async () => {
-      for await (const e of w) {
-        if (e.operation !== "PUT" || e.revision <= this.revision) continue;
+  async watch(onChange: (m: KeyMaterial) => void, onError: (err: unknown) => void = () => undefined, log?: KvFollowLog): Promise<() => void> {
+    // Reopened after an outage from the revision after the last one seen (followKv): a rotation made
+    // meanwhile is not missed; the entry at this.revision is skipped below.
+    return followKv(
+      KEYS_BUCKET,
+      (after) => this.kv.watch({ key: KEY, include: KvWatchInclude.UpdatesOnly, resumeFromRevision: (after ?? this.revision) + 1 }),
+      (e) => {
+        if (e.operation !== "PUT" || e.revision <= this.revision) return;
         try {
           this.material = unseal(this.sealer, e);
         } catch (err) {
           onError(err);
-          continue;
+          return;
         }
         this.revision = e.revision;
         onChange(this.material);
-      }
-    })();
-    return () => w.stop();
+      },
+      log,
+    );
   }
 }
 

@@ -179,7 +179,7 @@ export async function buildProgram(): Promise<Command> {
       process.on("SIGTERM", () => shutdown("SIGTERM", 0));
       realm.failed.catch((err: unknown) => {
         say(`error ${err instanceof RealmError ? err.code : "INTERNAL"}: ${err instanceof Error ? err.message : String(err)}`);
-        shutdown("nats-server could not be restarted", 1);
+        shutdown("the realm cannot go on", 1);
       });
       // The banner says the realm is up: only once Ctrl-C and SIGTERM stop it cleanly (a supervisor or a
       // test may signal as soon as it reads the banner).

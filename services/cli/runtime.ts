@@ -103,7 +103,7 @@ export interface RunningRealm {
   contexts: RealmContext[];
   /** True while the realm has no admin yet (`realm identity bootstrap` would make the first one); false without an identity context. */
   needsAdmin(): boolean;
-  /** Rejects when the realm cannot go on (its nats-server could not be restarted): stop and exit non-zero. */
+  /** Rejects when the realm cannot go on (its nats-server could not be restarted, a part cannot recover): stop and exit non-zero. */
   failed: Promise<never>;
   stop(): Promise<void>;
 }
@@ -337,6 +337,14 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         }, 12 * 3_600_000).unref()
       : undefined;
     let stopped = false;
+    // A part that cannot recover by itself (a projection failed: its connection closed for good; a realm
+    // connection closed) stops the realm with a non-zero exit instead of leaving it alive but dead.
+    const liveness = setInterval(() => {
+      if (stopped || realmFailed) return;
+      const dead = all.flatMap((c) => (c.projections?.() ?? []).filter((p) => p.status === "failed").map((p) => `projection ${p.def.name} of ${c.name}: ${p.failure?.message ?? "failed"}`));
+      if (conns.some((c) => c.isClosed())) dead.push("a NATS connection of the realm closed and does not reconnect");
+      if (dead.length) fail(new RealmError("UNAVAILABLE", `the realm cannot recover by itself (${dead.join("; ")}); exiting so a supervisor restarts it`));
+    }, 2_000).unref();
     return {
       natsUrl: servers,
       operatorMode: operator !== undefined,
@@ -356,6 +364,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         if (stopped) return;
         stopped = true;
         if (renew) clearInterval(renew);
+        clearInterval(liveness);
         await host.stop();
         // drain() waits for the server to confirm; a connection that is down is closed instead.
         for (const c of conns) await (realmFailed ? c.close() : c.drain()).catch(() => undefined);

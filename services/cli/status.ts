@@ -44,12 +44,12 @@ export function registerStatusCommand(program: Command): void {
       const ctx = activeContext();
       const url = realmUrlOf(o.realmUrl ?? ctx?.url);
       const [nats, http] = await Promise.all([probeNats(o, realmEndpoint(o).servers), probeHttp(url)]);
-      const body = http.readyz?.body as { notReady?: string[]; degraded?: { context: string }[] } | undefined;
+      const body = http.readyz?.body as { notReady?: string[]; lagging?: string[]; degraded?: { context: string }[] } | undefined;
       const contexts = (nats.services ?? [])
         .filter((s) => s.name.startsWith("realm-"))
         .map((s) => {
           const name = s.name.slice("realm-".length);
-          const ready = !body ? "unknown" : body.notReady?.includes(name) ? "not-ready" : body.degraded?.some((d) => d.context === name) ? "degraded" : "ready";
+          const ready = !body ? "unknown" : body.notReady?.includes(name) || body.lagging?.some((l) => l.startsWith(`${name}/`)) ? "not-ready" : body.degraded?.some((d) => d.context === name) ? "degraded" : "ready";
           return { name, service: s.name, instances: s.instances, version: s.version, ready } as const;
         });
       const report: StatusReport = { cli: { version: REALM_VERSION, node: process.version, config: ctx?.file ?? null, context: ctx?.name ?? null }, nats, http, contexts };

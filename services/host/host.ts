@@ -17,6 +17,7 @@ import type { Sealer } from "../kernel/seal.js";
 import { compileInput, parseJsonObject, validateInput, type InputValidator } from "./validation.js";
 import { registerUploadRoute } from "./upload-route.js";
 import { contextStatsData, instanceIdentity, instanceMetadata, type InstanceIdentity } from "./instance.js";
+import { Readiness } from "./readiness.js";
 
 export interface HostOptions {
   nc: NatsConnection;
@@ -293,21 +294,23 @@ export async function startHost(opts: HostOptions): Promise<Host> {
     return reply.code(up ? 200 : 503).send({ ok: up, nats: up ? "connected" : "disconnected" });
   });
   // 200 "ready", 200 "degraded" (serving, but a projection quarantined stored events: named here), 503
-  // "not-ready" (a projection still catching up or stopped, or NATS unreachable).
+  // "not-ready": NATS disconnected, JetStream not answering, a context not ready (a projection catching up,
+  // recovering its consumer, stopped), or a projection behind its stream for longer than REALM_READY_LAG_MS.
+  const readiness = new Readiness(opts.nc, () => opts.contexts);
   app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
-    const notReady = opts.contexts.filter((c) => c.ready && !c.ready()).map((c) => c.name);
     const degraded = opts.contexts.flatMap((c) =>
       (c.projections?.() ?? [])
         .filter((p) => p.degraded)
         .map((p) => ({ context: c.name, projection: p.def.name, stream: p.store.stream, quarantined: p.quarantinedTotal, first: p.quarantined[0] && { seq: p.quarantined[0].seq, reason: p.quarantined[0].reason, message: p.quarantined[0].message } })),
     );
-    const nats = disconnected().length === 0 ? "connected" : "disconnected";
-    const ok = nats === "connected" && notReady.length === 0;
-    const status = !ok ? "not-ready" : degraded.length ? "degraded" : "ready";
-    return reply.code(ok ? 200 : 503).send({ ok, status, nats, notReady, degraded });
+    const r = await readiness.report(disconnected().length === 0);
+    const status = !r.ok ? "not-ready" : degraded.length ? "degraded" : "ready";
+    return reply.code(r.ok ? 200 : 503).send({ ok: r.ok, status, nats: r.nats, jetstream: r.jetstream, notReady: r.notReady, lagging: r.lagging.map((p) => `${p.context}/${p.projection}`), degraded, projections: r.projections });
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
     const stats = opts.nc.stats();
+    const connected = disconnected().length === 0;
+    const [jetstream, lags] = await Promise.all([readiness.jetstream(connected), readiness.projections(connected)]);
     const extra = [
       "# HELP realm_nats_messages_total Messages seen by the host's NATS connection.",
       "# TYPE realm_nats_messages_total counter",
@@ -319,6 +322,12 @@ export async function startHost(opts: HostOptions): Promise<Host> {
       "# HELP realm_projection_seq Last stream sequence a projection has seen.",
       "# TYPE realm_projection_seq gauge",
       ...opts.contexts.flatMap((c) => (c.projections?.() ?? []).map((p) => `realm_projection_seq{context="${c.name}",projection="${p.def.name}"} ${p.lastSeq}`)),
+      "# HELP realm_projection_lag Events of its stream a projection has not applied (as of the stream's last sequence asked within about a second).",
+      "# TYPE realm_projection_lag gauge",
+      ...lags.filter((p) => p.lag !== null).map((p) => `realm_projection_lag{context="${p.context}",projection="${p.projection}"} ${p.lag}`),
+      "# HELP realm_jetstream_up 1 when JetStream answered an account-info call within 1.5 s (cached 1 s), else 0.",
+      "# TYPE realm_jetstream_up gauge",
+      `realm_jetstream_up ${jetstream === "ok" ? 1 : 0}`,
       ...opts.contexts.flatMap((c) => c.metrics?.() ?? []),
     ];
     return reply.type("text/plain; version=0.0.4").send(metrics.render(extra));

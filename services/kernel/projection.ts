@@ -6,6 +6,7 @@ import { CHECKPOINT_CONTEXT, digestVersionOf, latestCheckpoint, MAX_CHECKPOINT_P
 import type { EventStore } from "./store.js";
 import { CommandIndex } from "./command-index.js";
 import { answers } from "./nats-reachable.js";
+import { LagTracker } from "./projection-lag.js";
 import { ProjectionSnapshots, type ProjectionImage, type SnapshotCodec, type SnapshotInfo, type SnapshotOptions } from "./projection-snapshot.js";
 
 /** A named fold over a context's events. `apply` may mutate the state it is given (read models are maps). */
@@ -22,7 +23,8 @@ export interface ProjectionDefinition<S> {
   snapshot?: SnapshotCodec<S>;
 }
 
-export type ProjectionStatus = "idle" | "catching-up" | "live" | "stopped" | "failed";
+/** `recovering`: its consumer was lost (NATS or JetStream gone, consumer deleted, stuck) and is being made again. */
+export type ProjectionStatus = "idle" | "catching-up" | "live" | "recovering" | "stopped" | "failed";
 
 /** Where a projection reports what it quarantines (a pino logger fits). */
 export interface ProblemLog {
@@ -49,6 +51,12 @@ export interface ProjectionOptions {
    * verifies; take one every so often, and at stop, when this process holds the owner's key); `false` off.
    */
   snapshots?: false | SnapshotOptions;
+  /**
+   * How often a live projection compares itself with its stream's last sequence (default
+   * $REALM_PROJECTION_WATCH_MS or 5 s), and after how long behind without applying it recreates its consumer
+   * (default three times that).
+   */
+  watchMs?: number;
 }
 
 /** A stored message a projection did not apply, and why. */
@@ -100,6 +108,13 @@ export class Projection<S> {
   readonly snapshots: ProjectionSnapshots<S> | undefined;
   /** Set while a snapshot is being encoded: ingestion waits for it (the state must not change under it). */
   private hold: Promise<void> | undefined;
+  /** How far behind the stream this projection is (observeStream feeds it). */
+  readonly lagTracker = new LagTracker();
+  private observing: Promise<void> | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Set by the watchdog: the current consumer is stuck; the follow loop makes a new one. */
+  private renewing = false;
+  private wake: (() => void) | undefined;
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
 
   constructor(
@@ -357,20 +372,36 @@ export class Projection<S> {
       clearTimeout(timer);
     }
     if (this.status === "catching-up") this.status = "live";
+    this.startWatchdog();
     this.snapshots?.schedule(
       () => ({ seq: this.lastSeq, live: this.status === "live" }),
       () => this.snapshot(),
     );
   }
 
+  /**
+   * Follows the stream from `lastSeq + 1` for as long as the projection runs. A consumer that is lost (its
+   * iterator ends or throws: NATS or JetStream gone, the consumer deleted, a stream leader re-elected, or
+   * the watchdog found it stuck) is made again from the last applied sequence, with a log line on each
+   * transition; only a closed connection (it never comes back) fails the projection.
+   */
   private async follow(caughtUp: () => void, failed: (err: RealmError) => void): Promise<void> {
-    try {
-      for (let again = true; again && !this.stopped; ) {
-        again = false;
+    let attempt = 0;
+    let lostSince = 0;
+    while (!this.stopped) {
+      let why = "its consumer ended";
+      try {
         const consumer = await this.store.js.consumers.get(this.store.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.lastSeq + 1 });
         if (this.stopped) return;
         const messages = await consumer.consume({ max_messages: 1024 });
         this.consumer = messages;
+        this.renewing = false;
+        if (this.status === "recovering") {
+          this.status = "live";
+          this.opts.log?.info?.({ projection: this.def.name, stream: this.store.stream, seq: this.lastSeq, downMs: Date.now() - lostSince, attempts: attempt }, `projection ${this.def.name} recovered: following ${this.store.stream} again from seq ${this.lastSeq + 1}`);
+        }
+        attempt = 0;
+        let restart = false;
         let yielded = performance.now();
         for await (const m of messages) {
           if (this.stopped) break;
@@ -386,30 +417,101 @@ export class Projection<S> {
             if (this.stopped) break;
           }
           if (this.ingest(m.seq, m.subject, m.data) === "restart") {
-            again = true;
+            restart = true;
             break;
           }
           if (m.info.pending === 0 && this.checkpoint) {
             this.mismatch(`the stream ends at seq ${this.lastSeq}, before the checkpoint's seq ${this.checkpoint.data.seq}`);
-            again = true;
+            restart = true;
             break;
           }
           if (m.info.pending === 0) caughtUp();
           this.release();
         }
         await messages.close().catch(() => undefined);
+        if (restart || this.stopped) continue;
+        if (this.renewing) why = "it applied nothing while behind its stream";
+      } catch (err) {
+        if (this.stopped) break;
+        why = err instanceof Error ? err.message : String(err);
+        if (this.store.nc.isClosed()) {
+          this.status = "failed";
+          this.failure = new RealmError("UNAVAILABLE", `projection ${this.def.name} lost stream ${this.store.stream}: the NATS connection is closed (${why})`);
+          await this.consumer?.close().catch(() => undefined);
+          this.opts.log?.error({ projection: this.def.name, stream: this.store.stream, seq: this.lastSeq }, this.failure.message);
+          failed(this.failure);
+          for (const w of this.waiters.splice(0)) {
+            clearTimeout(w.timer);
+            w.reject(this.failure);
+          }
+          return;
+        }
       }
-      if (this.status !== "failed") this.status = "stopped";
-    } catch (err) {
-      this.status = "failed";
-      this.failure = err instanceof RealmError ? err : new RealmError("UNAVAILABLE", `projection ${this.def.name} lost stream ${this.store.stream}: ${err instanceof Error ? err.message : String(err)}`);
-      await this.consumer?.close().catch(() => undefined);
-      failed(this.failure);
-      for (const w of this.waiters.splice(0)) {
-        clearTimeout(w.timer);
-        w.reject(this.failure);
+      if (this.stopped) break;
+      if (this.status !== "recovering") {
+        lostSince = Date.now();
+        if (this.status === "live") this.status = "recovering";
+        this.opts.log?.warn({ projection: this.def.name, stream: this.store.stream, seq: this.lastSeq, reason: why }, `projection ${this.def.name} lost its consumer on ${this.store.stream} (${why}); recreating it from seq ${this.lastSeq + 1}`);
       }
+      attempt++;
+      await this.pause(Math.min(5_000, 250 * 2 ** Math.min(attempt, 5)));
     }
+    if (this.status !== "failed") this.status = "stopped";
+  }
+
+  /** Waits `ms`, or less when the projection is stopped meanwhile (stop wakes it). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Asks the stream's last sequence (at most once per `maxAgeMs`, bounded by `timeoutMs`) and records how far
+   * behind this projection is. A failed ask leaves the last observation as it was.
+   */
+  observeStream(maxAgeMs = 1_000, timeoutMs = 1_500): Promise<void> {
+    if (Date.now() - this.lagTracker.observedAt < maxAgeMs) return Promise.resolve();
+    this.observing ??= this.store
+      .lastSequenceWithin(timeoutMs)
+      .then((last) => this.lagTracker.observe(last, this.lastSeq))
+      .catch(() => undefined)
+      .finally(() => (this.observing = undefined));
+    return this.observing;
+  }
+
+  /** Applied sequence, the stream's last (as last observed), the lag, and how long it has been behind. */
+  lag(now = Date.now()): { applied: number; streamLast: number | null; lag: number | null; behindMs: number } {
+    return { applied: this.lastSeq, streamLast: this.lagTracker.streamLast ?? null, lag: this.lagTracker.lag(this.lastSeq) ?? null, behindMs: this.lagTracker.behindMs(this.lastSeq, now) };
+  }
+
+  /**
+   * Every `watchMs` while live: a projection behind its stream that applied nothing for 3 x `watchMs` has a
+   * stuck consumer; make a new one.
+   */
+  private startWatchdog(): void {
+    const every = this.opts.watchMs ?? Number(process.env.REALM_PROJECTION_WATCH_MS ?? 5_000);
+    let progress = { seq: this.lastSeq, at: Date.now() };
+    this.watchdog = setInterval(() => {
+      if (this.stopped || this.status !== "live" || this.renewing || this.hold) return;
+      if (this.lastSeq !== progress.seq) progress = { seq: this.lastSeq, at: Date.now() };
+      void this.observeStream(0).then(() => {
+        const behind = this.lagTracker.behindMs(this.lastSeq);
+        // Behind and not moving: a long catch-up that applies events is left alone.
+        if (behind < 3 * every || Date.now() - progress.at < 3 * every || this.status !== "live" || this.renewing) return;
+        this.renewing = true;
+        this.opts.log?.warn({ projection: this.def.name, stream: this.store.stream, seq: this.lastSeq, streamLast: this.lagTracker.streamLast, behindMs: behind }, `projection ${this.def.name} applied nothing of ${this.store.stream} for ${Math.round(behind / 1000)} s while behind (at seq ${this.lastSeq} of ${this.lagTracker.streamLast}); recreating its consumer`);
+        void this.consumer?.close().catch(() => undefined);
+      });
+    }, every);
+    this.watchdog.unref();
   }
 
   private release(): void {
@@ -443,6 +545,8 @@ export class Projection<S> {
   async stop(): Promise<void> {
     const wasLive = this.status === "live";
     this.stopped = true;
+    clearInterval(this.watchdog);
+    this.wake?.();
     this.status = "stopped";
     await this.consumer?.close().catch(() => undefined);
     for (const w of this.waiters.splice(0)) {

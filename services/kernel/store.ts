@@ -399,6 +399,18 @@ export class EventStore {
     return this.forkGuard;
   }
 
+  private probeJsm: Promise<JetStreamManager> | undefined;
+
+  /**
+   * The stream's last sequence, asked with a short timeout of its own (readiness and projection watchdogs:
+   * an outage must answer within it, not after the client's default request timeout).
+   */
+  async lastSequenceWithin(timeoutMs: number): Promise<number> {
+    this.probeJsm ??= jetstreamManager(this.nc, { timeout: timeoutMs, checkAPI: false });
+    const info = await (await this.probeJsm).streams.info(this.stream);
+    return info.state.last_seq;
+  }
+
   /** The stream's last sequence (0 when empty). */
   async lastSequence(): Promise<number> {
     const info = await this.jsm.streams.info(this.stream);

@@ -31,6 +31,31 @@ describe("DNS in worker processes (node:cluster, one shared port)", () => {
   });
 });
 
+describe("a DNS worker that dies", () => {
+  it("is replaced by a new process that follows the stream and answers", async () => {
+    const [victim, other] = h.dns.workers!.pids;
+    const t0 = performance.now();
+    process.kill(victim!, "SIGKILL");
+    const deadline = Date.now() + 30_000;
+    while (h.dns.workers!.pids.includes(victim!) || h.dns.workers!.pids.length !== 2) {
+      if (Date.now() > deadline) throw new Error("the killed worker was not replaced within 30 s");
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(h.dns.workers!.pids).toContain(other);
+    // The replacement reads the stream from its start: a record added after it started shows too.
+    await h.command("record.add", { name: "after.example.test.", type: "A", data: "192.0.2.124" });
+    // Both workers share the port: ask until every answer of 20 in a row has the record (either worker may answer).
+    let inRow = 0;
+    while (inRow < 20) {
+      if (Date.now() > deadline) throw new Error(`the workers did not all answer after.example.test within 30 s (${inRow} in a row)`);
+      const r = await dig(h.port, ["after.example.test", "A"]);
+      inRow = r.answer[0] === "after.example.test. 3600 IN A 192.0.2.124" ? inRow + 1 : 0;
+      if (inRow === 0) await new Promise((res) => setTimeout(res, 100));
+    }
+    process.stdout.write(`dns worker killed -> replaced and answering in ${Math.round(performance.now() - t0)} ms\n`);
+  }, 60_000);
+});
+
 describe("DNS workers in operator mode", () => {
   it("follow the name domain as the read-only DNS reader identity", async () => {
     const { startOperatorNats } = await import("../support/realm-nats.js");
