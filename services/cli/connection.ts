@@ -21,11 +21,17 @@ export const reconnectOptions = {
   waitOnFirstConnect: false,
 } as const satisfies Partial<ConnectionOptions>;
 
+/**
+ * `--nats a,b,c` (REALM_NATS_URL) as the client's server list. nats.js given the comma-joined string as one
+ * entry dials only its last URL, so a client pointed at a cluster could not fail over to the others.
+ */
+export const serverList = (servers: string): string[] => servers.split(",").map((s) => s.trim()).filter(Boolean);
+
 /** Connects as one of the realm's identities: its creds are read at every (re)connect, its inbox is its own. */
 export async function connectAs(servers: string | string[], credsFile: string, name: string): Promise<NatsConnection> {
   const inboxPrefix = inboxPrefixOf(readFileSync(credsFile));
   return connect({
-    servers,
+    servers: serverList(servers),
     name,
     noAsyncTraces: true,
     ...reconnectOptions,
@@ -93,7 +99,7 @@ export async function connectRealm(opts: { nats?: string; creds?: string; name?:
   const inboxPrefix = creds ? inboxPrefixOf(creds) : undefined;
   try {
     return await connect({
-      servers,
+      servers: serverList(servers),
       name: opts.name ?? "realm-cli",
       ...reconnectOptions,
       ...(creds ? { authenticator: nodeCredsAuthenticator(creds) } : {}),

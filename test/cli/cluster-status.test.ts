@@ -110,7 +110,7 @@ describe("realm cluster status", () => {
     expect(down.code).toBe(EXIT_CODES.UNAVAILABLE);
   }, 180_000);
 
-  it("on a 3-node cluster with two instances: both listed with their contexts, every stream R3 with a leader; a node's crash is reported (exit 13) until it is back (exit 0)", async () => {
+  it("on a 3-node cluster with two instances: both listed with their contexts, every stream R3 with a leader; a node's crash is reported (exit 13) until it is back (exit 0); so is a lost quorum", async () => {
     cluster = await startCluster(3);
     const c = cluster;
     const up = async (data: string) => {
@@ -165,5 +165,14 @@ describe("realm cluster status", () => {
     const back = await until(env, (s) => s.code === 0, 90_000, "a whole realm after n2's return");
     expect(back.report.streams.every((s) => s.current === 3 && s.ok)).toBe(true);
     expect(back.report.instances).toHaveLength(2);
+
+    // Two of three nodes down: no quorum, no stream (nor the meta leader) has a leader; the verdict is 13, said why.
+    await c.kill("n2");
+    await c.kill("n3");
+    const leaderless = await until(env, (s) => s.code === EXIT_DEGRADED && s.report.problems.some((p) => /^(the streams could not be seen: |stream \S+: (no leader|its leader did not answer))/.test(p)), 60_000, "the streams without a leader");
+    expect(leaderless.report.ok).toBe(false);
+    await c.start("n2");
+    await c.start("n3");
+    await until(env, (s) => s.code === 0, 90_000, "a whole realm after n2's and n3's return");
   }, 420_000);
 });
