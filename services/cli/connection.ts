@@ -21,11 +21,6 @@ export const reconnectOptions = {
   waitOnFirstConnect: false,
 } as const satisfies Partial<ConnectionOptions>;
 
-/**
- * `--nats a,b,c` (REALM_NATS_URL) as the client's server list. nats.js given the comma-joined string as one
- * entry dials only its last URL, so a client pointed at a cluster could not fail over to the others.
- */
-export const serverList = (servers: string): string[] => servers.split(",").map((s) => s.trim()).filter(Boolean);
 
 /** Connects as one of the realm's identities: its creds are read at every (re)connect, its inbox is its own. */
 export async function connectAs(servers: string | string[], credsFile: string, name: string): Promise<NatsConnection> {
@@ -60,8 +55,9 @@ export function nodeCredsAuthenticator(creds: Uint8Array): Authenticator {
   return (nonce?: string) => ({ jwt, nkey: k.publicKey, sig: nonce ? Buffer.from(k.sign(new TextEncoder().encode(nonce))).toString("base64") : "" });
 }
 
-/** The servers of a `--nats` value: one URL, or several separated by commas (a cluster). */
-export const serverList = (urls: string): string[] => urls.split(",").map((s) => s.trim()).filter(Boolean);
+/** The servers of a `--nats` value: one URL, or several separated by commas (a cluster). nats.js given the
+ * comma-joined string as one entry dials only its last URL, so a client could not fail over to the others. */
+export const serverList = (urls: string | string[]): string[] => (Array.isArray(urls) ? urls : urls.split(",").map((s) => s.trim()).filter(Boolean));
 
 /** Where `realm up` writes the local operator's creds (commands and queries only), the CLI's default. */
 export const operatorCredsFile = (dataDir: string) => resolve(join(dataDir, "operator", "admin.creds"));

@@ -99,6 +99,8 @@ const steps: Step[] = [
   { permission: "dns:cid.register", input: () => ({ name: "idem/readme", cid: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku" }) },
   { permission: "dns:cid.remove", input: () => ({ name: "idem/readme" }) },
   { permission: "dns:cloudflare.apply", input: () => ({ zone }) },
+  { permission: "dns:tsig.create", input: () => ({ name: `idem-key.${zone}`, zones: [zone] }) },
+  { permission: "dns:tsig.revoke", input: () => ({ name: `idem-key.${zone}` }) },
 
   { permission: "identity:principal.create", input: () => ({ id: "idem-ada", kind: "person", displayName: "Ada" }) },
   { permission: "identity:principal.update", input: () => ({ id: "idem-ada", displayName: "Ada L." }) },
