@@ -18,6 +18,8 @@ export class KeyStore {
   has(publicKey: string): boolean {
     return existsSync(join(this.dir, "keys", `${publicKey}.nk`));
   }
+  /** Waits for whatever `put` started beyond the file (nothing here; SharedKeyStore shares seeds). */
+  async flush(): Promise<void> {}
   seed(publicKey: string): string {
     const f = join(this.dir, "keys", `${publicKey}.nk`);
     if (!existsSync(f)) throw new RealmError("UNAVAILABLE", `signing key ${publicKey} is not held online`);

@@ -15,6 +15,8 @@ import { signUsers, type SignedUser, type UserSigningJob } from "./user-signing.
 import { SigningWorker } from "./signing-pool.js";
 import { KeyStore } from "./keystore.js";
 import { ClaimsPusher, type PushResult } from "./push.js";
+import { NATS_KEYS_BUCKET, SharedKeyStore } from "./shared-keys.js";
+import type { Sealer } from "../../services/kernel/seal.js";
 import type { OperatorState } from "./bootstrap.js";
 import { NO_PERMISSIONS, REALM_ACCOUNT, SYSTEM_ACCOUNT } from "./bootstrap.js";
 import { natsProjection, isRevoked } from "./projection.js";
@@ -35,6 +37,12 @@ export interface NatsAccountsOptions {
    * projection applies it, so that the site's nats-server admits the hub's accounts' users by itself.
    */
   followToResolver?: boolean;
+  /**
+   * The realm's seal key: with it the seeds of the accounts and signing keys made online are shared with the
+   * realm's other instances, sealed in KV (shared-keys.ts); without it they stay in this instance's files.
+   */
+  sealer?: Sealer;
+  replicas?: number;
 }
 
 export interface IssuedCreds {
@@ -120,7 +128,8 @@ export class NatsAccounts {
     const store = await EventStore.open(nc, "identity", { trust: opts.realmTrust });
     const pusher = await ClaimsPusher.open(opts.servers ?? nc.getServer(), sysCreds, opts.pushTimeoutMs ? { timeoutMs: opts.pushTimeoutMs } : {});
     const projection = new Projection(store, natsProjection, { log: opts.log });
-    const svc = new NatsAccounts(store, projection, state, new KeyStore(opts.dir), pusher, opts.escrow);
+    const keys = opts.sealer ? await SharedKeyStore.open(nc, opts.dir, opts.sealer, { replicas: opts.replicas, ...(opts.log ? { onError: (err: unknown) => opts.log!.warn({ err: err instanceof Error ? err.message : String(err) }, `${NATS_KEYS_BUCKET}: an entry that is not a seed of this realm`) } : {}) }) : new KeyStore(opts.dir);
+    const svc = new NatsAccounts(store, projection, state, keys, pusher, opts.escrow);
     await svc.adoptBootstrapAccounts();
     await projection.start();
     if (opts.followToResolver) svc.followToResolver(opts.log);
@@ -161,6 +170,7 @@ export class NatsAccounts {
 
   async close(): Promise<void> {
     if (this.follower) clearInterval(this.follower);
+    if (this.keys instanceof SharedKeyStore) this.keys.close();
     await this.projection.stop();
     await this.pusher.close();
     await this.signingWorker.close();
@@ -266,6 +276,7 @@ export class NatsAccounts {
     const r = await this.applyAccount(input.name, cmd, meta, async (next) => {
       this.keys.put(id.getPublicKey(), seedOf(id));
       this.keys.put(sk.getPublicKey(), seedOf(sk));
+      await this.keys.flush();
       return this.pushAccount(next);
     });
     return { name: input.name, publicKey: r.state.publicKey, signingKeys: r.state.signingKeys, servers: r.push.replies.length };
@@ -303,6 +314,7 @@ export class NatsAccounts {
     const entry = input.role ? { key: sk.getPublicKey(), scope: { role: input.role, template: input.template ?? {} } } : { key: sk.getPublicKey() };
     await this.applyAccount(input.account, { type: "addSigningKey", entry }, meta, async (next) => {
       this.keys.put(sk.getPublicKey(), seedOf(sk));
+      await this.keys.flush();
       return this.pushAccount(next);
     });
     return { account: input.account, key: sk.getPublicKey(), ...(input.role ? { role: input.role } : {}) };
@@ -319,6 +331,7 @@ export class NatsAccounts {
     const sk = newNkey("A");
     const r = await this.applyAccount(input.account, { type: "rotateSigningKey", key: input.key, newKey: sk.getPublicKey() }, meta, async (next) => {
       this.keys.put(sk.getPublicKey(), seedOf(sk));
+      await this.keys.flush();
       return this.pushAccount(next);
     });
     return { account: input.account, revoked: input.key, key: sk.getPublicKey(), servers: r.push.replies.length };

@@ -2,6 +2,7 @@ import { CAS_HISTORY } from "../kernel/kv-guard.js";
 import { PKI_KEYS_BUCKET } from "../../pki/contract.js";
 import { CREDENTIALS_BUCKET } from "../../identity/credentials.js";
 import { KEYS_BUCKET } from "../../identity/oidc/keys.js";
+import { NATS_KEYS_BUCKET } from "../../identity/nats/shared-keys.js";
 import { OIDC_BUCKET, OIDC_BUCKET_MAX_AGE_MS } from "../../identity/oidc/kv-adapter.js";
 import type { UserPermissions } from "../../identity/nats/domain/validation.js";
 import { inboxOf, operatorPermissions as operatorApiPermissions } from "../../identity/nats/realm-identities.js";
@@ -32,6 +33,8 @@ export const REALM_BUCKETS: { name: string; owner: string; opts: { history: numb
   { name: CREDENTIALS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
   { name: OIDC_BUCKET, owner: "identity", opts: { history: CAS_HISTORY, ttl: OIDC_BUCKET_MAX_AGE_MS } },
   { name: KEYS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
+  // The NATS account and signing-key seeds made online, sealed, for every instance (identity/nats/shared-keys.ts).
+  { name: NATS_KEYS_BUCKET, owner: "identity", opts: { history: 1 } },
   // The PKI's online intermediate keys, sealed (pki/keystore.ts): every PKI instance reads and adds them.
   { name: PKI_KEYS_BUCKET, owner: "pki", opts: { history: 1 } },
   // TSIG key secrets, sealed (dns/tsig-secrets.ts): the dns context alone; DNS workers never see them.

@@ -301,7 +301,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     for (const { name, factory } of factories) await start(name, identityOf[name]!, factory);
     if (operator) {
       const sysCreds = credsOf("realm-sys");
-      const accounts = await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: serverList(servers), ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}) }));
+      const accounts = await start("nats accounts", "realm-identity", createNatsAccountsContext({ dir: paths.operator, servers: serverList(servers), ...(sysCreds ? { sysCredsFile: sysCreds } : {}), ...(recorded ? { escrow: recorded } : {}), ...(opts.hub ? { followToResolver: true } : {}), sealer, ...(opts.replicas ? { replicas: opts.replicas } : {}) }));
       if (opts.leafListen) {
         // A hub: its sites write their buckets through this domain's API prefix (services/kernel/buckets.ts).
         const domain = opts.hubDomain ?? DEFAULT_HUB_DOMAIN;

@@ -173,6 +173,21 @@ describe("two realm instances on an operator-mode cluster", () => {
     const list = await ok(["account", "list"], { REALM_DATA: data2, REALM_NATS_URL: servers, REALM_TOKEN: admin });
     expect(list.stdout).toContain("lab");
 
+    // An account made by instance 1 after instance 2 joined: instance 2 holds its keys too (shared, sealed,
+    // in KV) and issues its users. Over HTTP each request is served by the instance it is sent to.
+    const api = async (port: number, path: string, body: object) => {
+      const r = await fetch(`http://127.0.0.1:${port}/api/identity/${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${admin}` }, body: JSON.stringify(body) });
+      const json = (await r.json()) as { ok: boolean; creds?: string; error?: { message: string } };
+      expect(r.status, JSON.stringify(json.error)).toBe(200);
+      return json;
+    };
+    await api(i1.http, "account/create", { name: "late" });
+    const bob = await api(i2.http, "user/create", { account: "late", name: "bob", kind: "service" });
+    expect(bob.creds).toContain("NATS USER JWT");
+    const bobNc = await connect({ servers: servers.split(","), authenticator: credsAuthenticator(new TextEncoder().encode(bob.creds!)), reconnect: false });
+    await bobNc.flush();
+    await bobNc.close();
+
     const ocsp = await opensslAsync(["ocsp", "-issuer", join(work, "ops.crt"), "-cert", join(work, "web1.lab.example.crt"), "-url", `http://127.0.0.1:${i2.http}/pki/ocsp`, "-CAfile", join(work, "root", "root-ca.crt")]);
     expect(ocsp.out).toContain("Response verify OK");
     expect(ocsp.out).toContain("web1.lab.example.crt: good");
