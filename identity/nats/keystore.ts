@@ -20,6 +20,8 @@ export class KeyStore {
   }
   /** Waits for whatever `put` started beyond the file (nothing here; SharedKeyStore shares seeds). */
   async flush(): Promise<void> {}
+  /** Stops whatever the store follows (nothing here). */
+  close(): void {}
   seed(publicKey: string): string {
     const f = join(this.dir, "keys", `${publicKey}.nk`);
     if (!existsSync(f)) throw new RealmError("UNAVAILABLE", `signing key ${publicKey} is not held online`);

@@ -17,6 +17,7 @@ import { KeyStore } from "./keystore.js";
 import { ClaimsPusher, type PushResult } from "./push.js";
 import { NATS_KEYS_BUCKET, SharedKeyStore } from "./shared-keys.js";
 import type { Sealer } from "../../services/kernel/seal.js";
+import { isHubKvMapping } from "../../services/kernel/buckets.js";
 import type { OperatorState } from "./bootstrap.js";
 import { NO_PERMISSIONS, REALM_ACCOUNT, SYSTEM_ACCOUNT } from "./bootstrap.js";
 import { natsProjection, isRevoked } from "./projection.js";
@@ -107,7 +108,7 @@ const userId = (account: string, name: string) => `${account}:${name}`;
  * hub into `$KV.>` before the leaf link, which nats-server does not let cross between JetStream domains.
  */
 export function siteView(a: AccountState): AccountState {
-  const mappings = Object.fromEntries(Object.entries(a.mappings).filter(([src]) => !/^\$JS\.[^.]+\.API\.\$KV\./.test(src)));
+  const mappings = Object.fromEntries(Object.entries(a.mappings).filter(([src]) => !isHubKvMapping(src)));
   return Object.keys(mappings).length === Object.keys(a.mappings).length ? a : { ...a, mappings };
 }
 
@@ -170,7 +171,7 @@ export class NatsAccounts {
 
   async close(): Promise<void> {
     if (this.follower) clearInterval(this.follower);
-    if (this.keys instanceof SharedKeyStore) this.keys.close();
+    this.keys.close();
     await this.projection.stop();
     await this.pusher.close();
     await this.signingWorker.close();

@@ -70,7 +70,7 @@ export class SharedKeyStore extends KeyStore {
     await Promise.all(w);
   }
 
-  close(): void {
+  override close(): void {
     this.stopWatch?.();
   }
 

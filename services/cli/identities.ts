@@ -109,9 +109,8 @@ function streamReader(stream: string): string[] {
 /** Reply permission of a service: one answer per request it received, within 15 minutes (long imports). */
 const SERVICE_RESPONSES = { max: 1, ttlMs: 15 * 60_000 };
 
-/** The NATS permissions of a realm identity. */
 /**
- * A realm identity's rights. On a site (`hubDomain`, docs/ARCHITECTURE.md "Sites") its bucket writes go to
+ * The NATS permissions of a realm identity. On a site (`hubDomain`, docs/ARCHITECTURE.md "Sites") its bucket writes go to
  * the hub through the hub's domain API prefix (services/kernel/buckets.ts), so it may publish there too,
  * for its own buckets only.
  */

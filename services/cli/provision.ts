@@ -1,10 +1,9 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { JetStreamApiError, jetstreamManager, StorageType, type JetStreamManager, type StreamConfig, type StreamInfo } from "@nats-io/jetstream";
 import { RealmError } from "../kernel/errors.js";
-import { streamName } from "../kernel/subjects.js";
 import { Kvm } from "@nats-io/kv";
 import { provisionEventStream } from "../kernel/store.js";
-import { EVENT_CONTEXTS, REALM_BUCKETS } from "./identities.js";
+import { EVENT_CONTEXTS, REALM_BUCKETS, REALM_STREAMS } from "./identities.js";
 import { provisionUploadsBucket } from "../../dns/uploads.js";
 import { DNS_UPLOADS_STREAM } from "../../dns/contract.js";
 
@@ -34,13 +33,12 @@ async function ensureReplicas(jsm: JetStreamManager, stream: string, replicas: n
   if (info.config.num_replicas !== want.num_replicas || info.config.max_msgs_per_subject !== want.max_msgs_per_subject) await jsm.streams.update(stream, { ...info.config, ...want });
 }
 
-/** Every stream the realm keeps: the event streams, the buckets' streams, the uploads bucket's. */
-export function realmStreams(): { name: string; maxPerSubject?: number; maxAgeNs?: number }[] {
-  return [
-    ...EVENT_CONTEXTS.map((c) => ({ name: streamName(c) })),
-    ...REALM_BUCKETS.map((b) => ({ name: `KV_${b.name}`, maxPerSubject: b.opts.history, ...(b.opts.ttl ? { maxAgeNs: b.opts.ttl * 1_000_000 } : {}) })),
-    { name: DNS_UPLOADS_STREAM },
-  ];
+/** The realm's streams (REALM_STREAMS) with what a copy of each must keep: a bucket's history and max age. */
+function realmStreams(): { name: string; maxPerSubject?: number; maxAgeNs?: number }[] {
+  return REALM_STREAMS.map((name) => {
+    const b = REALM_BUCKETS.find((x) => `KV_${x.name}` === name);
+    return { name, ...(b ? { maxPerSubject: b.opts.history, ...(b.opts.ttl ? { maxAgeNs: b.opts.ttl * 1_000_000 } : {}) } : {}) };
+  });
 }
 
 /**

@@ -37,3 +37,6 @@ export function hubKvMappings(hubDomain: string, maxKeyTokens = 8): { source: st
     return { source: `$JS.${hubDomain}.API.$KV.${wild}`, destination: `$KV.${dest}` };
   });
 }
+
+/** True for the source of one of `hubKvMappings` (any hub domain): what a site's resolver must not apply. */
+export const isHubKvMapping = (source: string): boolean => /^\$JS\.[^.]+\.API\.\$KV\./.test(source);

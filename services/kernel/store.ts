@@ -159,8 +159,12 @@ export async function firstOnSubjectAfter(jsm: JetStreamManager, stream: string,
   }
 }
 
-/** A manager for the fork checks: each ask waits a second, firstOnSubjectAfter asks again until its deadline. */
-export const checkManager = (nc: NatsConnection): Promise<JetStreamManager> => jetstreamManager(nc, { timeout: 1_000 });
+/**
+ * A manager whose requests wait `timeoutMs` (default a second): for the fork checks (firstOnSubjectAfter asks
+ * again until its deadline) and the readiness probes, which must answer during an outage. JetStream is known
+ * to be there already, so it does not ask the API first.
+ */
+export const checkManager = (nc: NatsConnection, timeoutMs = 1_000): Promise<JetStreamManager> => jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
 
 /** nats-server fixed concurrent expected-sequence appends on replicated streams in 2.9.21 (nats-server#4320). */
 export const FORK_SAFE_SERVER = [2, 9, 21] as const;
@@ -388,10 +392,8 @@ export class EventStore {
    * get may be answered by a replica that has not applied it yet); 0 when there is none. An unanswered ask is
    * UNAVAILABLE: the append's outcome is then unknown to the caller, as after a lost acknowledgement.
    */
-  private checker: Promise<JetStreamManager> | undefined;
-
   private async firstOnSubjectAfter(subject: string, afterSeq: number): Promise<number> {
-    return firstOnSubjectAfter(await (this.checker ??= checkManager(this.nc)), this.stream, subject, afterSeq, `the append to ${subject}`);
+    return firstOnSubjectAfter(await this.managerWithin(1_000), this.stream, subject, afterSeq, `the append to ${subject}`);
   }
 
   /** True when appends to this store check for forks (a replicated stream on a nats-server that needs it). */
@@ -399,15 +401,21 @@ export class EventStore {
     return this.forkGuard;
   }
 
-  private probeJsm: Promise<JetStreamManager> | undefined;
+  /** Managers with short request timeouts (checkManager), one per timeout asked for. */
+  private readonly shortManagers = new Map<number, Promise<JetStreamManager>>();
+
+  private managerWithin(timeoutMs: number): Promise<JetStreamManager> {
+    let m = this.shortManagers.get(timeoutMs);
+    if (!m) this.shortManagers.set(timeoutMs, (m = checkManager(this.nc, timeoutMs)));
+    return m;
+  }
 
   /**
    * The stream's last sequence, asked with a short timeout of its own (readiness and projection watchdogs:
    * an outage must answer within it, not after the client's default request timeout).
    */
   async lastSequenceWithin(timeoutMs: number): Promise<number> {
-    this.probeJsm ??= jetstreamManager(this.nc, { timeout: timeoutMs, checkAPI: false });
-    const info = await (await this.probeJsm).streams.info(this.stream);
+    const info = await (await this.managerWithin(timeoutMs)).streams.info(this.stream);
     return info.state.last_seq;
   }
 

@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { freePort } from "../../services/nats/supervisor.js";
-import { EVENT_CONTEXTS, REALM_BUCKETS } from "../../services/cli/identities.js";
-import { DNS_UPLOADS_STREAM } from "../../dns/contract.js";
+import { REALM_STREAMS } from "../../services/cli/identities.js";
 import { streamName } from "../../services/kernel/subjects.js";
 import { runRealm, startRealmProcess } from "../support/cli.js";
 import { startCluster, type TestCluster } from "../support/nats-cluster.js";
@@ -23,7 +22,6 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const realmStreams = () => [...EVENT_CONTEXTS.map(streamName), ...REALM_BUCKETS.map((b) => `KV_${b.name}`), DNS_UPLOADS_STREAM];
 
 describe("a realm on a NATS cluster", () => {
   it("--replicas gives every stream and bucket its replicas, moving those that exist with others; the realm serves", async () => {
@@ -36,7 +34,7 @@ describe("a realm on a NATS cluster", () => {
     const [httpPort, dnsPort] = [await freePort(), await freePort()];
     const realm = await startRealmProcess(["up", "--data", data, "--nats", cluster.servers.join(","), "--replicas", "3", "--http-port", String(httpPort), "--dns-port", String(dnsPort), "--insecure-no-auth"], "cim-realm is up", {}, 90_000);
     try {
-      for (const s of realmStreams()) expect((await jsm.streams.info(s)).config.num_replicas, s).toBe(3);
+      for (const s of REALM_STREAMS) expect((await jsm.streams.info(s)).config.num_replicas, s).toBe(3);
       const env = { REALM_NATS_URL: cluster.servers.join(",") };
       const zone = await runRealm(["zone", "create", "lab.example.", "--ns", "ns1.lab.example."], env);
       expect(zone.code, zone.stderr).toBe(0);
