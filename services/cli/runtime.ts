@@ -81,6 +81,8 @@ export interface RealmOptions {
 
 /** The JetStream domain of a hub when none is given. */
 export const DEFAULT_HUB_DOMAIN = "hub";
+/** The JetStream domain of a site when none is given (`--site`). */
+export const DEFAULT_SITE_DOMAIN = "site";
 const DOMAIN = /^[A-Za-z0-9_-]{1,32}$/;
 
 export interface RunningRealm {
@@ -128,7 +130,7 @@ export function checkRealmOptions(opts: RealmOptions, env: NodeJS.ProcessEnv = p
     if (!opts.hub.creds) throw new RealmError("VALIDATION", "--hub needs --hub-creds <file>: the link user's creds, made on the hub with `realm site link-creds`");
     if (!existsSync(opts.hub.creds)) throw new RealmError("VALIDATION", `--hub-creds ${opts.hub.creds}: no such file`);
     for (const [flag, d] of [["--hub-domain", opts.hub.domain], ["--site", opts.hub.site]] as const) if (d !== undefined && !DOMAIN.test(d)) throw new RealmError("VALIDATION", `${flag} must be a JetStream domain name (letters, digits, - and _, at most 32), not ${JSON.stringify(d)}`);
-    if ((opts.hub.site ?? "site") === (opts.hub.domain ?? DEFAULT_HUB_DOMAIN)) throw new RealmError("VALIDATION", "the site's JetStream domain (--site) must differ from the hub's (--hub-domain)");
+    if ((opts.hub.site ?? DEFAULT_SITE_DOMAIN) === (opts.hub.domain ?? DEFAULT_HUB_DOMAIN)) throw new RealmError("VALIDATION", "the site's JetStream domain (--site) must differ from the hub's (--hub-domain)");
     if ((opts.replicas ?? 1) > 1) throw new RealmError("VALIDATION", "a site's streams are mirrors on its one nats-server: --replicas does not apply");
   }
   if (opts.leafListen && opts.natsUrl) throw new RealmError("VALIDATION", "--leaf-listen configures the local nats-server: with --nats, give the cluster its leafnodes block instead");
@@ -234,7 +236,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
         port: opts.natsPort ?? 4222,
         operator: operator.operator,
         ...(hub
-          ? { jetstreamDomain: hub.site ?? "site", leaf: { remotes: [{ url: hub.url, credentials: resolve(hub.creds), account: operator.state.realm.publicKey }] } }
+          ? { jetstreamDomain: hub.site ?? DEFAULT_SITE_DOMAIN, leaf: { remotes: [{ url: hub.url, credentials: resolve(hub.creds), account: operator.state.realm.publicKey }] } }
           : opts.leafListen
             ? { jetstreamDomain: opts.hubDomain ?? DEFAULT_HUB_DOMAIN, leaf: { listen: opts.leafListen } }
             : {}),
