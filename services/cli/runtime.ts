@@ -264,7 +264,7 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     if (shared) {
       conns.push(shared);
       progress("provisioning streams and buckets with the given creds");
-      await provisionRealm(shared, { replicas: opts.replicas }).catch((err: unknown) => progress(`provisioning skipped (${err instanceof Error ? err.message : String(err)}); the streams must exist`));
+      await provisionRetrying(() => provisionRealm(shared, { replicas: opts.replicas }), progress).catch((err: unknown) => progress(`provisioning skipped (${err instanceof Error ? err.message : String(err)}); the streams must exist`));
     }
     const connFor = async (id: RealmIdentity["name"]): Promise<NatsConnection> => {
       if (shared) return shared;
@@ -382,6 +382,25 @@ export async function startRealm(opts: RealmOptions): Promise<RunningRealm> {
     await nats?.stop();
     lock.release();
     throw err;
+  }
+}
+
+/**
+ * Provisioning against an external cluster, asked again for up to 20 s while it fails for a reason other
+ * than the creds' rights: a cluster that has just started may not yet place replicated streams (no meta
+ * leader, peers not known), and giving up at once left the contexts to make their streams with one replica.
+ */
+async function provisionRetrying(run: () => Promise<void>, progress: (line: string) => void, withinMs = 20_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await run();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (/permission/i.test(message) || Date.now() > deadline) throw err;
+      progress(`provisioning: ${message}; asking again`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 

@@ -34,7 +34,7 @@ describe("a realm on a NATS cluster", () => {
     const [httpPort, dnsPort] = [await freePort(), await freePort()];
     const realm = await startRealmProcess(["up", "--data", data, "--nats", cluster.servers.join(","), "--replicas", "3", "--http-port", String(httpPort), "--dns-port", String(dnsPort), "--insecure-no-auth"], "cim-realm is up", {}, 90_000);
     try {
-      for (const s of REALM_STREAMS) expect((await jsm.streams.info(s)).config.num_replicas, s).toBe(3);
+      for (const s of REALM_STREAMS) expect((await jsm.streams.info(s)).config.num_replicas, `${s} (realm up said: ${realm.stderr()})`).toBe(3);
       const env = { REALM_NATS_URL: cluster.servers.join(",") };
       const zone = await runRealm(["zone", "create", "lab.example.", "--ns", "ns1.lab.example."], env);
       expect(zone.code, zone.stderr).toBe(0);
