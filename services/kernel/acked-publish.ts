@@ -48,6 +48,8 @@ export class AckedPublisher {
   private sub: Subscription | undefined;
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private next = 0;
+  /** When the last acknowledgement (or refusal) came: resends wait for silence, not for slowness. */
+  private lastAnswerAt = 0;
   /** Publishes of this turn of the event loop, sent together (one socket write for many appends). */
   private outbox: { subject: string; data: Uint8Array | string; headers: MsgHdrs | undefined; token: string }[] = [];
 
@@ -57,6 +59,8 @@ export class AckedPublisher {
    * electing a leader (a node lost) drops what it gets meanwhile without answering; sending again finds the
    * new leader within a second of its election instead of after the whole timeout, and the stream's
    * dedupe window makes a copy that was stored after all come back as a duplicate, never a second event.
+   * Only while no acknowledgement at all has come for `resendMs`: a stream that answers slowly under load
+   * is not sent more to do.
    */
   constructor(
     private readonly nc: NatsConnection,
@@ -114,6 +118,7 @@ export class AckedPublisher {
         const token = m.subject.slice(this.inbox.length);
         const p = this.pending.get(token);
         if (!p) return; // late: its publish has timed out already
+        this.lastAnswerAt = Date.now();
         this.pending.delete(token);
         this.settle(p, m.data, m.headers?.code ?? 0);
       },
@@ -140,7 +145,7 @@ export class AckedPublisher {
       const now = Date.now();
       for (const [token, p] of this.pending) {
         if (p.deadline > now) {
-          if (p.message && p.resendAt !== undefined && p.resendAt <= now) {
+          if (p.message && p.resendAt !== undefined && p.resendAt <= now && now - this.lastAnswerAt >= this.resendMs) {
             p.resendAt = now + this.resendMs;
             if (this.outbox.length === 0) setImmediate(() => this.send());
             this.outbox.push({ subject: p.subject, ...p.message });
