@@ -44,6 +44,8 @@ export function runTool(cmd: string, args: string[], stdin = ""): Promise<{ code
     p.stderr.on("data", (d: Buffer) => (out += d.toString()));
     p.on("error", rej);
     p.on("close", (code) => res({ code: code ?? -1, out }));
+    // A tool that exits before it reads its script (bad arguments) answers with its exit code, not EPIPE.
+    p.stdin.on("error", () => undefined);
     p.stdin.end(stdin);
   });
 }

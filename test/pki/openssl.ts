@@ -30,7 +30,7 @@ export function opensslCsr(cn: string, sans: string[] = [], key: "ec" | "rsa1024
  */
 export function opensslAsync(args: string[], input?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("openssl", args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     let out = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -39,6 +39,10 @@ export function opensslAsync(args: string[], input?: string): Promise<{ code: nu
       clearTimeout(timer);
       resolve({ code: code ?? -1, out });
     });
-    child.stdin.end(input ?? "");
+    if (input !== undefined && child.stdin) {
+      // openssl may exit before reading its input (a refused argument): EPIPE then is its answer, not ours.
+      child.stdin.on("error", () => undefined);
+      child.stdin.end(input);
+    }
   });
 }
