@@ -33,8 +33,8 @@ export function opensslAsync(args: string[], input?: string): Promise<{ code: nu
     const child = spawn("openssl", args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     let out = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
     child.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, out });
