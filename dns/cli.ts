@@ -67,6 +67,14 @@ export function registerDnsCommands(program: Command): void {
       print(await call(o, "commands", "zone.create", { zone: z, ns: o.ns, ...(o.rname ? { rname: o.rname } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}), ...(o.minimum !== undefined ? { minimum: o.minimum } : {}) }), "zone"),
     );
   verb(zone, "list", "list zones").action(async (o: Conn) => print(await call(o, "queries", "zones", {}), "zone"));
+  verb(zone, "secondaries <zone> [address...]", "set the zone's secondaries (IP[:port], [v6]:port), told by NOTIFY on every change; --none removes them")
+    .option("--none", "remove every secondary of the zone")
+    .action(async (z: string, addrs: string[], o: Conn & { none?: boolean }, cmd: Command) => {
+      // Usage errors (exit 2): nothing is sent.
+      if (addrs.length === 0 && !o.none) cmd.error("error: give the secondaries' addresses, or --none to remove them", { exitCode: 2 });
+      if (addrs.length > 0 && o.none) cmd.error("error: --none takes no addresses", { exitCode: 2 });
+      print(await call(o, "commands", "zone.secondaries", { zone: z, secondaries: addrs }), "zone");
+    });
   verb(zone, "delete <zone>", "delete a zone").action(async (z: string, o: Conn) => print(await call(o, "commands", "zone.delete", { zone: z }), "zone"));
   verb(zone, "import <zone> <file>", "replace a zone's records with a master file (validated whole first; an error names its line; $INCLUDEs are read next to the file)").action(async (z: string, fileArg: string, o: Conn) => {
     let file = fileArg;

@@ -43,6 +43,8 @@ export const DnsEventTypes = {
   RecordAdded: "RecordAdded",
   RecordRemoved: "RecordRemoved",
   RecordSetChanged: "RecordSetChanged",
+  /** The zone's secondaries (NOTIFY targets, `{ secondaries: [{ host, port }] }`); no serial step. */
+  ZoneSecondariesSet: "ZoneSecondariesSet",
   NamespaceRegistered: "NamespaceRegistered",
   NamespaceReleased: "NamespaceReleased",
   ObjectRegistered: "ObjectRegistered",
@@ -52,7 +54,7 @@ export const DnsEventTypes = {
 
 /** Reply of `zones`: absolute zone names (trailing dot) with their SOA serial. */
 export interface ZonesReply {
-  zones: { zone: string; serial: number; records: number }[];
+  zones: { zone: string; serial: number; records: number; secondaries?: string[] }[];
 }
 
 /** Reply of `subject-owner` (NOT_FOUND when no namespace matches). */

@@ -4,6 +4,7 @@ import { ImportEvents } from "./domain/import.js";
 import { applySubjectEvent, emptySubjects, type Namespace, type SubjectRegistry } from "./domain/subjects.js";
 import { applyObjectEvent, emptyObjects, type NamedObject, type ObjectRegistry } from "./domain/objects.js";
 import { applyTsigKeyEvent, tsigKeyDecider, type TsigKeyInfo } from "./domain/tsig-keys.js";
+import { soaRecord, zoneEventDiff, type ZoneStep } from "./domain/zone-diff.js";
 
 /** The name domain's read model: every zone, the subject namespaces and the named objects, in memory. */
 export interface NameModel {
@@ -17,6 +18,19 @@ export interface NameModel {
   objects: ObjectRegistry;
   /** TSIG keys by name (revoked ones kept, marked): metadata only, their secrets are in realm_dns_tsig. */
   tsigKeys: Map<string, TsigKeyInfo>;
+  /**
+   * Zones created or deleted so far (each time a zone comes to exist or stops existing): the realm's catalog
+   * zone (server/catalog.ts) takes its serial from it, so every replica agrees on it.
+   */
+  memberships: number;
+}
+
+/** What the DNS server follows besides "a zone changed": the serial steps (IXFR) and the zone list (catalog). */
+export interface NameProjectionHooks {
+  /** A record change of a zone, as one serial step; `reset` when the zone was replaced whole (create, delete, import). */
+  onStep?: (zone: string, step: ZoneStep | "reset") => void;
+  /** A zone came to exist or stopped existing. */
+  onMembership?: () => void;
 }
 
 /** Zone events that change nothing a reader sees: an import's start and chunks (staged until its commit). */
@@ -27,18 +41,25 @@ const STAGING = new Set<string>([ImportEvents.Started, ImportEvents.Chunk]);
  * readers see (the DNS server drops its cached answers and re-indexes that zone): once per import, at its
  * commit, not per chunk.
  */
-export function nameProjection(onZoneChanged: (zone: string) => void = () => undefined): ProjectionDefinition<NameModel> {
-  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map() });
+export function nameProjection(onZoneChanged: (zone: string) => void = () => undefined, hooks: NameProjectionHooks = {}): ProjectionDefinition<NameModel> {
+  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map(), memberships: 0 });
   return {
     name: "dns-names",
-    version: 1,
+    // v2: the model counts memberships (the catalog's serial) and keeps each zone's secondaries.
+    version: 2,
     initial,
     apply(state, event: EventEnvelope) {
       switch (event.aggregate.type) {
         case zoneDecider.aggregateType: {
           const zone = event.aggregate.id;
           const cur = zoneOf(state, zone);
+          // Decided on the state before the event (applying it changes that state in place).
+          const diff = hooks.onStep ? zoneEventDiff(cur, event.type, event.data) : null;
+          const fromSoa = diff && diff !== "reset" ? soaRecord(cur) : null;
+          const fromSerial = cur.serial;
+          const existed = cur.exists;
           const next = applyZoneEvent(cur, event.type, event.data);
+          if (next.exists !== existed) state.memberships++;
           if (next.exists) {
             state.zones.set(zone, next);
             state.deletedZones.delete(zone);
@@ -47,6 +68,13 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
             state.deletedZones.set(zone, next);
           }
           if (!STAGING.has(event.type)) onZoneChanged(zone);
+          if (diff === "reset") hooks.onStep!(zone, "reset");
+          else if (diff) {
+            const toSoa = soaRecord(next);
+            if (fromSoa && toSoa && next.serial !== fromSerial) hooks.onStep!(zone, { from: fromSerial, to: next.serial, fromSoa, toSoa, ...diff });
+            else hooks.onStep!(zone, "reset");
+          }
+          if (next.exists !== existed) hooks.onMembership?.();
           break;
         }
         case "namespace":
@@ -88,7 +116,7 @@ function* encodeNameModel(m: NameModel): Generator<unknown> {
   for (const [tag, zones] of [["zone", m.zones], ["deleted", m.deletedZones]] as const) {
     for (const [key, z] of zones) {
       const staged = z.staged ? { ...z.staged, rrsets: undefined } : null;
-      yield [tag, key, z.zone, z.exists, z.serial, z.soa, staged];
+      yield [tag, key, z.zone, z.exists, z.serial, z.soa, staged, z.secondaries ?? null];
       for (const r of z.rrsets.values()) yield ["rr", r.name, r.type, r.ttl, r.data];
       for (const r of z.staged?.rrsets.values() ?? []) yield ["staged", r.name, r.type, r.ttl, r.data];
     }
@@ -96,6 +124,7 @@ function* encodeNameModel(m: NameModel): Generator<unknown> {
   for (const [key, ns] of m.subjects.namespaces) yield ["namespace", key, ns];
   for (const [key, o] of m.objects.objects) yield ["object", key, o];
   for (const [key, k] of m.tsigKeys) yield ["tsig", key, k];
+  yield ["memberships", m.memberships];
 }
 
 function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
@@ -105,8 +134,9 @@ function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
     switch (r[0]) {
       case "zone":
       case "deleted": {
-        const [, key, name, exists, serial, soa, staged] = r as [string, string, string, boolean, number, ZoneState["soa"], Omit<Staged, "rrsets"> | null];
+        const [, key, name, exists, serial, soa, staged, secondaries] = r as [string, string, string, boolean, number, ZoneState["soa"], Omit<Staged, "rrsets"> | null, ZoneState["secondaries"] | null | undefined];
         zone = { zone: name, exists, serial, soa, rrsets: new Map() };
+        if (secondaries) zone.secondaries = secondaries;
         if (staged) zone.staged = { ...staged, rrsets: new Map() };
         (r[0] === "zone" ? m.zones : m.deletedZones).set(key, zone);
         break;
@@ -131,6 +161,9 @@ function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
         break;
       case "tsig":
         m.tsigKeys.set(r[1] as string, r[2] as TsigKeyInfo);
+        break;
+      case "memberships":
+        m.memberships = r[1] as number;
         break;
       default:
         throw new Error(`not a name model record: ${JSON.stringify(r[0])}`);

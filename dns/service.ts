@@ -18,6 +18,8 @@ import { Authority } from "./server/authority.js";
 import { DnsServer } from "./server/server.js";
 import { Forwarder, type ForwarderOptions } from "./server/forwarder.js";
 import { startDnsWorkers, type DnsWorkers } from "./server/workers.js";
+import { ZoneJournal, type JournalLimits } from "./server/journal.js";
+import type { NotifyRetry } from "./server/notify.js";
 import dgram from "node:dgram";
 import net from "node:net";
 import { cloudflareEndpoints, type CloudflareConfig } from "./cloudflare/endpoints.js";
@@ -36,6 +38,8 @@ export interface DnsOptions {
     port?: number;
     transferAllow?: string[];
     notify?: { host: string; port: number }[];
+    /** NOTIFY retransmission: first wait, longest wait, sends at most (server/notify.ts). */
+    notifyRetry?: NotifyRetry;
     /** Worker processes sharing the port (0 = answer in this process). Needs natsUrl. Default $REALM_DNS_WORKERS or 0. */
     workers?: number;
     natsUrl?: string;
@@ -48,6 +52,8 @@ export interface DnsOptions {
   sealer?: Sealer | undefined;
   /** Where a new TSIG key's secret goes instead of the reply (Vaultwarden). */
   escrow?: SecretEscrow | undefined;
+  /** How many serial steps the IXFR journal keeps (server/journal.ts). */
+  journal?: JournalLimits;
   /** Bounds of `zone.import`: the master file's bytes (default 512 MiB) and records (default 2,000,000). */
   imports?: ImportLimits;
 }
@@ -70,7 +76,8 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
   return async (deps) => {
     const store = await EventStore.open(deps.nc, "dns", { trust: deps.trust, replicas: opts.replicas });
     let server: DnsServer | undefined;
-    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log, indexCommands: true });
+    const journal = new ZoneJournal(opts.journal);
+    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step) }), { log: deps.log, indexCommands: true });
     // The uploads bucket of big master files: made here when missing and this identity may (development;
     // `realm up` provisions it). Without it `zone.import` still takes `text` and the HTTP upload route.
     // Opened once; a failure is forgotten, so the next import tries again.
@@ -113,10 +120,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       if (!dnsCfg.natsUrl) throw invalid("DNS workers need the NATS url to follow the stream");
       const host = dnsCfg.host ?? "127.0.0.1";
       const port = dnsCfg.port || (await freeDnsPort(host));
-      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
+      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify, notifyRetry: dnsCfg.notifyRetry, journal: opts.journal });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey });
+      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -229,6 +236,18 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       },
       {
         kind: "command",
+        name: "zone.secondaries",
+        description:
+          "Set the zone's secondaries: IP addresses (`192.0.2.1`, `192.0.2.1:5300`, `[2001:db8::1]:53`; port 53 when none) told by NOTIFY (RFC 1996) on every change of the zone, retransmitted until they answer. An empty list removes them. Transfers stay governed by the transfer allow-list and TSIG keys.",
+        resource: (i: { zone: string }) => ({ kind: "name", id: zoneName(i.zone) }),
+        input: S({ zone: str, secondaries: { type: "array", maxItems: 32, items: { type: "string", minLength: 1, maxLength: 64 } } }, ["zone", "secondaries"]),
+        async handle(i: { zone: string; secondaries: string[] }, ctx) {
+          const st = (await run(zoneDecider, zoneName(i.zone), { type: "secondaries", secondaries: i.secondaries }, ctx)).state;
+          return { ...zoneReply(st), secondaries: (st.secondaries ?? []).map(secondaryText) };
+        },
+      },
+      {
+        kind: "command",
         name: "zone.import",
         description:
           "Replace a zone's records with an RFC 1035 master file: inline (`text`, small files), an object of the realm_dns_uploads bucket (`upload`, what `realm zone import` does for big ones), or the raw body of POST /api/dns/zones/{zone}/file. The whole file is parsed and checked before anything is appended; an error names its line.",
@@ -257,7 +276,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         filter: (r, can) => ({ ...r, zones: (r as { zones: { zone: string }[] }).zones.filter((z) => can({ kind: "name", id: z.zone })) }),
         input: S({}),
         async handle() {
-          return { zones: [...projection.state.zones.values()].map((z) => ({ zone: z.zone, serial: z.serial, records: recordCount(z) })) };
+          return { zones: [...projection.state.zones.values()].map((z) => ({ zone: z.zone, serial: z.serial, records: recordCount(z), ...(z.secondaries ? { secondaries: z.secondaries.map(secondaryText) } : {}) })) };
         },
       },
       {
@@ -534,3 +553,8 @@ const mirrorDecider: Decider<null, Record<string, unknown>> = {
 };
 
 export const dnsContext: ContextFactory = createDnsContext();
+
+/** A secondary as the CLI and the API write it: `host:port`, `[v6]:port`. */
+function secondaryText(t: { host: string; port: number }): string {
+  return t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}

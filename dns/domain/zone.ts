@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/index.js";
 import { alreadyExists, invalid, notFound } from "../../services/kernel/errors.js";
 import { absoluteName, inZone, lowerName, parentName, readName, sameName } from "./names.js";
@@ -39,6 +40,17 @@ export interface ZoneState {
    * drops it (an import that was never committed: its command died between chunks).
    */
   staged?: StagedImport | undefined;
+  /**
+   * Where the zone's secondaries listen (IP addresses, not names: the server never resolves to notify):
+   * told by NOTIFY on every change (server/notify.ts). Set by `zone.secondaries`; none after a delete.
+   */
+  secondaries?: Secondary[] | undefined;
+}
+
+/** A secondary of a zone: the address and port it takes NOTIFY on. */
+export interface Secondary {
+  host: string;
+  port: number;
 }
 
 /** TTL bounds the realm accepts: 0 (RFC 1035 3.2.1: use once, do not cache) .. 7 days (RFC 2181 allows more; the realm keeps caches honest). */
@@ -58,6 +70,8 @@ export const DnsEvents = {
   ZoneImportStarted: "ZoneImportStarted",
   ZoneImportChunk: "ZoneImportChunk",
   ZoneImportCommitted: "ZoneImportCommitted",
+  /** The zone's secondaries (NOTIFY targets) replaced; no serial step: the zone's data did not change. */
+  ZoneSecondariesSet: "ZoneSecondariesSet",
 } as const;
 
 /** Records of a zone including its SOA, counted without listing them. */
@@ -83,6 +97,9 @@ export interface RecordSetChangedData {
   data: string[];
   serial: number;
 }
+export interface ZoneSecondariesSetData {
+  secondaries: Secondary[];
+}
 export interface ZoneImportedData {
   serial: number;
   soa: SoaFields;
@@ -97,6 +114,7 @@ export type ZoneCommand =
   | { type: "add"; record: RecordInput }
   | { type: "remove"; name: string; rtype: string; data?: string }
   | { type: "set"; name: string; rtype: string; ttl?: number; data: string[] }
+  | { type: "secondaries"; secondaries: string[] }
   | ImportCommand;
 
 /**
@@ -296,6 +314,29 @@ function checkChange(s: ZoneState, set: RRset): void {
   }
 }
 
+/** At most this many secondaries per zone (each gets a NOTIFY, with retries, on every change). */
+export const MAX_SECONDARIES = 32;
+
+/**
+ * Reads secondaries given as `address` or `address:port` (`[v6]:port`; port 53 when none): IP addresses
+ * only (the server sends NOTIFY without resolving names), no duplicates, at most MAX_SECONDARIES.
+ */
+export function readSecondaries(given: string[]): Secondary[] {
+  if (given.length > MAX_SECONDARIES) throw invalid(`at most ${MAX_SECONDARIES} secondaries per zone (${given.length} given)`);
+  const out: Secondary[] = [];
+  for (const g of given) {
+    const text = g.trim();
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? (isIP(text) ? [text, text, undefined] : /^([^:]+):(\d+)$/.exec(text));
+    const host = m?.[1];
+    const port = m?.[2] === undefined ? 53 : Number(m[2]);
+    if (!host || !isIP(host)) throw invalid(`secondary ${JSON.stringify(g)} is not an IP address with an optional port (192.0.2.1, 192.0.2.1:5300, [2001:db8::1]:53)`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(`secondary ${JSON.stringify(g)}: port ${port} is outside 1..65535`);
+    if (out.some((x) => x.host === host && x.port === port)) throw invalid(`secondary ${host}:${port} is given twice`);
+    out.push({ host, port });
+  }
+  return out;
+}
+
 function requireExists(s: ZoneState): void {
   if (!s.exists) throw notFound(`zone ${s.zone} does not exist`);
 }
@@ -386,6 +427,13 @@ export const zoneDecider: Decider<ZoneState, ZoneCommand> = {
       }
       case "import":
         return decideImport(s, c);
+      case "secondaries": {
+        requireExists(s);
+        const list = readSecondaries(c.secondaries);
+        const same = (s.secondaries ?? []).length === list.length && list.every((x, i) => x.host === s.secondaries![i]!.host && x.port === s.secondaries![i]!.port);
+        if (same) return [];
+        return [{ type: DnsEvents.ZoneSecondariesSet, data: { secondaries: list } satisfies ZoneSecondariesSetData }];
+      }
     }
   },
 
@@ -473,7 +521,13 @@ export function applyZoneEvent(s: ZoneState, type: string, raw: unknown): ZoneSt
       s.serial = (raw as { serial: number }).serial;
       s.soa = null;
       s.rrsets = new Map();
+      s.secondaries = undefined;
       return s;
+    case DnsEvents.ZoneSecondariesSet: {
+      const list = (raw as ZoneSecondariesSetData).secondaries;
+      s.secondaries = list.length > 0 ? list.map((x) => ({ host: x.host, port: x.port })) : undefined;
+      return s;
+    }
     case DnsEvents.RecordAdded: {
       const d = raw as RecordChangeData;
       const key = rrKey(d.name, d.type);

@@ -322,6 +322,11 @@ export class Authority {
     return ix ? transferOf(ix) : null;
   }
 
+  /** The zone's state as the realm holds it (undefined when it does not exist). */
+  zoneState(zone: string): ZoneState | undefined {
+    return this.zones().get(zone);
+  }
+
   soaOf(zone: string): WireRecord | null {
     return this.index(zone)?.soa ?? null;
   }

@@ -1,8 +1,7 @@
 import dgram from "node:dgram";
 import net from "node:net";
-import * as dnsPacket from "dns-packet";
 import type { Logger } from "pino";
-import { Authority, Rcode, type AnswerPlan } from "./authority.js";
+import { Authority, Rcode, type AnswerPlan, type WireRecord } from "./authority.js";
 import { headerOnly, readQuery, type ParsedQuery } from "./query.js";
 import { encodeSections, MAX_MESSAGE, type EncodedBody, type Sections } from "./wire.js";
 import { lowerCaseFrom, nameOctets } from "./names-wire.js";
@@ -12,6 +11,10 @@ import { TransferWriter } from "./transfer.js";
 import { readMessage } from "./message.js";
 import { findTsig, TsigResponder, unsignedTsig, verifyRequest } from "./tsig.js";
 import type { BoundKey } from "./update.js";
+import type { ZoneJournal } from "./journal.js";
+import { answerIxfr } from "./ixfr.js";
+import { Notifier, type NotifyRetry } from "./notify.js";
+import { recordCount } from "../domain/zone.js";
 
 export interface DnsServerOptions {
   host?: string;
@@ -19,8 +22,14 @@ export interface DnsServerOptions {
   port?: number;
   /** Addresses or CIDRs that may AXFR (default: loopback only). */
   transferAllow?: string[];
-  /** Secondaries told by NOTIFY when a zone changes. */
+  /** Secondaries told by NOTIFY when any zone changes (besides each zone's own, `zone.secondaries`). */
   notify?: { host: string; port: number }[];
+  /** False: this server sends no NOTIFY (DNS workers but the first: one is enough). Default true. */
+  sendsNotify?: boolean;
+  /** NOTIFY retransmission (notify.ts). */
+  notifyRetry?: NotifyRetry;
+  /** Recent serial steps of the zones (journal.ts): IXFR answers differences from it; without it, the whole zone. */
+  journal?: ZoneJournal;
   /** Answers names outside the realm's zones through upstream resolvers; without it they are REFUSED. */
   forwarder?: Forwarder;
   /** UDP payload size the server advertises with EDNS0. */
@@ -70,7 +79,9 @@ export class DnsServer {
   private readonly sockets = new Set<net.Socket>();
   private readonly notifyTimers = new Map<string, NodeJS.Timeout>();
   /** Counters for /metrics; `changes` counts zone changes applied (re-index and cache drop: one per import). */
-  readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0, updates: 0 };
+  readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0, updates: 0, ixfrDiffs: 0, ixfrWhole: 0 };
+  /** Sends NOTIFY and retransmits it until answered (its own stats: sent, answered, gaveUp). */
+  readonly notifier: Notifier;
   port = 0;
 
   /** The address it listens on. */
@@ -85,7 +96,9 @@ export class DnsServer {
   constructor(
     readonly authority: Authority,
     private readonly opts: DnsServerOptions = {},
-  ) {}
+  ) {
+    this.notifier = new Notifier(opts.host ?? "127.0.0.1", opts.notifyRetry, opts.log);
+  }
 
   async start(): Promise<{ port: number }> {
     const host = this.opts.host ?? "127.0.0.1";
@@ -120,6 +133,7 @@ export class DnsServer {
 
   async stop(): Promise<void> {
     for (const t of this.notifyTimers.values()) clearTimeout(t);
+    this.notifier.stop();
     for (const s of this.sockets) s.destroy();
     const udp = this.udp;
     const tcp = this.tcp;
@@ -134,31 +148,37 @@ export class DnsServer {
     this.stats.changes++;
     this.cache.clear();
     this.authority.invalidate(zone);
-    if (this.opts.notify?.length && this.udp) {
-      clearTimeout(this.notifyTimers.get(zone));
-      this.notifyTimers.set(
-        zone,
-        setTimeout(() => {
-          this.notifyTimers.delete(zone);
-          this.sendNotify(zone);
-        }, 50),
-      );
-    }
+    this.scheduleNotify(zone);
+  }
+
+  /** The secondaries of a zone: its own (`zone.secondaries`) and the server's `notify` list. */
+  private secondariesOf(zone: string): { host: string; port: number }[] {
+    const own = this.authority.zoneState(zone)?.secondaries ?? [];
+    const all = [...own, ...(this.opts.notify ?? [])];
+    return all.filter((t, i) => all.findIndex((x) => x.host === t.host && x.port === t.port) === i);
+  }
+
+  /** NOTIFY 50 ms after a change (changes in a burst make one NOTIFY), retried by the notifier until answered. */
+  private scheduleNotify(zone: string): void {
+    if (this.opts.sendsNotify === false || !this.udp) return;
+    clearTimeout(this.notifyTimers.get(zone));
+    this.notifyTimers.set(
+      zone,
+      setTimeout(() => {
+        this.notifyTimers.delete(zone);
+        this.sendNotify(zone);
+      }, 50),
+    );
   }
 
   private sendNotify(zone: string): void {
+    const targets = this.secondariesOf(zone);
+    if (targets.length === 0 || !this.udp) return;
     const soa = this.authority.soaOf(zone);
-    const msg = dnsPacket.encode({
-      type: "query",
-      id: Math.floor(Math.random() * 65536),
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | (4 << 11),
-      questions: [{ name: zone.slice(0, -1) || ".", type: "SOA", class: "IN" }],
-      answers: soa ? [soa as dnsPacket.Answer] : [],
-    });
-    for (const t of this.opts.notify ?? []) {
-      this.stats.notifies++;
-      this.udp?.send(msg, t.port, t.host);
-    }
+    // A deleted zone is not notified: its secondaries find out at their next refresh (or from the catalog).
+    if (!soa) return;
+    this.stats.notifies += targets.length;
+    this.notifier.notify(zone, soa, targets);
   }
 
   private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -339,7 +359,7 @@ export class DnsServer {
   }
 
   /**
-   * AXFR (RFC 5936; IXFR is answered the same, with the whole zone): SOA, every record, SOA, in messages of
+   * AXFR (RFC 5936) and IXFR (RFC 1995: differences when the journal has them, see `incremental`): SOA, every record, SOA, in messages of
    * up to 64 KiB built and written as the records come, at the pace the client reads (transfer.ts);
    * REFUSED unless the address is allowed.
    */
@@ -347,15 +367,37 @@ export class DnsServer {
     const signed = await this.transferKey(socket, q, msg);
     if (signed === "answered") return;
     const allowed = signed !== null || ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
-    const records = allowed ? this.authority.transfer(q.qname) : null;
+    let records = allowed ? this.authority.transfer(q.qname) : null;
     const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd), q.qname, signed ?? undefined);
     if (!records) return out.flush(true, Rcode.REFUSED);
     this.stats.transfers++;
+    if (q.qtype === 251) records = this.incremental(q.qname, msg) ?? records;
     for (const r of records) {
       if (!out.open) return;
       await out.add(r);
     }
     await out.flush();
+  }
+
+  /**
+   * An IXFR's answer when it is not the whole zone (RFC 1995 4): the current SOA alone for a client as new as
+   * the zone, the differences from the journal when it reaches back to the client's serial; null: the whole
+   * zone, AXFR-style (no journal for that serial, or the differences would be bigger than the zone).
+   */
+  private incremental(zone: string, msg: Buffer): Iterable<WireRecord> | null {
+    const soa = this.authority.soaOf(zone) as (WireRecord & { data: { serial: number } }) | null;
+    const st = this.authority.zoneState(zone);
+    if (!soa || !st) return null;
+    const a = answerIxfr(this.opts.journal, zone, soa, recordCount(st), msg);
+    if (a.kind === "whole") {
+      this.stats.ixfrWhole++;
+      return null;
+    }
+    if (a.kind === "diff") {
+      this.stats.ixfrDiffs++;
+      this.opts.log?.info({ zone, from: a.from, to: soa.data.serial, steps: a.steps }, "dns ixfr: differences");
+    }
+    return a.records;
   }
 
   /**

@@ -6,6 +6,7 @@ import { createLogger } from "../../services/host/logger.js";
 import { nameProjection } from "../projection.js";
 import { Authority } from "./authority.js";
 import { DnsServer } from "./server.js";
+import { ZoneJournal } from "./journal.js";
 import type { DnsWorkerConfig } from "./workers.js";
 
 async function main(): Promise<void> {
@@ -15,8 +16,9 @@ async function main(): Promise<void> {
   const nc = cfg.natsCreds ? await connectAs(cfg.natsUrl, cfg.natsCreds, name) : await connect({ servers: cfg.natsUrl, name, noAsyncTraces: true, ...reconnectOptions });
   const store = await EventStore.open(nc, "dns", { trust: new RealmTrust(cfg.trust) });
   let server: DnsServer | undefined;
-  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });
-  server = new DnsServer(new Authority(() => projection.state.zones), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify });
+  const journal = new ZoneJournal(cfg.journal);
+  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step) }), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });
+  server = new DnsServer(new Authority(() => projection.state.zones), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify, sendsNotify: cfg.sendsNotify !== false, notifyRetry: cfg.notifyRetry, journal });
   await projection.start();
   await server.start();
   process.send?.({ ready: true, port: server.port });

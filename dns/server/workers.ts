@@ -2,6 +2,8 @@ import cluster, { type Worker } from "node:cluster";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TrustDocument } from "../../services/kernel/trust.js";
+import type { NotifyRetry } from "./notify.js";
+import type { JournalLimits } from "./journal.js";
 
 export interface DnsWorkerConfig {
   natsUrl: string;
@@ -13,6 +15,10 @@ export interface DnsWorkerConfig {
   port: number;
   transferAllow?: string[];
   notify?: { host: string; port: number }[];
+  /** Set per worker: only the first sends NOTIFY (to the `notify` list and each zone's secondaries). */
+  sendsNotify?: boolean;
+  notifyRetry?: NotifyRetry | undefined;
+  journal?: JournalLimits | undefined;
 }
 
 export interface DnsWorkers {
@@ -35,7 +41,7 @@ export async function startDnsWorkers(n: number, cfg: DnsWorkerConfig): Promise<
   cluster.setupPrimary({ exec, execArgv: exec.endsWith(".ts") ? ["--import", "tsx"] : [], silent: false });
   const workers: Worker[] = [];
   let stopping = false;
-  const envOf = (i: number) => ({ REALM_DNS_WORKER: JSON.stringify({ ...cfg, notify: i === 0 ? cfg.notify : [] }) });
+  const envOf = (i: number) => ({ REALM_DNS_WORKER: JSON.stringify({ ...cfg, notify: i === 0 ? cfg.notify : [], sendsNotify: i === 0 }) });
   /**
    * A worker that exits on its own once serving (its projection could not recover: worker.ts) is replaced
    * by a new one, which follows the stream from its start: the DNS port never stays without a server.
