@@ -4,7 +4,7 @@ import { EventStore, Projection, WriteModel, type Decider } from "../services/ke
 import { invalid, notFound, RealmError } from "../services/kernel/errors.js";
 import { absoluteName, lowerName, parentName, readName, reverseName } from "./domain/names.js";
 import { expandIPv6 } from "./domain/rdata.js";
-import { nameRecords, readType, recordCount, zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
+import { nameRecords, readSecondaries, readType, recordCount, zoneBatchDecider, zoneDecider, zoneRecords, type RecordInput, type ZoneCommand, type ZoneState } from "./domain/zone.js";
 import { exportZoneFile } from "./domain/zonefile.js";
 import { UploadBucket } from "./uploads.js";
 import { zoneImporter, type ZoneImportInput } from "./zone-import.js";
@@ -19,6 +19,7 @@ import { DnsServer } from "./server/server.js";
 import { Forwarder, type ForwarderOptions } from "./server/forwarder.js";
 import { startDnsWorkers, type DnsWorkers } from "./server/workers.js";
 import { ZoneJournal, type JournalLimits } from "./server/journal.js";
+import { DEFAULT_CATALOG, ServedZones } from "./server/catalog.js";
 import type { NotifyRetry } from "./server/notify.js";
 import dgram from "node:dgram";
 import net from "node:net";
@@ -37,7 +38,13 @@ export interface DnsOptions {
     host?: string;
     port?: number;
     transferAllow?: string[];
+    /** Told by NOTIFY of every zone's changes, the catalog's included (catalog consumers). Default $REALM_DNS_NOTIFY (`192.0.2.53,192.0.2.54:5300`). */
     notify?: { host: string; port: number }[];
+    /**
+     * The realm's catalog zone (RFC 9432) listing every zone: its name, or false for none. Default
+     * $REALM_DNS_CATALOG (`off` for none), else `catalog.realm.`.
+     */
+    catalog?: string | false;
     /** NOTIFY retransmission: first wait, longest wait, sends at most (server/notify.ts). */
     notifyRetry?: NotifyRetry;
     /** Worker processes sharing the port (0 = answer in this process). Needs natsUrl. Default $REALM_DNS_WORKERS or 0. */
@@ -77,7 +84,16 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const store = await EventStore.open(deps.nc, "dns", { trust: deps.trust, replicas: opts.replicas });
     let server: DnsServer | undefined;
     const journal = new ZoneJournal(opts.journal);
-    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step) }), { log: deps.log, indexCommands: true });
+    const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
+    const catalog = dnsCfg ? (dnsCfg.catalog ?? catalogFromEnv(process.env.REALM_DNS_CATALOG)) : false;
+    const notify = dnsCfg ? (dnsCfg.notify ?? (process.env.REALM_DNS_NOTIFY ? readSecondaries(process.env.REALM_DNS_NOTIFY.split(",")) : undefined)) : undefined;
+    let served: ServedZones | undefined;
+    const projection = new Projection(
+      store,
+      nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step), onMembership: () => served?.name && server?.changed(served.name) }),
+      { log: deps.log, indexCommands: true },
+    );
+    const zones = (served = new ServedZones(() => projection.state, catalog, journal));
     // The uploads bucket of big master files: made here when missing and this identity may (development;
     // `realm up` provisions it). Without it `zone.import` still takes `text` and the HTTP upload route.
     // Opened once; a failure is forgotten, so the next import tries again.
@@ -89,7 +105,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       }));
     await uploadBucket().catch((err: unknown) => deps.log.warn({ bucket: DNS_UPLOADS_BUCKET, err: err instanceof Error ? err.message : String(err) }, "dns uploads bucket unavailable: zone.import takes text and the HTTP upload only"));
     const writes = new WriteModel(store, projection as Projection<unknown>);
-    const authority = new Authority(() => projection.state.zones);
+    const authority = new Authority(() => zones.zones());
     await projection.start();
     const tsigSecrets = opts.sealer ? await TsigSecrets.open(deps.nc, opts.sealer, opts.replicas) : undefined;
     /** A live key with its secret, for the DNS server (null: unknown, revoked, or its secret is gone). */
@@ -112,7 +128,6 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         },
         onError: (err) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "dns update failed"),
       });
-    const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
     const forward = opts.forward ?? forwardFromEnv(process.env.REALM_DNS_FORWARD);
     let workers: DnsWorkers | undefined;
     const nWorkers = dnsCfg ? (dnsCfg.workers ?? Number(process.env.REALM_DNS_WORKERS ?? 0)) : 0;
@@ -120,10 +135,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       if (!dnsCfg.natsUrl) throw invalid("DNS workers need the NATS url to follow the stream");
       const host = dnsCfg.host ?? "127.0.0.1";
       const port = dnsCfg.port || (await freeDnsPort(host));
-      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify, notifyRetry: dnsCfg.notifyRetry, journal: opts.journal });
+      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify, notifyRetry: dnsCfg.notifyRetry, journal: opts.journal, catalog });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal });
+      server = new DnsServer(authority, { ...dnsCfg, notify, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -557,4 +572,11 @@ export const dnsContext: ContextFactory = createDnsContext();
 /** A secondary as the CLI and the API write it: `host:port`, `[v6]:port`. */
 function secondaryText(t: { host: string; port: number }): string {
   return t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}
+
+/** REALM_DNS_CATALOG: a zone name, `off` (or `false`, `none`) for no catalog; unset: `catalog.realm.`. */
+function catalogFromEnv(v: string | undefined): string | false {
+  if (v === undefined || v.trim() === "") return DEFAULT_CATALOG;
+  if (/^(off|false|none|no)$/i.test(v.trim())) return false;
+  return lowerName(absoluteName(v.trim().endsWith(".") ? v.trim() : `${v.trim()}.`));
 }

@@ -7,6 +7,7 @@ import { nameProjection } from "../projection.js";
 import { Authority } from "./authority.js";
 import { DnsServer } from "./server.js";
 import { ZoneJournal } from "./journal.js";
+import { ServedZones } from "./catalog.js";
 import type { DnsWorkerConfig } from "./workers.js";
 
 async function main(): Promise<void> {
@@ -17,8 +18,10 @@ async function main(): Promise<void> {
   const store = await EventStore.open(nc, "dns", { trust: new RealmTrust(cfg.trust) });
   let server: DnsServer | undefined;
   const journal = new ZoneJournal(cfg.journal);
-  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step) }), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });
-  server = new DnsServer(new Authority(() => projection.state.zones), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify, sendsNotify: cfg.sendsNotify !== false, notifyRetry: cfg.notifyRetry, journal });
+  let served: ServedZones | undefined;
+  const projection = new Projection(store, nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step), onMembership: () => served?.name && server?.changed(served.name) }), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });
+  const zones = (served = new ServedZones(() => projection.state, cfg.catalog, journal));
+  server = new DnsServer(new Authority(() => zones.zones()), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify, sendsNotify: cfg.sendsNotify !== false, notifyRetry: cfg.notifyRetry, journal });
   await projection.start();
   await server.start();
   process.send?.({ ready: true, port: server.port });

@@ -19,6 +19,8 @@ export interface DnsWorkerConfig {
   sendsNotify?: boolean;
   notifyRetry?: NotifyRetry | undefined;
   journal?: JournalLimits | undefined;
+  /** The realm's catalog zone (catalog.ts), or false. */
+  catalog?: string | false | undefined;
 }
 
 export interface DnsWorkers {
