@@ -21,6 +21,7 @@ import { startDnsWorkers, type DnsWorkers } from "./server/workers.js";
 import { ZoneJournal, type JournalLimits } from "./server/journal.js";
 import { DEFAULT_CATALOG, ServedZones } from "./server/catalog.js";
 import type { NotifyRetry } from "./server/notify.js";
+import type { RateLimitOptions } from "./server/rrl.js";
 import dgram from "node:dgram";
 import net from "node:net";
 import { cloudflareEndpoints, type CloudflareConfig } from "./cloudflare/endpoints.js";
@@ -45,6 +46,10 @@ export interface DnsOptions {
      * $REALM_DNS_CATALOG (`off` for none), else `catalog.realm.`.
      */
     catalog?: string | false;
+    /** Response rate limiting over UDP (server/rrl.ts); default $REALM_DNS_RRL (`rate=20,burst=40,slip=2,v4=24,v6=56`), else off. */
+    rateLimit?: RateLimitOptions | false;
+    /** Clients whose queries may be forwarded (addresses, CIDRs); default $REALM_DNS_RECURSION_ALLOW (comma list), else loopback. */
+    recursionAllow?: string[];
     /** NOTIFY retransmission: first wait, longest wait, sends at most (server/notify.ts). */
     notifyRetry?: NotifyRetry;
     /** Worker processes sharing the port (0 = answer in this process). Needs natsUrl. Default $REALM_DNS_WORKERS or 0. */
@@ -87,6 +92,8 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const dnsCfg = opts.dns === undefined ? { port: Number(process.env.REALM_DNS_PORT ?? 5300), host: process.env.REALM_DNS_HOST ?? "127.0.0.1" } : opts.dns;
     const catalog = dnsCfg ? (dnsCfg.catalog ?? catalogFromEnv(process.env.REALM_DNS_CATALOG)) : false;
     const notify = dnsCfg ? (dnsCfg.notify ?? (process.env.REALM_DNS_NOTIFY ? readSecondaries(process.env.REALM_DNS_NOTIFY.split(",")) : undefined)) : undefined;
+    const rateLimit = dnsCfg ? (dnsCfg.rateLimit ?? rateLimitFromEnv(process.env.REALM_DNS_RRL)) : false;
+    const recursionAllow = dnsCfg ? (dnsCfg.recursionAllow ?? (process.env.REALM_DNS_RECURSION_ALLOW ? readAllowList(process.env.REALM_DNS_RECURSION_ALLOW, "REALM_DNS_RECURSION_ALLOW") : undefined)) : undefined;
     let served: ServedZones | undefined;
     const projection = new Projection(
       store,
@@ -135,10 +142,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       if (!dnsCfg.natsUrl) throw invalid("DNS workers need the NATS url to follow the stream");
       const host = dnsCfg.host ?? "127.0.0.1";
       const port = dnsCfg.port || (await freeDnsPort(host));
-      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify, notifyRetry: dnsCfg.notifyRetry, journal: opts.journal, catalog });
+      workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify, notifyRetry: dnsCfg.notifyRetry, journal: opts.journal, catalog, rateLimit });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, notify, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal });
+      server = new DnsServer(authority, { ...dnsCfg, notify, rateLimit, recursionAllow, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -579,4 +586,35 @@ function catalogFromEnv(v: string | undefined): string | false {
   if (v === undefined || v.trim() === "") return DEFAULT_CATALOG;
   if (/^(off|false|none|no)$/i.test(v.trim())) return false;
   return lowerName(absoluteName(v.trim().endsWith(".") ? v.trim() : `${v.trim()}.`));
+}
+
+/**
+ * REALM_DNS_RRL: `on` (the defaults: 20/s per /24 or /56, burst 20, slip 2), `off`, or settings
+ * `rate=20,burst=40,slip=2,v4=24,v6=56` (any subset); unset: off. A bad setting is VALIDATION at start.
+ */
+export function rateLimitFromEnv(v: string | undefined): RateLimitOptions | false {
+  const text = v?.trim() ?? "";
+  if (text === "" || /^(off|false|no|none)$/i.test(text)) return false;
+  if (/^(on|true|yes)$/i.test(text)) return {};
+  const names: Record<string, keyof RateLimitOptions> = { rate: "rate", burst: "burst", slip: "slip", v4: "ipv4Prefix", v6: "ipv6Prefix", entries: "entries" };
+  const out: Record<string, number> = {};
+  for (const part of text.split(",")) {
+    const [k, val] = part.split("=").map((x) => x.trim()) as [string, string | undefined];
+    const key = names[k];
+    const n = Number(val);
+    if (!key || val === undefined || val === "" || !Number.isFinite(n) || n < 0) throw invalid(`REALM_DNS_RRL: ${JSON.stringify(part)} is not one of rate=, burst=, slip=, v4=, v6=, entries= with a number`);
+    out[key] = n;
+  }
+  return out as RateLimitOptions;
+}
+
+/** A comma list of addresses and CIDRs (an ACL); VALIDATION naming the setting for anything else. */
+function readAllowList(v: string, what: string): string[] {
+  const list = v.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const a of list) {
+    const [addr, bits] = a.split("/") as [string, string | undefined];
+    const max = isIPv6(addr) ? 128 : isIPv4(addr) ? 32 : -1;
+    if (max < 0 || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max))) throw invalid(`${what}: ${JSON.stringify(a)} is not an address or CIDR`);
+  }
+  return list;
 }

@@ -6,7 +6,8 @@ import { headerOnly, readQuery, type ParsedQuery } from "./query.js";
 import { encodeSections, MAX_MESSAGE, type EncodedBody, type Sections } from "./wire.js";
 import { lowerCaseFrom, nameOctets } from "./names-wire.js";
 import type { Forwarder } from "./forwarder.js";
-import { ipAllowed } from "./acl.js";
+import { addressList, ipAllowed } from "./acl.js";
+import { ResponseRateLimiter, slipReply, type RateLimitOptions } from "./rrl.js";
 import { TransferWriter } from "./transfer.js";
 import { readMessage } from "./message.js";
 import { findTsig, TsigResponder, unsignedTsig, verifyRequest } from "./tsig.js";
@@ -28,6 +29,10 @@ export interface DnsServerOptions {
   sendsNotify?: boolean;
   /** NOTIFY retransmission (notify.ts). */
   notifyRetry?: NotifyRetry;
+  /** Response rate limiting over UDP (rrl.ts); off without it. */
+  rateLimit?: RateLimitOptions | false;
+  /** Who may have names outside the realm's zones resolved through the forwarder (addresses or CIDRs; default loopback). */
+  recursionAllow?: string[];
   /** Recent serial steps of the zones (journal.ts): IXFR answers differences from it; without it, the whole zone. */
   journal?: ZoneJournal;
   /** Answers names outside the realm's zones through upstream resolvers; without it they are REFUSED. */
@@ -82,6 +87,9 @@ export class DnsServer {
   readonly stats = { queries: 0, formerr: 0, dropped: 0, refused: 0, forwarded: 0, notifies: 0, transfers: 0, changes: 0, updates: 0, ixfrDiffs: 0, ixfrWhole: 0 };
   /** Sends NOTIFY and retransmits it until answered (its own stats: sent, answered, gaveUp). */
   readonly notifier: Notifier;
+  /** Response rate limiting over UDP, when configured (its own stats: answered, slipped, dropped). */
+  readonly rrl: ResponseRateLimiter | undefined;
+  private readonly recursionAllowed: (ip: string) => boolean;
   port = 0;
 
   /** The address it listens on. */
@@ -98,6 +106,8 @@ export class DnsServer {
     private readonly opts: DnsServerOptions = {},
   ) {
     this.notifier = new Notifier(opts.host ?? "127.0.0.1", opts.notifyRetry, opts.log);
+    this.rrl = opts.rateLimit ? new ResponseRateLimiter(opts.rateLimit) : undefined;
+    this.recursionAllowed = addressList(opts.recursionAllow ?? ["127.0.0.0/8", "::1"]);
   }
 
   async start(): Promise<{ port: number }> {
@@ -182,6 +192,7 @@ export class DnsServer {
   }
 
   private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.rrl && this.limited(msg, rinfo)) return;
     let reply: Buffer | null | Promise<Buffer | null>;
     try {
       reply = this.handle(msg, "udp", rinfo.address);
@@ -194,6 +205,19 @@ export class DnsServer {
     };
     if (reply instanceof Promise) reply.then(send, () => undefined);
     else send(reply);
+  }
+
+  /**
+   * Response rate limiting (rrl.ts), decided before any work: true when the datagram is not to be answered
+   * in full (dropped, or answered truncated here). Only queries count: responses and runts are dropped anyway.
+   */
+  private limited(msg: Buffer, rinfo: dgram.RemoteInfo): boolean {
+    const v = readQuery(msg);
+    if (v.kind !== "query") return false;
+    const verdict = this.rrl!.decide(rinfo.address);
+    if (verdict === "answer") return false;
+    if (verdict === "slip") this.udp?.send(slipReply(msg, v.q.questionEnd), rinfo.port, rinfo.address);
+    return true;
   }
 
   private onTcp(socket: net.Socket): void {
@@ -268,6 +292,8 @@ export class DnsServer {
     const plan = fwd && fwd.handles(q.qname) && !this.authority.isAuthoritative(q.qname) ? null : this.authority.answer(q.qname, q.qtype);
     if (!plan) {
       if (!q.rd) return this.reply(q, msg, transport, refused(20));
+      // Recursion only for the clients the ACL names (an open resolver is a reflector); EDE 18 Prohibited.
+      if (!this.recursionAllowed(from)) return this.reply(q, msg, transport, refused(18));
       this.stats.forwarded++;
       return this.opts.forwarder!.resolve(q.qname, q.qtype).then(
         (res) => this.reply(q, msg, transport, res),

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   let served: ServedZones | undefined;
   const projection = new Projection(store, nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step), onMembership: () => served?.name && server?.changed(served.name) }), { log: createLogger({ level: process.env.REALM_LOG_LEVEL ?? "warn" }).child({ component: "dns-worker", pid: process.pid }) });
   const zones = (served = new ServedZones(() => projection.state, cfg.catalog, journal));
-  server = new DnsServer(new Authority(() => zones.zones()), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify, sendsNotify: cfg.sendsNotify !== false, notifyRetry: cfg.notifyRetry, journal });
+  server = new DnsServer(new Authority(() => zones.zones()), { host: cfg.host, port: cfg.port, transferAllow: cfg.transferAllow, notify: cfg.notify, sendsNotify: cfg.sendsNotify !== false, notifyRetry: cfg.notifyRetry, journal, rateLimit: cfg.rateLimit });
   await projection.start();
   await server.start();
   process.send?.({ ready: true, port: server.port });

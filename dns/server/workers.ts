@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { TrustDocument } from "../../services/kernel/trust.js";
 import type { NotifyRetry } from "./notify.js";
 import type { JournalLimits } from "./journal.js";
+import type { RateLimitOptions } from "./rrl.js";
 
 export interface DnsWorkerConfig {
   natsUrl: string;
@@ -21,6 +22,8 @@ export interface DnsWorkerConfig {
   journal?: JournalLimits | undefined;
   /** The realm's catalog zone (catalog.ts), or false. */
   catalog?: string | false | undefined;
+  /** Response rate limiting: each worker keeps its own buckets (a source spread over N workers gets up to N x the rate). */
+  rateLimit?: RateLimitOptions | false | undefined;
 }
 
 export interface DnsWorkers {
