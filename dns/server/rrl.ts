@@ -16,7 +16,7 @@ export interface RateLimitOptions {
   /** Sources counted together: IPv4 prefix length (default 24), IPv6 prefix length (default 56). */
   ipv4Prefix?: number;
   ipv6Prefix?: number;
-  /** Prefixes tracked at most (default 100,000): past it the least recently limited-or-seen are forgotten. */
+  /** Prefixes tracked at most (default 100,000): past it those not seen for longest are forgotten (a forgotten prefix starts with a full bucket). */
   entries?: number;
   /** The clock (ms); tests give their own. */
   now?: () => number;
@@ -38,7 +38,13 @@ interface Bucket {
  * (the handshake proves the source). Memory: one small entry per prefix seen, at most `entries`.
  */
 export class ResponseRateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  /**
+   * Two generations of buckets: new prefixes go into `current`; when it holds half of `entries` it becomes
+   * `previous` (the one before is forgotten) and a prefix seen again moves back. O(1) per decision at any
+   * table size and source spread (deleting a Map's oldest entries one by one is not: V8 skips the holes).
+   */
+  private current = new Map<string, Bucket>();
+  private previous = new Map<string, Bucket>();
   private readonly rate: number;
   private readonly burst: number;
   private readonly slip: number;
@@ -63,16 +69,18 @@ export class ResponseRateLimiter {
   decide(address: string): RateVerdict {
     const key = prefixKey(address, this.v4, this.v6);
     const now = this.now();
-    let b = this.buckets.get(key);
+    let b = this.current.get(key);
     if (!b) {
-      if (this.buckets.size >= this.entries) this.buckets.delete(this.buckets.keys().next().value!);
-      b = { tokens: this.burst, at: now, over: 0 };
-    } else {
-      this.buckets.delete(key); // re-inserted below: the map's order is the order of last use
-      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
-      b.at = now;
+      b = this.previous.get(key);
+      if (b) this.previous.delete(key);
+      if (this.current.size >= this.entries / 2) {
+        this.previous = this.current;
+        this.current = new Map();
+      }
+      this.current.set(key, b ?? (b = { tokens: this.burst, at: now, over: 0 }));
     }
-    this.buckets.set(key, b);
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
+    b.at = now;
     if (b.tokens >= 1) {
       b.tokens -= 1;
       this.stats.answered++;

@@ -104,6 +104,8 @@ describe("the realm's catalog zone with knot as its consumer", () => {
     await eventually("knot serving late.test", async () => (await dig(knotPort, ["a.late.test", "A"])).answer[0] === "a.late.test. 3600 IN A 192.0.2.77");
     // Knot took the catalog's change as an IXFR (the realm answered differences).
     expect(h.dns.server!.stats.ixfrDiffs).toBeGreaterThan(ixfrs);
+    await eventually("knot's log of the catalog's IXFR", () => /\[catalog\.realm\.\] IXFR, incoming, remote 127\.0\.0\.1@\d+, finished/.test(knotLog));
+    expect(knotLog).not.toMatch(/AXFR-style/i);
     const ids = (await axfr("catalog.realm")).filter((l) => / PTR /.test(l)).map((l) => l.split(".")[0]);
     expect(new Set(ids).size).toBe(2);
     await h.command("zone.delete", { zone: "late.test" });
