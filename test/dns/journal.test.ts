@@ -4,6 +4,8 @@ import { zoneEventDiff, type ZoneStep } from "../../dns/domain/zone-diff.js";
 import { zoneDecider, type ZoneState } from "../../dns/domain/zone.js";
 import { clientSerial, serialAtLeast } from "../../dns/server/ixfr.js";
 import * as dnsPacket from "dns-packet";
+import { nameProjection } from "../../dns/projection.js";
+import type { EventEnvelope } from "../../services/kernel/index.js";
 
 const soa = (zone: string, serial: number) => ({ name: zone, type: "SOA" as const, ttl: 3600, data: `ns1.${zone} h.${zone} ${serial} 1 1 1 1` });
 const step = (zone: string, from: number, records = 1): ZoneStep => ({
@@ -81,5 +83,23 @@ describe("IXFR request reading", () => {
     expect(serialAtLeast(5, 5)).toBe(true);
     expect(serialAtLeast(4, 5)).toBe(false);
     expect(serialAtLeast(1, 4_294_967_000)).toBe(true); // wrapped: 1 comes after
+  });
+});
+
+describe("the dns-names snapshot keeps what IXFR, NOTIFY and the catalog need", () => {
+  it("round-trips each zone's secondaries and the membership count", () => {
+    const def = nameProjection();
+    let m = def.initial();
+    const ev = (type: string, id: string, data: unknown) => ({ type, data, aggregate: { type: "zone", id } }) as unknown as EventEnvelope;
+    let z = zoneDecider.initialState("a.test.");
+    for (const e of [...zoneDecider.decide(z, { type: "create", ns: ["ns1.a.test."], soa: { mname: "ns1.a.test.", rname: "h.a.test." } })]) {
+      m = def.apply(m, ev(e.type, "a.test.", e.data), 1);
+      z = m.zones.get("a.test.")!;
+    }
+    for (const e of zoneDecider.decide(z, { type: "secondaries", secondaries: ["192.0.2.53:5300", "[2001:db8::53]"] })) m = def.apply(m, ev(e.type, "a.test.", e.data), 2);
+    expect(m.memberships).toBe(1);
+    const back = def.snapshot!.decode([...def.snapshot!.encode(m)]);
+    expect(back.memberships).toBe(1);
+    expect(back.zones.get("a.test.")!.secondaries).toEqual([{ host: "192.0.2.53", port: 5300 }, { host: "2001:db8::53", port: 53 }]);
   });
 });
