@@ -133,6 +133,20 @@ describe("IXFR and NOTIFY with knot as the secondary", () => {
     await expect(h.command("zone.secondaries", { zone: "example.test", secondaries: ["127.0.0.1:99999"] })).rejects.toMatchObject({ code: "VALIDATION" });
     const z = (await h.query<{ zones: { zone: string; secondaries?: string[] }[] }>("zones", {})).zones.find((x) => x.zone === "example.test.")!;
     expect(z.secondaries).toEqual([`127.0.0.1:${knotPort}`]);
+    // The CLI: addresses or --none, never neither (a usage error, exit 2, nothing sent); --help says so.
+    await expect(dnsCli(h.nats.url, ["zone", "secondaries", "example.test"])).rejects.toMatchObject({ exitCode: 2 });
+    await expect(dnsCli(h.nats.url, ["zone", "secondaries", "example.test", "--none", "127.0.0.1"])).rejects.toMatchObject({ exitCode: 2 });
+    await expect(dnsCli(undefined, ["zone", "secondaries", "--help"])).rejects.toMatchObject({ code: "commander.helpDisplayed" });
+  });
+
+  it("realm zone secondaries --none removes them (and NOTIFY then goes nowhere)", async () => {
+    await h.command("zone.create", { zone: "none.test", ns: ["ns1.none.test."] });
+    // Loopback only: a test sends nothing beyond this machine.
+    await dnsCli(h.nats.url, ["zone", "secondaries", "none.test", "127.0.0.1:9"]);
+    const cleared = JSON.parse(await dnsCli(h.nats.url, ["zone", "secondaries", "none.test", "--none"])) as { secondaries: string[] };
+    expect(cleared.secondaries).toEqual([]);
+    const z = (await h.query<{ zones: { zone: string; secondaries?: string[] }[] }>("zones", {})).zones.find((x) => x.zone === "none.test.")!;
+    expect(z.secondaries).toBeUndefined();
   });
 });
 
