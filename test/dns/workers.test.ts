@@ -19,6 +19,7 @@ describe("DNS in worker processes (node:cluster, one shared port)", () => {
       }
       await new Promise((res) => setTimeout(res, 50));
     }
+    const before = (await h.query<{ zones: { zone: string; serial: number }[] }>("zones", {})).zones.find((z) => z.zone === "example.test.")!.serial;
     await h.command("record.add", { name: "late.example.test.", type: "A", data: "192.0.2.123" });
     let seen = 0;
     for (let i = 0; i < 200 && seen < 10; i++) {
@@ -28,6 +29,13 @@ describe("DNS in worker processes (node:cluster, one shared port)", () => {
     }
     expect(seen).toBe(10);
     expect((await dig(h.port, ["+tcp", "chain1.example.test", "A"])).answer).toHaveLength(4);
+    // Each worker keeps its own IXFR journal and catalog: every transfer (either worker) gives the difference.
+    for (let i = 0; i < 6; i++) {
+      const ixfr = (await dig(h.port, [`example.test`, `IXFR=${before}`])).raw.split("\n").filter((l) => l && !l.startsWith(";")).map((l) => l.replace(/\s+/g, " ").trim());
+      expect(ixfr).toHaveLength(5);
+      expect(ixfr[3]).toBe("late.example.test. 3600 IN A 192.0.2.123");
+      expect((await dig(h.port, ["catalog.realm", "AXFR"])).raw).toMatch(/zones\.catalog\.realm\.\s+0\s+IN\s+PTR\s+example\.test\./);
+    }
   });
 });
 
