@@ -4,6 +4,7 @@ import { ImportEvents } from "./domain/import.js";
 import { applySubjectEvent, emptySubjects, type Namespace, type SubjectRegistry } from "./domain/subjects.js";
 import { applyObjectEvent, emptyObjects, type NamedObject, type ObjectRegistry } from "./domain/objects.js";
 import { applyTsigKeyEvent, tsigKeyDecider, type TsigKeyInfo } from "./domain/tsig-keys.js";
+import { applyDnssecEvent, dnssecDecider, type DnssecState } from "./domain/dnssec.js";
 
 /** The name domain's read model: every zone, the subject namespaces and the named objects, in memory. */
 export interface NameModel {
@@ -17,6 +18,8 @@ export interface NameModel {
   objects: ObjectRegistry;
   /** TSIG keys by name (revoked ones kept, marked): metadata only, their secrets are in realm_dns_tsig. */
   tsigKeys: Map<string, TsigKeyInfo>;
+  /** DNSSEC keys and policy per zone: public halves and states only (private halves sealed in realm_dns_dnssec). */
+  dnssec: Map<string, DnssecState>;
 }
 
 /** Zone events that change nothing a reader sees: an import's start and chunks (staged until its commit). */
@@ -28,7 +31,7 @@ const STAGING = new Set<string>([ImportEvents.Started, ImportEvents.Chunk]);
  * commit, not per chunk.
  */
 export function nameProjection(onZoneChanged: (zone: string) => void = () => undefined): ProjectionDefinition<NameModel> {
-  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map() });
+  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map(), dnssec: new Map() });
   return {
     name: "dns-names",
     version: 1,
@@ -58,6 +61,14 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
         case tsigKeyDecider.aggregateType: {
           const next = applyTsigKeyEvent(state.tsigKeys.get(event.aggregate.id) ?? null, event.type, event.data);
           if (next) state.tsigKeys.set(event.aggregate.id, next);
+          break;
+        }
+        case dnssecDecider.aggregateType: {
+          const zone = event.aggregate.id;
+          const next = applyDnssecEvent(state.dnssec.get(zone) ?? null, event.type, event.data, zone);
+          if (next) state.dnssec.set(zone, next);
+          // The zone's apex records (DNSKEY, CDS, ...) and signing keys changed: re-index it, drop cached answers.
+          onZoneChanged(zone);
           break;
         }
       }
@@ -96,6 +107,7 @@ function* encodeNameModel(m: NameModel): Generator<unknown> {
   for (const [key, ns] of m.subjects.namespaces) yield ["namespace", key, ns];
   for (const [key, o] of m.objects.objects) yield ["object", key, o];
   for (const [key, k] of m.tsigKeys) yield ["tsig", key, k];
+  for (const [key, d] of m.dnssec) yield ["dnssec", key, d];
 }
 
 function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
@@ -131,6 +143,9 @@ function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
         break;
       case "tsig":
         m.tsigKeys.set(r[1] as string, r[2] as TsigKeyInfo);
+        break;
+      case "dnssec":
+        m.dnssec.set(r[1] as string, r[2] as DnssecState);
         break;
       default:
         throw new Error(`not a name model record: ${JSON.stringify(r[0])}`);

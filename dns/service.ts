@@ -28,6 +28,12 @@ import { tsigEndpoints } from "./tsig-endpoints.js";
 import { answerUpdate, type BoundKey } from "./server/update.js";
 import { zoneUpdateDecider } from "./domain/update.js";
 import { tsigKeyDecider } from "./domain/tsig-keys.js";
+import { dnssecDecider } from "./domain/dnssec.js";
+import { dnssecEndpoints } from "./dnssec-endpoints.js";
+import { DnssecKeyStore } from "./dnssec/key-store.js";
+import { OnlineSigner } from "./dnssec/signer.js";
+import { apexRecords, zoneKeys } from "./dnssec/zone-keys.js";
+import { startDnssecTicker } from "./dnssec/ticker.js";
 
 export interface DnsOptions {
   /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5300. */
@@ -48,6 +54,8 @@ export interface DnsOptions {
   sealer?: Sealer | undefined;
   /** Where a new TSIG key's secret goes instead of the reply (Vaultwarden). */
   escrow?: SecretEscrow | undefined;
+  /** How often the DNSSEC key schedule runs (key state changes, scheduled ZSK rollovers), ms. Default 30 s. */
+  dnssecTickMs?: number;
   /** Bounds of `zone.import`: the master file's bytes (default 512 MiB) and records (default 2,000,000). */
   imports?: ImportLimits;
 }
@@ -70,7 +78,15 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
   return async (deps) => {
     const store = await EventStore.open(deps.nc, "dns", { trust: deps.trust, replicas: opts.replicas });
     let server: DnsServer | undefined;
-    const projection = new Projection(store, nameProjection((zone) => server?.changed(zone)), { log: deps.log, indexCommands: true });
+    let signer: OnlineSigner | undefined;
+    const projection = new Projection(
+      store,
+      nameProjection((zone) => {
+        signer?.invalidate(zone);
+        server?.changed(zone);
+      }),
+      { log: deps.log, indexCommands: true },
+    );
     // The uploads bucket of big master files: made here when missing and this identity may (development;
     // `realm up` provisions it). Without it `zone.import` still takes `text` and the HTTP upload route.
     // Opened once; a failure is forgotten, so the next import tries again.
@@ -82,7 +98,17 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       }));
     await uploadBucket().catch((err: unknown) => deps.log.warn({ bucket: DNS_UPLOADS_BUCKET, err: err instanceof Error ? err.message : String(err) }, "dns uploads bucket unavailable: zone.import takes text and the HTTP upload only"));
     const writes = new WriteModel(store, projection as Projection<unknown>);
-    const authority = new Authority(() => projection.state.zones);
+    // A signed zone's apex serves its DNSKEY, NSEC3PARAM, CDS and CDNSKEY beside its records.
+    const authority = new Authority(
+      () => projection.state.zones,
+      (zone) => {
+        const d = projection.state.dnssec.get(zone);
+        return d?.enabled ? apexRecords(zone, d) : [];
+      },
+    );
+    // Private DNSSEC keys are read before the projection goes live, so the first signed answer has them.
+    const dnssecKeys = opts.sealer ? await DnssecKeyStore.open(deps.nc, opts.sealer, opts.replicas) : undefined;
+    signer = new OnlineSigner(authority, (zone) => zoneKeys(zone, projection.state.dnssec.get(zone), dnssecKeys));
     await projection.start();
     const tsigSecrets = opts.sealer ? await TsigSecrets.open(deps.nc, opts.sealer, opts.replicas) : undefined;
     /** A live key with its secret, for the DNS server (null: unknown, revoked, or its secret is gone). */
@@ -116,7 +142,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify: dnsCfg.notify });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey });
+      server = new DnsServer(authority, { ...dnsCfg, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, dnssec: signer });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -128,6 +154,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       [objectDecider.aggregateType]: (id) => projection.state.objects.objects.get(id) ?? null,
       [mirrorDecider.aggregateType]: () => null,
       [tsigKeyDecider.aggregateType]: (id) => projection.state.tsigKeys.get(id) ?? null,
+      [dnssecDecider.aggregateType]: (id) => projection.state.dnssec.get(id) ?? null,
     };
     /** Runs a command and waits until the projection (and so the DNS server) has applied its events. */
     function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
@@ -456,6 +483,13 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         escrow: opts.escrow,
         run: (id, cmd, ctx) => run(tsigKeyDecider, id, cmd, ctx),
       }),
+      ...dnssecEndpoints({
+        states: () => projection.state.dnssec,
+        zones: () => projection.state.zones,
+        zoneName,
+        keys: dnssecKeys,
+        run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx),
+      }),
       ...cloudflareEndpoints({
         zone: zoneState,
         zoneName,
@@ -465,6 +499,10 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         },
       }),
     ];
+
+    const stopTicker = dnssecKeys
+      ? startDnssecTicker({ states: () => projection.state.dnssec, zones: () => projection.state.zones, keys: dnssecKeys, run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx), log: deps.log }, opts.dnssecTickMs ?? 30_000)
+      : undefined;
 
     return {
       name: "dns",
@@ -483,6 +521,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         return lines;
       },
       async stop() {
+        stopTicker?.();
         await server?.stop();
         await workers?.stop();
         await projection.stop();

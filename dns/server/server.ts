@@ -12,6 +12,7 @@ import { TransferWriter } from "./transfer.js";
 import { readMessage } from "./message.js";
 import { findTsig, TsigResponder, unsignedTsig, verifyRequest } from "./tsig.js";
 import type { BoundKey } from "./update.js";
+import type { OnlineSigner } from "../dnssec/signer.js";
 
 export interface DnsServerOptions {
   host?: string;
@@ -30,6 +31,8 @@ export interface DnsServerOptions {
   update?: (msg: Buffer) => Buffer | null | Promise<Buffer | null>;
   /** TSIG keys (for signed zone transfers): the key of a name, or null. */
   tsigKey?: (name: string) => Promise<BoundKey | null>;
+  /** Signs answers to DO queries and transfers of the zones it has keys for (dns/dnssec/). */
+  dnssec?: OnlineSigner;
   /** Encoded answers kept per (name, type); cleared on every change. */
   cacheEntries?: number;
 }
@@ -241,7 +244,7 @@ export class DnsServer {
     // type 0 is no type (NOTIMP, as knot).
     if (q.qtype === 252 || q.qtype === 0) return this.bare(q, msg, Rcode.NOTIMP);
     if (q.qtype === 251) return this.bare(q, msg, q.nscount === 0 ? Rcode.FORMERR : Rcode.REFUSED);
-    const key = `${q.qname}/${q.qtype}`;
+    const key = q.dnssecOk ? `${q.qname}/${q.qtype}/do` : `${q.qname}/${q.qtype}`;
     const hit = this.cache.get(key);
     if (hit) return this.emit(q, msg, transport, hit);
     const fwd = this.opts.forwarder;
@@ -255,7 +258,7 @@ export class DnsServer {
       );
     }
     if (plan.rcode === Rcode.REFUSED) this.stats.refused++;
-    const entry = this.encodePlan(plan, q);
+    const entry = this.encodePlan(q.dnssecOk && this.opts.dnssec ? this.opts.dnssec.sign(plan, q.qname) : plan, q);
     if (this.cache.size >= (this.opts.cacheEntries ?? 100_000)) this.cache.clear();
     this.cache.set(key, entry);
     return this.emit(q, msg, transport, entry);
@@ -347,7 +350,8 @@ export class DnsServer {
     const signed = await this.transferKey(socket, q, msg);
     if (signed === "answered") return;
     const allowed = signed !== null || ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
-    const records = allowed ? this.authority.transfer(q.qname) : null;
+    const zoneRecords = allowed ? this.authority.transfer(q.qname) : null;
+    const records = zoneRecords && this.opts.dnssec ? this.opts.dnssec.transfer(q.qname, zoneRecords) : zoneRecords;
     const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd), q.qname, signed ?? undefined);
     if (!records) return out.flush(true, Rcode.REFUSED);
     this.stats.transfers++;

@@ -1,0 +1,152 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sealer } from "../../services/kernel/seal.js";
+import { dnskeyRdata, dsText, generateKey, keyTag, KSK_FLAGS, publicKeyField } from "../../dns/dnssec/keys.js";
+import { base32hex, nsec3Hash } from "../../dns/dnssec/nsec3.js";
+import { dig, dnsCli, startDns, ZONE, type DnsHarness } from "./harness.js";
+
+const run = promisify(execFile);
+
+let h: DnsHarness;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "realm-dnssec-"));
+  h = await startDns({ sealer: Sealer.generate() });
+  await h.command("zone.import", { zone: "example.test.", text: ZONE });
+}, 30_000);
+afterAll(async () => {
+  await h?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs a tool, returning its exit code and what it printed (stdout and stderr). */
+async function tool(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const r = await run(cmd, args, { timeout: 20_000 });
+    return { code: 0, out: r.stdout + r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : 1, out: (e.stdout ?? "") + (e.stderr ?? "") };
+  }
+}
+
+/** A delv trust-anchors file with one static key (`zone. 257 3 13 <base64>`). */
+function anchorFile(name: string, dnskey: string): string {
+  const [owner, , , , flags, proto, alg, key] = dnskey.split(/\s+/);
+  const file = join(dir, name);
+  writeFileSync(file, `trust-anchors {\n  ${owner} static-key ${flags} ${proto} ${alg} "${key}";\n};\n`);
+  return file;
+}
+
+const delv = (anchor: string, name: string, type: string) => tool("delv", ["@127.0.0.1", "-p", String(h.port), "-a", anchor, "+root=example.test", "+tcp", name, type]);
+
+describe("DNSKEY, key tags and DS (RFC 4034, 6605, 8080)", () => {
+  it.each([13, 15] as const)("algorithm %i: the key tag and the SHA-256 DS are the ones dnssec-dsfromkey computes", async (alg) => {
+    const key = generateKey(alg);
+    const rdata = dnskeyRdata(KSK_FLAGS, alg, publicKeyField(key));
+    const file = join(dir, `dnskey-${alg}.zone`);
+    writeFileSync(file, `example.test. 3600 IN DNSKEY 257 3 ${alg} ${publicKeyField(key).toString("base64")}\n`);
+    const { code, out } = await tool("dnssec-dsfromkey", ["-2", "-f", file, "example.test."]);
+    expect(code, out).toBe(0);
+    expect(out.trim()).toBe(dsText("example.test.", rdata));
+    expect(out).toContain(` DS ${keyTag(rdata)} ${alg} 2 `);
+  });
+
+  it("NSEC3 hashes are RFC 5155 Appendix A's", () => {
+    // RFC 5155 uses salt aabbccdd and 12 iterations; RFC 9276's parameters (no salt, 0 iterations) are checked against ldns below.
+    expect(base32hex(Buffer.from("f", "latin1"))).toBe("co");
+    expect(base32hex(Buffer.from("foobar", "latin1"))).toBe("cpnmuoj1e8");
+    expect(base32hex(nsec3Hash("example."))).toHaveLength(32);
+  });
+});
+
+describe("realm zone dnssec enable | status | ds", () => {
+  let ds: string;
+  let anchor: string;
+
+  beforeAll(async () => {
+    await dnsCli(h.nats.url, ["zone", "dnssec", "enable", "example.test"]);
+    const r = await h.query<{ keys: { role: string; state: string; tag: number }[]; ds: string[] }>("dnssec", { zone: "example.test" });
+    expect(r.keys.map((k) => `${k.role}:${k.state}`).sort()).toEqual(["ksk:active", "zsk:active"]);
+    ds = (await dnsCli(h.nats.url, ["zone", "dnssec", "ds", "example.test"])).trim();
+    const dnskey = (await dnsCli(h.nats.url, ["zone", "dnssec", "ds", "example.test", "--dnskey"])).trim();
+    anchor = anchorFile("anchor.conf", dnskey);
+    writeFileSync(join(dir, "ksk.zone"), `${dnskey}\n`);
+  }, 30_000);
+
+  it("prints the DS the way dnssec-dsfromkey does for the served KSK", async () => {
+    const { out } = await tool("dnssec-dsfromkey", ["-2", "-f", join(dir, "ksk.zone"), "example.test."]);
+    expect(ds).toMatch(/^example\.test\. IN DS \d+ 13 2 [0-9A-F]{64}$/);
+    expect(out.trim()).toBe(ds);
+    // The DNSKEY RRset the server answers holds that KSK (and the ZSK).
+    const r = await dig(h.port, ["example.test.", "DNSKEY", "+dnssec"]);
+    expect(r.answer.filter((l) => / IN DNSKEY /.test(l))).toHaveLength(2);
+    expect(r.answer.some((l) => / RRSIG DNSKEY 13 2 /.test(l))).toBe(true);
+  });
+
+  it("status shows keys, policy and DS; no private key is in any event", async () => {
+    const st = await h.query<{ keys: { role: string }[]; ds: string[]; policy: { dnskeyTtl: number } }>("dnssec", { zone: "example.test" });
+    expect(st.ds).toEqual([ds]);
+    expect(st.policy.dnskeyTtl).toBe(3600);
+    const events: unknown[] = [];
+    for await (const { event } of h.dns.store.readEvents()) events.push(event);
+    const text = JSON.stringify(events);
+    expect(text).toContain("DnssecEnabled");
+    expect(text).not.toMatch(/privateKey|pkcs8|"d":/i);
+  });
+
+  it("refuses a second enable and an unknown zone with typed errors, changing nothing", async () => {
+    await expect(h.command("dnssec.enable", { zone: "example.test" })).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
+    await expect(h.command("dnssec.enable", { zone: "nope.test" })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(h.command("dnssec.enable", { zone: "example.test", algorithm: 8 })).rejects.toMatchObject({ code: "VALIDATION" });
+    const st = await h.query<{ keys: unknown[] }>("dnssec", { zone: "example.test" });
+    expect(st.keys).toHaveLength(2);
+  });
+
+  it.each([
+    ["a positive answer", "www.example.test", "A", /fully validated[\s\S]*192\.0\.2\.20/],
+    ["an NXDOMAIN", "nope.example.test", "A", /; negative response, fully validated[\s\S]*ncache nxdomain/],
+    ["a NODATA", "www.example.test", "MX", /; negative response, fully validated/],
+    ["an empty non-terminal", "empty.nonterm.example.test", "A", /; negative response, fully validated/],
+    ["a wildcard", "anything.wild.example.test", "A", /fully validated[\s\S]*192\.0\.2\.99/],
+    ["a wildcard NODATA", "anything.wild.example.test", "MX", /; negative response, fully validated/],
+    ["a CNAME chain", "chain1.example.test", "A", /fully validated[\s\S]*192\.0\.2\.20/],
+    ["the apex", "example.test", "MX", /fully validated[\s\S]*10 mail\.example\.test/],
+  ])("delv validates %s with the KSK as trust anchor", async (_what, name, type, expected) => {
+    const { out } = await delv(anchor, name, type);
+    expect(out).toMatch(expected);
+    // delv ends a validated negative answer with "resolution failed: ncache nxdomain|nxrrset"; anything else failed.
+    expect(out).not.toMatch(/unsigned answer|resolution failed: (?!ncache nx(?:domain|rrset))/);
+  });
+
+  it("NXDOMAIN keeps its RCODE and proves it with three NSEC3s (closest encloser, next closer, wildcard)", async () => {
+    const r = await dig(h.port, ["nope.example.test.", "A", "+dnssec"]);
+    expect(r.status).toBe("NXDOMAIN");
+    expect(r.authority.filter((l) => / NSEC3 1 0 0 - /.test(l))).toHaveLength(3);
+    const plain = await dig(h.port, ["nope.example.test.", "A"]);
+    expect(plain.raw).not.toMatch(/RRSIG|NSEC3/);
+  });
+
+  it("an insecure delegation is proven without DS", async () => {
+    const r = await dig(h.port, ["host.sub.example.test.", "A", "+dnssec"]);
+    expect(r.authority.some((l) => / NS ns\.sub\.example\.test\./.test(l))).toBe(true);
+    expect(r.authority.some((l) => / NSEC3 1 0 0 - \S+ NS$/.test(l))).toBe(true);
+    expect(r.authority.some((l) => / RRSIG NS /.test(l))).toBe(false);
+  });
+
+  it("a tampered trust anchor fails validation", async () => {
+    const good = (await dnsCli(h.nats.url, ["zone", "dnssec", "ds", "example.test", "--dnskey"])).trim();
+    const parts = good.split(/\s+/);
+    const key = Buffer.from(parts[7]!, "base64");
+    key[10] = key[10]! ^ 0xff;
+    const bad = anchorFile("bad.conf", [...parts.slice(0, 7), key.toString("base64")].join(" "));
+    const { out } = await delv(bad, "www.example.test", "A");
+    expect(out).not.toMatch(/fully validated/);
+    expect(out).toMatch(/resolution failed|no valid|broken trust chain|insecurity proof failed/);
+  });
+});
