@@ -149,4 +149,24 @@ describe("realm zone dnssec enable | status | ds", () => {
     expect(out).not.toMatch(/fully validated/);
     expect(out).toMatch(/resolution failed|no valid|broken trust chain|insecurity proof failed/);
   });
+
+  it("a signed AXFR carries DNSKEY, RRSIGs and a full NSEC3 chain that kzonecheck --dnssec on and ldns-verify-zone accept", async () => {
+    const axfr = await tool("kdig", ["@127.0.0.1", "-p", String(h.port), "example.test.", "AXFR", "+noall", "+answer"]);
+    expect(axfr.code, axfr.out).toBe(0);
+    const file = join(dir, "axfr.zone");
+    // The transfer ends with the SOA again: a zone file holds it once.
+    const lines = axfr.out.split("\n").filter((l) => l.trim() && !l.startsWith(";"));
+    writeFileSync(file, `${lines.slice(0, -1).join("\n")}\n`);
+    expect(lines.filter((l) => /\tNSEC3\t/.test(l)).length).toBeGreaterThan(10);
+    expect(lines.some((l) => /\tNSEC3PARAM\t/.test(l))).toBe(true);
+    const knot = await tool("kzonecheck", ["-o", "example.test.", "--dnssec", "on", file]);
+    expect(knot.code, knot.out).toBe(0);
+    const ldns = await tool("ldns-verify-zone", [file]);
+    expect(ldns.code, ldns.out).toBe(0);
+    expect(ldns.out).toMatch(/zone is verified/i);
+    // A changed record breaks it: the check can fail.
+    writeFileSync(file, `${lines.slice(0, -1).join("\n").replace("192.0.2.20", "192.0.2.21")}\n`);
+    expect((await tool("ldns-verify-zone", [file])).code).not.toBe(0);
+    expect((await tool("kzonecheck", ["-o", "example.test.", "--dnssec", "on", file])).code).not.toBe(0);
+  });
 });
