@@ -14,6 +14,8 @@ export interface DnssecEndpointDeps {
   zoneName(z: string): string;
   /** Absent without a seal key: zones cannot be signed. */
   keys: DnssecKeyStore | undefined;
+  /** Set when this instance's DNS answers come from worker processes, which hold no keys (a signed zone would be served unsigned). */
+  unsignedServer?: string | undefined;
   run(zone: string, cmd: DnssecCommand, ctx: Ctx): Promise<{ state: DnssecState | null; replayed: boolean }>;
 }
 
@@ -83,6 +85,7 @@ export function dnssecEndpoints(d: DnssecEndpointDeps): Endpoint[] {
         if (!d.zones().has(zone)) throw notFound(`zone ${zone} does not exist`);
         if (d.states().get(zone)?.enabled) throw new RealmError("ALREADY_EXISTS", `DNSSEC is enabled for zone ${zone} already`);
         const ks = store();
+        if (d.unsignedServer) throw new RealmError("UNAVAILABLE", d.unsignedServer);
         const algorithm = i.algorithm ?? 13;
         const policy = { ...DEFAULT_POLICY, algorithm, ...defined(i) };
         const now = new Date().toISOString();

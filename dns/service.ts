@@ -488,6 +488,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         zones: () => projection.state.zones,
         zoneName,
         keys: dnssecKeys,
+        unsignedServer: workers ? "this realm answers DNS from worker processes, which hold no DNSSEC keys: a signed zone would be served unsigned (run the DNS server in process to sign)" : undefined,
         run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx),
       }),
       ...cloudflareEndpoints({

@@ -2,7 +2,7 @@ import type { AnswerPlan, Authority, RRset, WireRecord, ZoneIndex } from "../ser
 import { Rcode } from "../server/authority.js";
 import { parentName } from "../domain/names.js";
 import { typeCode, type RecordType } from "../domain/rdata.js";
-import { covering, matching, nsec3Hash, nsec3Record } from "./nsec3.js";
+import { covering, matching, nsec3Hash, nsec3Record, NSEC3_TYPE } from "./nsec3.js";
 import { rdataOf, RRSIG_TYPE, rrsigsOf, type SigningKey, type Validity } from "./rrsig.js";
 
 const DNSKEY = 48;
@@ -82,17 +82,20 @@ export class OnlineSigner {
   }
 
   /** The RRSIGs of one RRset (records of one owner and type), from the cache or made now. */
-  private rrsigs(zone: string, keys: ZoneKeys, records: WireRecord[], originalTtl?: number): WireRecord[] {
+  private rrsigs(zone: string, keys: ZoneKeys, records: WireRecord[], originalTtl?: number, keep = true): WireRecord[] {
     const first = records[0]!;
-    const type = rdataOf(first).type;
+    const { type, rdata } = rdataOf(first);
     const c = this.cache(zone, keys);
-    const key = `${first.name.toLowerCase()}/${type}/${first.ttl}`;
+    // An RRset is one per (owner, type) in a zone version; an NSEC3 is not (a minimal one of an answer and
+    // the chain's one in a transfer may share an owner): it is kept by its data too.
+    const key = `${first.name.toLowerCase()}/${type}/${first.ttl}${type === NSEC3_TYPE ? `/${rdata.toString("hex")}` : ""}`;
     const now = this.now();
-    const hit = c.sigs.get(key);
+    const hit = keep ? c.sigs.get(key) : undefined;
     if (hit && hit.expiration - now > (this.opts.refresh ?? 7 * 86_400)) return hit.rrsigs;
     const signers = KSK_SIGNED.has(type) ? keys.ksks : keys.zsks;
     const v: Validity = { inception: now - (this.opts.inceptionOffset ?? 3600), expiration: now + (this.opts.validity ?? 14 * 86_400) };
     const rrsigs = rrsigsOf(records, zone, signers, v, originalTtl);
+    if (!keep) return rrsigs;
     if (c.sigs.size >= (this.opts.cacheEntries ?? 100_000)) c.sigs.clear();
     c.sigs.set(key, { rrsigs, expiration: v.expiration });
     return rrsigs;
@@ -204,7 +207,8 @@ export class OnlineSigner {
     for (const [i, e] of hashed.entries()) {
       const rec = nsec3Record(e.h, hashed[(i + 1) % hashed.length]!.h, e.types, zone, ttl);
       yield rec;
-      yield* this.rrsigs(zone, keys, [rec]);
+      // The chain is made for transfers only: its signatures are not kept.
+      yield* this.rrsigs(zone, keys, [rec], undefined, false);
     }
   }
 }

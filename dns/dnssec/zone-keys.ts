@@ -34,6 +34,8 @@ export function apexRecords(zone: string, s: DnssecState): ReturnType<ExtraRRset
 /** The keys a zone signs with now, with their private halves from the store; undefined when the zone is not signed or a key is missing. */
 export function zoneKeys(zone: string, s: DnssecState | undefined, store: DnssecKeyStore | undefined): ZoneKeys | undefined {
   if (!s?.enabled || !store) return undefined;
+  // Published keys are read ahead (from the bucket, when another instance made them): they sign soon.
+  for (const k of publishedKeys(s)) store.get(zone, k.id);
   const load = (ks: DnssecKeyInfo[]): SigningKey[] | undefined => {
     const out: SigningKey[] = [];
     for (const k of ks) {

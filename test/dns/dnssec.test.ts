@@ -18,6 +18,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "realm-dnssec-"));
   h = await startDns({ sealer: Sealer.generate() });
   await h.command("zone.import", { zone: "example.test.", text: ZONE });
+  await h.command("record.add", { name: "dn.example.test.", type: "DNAME", data: "www.example.test." });
+  await h.command("record.add", { name: "sec.example.test.", type: "NS", data: "ns.sec.example.test." });
+  await h.command("record.add", { name: "sec.example.test.", type: "DS", data: "12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" });
+  await h.command("record.add", { name: "ns.sec.example.test.", type: "A", data: "192.0.2.54" });
+  await h.command("record.add", { name: "MiXed.example.test.", type: "A", data: "192.0.2.55" });
 }, 30_000);
 afterAll(async () => {
   await h?.stop();
@@ -117,6 +122,22 @@ describe("realm zone dnssec enable | status | ds", () => {
     ["a wildcard NODATA", "anything.wild.example.test", "MX", /; negative response, fully validated/],
     ["a CNAME chain", "chain1.example.test", "A", /fully validated[\s\S]*192\.0\.2\.20/],
     ["the apex", "example.test", "MX", /fully validated[\s\S]*10 mail\.example\.test/],
+    ["an SRV", "_sip._tcp.example.test", "SRV", /fully validated[\s\S]*5060 sip\.example\.test/],
+    ["a TXT", "example.test", "TXT", /fully validated[\s\S]*v=spf1/],
+    ["a CAA", "example.test", "CAA", /fully validated[\s\S]*letsencrypt/],
+    ["a TLSA", "_443._tcp.www.example.test", "TLSA", /fully validated[\s\S]*TLSA/],
+    ["an HTTPS", "svc.example.test", "HTTPS", /fully validated[\s\S]*alpn/],
+    ["a big TXT RRset", "big.example.test", "TXT", /fully validated[\s\S]*aaaa/],
+    ["the NS RRset", "example.test", "NS", /fully validated[\s\S]*ns1\.example\.test/],
+    ["the SOA", "example.test", "SOA", /fully validated[\s\S]*hostmaster/],
+    ["the CDS", "example.test", "CDS", /fully validated[\s\S]*CDS/],
+    ["a DNAME (its target does not exist)", "a.dn.example.test", "A", /fully validated[\s\S]*DNAME\s+www\.example\.test\./],
+    ["a DNAME to data", "x.dn.example.test", "TXT", /; negative response, fully validated|fully validated/],
+    ["an owner in mixed case", "mixed.example.test", "A", /fully validated[\s\S]*192\.0\.2\.55/],
+    ["no DS at an insecure delegation", "sub.example.test", "DS", /; negative response, fully validated/],
+    ["the DS of a secure delegation", "sec.example.test", "DS", /fully validated[\s\S]*12345 13 2/],
+    ["an NXDOMAIN below an empty non-terminal", "x.nonterm.example.test", "A", /; negative response, fully validated[\s\S]*ncache nxdomain/],
+    ["a CNAME to a NODATA", "alias.example.test", "MX", /fully validated[\s\S]*CNAME\s+www\.example\.test\./],
   ])("delv validates %s with the KSK as trust anchor", async (_what, name, type, expected) => {
     const { out } = await delv(anchor, name, type);
     expect(out).toMatch(expected);
@@ -130,6 +151,16 @@ describe("realm zone dnssec enable | status | ds", () => {
     expect(r.authority.filter((l) => / NSEC3 1 0 0 - /.test(l))).toHaveLength(3);
     const plain = await dig(h.port, ["nope.example.test.", "A"]);
     expect(plain.raw).not.toMatch(/RRSIG|NSEC3/);
+  });
+
+  it("a CNAME chain's end is proven in the same answer; a secure delegation's referral carries its signed DS", async () => {
+    const r = await dig(h.port, ["alias.example.test.", "MX", "+dnssec"]);
+    expect(r.answer.some((l) => / RRSIG CNAME 13 3 /.test(l))).toBe(true);
+    expect(r.authority.some((l) => l.startsWith(`${base32hex(nsec3Hash("www.example.test."))}.example.test.`) && / NSEC3 1 0 0 - \S+ A AAAA RRSIG$/.test(l))).toBe(true);
+    const ref = await dig(h.port, ["host.sec.example.test.", "A", "+dnssec"]);
+    expect(ref.authority.some((l) => / DS 12345 13 2 /.test(l))).toBe(true);
+    expect(ref.authority.some((l) => / RRSIG DS 13 3 /.test(l))).toBe(true);
+    expect(ref.authority.some((l) => / RRSIG NS /.test(l))).toBe(false);
   });
 
   it("an insecure delegation is proven without DS", async () => {
