@@ -502,7 +502,17 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     ];
 
     const stopTicker = dnssecKeys
-      ? startDnssecTicker({ states: () => projection.state.dnssec, zones: () => projection.state.zones, keys: dnssecKeys, run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx), log: deps.log }, opts.dnssecTickMs ?? 30_000)
+      ? startDnssecTicker(
+          {
+            states: () => projection.state.dnssec,
+            zones: () => projection.state.zones,
+            keys: dnssecKeys,
+            run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx),
+            bumpSerial: (zone, ctx) => run(zoneDecider, zone, { type: "updateSoa", soa: {} }, ctx),
+            log: deps.log,
+          },
+          opts.dnssecTickMs ?? 30_000,
+        )
       : undefined;
 
     return {

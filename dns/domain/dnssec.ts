@@ -24,7 +24,12 @@ export const DnssecEvents = {
   DnssecKeyPublished: "DnssecKeyPublished",
   DnssecKeyStateChanged: "DnssecKeyStateChanged",
   DnssecPolicyChanged: "DnssecPolicyChanged",
+  /** The zone's serial was stepped so secondaries transfer fresh signatures (weekly: they last 14 days). */
+  DnssecZoneResigned: "DnssecZoneResigned",
 } as const;
+
+/** How often a signed zone's serial is stepped for its secondaries' sake (signatures last 14 days). */
+export const RESIGN_INTERVAL_S = 7 * 86_400;
 
 export type KeyRole = "ksk" | "zsk";
 export type KeyState = "published" | "active" | "retired" | "removed";
@@ -62,6 +67,8 @@ export interface DnssecState {
   enabled: boolean;
   policy: DnssecPolicy;
   keys: DnssecKeyInfo[];
+  /** When the zone was enabled, or last stepped for its secondaries (ISO). */
+  resignedAt?: string;
 }
 
 export type DnssecCommand =
@@ -70,7 +77,8 @@ export type DnssecCommand =
   /** Applies the state changes due at `now` (ISO); `maxTtl` is the largest TTL of the zone's signed data. */
   | { type: "advance"; now: string; maxTtl: number }
   | { type: "dsSubmitted"; now: string }
-  | { type: "policy"; zskLifetime?: number; dnskeyTtl?: number; propagationDelay?: number; dsTtl?: number };
+  | { type: "policy"; zskLifetime?: number; dnskeyTtl?: number; propagationDelay?: number; dsTtl?: number }
+  | { type: "resigned"; now: string };
 
 export const DEFAULT_POLICY: Omit<DnssecPolicy, "algorithm"> = { dnskeyTtl: 3600, propagationDelay: 60, zskLifetime: 0, dsTtl: 86_400 };
 
@@ -147,6 +155,9 @@ export const dnssecDecider: Decider<DnssecState | null, DnssecCommand> = {
         const newest = ksks.reduce((a, b) => (at(a.activeAt) >= at(b.activeAt) ? a : b));
         return ksks.filter((k) => k !== newest).map((k) => ({ type: DnssecEvents.DnssecKeyStateChanged, data: { id: k.id, role: k.role, from: k.state, to: "retired", at: c.now } satisfies StateChange }));
       }
+      case "resigned":
+        if (!s?.enabled) throw notFound("DNSSEC is not enabled for this zone");
+        return [{ type: DnssecEvents.DnssecZoneResigned, data: { at: c.now } }];
       case "policy": {
         if (!s?.enabled) throw notFound("DNSSEC is not enabled for this zone");
         const next: DnssecPolicy = { ...s.policy, ...definedOnly(c) };
@@ -177,7 +188,7 @@ export function applyDnssecEvent(s: DnssecState | null, type: string, raw: unkno
   switch (type) {
     case DnssecEvents.DnssecEnabled: {
       const d = raw as { policy: DnssecPolicy; keys: DnssecKeyInfo[] };
-      return { zone, enabled: true, policy: d.policy, keys: d.keys };
+      return { zone, enabled: true, policy: d.policy, keys: d.keys, resignedAt: d.keys[0]?.publishedAt };
     }
     case DnssecEvents.DnssecKeyPublished: {
       if (!s) return s;
@@ -190,6 +201,8 @@ export function applyDnssecEvent(s: DnssecState | null, type: string, raw: unkno
       const stamp = d.to === "active" ? "activeAt" : d.to === "retired" ? "retiredAt" : d.to === "removed" ? "removedAt" : "publishedAt";
       return { ...s, keys: s.keys.map((k) => (k.id === d.id && k.role === d.role ? { ...k, state: d.to, [stamp]: d.at } : k)) };
     }
+    case DnssecEvents.DnssecZoneResigned:
+      return s ? { ...s, resignedAt: (raw as { at: string }).at } : s;
     case DnssecEvents.DnssecPolicyChanged:
       return s ? { ...s, policy: (raw as { policy: DnssecPolicy }).policy } : s;
     default:

@@ -7,6 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sealer } from "../../services/kernel/seal.js";
 import { DEFAULT_POLICY, dnssecDecider, parentKsks, publishedKeys, signingKsks, signingZsks, type DnssecCommand, type DnssecKeyInfo, type DnssecState } from "../../dns/domain/dnssec.js";
 import { dig, dnsCli, startDns, type DnsHarness } from "./harness.js";
+import { dnssecTick } from "../../dns/dnssec/ticker.js";
+import type { DnssecKeyStore } from "../../dns/dnssec/key-store.js";
+import type { ZoneState } from "../../dns/domain/zone.js";
+import { createLogger } from "../../services/host/logger.js";
 
 const run = promisify(execFile);
 
@@ -82,6 +86,35 @@ describe("the key state machine: a resolver with cached data never fails across 
         }
       }
     }
+  });
+
+  it("steps a signed zone's serial once a week, so secondaries transfer fresh signatures before theirs run out", async () => {
+    const states = new Map([["z.", step(null, { type: "enable", policy, keys: [key("K", "ksk", "active", iso(0)), key("A", "zsk", "active", iso(0))] })!]]);
+    const zones = new Map<string, ZoneState>([["z.", { zone: "z.", exists: true, serial: 1, soa: { mname: "ns.z.", rname: "h.z.", refresh: 1, retry: 1, expire: 1, minimum: 60, ttl: 60 }, rrsets: new Map() }]]);
+    const bumped: string[] = [];
+    let now = iso(0);
+    const deps = {
+      states: () => states,
+      zones: () => zones,
+      keys: {} as DnssecKeyStore, // not used: no key is made or purged in these ticks
+      run: async (zone: string, cmd: DnssecCommand) => void states.set(zone, step(states.get(zone)!, cmd)!),
+      bumpSerial: async (zone: string) => void bumped.push(`${zone}@${now}`),
+      log: createLogger({ level: "silent" }),
+      now: () => new Date(now),
+    };
+    for (const t of [3600, 6 * 86_400, 7 * 86_400 - 1]) {
+      now = iso(t);
+      await dnssecTick(deps);
+    }
+    expect(bumped).toEqual([]);
+    now = iso(7 * 86_400);
+    await dnssecTick(deps);
+    await dnssecTick(deps);
+    expect(bumped).toEqual([`z.@${iso(7 * 86_400)}`]);
+    expect(states.get("z.")!.resignedAt).toBe(iso(7 * 86_400));
+    now = iso(14 * 86_400);
+    await dnssecTick(deps);
+    expect(bumped).toHaveLength(2);
   });
 
   it("refuses a second rollover while one is under way, and ds-submitted with no KSK waiting, changing nothing", () => {
