@@ -106,11 +106,15 @@ export class OnlineSigner {
    * answer and authority sections, DS or its denial at a referral, NSEC3 proofs for NXDOMAIN and NODATA.
    * A plan of a zone without keys comes back as it is.
    */
-  sign(plan: AnswerPlan, qname: string): AnswerPlan {
+  sign(plan: AnswerPlan, qname: string, qtype = 0): AnswerPlan {
     const zone = plan.zone;
     const keys = zone ? this.keysOf(zone) : undefined;
     const ix = zone ? this.authority.index(zone) : undefined;
     if (!zone || !keys || !ix || plan.rcode === Rcode.REFUSED) return plan;
+    if (qtype === RRSIG_TYPE) {
+      const sigs = this.signaturesAt(zone, keys, ix, qname);
+      if (sigs) return { ...plan, rcode: Rcode.NOERROR, answers: sigs, authorities: [], additionals: [] };
+    }
     const out: AnswerPlan = { ...plan, answers: [], authorities: [], additionals: plan.additionals };
     let prev: WireRecord[] | undefined;
     for (const group of groups(plan.answers)) {
@@ -151,6 +155,24 @@ export class OnlineSigner {
       out.authorities.push(p, ...this.rrsigs(zone, keys, [p]));
     }
     return out;
+  }
+
+  /**
+   * The answer to a question for type RRSIG at a name of the zone (RFC 4035 3.1.5 leaves it open; BIND and
+   * knot answer the name's signatures): every RRSIG the name's RRsets carry. Undefined where the name holds
+   * no signed RRset (then the NODATA and its proof stand).
+   */
+  private signaturesAt(zone: string, keys: ZoneKeys, ix: ZoneIndex, name: string): WireRecord[] | undefined {
+    const node = ix.nodes.get(name);
+    if (!node || below(name, cutsOf(ix), zone)) return undefined;
+    const cut = name !== zone && node.has("NS");
+    const out: WireRecord[] = [];
+    for (const set of node.values()) {
+      if (cut && set.type !== "DS") continue;
+      const records = this.authority.records(set);
+      out.push(...this.rrsigs(zone, keys, records, set.type === "SOA" ? ix.soa.ttl : undefined));
+    }
+    return out.length ? out : undefined;
   }
 
   /**

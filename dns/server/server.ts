@@ -258,7 +258,7 @@ export class DnsServer {
       );
     }
     if (plan.rcode === Rcode.REFUSED) this.stats.refused++;
-    const entry = this.encodePlan(q.dnssecOk && this.opts.dnssec ? this.opts.dnssec.sign(plan, q.qname) : plan, q);
+    const entry = this.encodePlan(q.dnssecOk && this.opts.dnssec ? this.opts.dnssec.sign(plan, q.qname, q.qtype) : plan, q);
     if (this.cache.size >= (this.opts.cacheEntries ?? 100_000)) this.cache.clear();
     this.cache.set(key, entry);
     return this.emit(q, msg, transport, entry);

@@ -8,15 +8,19 @@ import { Sealer } from "../../services/kernel/seal.js";
 import { dnskeyRdata, dsText, generateKey, keyTag, KSK_FLAGS, publicKeyField } from "../../dns/dnssec/keys.js";
 import { base32hex, nsec3Hash } from "../../dns/dnssec/nsec3.js";
 import { dig, dnsCli, startDns, ZONE, type DnsHarness } from "./harness.js";
+import { createDnsContext } from "../../dns/service.js";
+import { nameProjection } from "../../dns/projection.js";
+import { createLogger } from "../../services/host/logger.js";
 
 const run = promisify(execFile);
 
 let h: DnsHarness;
 let dir: string;
+const sealer = Sealer.generate();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "realm-dnssec-"));
-  h = await startDns({ sealer: Sealer.generate() });
+  h = await startDns({ sealer });
   await h.command("zone.import", { zone: "example.test.", text: ZONE });
   await h.command("record.add", { name: "dn.example.test.", type: "DNAME", data: "www.example.test." });
   await h.command("record.add", { name: "sec.example.test.", type: "NS", data: "ns.sec.example.test." });
@@ -161,6 +165,37 @@ describe("realm zone dnssec enable | status | ds", () => {
     expect(ref.authority.some((l) => / DS 12345 13 2 /.test(l))).toBe(true);
     expect(ref.authority.some((l) => / RRSIG DS 13 3 /.test(l))).toBe(true);
     expect(ref.authority.some((l) => / RRSIG NS /.test(l))).toBe(false);
+  });
+
+  it("a question for type RRSIG gets the name's signatures", async () => {
+    const r = await dig(h.port, ["www.example.test.", "RRSIG", "+dnssec"]);
+    expect(r.status).toBe("NOERROR");
+    expect(r.answer.map((l) => l.split(" ")[4]).sort()).toEqual(["A", "AAAA"]);
+  });
+
+  it("another instance on the same stream and seal key signs with the same keys; one with another seal key cannot sign", async () => {
+    const log = createLogger({ level: "silent" });
+    const same = await createDnsContext({ dns: { port: 0 }, sealer, dnssecTickMs: 60_000 })({ nc: h.nc, log, dataDir: dir, trust: h.trust });
+    const other = await createDnsContext({ dns: { port: 0 }, sealer: Sealer.generate(), dnssecTickMs: 60_000 })({ nc: h.nc, log, dataDir: dir, trust: h.trust });
+    try {
+      const tags = async (port: number) => (await dig(port, ["www.example.test.", "A", "+dnssec"])).answer.filter((l) => / RRSIG A /.test(l)).map((l) => l.split(" ")[10]);
+      expect(await tags(same.server!.port)).toEqual(await tags(h.port));
+      const r = await tool("delv", ["@127.0.0.1", "-p", String(same.server!.port), "-a", anchor, "+root=example.test", "+tcp", "www.example.test", "A"]);
+      expect(r.out).toMatch(/fully validated/);
+      // Sealed under another key, the private halves do not open: no signatures (never a made-up key).
+      expect(await tags(other.server!.port)).toEqual([]);
+    } finally {
+      await same.stop?.();
+      await other.stop?.();
+    }
+  });
+
+  it("the name model's snapshot keeps the zones' DNSSEC state", () => {
+    const p = nameProjection();
+    const m = h.dns.model();
+    const back = p.snapshot!.decode([...p.snapshot!.encode(m)]);
+    expect(back.dnssec.get("example.test.")).toEqual(m.dnssec.get("example.test."));
+    expect(back.dnssec.size).toBe(1);
   });
 
   it("an insecure delegation is proven without DS", async () => {
