@@ -167,6 +167,17 @@ describe("realm zone dnssec enable | status | ds", () => {
     expect(ref.authority.some((l) => / RRSIG NS /.test(l))).toBe(false);
   });
 
+  it("signatures are made once per RRset and zone version, not per query", async () => {
+    const sig = async () => (await dig(h.port, ["mail.example.test.", "A", "+dnssec"])).answer.find((l) => / RRSIG A /.test(l))!;
+    const first = await sig();
+    // The encoded answers are dropped (as a change of another zone drops them): the RRset's signature is reused.
+    h.dns.server!.changed("other.test.");
+    expect(await sig()).toBe(first);
+    // ECDSA signatures differ each time they are made: after a change of the zone, a new one.
+    await h.command("record.add", { name: "cache-probe.example.test.", type: "A", data: "192.0.2.9" });
+    expect(await sig()).not.toBe(first);
+  });
+
   it("a question for type RRSIG gets the name's signatures", async () => {
     const r = await dig(h.port, ["www.example.test.", "RRSIG", "+dnssec"]);
     expect(r.status).toBe("NOERROR");
