@@ -120,6 +120,34 @@ export function registerDnsCommands(program: Command): void {
       const parsed = await checkFile(z, file);
       print({ zone: parsed.origin, records: parsed.records.length, serial: parsed.serial, soa: parsed.soa, ...(parsed.soa ? {} : { note: "no SOA record: the file can only be imported into a zone that exists" }) }, "zone");
     });
+  const sec = zone.command("dnssec").description("DNSSEC online signing: KSK/ZSK (ECDSA P-256 or Ed25519), NSEC3, rollovers, the DS for the parent");
+  const timing = (c: Command) =>
+    c
+      .option("--dnskey-ttl <seconds>", "TTL of DNSKEY, CDS, CDNSKEY (default 3600)", nonNegativeInt)
+      .option("--zsk-lifetime <seconds>", "roll the ZSK by itself after it signed this long (0 = only on `rollover`)", nonNegativeInt)
+      .option("--propagation-delay <seconds>", "added to every wait of a rollover (default 60)", nonNegativeInt)
+      .option("--ds-ttl <seconds>", "the parent's DS TTL: how long a retired KSK stays (default 86400)", nonNegativeInt);
+  type Timing = { dnskeyTtl?: number; zskLifetime?: number; propagationDelay?: number; dsTtl?: number };
+  const timingInput = (o: Timing) => Object.fromEntries(Object.entries({ dnskeyTtl: o.dnskeyTtl, zskLifetime: o.zskLifetime, propagationDelay: o.propagationDelay, dsTtl: o.dsTtl }).filter(([, v]) => v !== undefined));
+  timing(verb(sec, "enable <zone>", "sign a zone: make its KSK and ZSK (private halves sealed in the realm, never in an event) and print the DS for the parent"))
+    .addOption(new Option("--algorithm <n>", "13 = ECDSA P-256/SHA-256, 15 = Ed25519").choices(["13", "15"]).default("13"))
+    .action(async (z: string, o: Conn & Timing & { algorithm: string }) => print(await call(o, "commands", "dnssec.enable", { zone: z, algorithm: Number(o.algorithm), ...timingInput(o) }), "dnssec"));
+  verb(sec, "status <zone>", "keys (tags, roles, states, times), policy, the DS, the next key change due").action(async (z: string, o: Conn) => print(await call(o, "queries", "dnssec", { zone: z }), "dnssec"));
+  verb(sec, "ds <zone>", "the DS records (SHA-256) for the parent, one a line as dnssec-dsfromkey prints them")
+    .option("--dnskey", "print the KSKs' DNSKEY records instead (a trust anchor)")
+    .action(async (z: string, o: Conn & { dnskey?: boolean }) => {
+      const r = (await call(o, "queries", "dnssec-ds", { zone: z })) as { ds: string[]; dnskey: string[] };
+      process.stdout.write(`${(o.dnskey ? r.dnskey : r.ds).join("\n")}\n`);
+    });
+  verb(sec, "rollover <zone>", "start a rollover: --zsk by pre-publication, --ksk with CDS/CDNSKEY for the parent")
+    .option("--zsk", "roll the zone-signing key")
+    .option("--ksk", "roll the key-signing key (then `ds-submitted` once the parent has the new DS)")
+    .action(async (z: string, o: Conn & { zsk?: boolean; ksk?: boolean }) => {
+      if (!o.zsk === !o.ksk) throw new Error("give --zsk or --ksk");
+      print(await call(o, "commands", "dnssec.rollover", { zone: z, role: o.zsk ? "zsk" : "ksk" }), "dnssec");
+    });
+  verb(sec, "ds-submitted <zone>", "the parent has the new KSK's DS: retire the old KSK").action(async (z: string, o: Conn) => print(await call(o, "commands", "dnssec.ds-submitted", { zone: z }), "dnssec"));
+  timing(verb(sec, "policy <zone>", "change a signed zone's timings")).action(async (z: string, o: Conn & Timing) => print(await call(o, "commands", "dnssec.policy", { zone: z, ...timingInput(o) }), "dnssec"));
   const cf = zone.command("cloudflare").description("mirror a public zone to Cloudflare (API token from CLOUDFLARE_API_TOKEN in the realm's environment)");
   verb(cf, "plan <zone>", "show the creates/updates/deletes an apply would make")
     .option("--cloudflare-zone <name>", "Cloudflare zone name (default: the same)")

@@ -11,6 +11,8 @@ export const DNS_STREAM = "REALM_DNS";
 export const DNS_UPLOADS_BUCKET = "realm_dns_uploads";
 /** The KV bucket of TSIG key secrets, sealed (dns/tsig-secrets.ts): the dns context alone reads and writes it. */
 export const DNS_TSIG_BUCKET = "realm_dns_tsig";
+/** The KV bucket of the zones' DNSSEC private keys, sealed (dns/dnssec/key-store.ts): the dns context alone reads and writes it. */
+export const DNS_DNSSEC_BUCKET = "realm_dns_dnssec";
 /** The JetStream stream behind that bucket (Object Store names it `OBJ_<bucket>`). */
 export const DNS_UPLOADS_STREAM = `OBJ_${DNS_UPLOADS_BUCKET}`;
 

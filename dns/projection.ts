@@ -5,6 +5,7 @@ import { applySubjectEvent, emptySubjects, type Namespace, type SubjectRegistry 
 import { applyObjectEvent, emptyObjects, type NamedObject, type ObjectRegistry } from "./domain/objects.js";
 import { applyTsigKeyEvent, tsigKeyDecider, type TsigKeyInfo } from "./domain/tsig-keys.js";
 import { soaRecord, zoneEventDiff, type ZoneStep } from "./domain/zone-diff.js";
+import { applyDnssecEvent, dnssecDecider, type DnssecState } from "./domain/dnssec.js";
 
 /** The name domain's read model: every zone, the subject namespaces and the named objects, in memory. */
 export interface NameModel {
@@ -23,6 +24,8 @@ export interface NameModel {
    * zone (server/catalog.ts) takes its serial from it, so every replica agrees on it.
    */
   memberships: number;
+  /** DNSSEC keys and policy per zone: public halves and states only (private halves sealed in realm_dns_dnssec). */
+  dnssec: Map<string, DnssecState>;
 }
 
 /** What the DNS server follows besides "a zone changed": the serial steps (IXFR) and the zone list (catalog). */
@@ -42,11 +45,12 @@ const STAGING = new Set<string>([ImportEvents.Started, ImportEvents.Chunk]);
  * commit, not per chunk.
  */
 export function nameProjection(onZoneChanged: (zone: string) => void = () => undefined, hooks: NameProjectionHooks = {}): ProjectionDefinition<NameModel> {
-  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map(), memberships: 0 });
+  const initial = (): NameModel => ({ zones: new Map(), deletedZones: new Map(), subjects: emptySubjects(), objects: emptyObjects(), tsigKeys: new Map(), dnssec: new Map(), memberships: 0 });
   return {
     name: "dns-names",
     // v2: the model counts memberships (the catalog's serial) and keeps each zone's secondaries.
-    version: 2,
+    // v3: and holds each zone's DNSSEC keys and policy.
+    version: 3,
     initial,
     apply(state, event: EventEnvelope) {
       switch (event.aggregate.type) {
@@ -88,6 +92,14 @@ export function nameProjection(onZoneChanged: (zone: string) => void = () => und
           if (next) state.tsigKeys.set(event.aggregate.id, next);
           break;
         }
+        case dnssecDecider.aggregateType: {
+          const zone = event.aggregate.id;
+          const next = applyDnssecEvent(state.dnssec.get(zone) ?? null, event.type, event.data, zone);
+          if (next) state.dnssec.set(zone, next);
+          // The zone's apex records (DNSKEY, CDS, ...) and signing keys changed: re-index it, drop cached answers.
+          onZoneChanged(zone);
+          break;
+        }
       }
       return state;
     },
@@ -125,6 +137,7 @@ function* encodeNameModel(m: NameModel): Generator<unknown> {
   for (const [key, o] of m.objects.objects) yield ["object", key, o];
   for (const [key, k] of m.tsigKeys) yield ["tsig", key, k];
   yield ["memberships", m.memberships];
+  for (const [key, d] of m.dnssec) yield ["dnssec", key, d];
 }
 
 function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
@@ -164,6 +177,8 @@ function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
         break;
       case "memberships":
         m.memberships = r[1] as number;
+      case "dnssec":
+        m.dnssec.set(r[1] as string, r[2] as DnssecState);
         break;
       default:
         throw new Error(`not a name model record: ${JSON.stringify(r[0])}`);

@@ -32,6 +32,12 @@ import { tsigEndpoints } from "./tsig-endpoints.js";
 import { answerUpdate, type BoundKey } from "./server/update.js";
 import { zoneUpdateDecider } from "./domain/update.js";
 import { tsigKeyDecider } from "./domain/tsig-keys.js";
+import { dnssecDecider } from "./domain/dnssec.js";
+import { dnssecEndpoints } from "./dnssec-endpoints.js";
+import { DnssecKeyStore } from "./dnssec/key-store.js";
+import { OnlineSigner } from "./dnssec/signer.js";
+import { apexRecords, zoneKeys } from "./dnssec/zone-keys.js";
+import { startDnssecTicker } from "./dnssec/ticker.js";
 
 export interface DnsOptions {
   /** DNS listener; port 0 = a free one, `false` = no DNS server (API only). Default from REALM_DNS_PORT, else 5300. */
@@ -66,6 +72,8 @@ export interface DnsOptions {
   escrow?: SecretEscrow | undefined;
   /** How many serial steps the IXFR journal keeps (server/journal.ts). */
   journal?: JournalLimits;
+  /** How often the DNSSEC key schedule runs (key state changes, scheduled ZSK rollovers), ms. Default 30 s. */
+  dnssecTickMs?: number;
   /** Bounds of `zone.import`: the master file's bytes (default 512 MiB) and records (default 2,000,000). */
   imports?: ImportLimits;
 }
@@ -95,9 +103,16 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
     const rateLimit = dnsCfg ? (dnsCfg.rateLimit ?? rateLimitFromEnv(process.env.REALM_DNS_RRL)) : false;
     const recursionAllow = dnsCfg ? (dnsCfg.recursionAllow ?? (process.env.REALM_DNS_RECURSION_ALLOW ? readAllowList(process.env.REALM_DNS_RECURSION_ALLOW, "REALM_DNS_RECURSION_ALLOW") : undefined)) : undefined;
     let served: ServedZones | undefined;
+    let signer: OnlineSigner | undefined;
     const projection = new Projection(
       store,
-      nameProjection((zone) => server?.changed(zone), { onStep: (zone, step) => journal.record(zone, step), onMembership: () => served?.name && server?.changed(served.name) }),
+      nameProjection(
+        (zone) => {
+          signer?.invalidate(zone);
+          server?.changed(zone);
+        },
+        { onStep: (zone, step) => journal.record(zone, step), onMembership: () => served?.name && server?.changed(served.name) },
+      ),
       { log: deps.log, indexCommands: true },
     );
     const zones = (served = new ServedZones(() => projection.state, catalog, journal));
@@ -112,7 +127,17 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       }));
     await uploadBucket().catch((err: unknown) => deps.log.warn({ bucket: DNS_UPLOADS_BUCKET, err: err instanceof Error ? err.message : String(err) }, "dns uploads bucket unavailable: zone.import takes text and the HTTP upload only"));
     const writes = new WriteModel(store, projection as Projection<unknown>);
-    const authority = new Authority(() => zones.zones());
+    // A signed zone's apex serves its DNSKEY, NSEC3PARAM, CDS and CDNSKEY beside its records.
+    const authority = new Authority(
+      () => zones.zones(),
+      (zone) => {
+        const d = projection.state.dnssec.get(zone);
+        return d?.enabled ? apexRecords(zone, d) : [];
+      },
+    );
+    // Private DNSSEC keys are read before the projection goes live, so the first signed answer has them.
+    const dnssecKeys = opts.sealer ? await DnssecKeyStore.open(deps.nc, opts.sealer, opts.replicas) : undefined;
+    signer = new OnlineSigner(authority, (zone) => zoneKeys(zone, projection.state.dnssec.get(zone), dnssecKeys));
     await projection.start();
     const tsigSecrets = opts.sealer ? await TsigSecrets.open(deps.nc, opts.sealer, opts.replicas) : undefined;
     /** A live key with its secret, for the DNS server (null: unknown, revoked, or its secret is gone). */
@@ -145,7 +170,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       workers = await startDnsWorkers(nWorkers, { natsUrl: dnsCfg.natsUrl, natsCreds: dnsCfg.natsCreds, trust: deps.trust.doc, host, port, transferAllow: dnsCfg.transferAllow, notify, notifyRetry: dnsCfg.notifyRetry, journal: opts.journal, catalog, rateLimit });
       deps.log.info({ port, workers: workers.pids }, "dns server listening in worker processes");
     } else if (dnsCfg) {
-      server = new DnsServer(authority, { ...dnsCfg, notify, rateLimit, recursionAllow, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal });
+      server = new DnsServer(authority, { ...dnsCfg, notify, rateLimit, recursionAllow, forwarder: forward ? new Forwarder(forward) : undefined, log: deps.log, update, tsigKey: boundKey, journal, dnssec: signer });
       await server.start();
       deps.log.info({ port: server.port }, "dns server listening");
     }
@@ -157,6 +182,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
       [objectDecider.aggregateType]: (id) => projection.state.objects.objects.get(id) ?? null,
       [mirrorDecider.aggregateType]: () => null,
       [tsigKeyDecider.aggregateType]: (id) => projection.state.tsigKeys.get(id) ?? null,
+      [dnssecDecider.aggregateType]: (id) => projection.state.dnssec.get(id) ?? null,
     };
     /** Runs a command and waits until the projection (and so the DNS server) has applied its events. */
     function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
@@ -497,6 +523,14 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         escrow: opts.escrow,
         run: (id, cmd, ctx) => run(tsigKeyDecider, id, cmd, ctx),
       }),
+      ...dnssecEndpoints({
+        states: () => projection.state.dnssec,
+        zones: () => projection.state.zones,
+        zoneName,
+        keys: dnssecKeys,
+        unsignedServer: workers ? "this realm answers DNS from worker processes, which hold no DNSSEC keys: a signed zone would be served unsigned (run the DNS server in process to sign)" : undefined,
+        run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx),
+      }),
       ...cloudflareEndpoints({
         zone: zoneState,
         zoneName,
@@ -506,6 +540,20 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         },
       }),
     ];
+
+    const stopTicker = dnssecKeys
+      ? startDnssecTicker(
+          {
+            states: () => projection.state.dnssec,
+            zones: () => projection.state.zones,
+            keys: dnssecKeys,
+            run: (zone, cmd, ctx) => run(dnssecDecider, zone, cmd, ctx),
+            bumpSerial: (zone, ctx) => run(zoneDecider, zone, { type: "updateSoa", soa: {} }, ctx),
+            log: deps.log,
+          },
+          opts.dnssecTickMs ?? 30_000,
+        )
+      : undefined;
 
     return {
       name: "dns",
@@ -524,6 +572,7 @@ export function createDnsContext(opts: DnsOptions = {}): (deps: ContextDeps) => 
         return lines;
       },
       async stop() {
+        stopTicker?.();
         await server?.stop();
         await workers?.stop();
         await projection.stop();

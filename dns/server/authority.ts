@@ -30,7 +30,7 @@ export interface AnswerPlan {
   ede?: number;
 }
 
-interface RRset {
+export interface RRset {
   type: RecordType;
   /** The owner as the zone writes it (its case kept); the index keys it in lower case. */
   owner: string;
@@ -47,22 +47,25 @@ const DS = 43;
 const RRSIG = 46;
 const NSEC = 47;
 
+/** RRsets a zone serves beside its records (the DNSSEC apex records: DNSKEY, NSEC3PARAM, CDS, CDNSKEY). */
+export type ExtraRRsets = (zone: string) => { name: string; type: RecordType; ttl: number; data: string[] }[];
+
 /** One zone, indexed for lookups: lower-case owner -> type -> RRset, plus the names that exist only as ancestors. */
-class ZoneIndex {
+export class ZoneIndex {
   readonly nodes = new Map<string, Map<RecordType, RRset>>();
   /** Empty non-terminals: names with no records but with descendants that have some. */
   readonly ents = new Set<string>();
   readonly soa: WireRecord;
   readonly negativeSoa: WireRecord;
 
-  constructor(readonly zone: string, state: ZoneState) {
+  constructor(readonly zone: string, state: ZoneState, extra: ReturnType<ExtraRRsets> = []) {
     const soa = state.soa!;
     const soaData = `${soa.mname} ${soa.rname} ${state.serial} ${soa.refresh} ${soa.retry} ${soa.expire} ${soa.minimum}`;
     const soaSet: RRset = { type: "SOA", owner: zone, ttl: soa.ttl, data: [soaData] };
     this.node(zone).set("SOA", soaSet);
     this.soa = wire(soaSet)[0]!;
     this.negativeSoa = { ...this.soa, ttl: Math.min(soa.ttl, soa.minimum) };
-    for (const set of state.rrsets.values()) {
+    for (const set of [...state.rrsets.values(), ...extra]) {
       const key = set.name.toLowerCase();
       this.node(key).set(set.type, { type: set.type, owner: set.name, ttl: set.ttl, data: set.data });
       for (let p = parentName(key); p && p !== zone && p.endsWith(zone); p = parentName(p)) if (!this.nodes.has(p)) this.ents.add(p);
@@ -140,7 +143,10 @@ function minimalAny(node: Map<RecordType, RRset>): RRset | undefined {
 export class Authority {
   private indexes = new Map<string, ZoneIndex>();
 
-  constructor(private readonly zones: () => Map<string, ZoneState>) {}
+  constructor(
+    private readonly zones: () => Map<string, ZoneState>,
+    private readonly extra?: ExtraRRsets,
+  ) {}
 
   /** Drops the index of a zone (or all): the next question rebuilds it from the projection. */
   invalidate(zone?: string): void {
@@ -148,12 +154,13 @@ export class Authority {
     else this.indexes.clear();
   }
 
-  private index(zone: string): ZoneIndex | undefined {
+  /** The index of a zone (built on first need after a change). */
+  index(zone: string): ZoneIndex | undefined {
     let ix = this.indexes.get(zone);
     if (!ix) {
       const st = this.zones().get(zone);
       if (!st || !st.exists || !st.soa) return undefined;
-      ix = new ZoneIndex(zone, st);
+      ix = new ZoneIndex(zone, st, this.extra?.(zone));
       this.indexes.set(zone, ix);
     }
     return ix;
@@ -325,6 +332,11 @@ export class Authority {
   /** The zone's state as the realm holds it (undefined when it does not exist). */
   zoneState(zone: string): ZoneState | undefined {
     return this.zones().get(zone);
+  }
+
+  /** The records of an indexed RRset, for the encoder. */
+  records(set: RRset): WireRecord[] {
+    return wire(set);
   }
 
   soaOf(zone: string): WireRecord | null {

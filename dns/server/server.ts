@@ -16,6 +16,7 @@ import type { ZoneJournal } from "./journal.js";
 import { answerIxfr } from "./ixfr.js";
 import { Notifier, type NotifyRetry } from "./notify.js";
 import { recordCount } from "../domain/zone.js";
+import type { OnlineSigner } from "../dnssec/signer.js";
 
 export interface DnsServerOptions {
   host?: string;
@@ -44,6 +45,8 @@ export interface DnsServerOptions {
   update?: (msg: Buffer) => Buffer | null | Promise<Buffer | null>;
   /** TSIG keys (for signed zone transfers): the key of a name, or null. */
   tsigKey?: (name: string) => Promise<BoundKey | null>;
+  /** Signs answers to DO queries and transfers of the zones it has keys for (dns/dnssec/). */
+  dnssec?: OnlineSigner;
   /** Encoded answers kept per (name, type); cleared on every change. */
   cacheEntries?: number;
 }
@@ -285,7 +288,7 @@ export class DnsServer {
     // type 0 is no type (NOTIMP, as knot).
     if (q.qtype === 252 || q.qtype === 0) return this.bare(q, msg, Rcode.NOTIMP);
     if (q.qtype === 251) return this.bare(q, msg, q.nscount === 0 ? Rcode.FORMERR : Rcode.REFUSED);
-    const key = `${q.qname}/${q.qtype}`;
+    const key = q.dnssecOk ? `${q.qname}/${q.qtype}/do` : `${q.qname}/${q.qtype}`;
     const hit = this.cache.get(key);
     if (hit) return this.emit(q, msg, transport, hit);
     const fwd = this.opts.forwarder;
@@ -301,7 +304,7 @@ export class DnsServer {
       );
     }
     if (plan.rcode === Rcode.REFUSED) this.stats.refused++;
-    const entry = this.encodePlan(plan, q);
+    const entry = this.encodePlan(q.dnssecOk && this.opts.dnssec ? this.opts.dnssec.sign(plan, q.qname, q.qtype) : plan, q);
     if (this.cache.size >= (this.opts.cacheEntries ?? 100_000)) this.cache.clear();
     this.cache.set(key, entry);
     return this.emit(q, msg, transport, entry);
@@ -393,11 +396,15 @@ export class DnsServer {
     const signed = await this.transferKey(socket, q, msg);
     if (signed === "answered") return;
     const allowed = signed !== null || ipAllowed(socket.remoteAddress ?? "", this.opts.transferAllow ?? ["127.0.0.1", "::1"]);
-    let records = allowed ? this.authority.transfer(q.qname) : null;
+    const zoneRecords = allowed ? this.authority.transfer(q.qname) : null;
+    const signs = this.opts.dnssec?.signs(q.qname) ?? false;
+    let records = zoneRecords && this.opts.dnssec ? this.opts.dnssec.transfer(q.qname, zoneRecords) : zoneRecords;
     const out = new TransferWriter(socket, q.id, msg.subarray(12, q.questionEnd), q.qname, signed ?? undefined);
     if (!records) return out.flush(true, Rcode.REFUSED);
     this.stats.transfers++;
-    if (q.qtype === 251) records = this.incremental(q.qname, msg) ?? records;
+    // A signed zone's journal holds record changes, not the signatures and NSEC3 chain they move: its IXFR
+    // is the whole signed zone, AXFR-style (RFC 1995 4 lets a server answer so).
+    if (q.qtype === 251 && !signs) records = this.incremental(q.qname, msg) ?? records;
     for (const r of records) {
       if (!out.open) return;
       await out.add(r);

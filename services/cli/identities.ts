@@ -6,7 +6,7 @@ import { NATS_KEYS_BUCKET } from "../../identity/nats/shared-keys.js";
 import { OIDC_BUCKET, OIDC_BUCKET_MAX_AGE_MS } from "../../identity/oidc/kv-adapter.js";
 import type { UserPermissions } from "../../identity/nats/domain/validation.js";
 import { inboxOf, operatorPermissions as operatorApiPermissions } from "../../identity/nats/realm-identities.js";
-import { DNS_TSIG_BUCKET, DNS_UPLOADS_BUCKET, DNS_UPLOADS_STREAM } from "../../dns/contract.js";
+import { DNS_DNSSEC_BUCKET, DNS_TSIG_BUCKET, DNS_UPLOADS_BUCKET, DNS_UPLOADS_STREAM } from "../../dns/contract.js";
 
 export { inboxOf } from "../../identity/nats/realm-identities.js";
 import { eventsWildcard, streamName } from "../kernel/subjects.js";
@@ -39,6 +39,8 @@ export const REALM_BUCKETS: { name: string; owner: string; opts: { history: numb
   { name: PKI_KEYS_BUCKET, owner: "pki", opts: { history: 1 } },
   // TSIG key secrets, sealed (dns/tsig-secrets.ts): the dns context alone; DNS workers never see them.
   { name: DNS_TSIG_BUCKET, owner: "dns", opts: { history: 1 } },
+  // The zones' DNSSEC private keys, sealed (dns/dnssec/key-store.ts): the dns context alone.
+  { name: DNS_DNSSEC_BUCKET, owner: "dns", opts: { history: 1 } },
   ...EVENT_CONTEXTS.flatMap((c) => outcomeBuckets(c).map((b) => ({ ...b, owner: c }))),
   // Each context's projection snapshots (services/kernel/snapshot-store.ts): only its own identity writes
   // them (and signs them with its event key: the bucket's rights keep others from filling or wiping it).

@@ -32,6 +32,8 @@ export const KINDS = {
   cid: s("cid", { id: (c) => c.name ?? c.cid, quiet: "cid", columns: [["NAME", "name"], ["CID", "cid"], ["DNSLINK", "dnslink"]] }),
   // `-q` on create prints the secret alone (shown once: for a script that stores it straight away).
   tsig: s("tsig", { plural: "keys", list: "keys", id: "name", quiet: "secret", columns: [["NAME", "name"], ["ALGORITHM", "algorithm"], ["PRINCIPAL", "principal"], ["ZONES", "zones"], ["NAMES", "names"], ["FINGERPRINT", "fingerprint"], ["REVOKED", "revoked"]] }),
+  // A signed zone's keys (public halves): `-q` prints the DS for the parent.
+  dnssec: s("dnssec", { plural: "keys", list: "keys", id: "zone", quiet: "ds", columns: [["ID", "id"], ["ROLE", "role"], ["TAG", "tag"], ["ALGORITHM", "algorithm"], ["STATE", "state"], ["PUBLISHED", "publishedAt"], ["ACTIVE", "activeAt"], ["RETIRED", "retiredAt"]] }),
   principal: s("principal", { plural: "principals", list: "principals", item: "principal", id: "id", columns: [["ID", "id"], ["KIND", "kind"], ["NAME", "displayName"], ["DISABLED", "disabled"], ["SOURCE", "source"]] }),
   organization: s("organization", { plural: "organizations", item: "organization", id: "id" }),
   group: s("group", { plural: "groups", list: "groups", item: "group", id: "id", columns: [["ID", "id"], ["NAME", "displayName"], ["MEMBERS", "members"], ["SOURCE", "source.kind"]] }),
