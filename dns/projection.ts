@@ -177,6 +177,7 @@ function decodeNameModel(records: Iterable<unknown>, m: NameModel): NameModel {
         break;
       case "memberships":
         m.memberships = r[1] as number;
+        break;
       case "dnssec":
         m.dnssec.set(r[1] as string, r[2] as DnssecState);
         break;
