@@ -66,6 +66,8 @@ export const KINDS = {
   }),
   crl: s("crl", { id: "issuer", quiet: "crlPem" }),
   issuer: s("issuer", { plural: "issuers", list: "issuers", id: "issuer", columns: [["ISSUER", "issuer"], ["INTERMEDIATE", "intermediate.serial"], ["NOT AFTER", "intermediate.notAfter"], ["PERMITTED", "intermediate.permittedDns"], ["PENDING CSR", "pending.keySpec"]] }),
+  "ssh-ca": s("ssh-ca", { plural: "SSH CAs", list: "cas", id: "issuer", columns: [["ISSUER", "issuer"], ["KEY", "keySpec"], ["FINGERPRINT", "fingerprint"], ["CREATED", "createdAt"]] }),
+  "ssh-certificate": s("ssh-certificate", { plural: "SSH certificates", list: "certificates", id: "serial", columns: [["SERIAL", "serial"], ["KIND", "kind"], ["KEY ID", "keyId"], ["PRINCIPALS", "principals"], ["ISSUER", "issuer"], ["STATUS", "status"], ["VALID BEFORE", "validBefore"]] }),
   ceremony: s("ceremony", { id: (c) => c.dir ?? c.certificate ?? c.crl }),
   secret: s("secret", { plural: "secrets", list: "secrets", id: (x) => x.itemId ?? pick2(x, "secretRef", "itemId"), quiet: "value", columns: [["PRINCIPAL", "principal"], ["NAME", "name"], ["ITEM", "itemId"], ["VERSION", "version"], ["AT", "escrowedAt"]] }),
   login: s("login", { id: "url" }),
