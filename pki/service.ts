@@ -17,6 +17,7 @@ import { CrlCache, intermediatesOf, OcspIssuers, OcspResponder } from "./revocat
 import { followRealmZones } from "./realm-zones.js";
 import { registerPkiRoutes } from "./routes.js";
 import { createSshCa } from "./ssh/service.js";
+import { expiringWithin, expiryMetrics } from "./expiry.js";
 import { buildName, nameConstraintsOf, parseCertificate, wholeSeconds } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
 import { createCsr, parseCsr } from "./x509/csr.js";
@@ -417,6 +418,16 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         },
       },
       ...ssh.endpoints,
+      {
+        kind: "query",
+        name: "expiring",
+        description: "Everything still valid that expires within N hours, soonest first: leaves, intermediates, SSH certificates",
+        filter: (r, can) => ({ ...r, expiring: (r as { expiring: { issuer: string }[] }).expiring.filter((x) => can({ kind: "issuer", id: x.issuer })) }),
+        input: S({ withinHours: { type: "integer", minimum: 0, maximum: 876_000 }, limit: { type: "integer", minimum: 1, maximum: 10_000 } }, ["withinHours"]),
+        async handle(i: { withinHours: number; limit?: number }) {
+          return { expiring: expiringWithin(model(), ssh.model(), now(), i.withinHours * 3_600_000).slice(0, i.limit ?? 1000) };
+        },
+      },
     ];
 
     return {
@@ -439,7 +450,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       },
       projections: () => [projection as Projection<unknown>, ...(realmZones ? [realmZones.projection as Projection<unknown>] : []), ...ssh.projections()],
       ready: () => projection.status === "live",
-      metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`, ...ssh.metrics()],
+      metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`, ...ssh.metrics(), ...expiryMetrics(model(), ssh.model(), now())],
       stop: async () => {
         await ssh.stop();
         keys.stop();

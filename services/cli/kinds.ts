@@ -66,6 +66,7 @@ export const KINDS = {
   }),
   crl: s("crl", { id: "issuer", quiet: "crlPem" }),
   issuer: s("issuer", { plural: "issuers", list: "issuers", id: "issuer", columns: [["ISSUER", "issuer"], ["INTERMEDIATE", "intermediate.serial"], ["NOT AFTER", "intermediate.notAfter"], ["PERMITTED", "intermediate.permittedDns"], ["PENDING CSR", "pending.keySpec"]] }),
+  expiring: s("expiring", { plural: "nothing expiring", list: "expiring", id: (e) => `${String(e.kind)}/${String(e.serial)}`, columns: [["KIND", "kind"], ["ISSUER", "issuer"], ["SERIAL", "serial"], ["NAME", "name"], ["NOT AFTER", "notAfter"]] }),
   "ssh-ca": s("ssh-ca", { plural: "SSH CAs", list: "cas", id: "issuer", columns: [["ISSUER", "issuer"], ["KEY", "keySpec"], ["FINGERPRINT", "fingerprint"], ["CREATED", "createdAt"]] }),
   "ssh-certificate": s("ssh-certificate", { plural: "SSH certificates", list: "certificates", id: "serial", columns: [["SERIAL", "serial"], ["KIND", "kind"], ["KEY ID", "keyId"], ["PRINCIPALS", "principals"], ["ISSUER", "issuer"], ["STATUS", "status"], ["VALID BEFORE", "validBefore"]] }),
   ceremony: s("ceremony", { id: (c) => c.dir ?? c.certificate ?? c.crl }),
