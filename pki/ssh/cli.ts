@@ -92,6 +92,28 @@ export function registerSshCommands(program: Command): void {
       printResult({ ...summary, file }, "ssh-certificate");
     });
 
+  verb(ssh, "login", "after `realm login`: an SSH user certificate for yourself (your login name and groups), written beside your key as ssh expects, like `step ssh login`")
+    .option("--key <pubkey>", "your public key file (default ~/.ssh/id_ed25519.pub)")
+    .option("--principals <names>", "fewer principals than your login name and groups", list)
+    .option("--hours <n>", "validity in hours (default: the CA's policy, 16)", int)
+    .option("--issuer <id>", "issuer (needed when the realm has several SSH CAs)")
+    .action(async (o: Flags & { key?: string; principals?: string[]; hours?: number; issuer?: string }) => {
+      const { homedir } = await import("node:os");
+      const pubkey = o.key ?? `${homedir()}/.ssh/id_ed25519.pub`;
+      let text: string;
+      try {
+        text = readFileSync(pubkey, "utf8");
+      } catch {
+        throw invalid(`cannot read your public key ${pubkey} (make one with ssh-keygen -t ed25519, or give --key)`);
+      }
+      const r = (await call(o, "commands", "ssh.sign-self", { publicKey: text, ...issuerOf(o), ...(o.principals ? { principals: o.principals } : {}), ...(o.hours !== undefined ? { hours: o.hours } : {}) })) as SignReply;
+      const file = certFileFor(pubkey);
+      writeFileSync(file, r.certificate);
+      say(`wrote ${file} (serial ${r.serial}, valid until ${String(r.validBefore)}); ssh uses it with its key`);
+      const { certificate: _c, ...summary } = r;
+      printResult({ ...summary, file }, "ssh-certificate");
+    });
+
   verb(ssh, "sign-host <pubkey>", "sign a host certificate for a host key (.pub) and names the realm owns; writes <key>-cert.pub (sshd's HostCertificate)")
     .requiredOption("--name <names>", "host names (in the realm's zones) or IPs (in the issuer's ranges)", list)
     .option("--days <n>", "validity in days (default: the CA's policy, 30)", int)

@@ -290,6 +290,27 @@ export async function createSshCa(d: SshCaDeps): Promise<SshCa> {
     },
     {
       kind: "command",
+      name: "ssh.sign-self",
+      description: "A person signed in (realm login, or their own API key) gets an SSH user certificate for themselves: their login name and groups, the CA's policy, nothing more",
+      auth: "authenticated",
+      input: S({ issuer: str, publicKey: pubKey, principals: names, hours: { type: "integer", minimum: 1, maximum: 24 * 366 } }, ["publicKey"]),
+      async handle(i: { issuer?: string; publicKey: string; principals?: string[]; hours?: number }, ctx) {
+        const me = ctx.principal?.id;
+        if (!me) throw new RealmError("UNAUTHORIZED", "sign in first (realm login): an SSH certificate for yourself needs to know who you are");
+        let p = people.of(me);
+        if (!p) {
+          await people.catchUp();
+          p = people.of(me);
+        }
+        if (!p) throw notFound(`principal ${me} does not exist in the realm's directory`);
+        if (p.kind !== "person") throw invalid(`principal ${me} is a ${p.kind}, not a person: its certificates are signed by an operator (ssh.sign-user)`);
+        if (p.disabled) throw invalid(`principal ${me} is disabled: no SSH certificate`);
+        const allowed = p.logins;
+        return sign("user", i.issuer, i.publicKey, (policy) => planUserCertificate({ principals: i.principals?.length ? i.principals : allowed, allowed, hours: i.hours, now: d.now(), policy }), () => me, me, ctx);
+      },
+    },
+    {
+      kind: "command",
       name: "ssh.sign-host",
       description: "Sign an SSH host certificate for hosts the realm names (DNS names in its zones or the issuer's allow-list, IPs in its ranges)",
       resource: (i: { issuer?: string }) => resourceOf(i.issuer),
