@@ -50,10 +50,10 @@ export interface SshCaState {
   ca?: SshCaFacts | undefined;
   policy: SshPolicy;
   /** Key ids revoked for every certificate of this CA (the KRL's key id section). */
-  revokedKeyIds: { keyId: string; at: string }[];
+  revokedKeyIds: { keyId: string; at: string; reason?: string | undefined }[];
 }
 
-export type SshCaCommand = { type: "create"; ca: SshCaFacts } | { type: "policy"; policy: SshPolicy } | { type: "revokeKeyId"; keyId: string; at: string };
+export type SshCaCommand = { type: "create"; ca: SshCaFacts } | { type: "policy"; policy: SshPolicy } | { type: "revokeKeyId"; keyId: string; at: string; reason: string };
 
 export const sshCaDecider: Decider<SshCaState, SshCaCommand> = {
   aggregateType: "ssh-ca",
@@ -70,7 +70,7 @@ export const sshCaDecider: Decider<SshCaState, SshCaCommand> = {
       case "revokeKeyId":
         if (!s.exists) throw notFound(`issuer ${s.id} has no SSH CA`);
         if (s.revokedKeyIds.some((k) => k.keyId === c.keyId)) throw alreadyExists(`key id ${JSON.stringify(c.keyId)} is already revoked for SSH CA ${s.id}`);
-        return [{ type: E.SshKeyIdRevoked, data: { keyId: c.keyId, revokedAt: c.at } }];
+        return [{ type: E.SshKeyIdRevoked, data: { keyId: c.keyId, revokedAt: c.at, reason: c.reason } }];
     }
   },
   evolve: evolveSshCa,
@@ -83,8 +83,8 @@ export function evolveSshCa(s: SshCaState, e: EventEnvelope): SshCaState {
     case E.SshCaPolicyChanged:
       return { ...s, policy: e.data as SshPolicy };
     case E.SshKeyIdRevoked: {
-      const d = e.data as { keyId: string; revokedAt: string };
-      return { ...s, revokedKeyIds: [...s.revokedKeyIds, { keyId: d.keyId, at: d.revokedAt }] };
+      const d = e.data as { keyId: string; revokedAt: string; reason?: string };
+      return { ...s, revokedKeyIds: [...s.revokedKeyIds, { keyId: d.keyId, at: d.revokedAt, ...(d.reason ? { reason: d.reason } : {}) }] };
     }
     default:
       return s;

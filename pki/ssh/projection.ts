@@ -41,7 +41,7 @@ export function sshProjection(): ProjectionDefinition<SshModel> {
 }
 
 /** An SSH certificate as queries answer it. */
-export function sshCertView(c: SshCertState, now: Date, revokedKeyIds: { keyId: string; at: string }[] = []) {
+export function sshCertView(c: SshCertState, now: Date, revokedKeyIds: { keyId: string; at: string; reason?: string | undefined }[] = []) {
   const byKeyId = revokedKeyIds.find((k) => k.keyId === c.keyId);
   const status = c.revoked || byKeyId ? "revoked" : c.validBefore && new Date(c.validBefore).getTime() < now.getTime() ? "expired" : "valid";
   return {
@@ -57,6 +57,6 @@ export function sshCertView(c: SshCertState, now: Date, revokedKeyIds: { keyId: 
     key: c.key,
     status,
     ...(c.principal ? { principal: c.principal } : {}),
-    ...(c.revoked ? { revoked: c.revoked } : byKeyId ? { revoked: { at: byKeyId.at, reason: "key id revoked" } } : {}),
+    ...(c.revoked ? { revoked: c.revoked } : byKeyId ? { revoked: { at: byKeyId.at, reason: byKeyId.reason ?? "unspecified", byKeyId: true } } : {}),
   };
 }

@@ -353,7 +353,7 @@ export async function createSshCa(d: SshCaDeps): Promise<SshCa> {
           return { serial, issuer: r.state.issuer, keyId: r.state.keyId, revoked: r.state.revoked };
         }
         const ca = caOf(i.issuer);
-        await run(sshCaDecider, ca.id, { type: "revokeKeyId", keyId: assertKeyId(i.keyId!), at } satisfies SshCaCommand, ctx);
+        await run(sshCaDecider, ca.id, { type: "revokeKeyId", keyId: assertKeyId(i.keyId!), at, reason: i.reason ?? "unspecified" } satisfies SshCaCommand, ctx);
         return { issuer: ca.id, keyId: i.keyId, revoked: { at, reason: i.reason ?? "unspecified" } };
       },
     },
