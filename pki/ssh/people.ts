@@ -47,8 +47,23 @@ export async function followSshPeople(nc: NatsConnection, opts: { trust: RealmTr
         }
         return m;
       },
+      // A projection of REALM_IDENTITY that the PKI keeps: its snapshots are the PKI's (its bucket, its key).
+      snapshot: {
+        owner: "pki",
+        *encode(m) {
+          for (const [id, p] of m) yield [id, p.kind, p.disabled, [...p.groups]];
+        },
+        decode(records) {
+          const m = new Map<string, SshPerson>();
+          for (const rec of records) {
+            const [id, kind, disabled, groups] = rec as [string, string, boolean, string[]];
+            m.set(id, { kind, disabled, groups: new Set(groups) });
+          }
+          return m;
+        },
+      },
     },
-    { log: opts.log, snapshots: false },
+    { log: opts.log },
   );
   await projection.start();
   return {

@@ -37,6 +37,27 @@ export function sshProjection(): ProjectionDefinition<SshModel> {
       }
       return m;
     },
+    // Snapshot records: one per CA, certificate, revoked-serial set and KRL version (Sets as arrays).
+    snapshot: {
+      *encode(m) {
+        for (const [id, c] of m.cas) yield ["ca", id, c];
+        for (const [id, c] of m.certs) yield ["cert", id, c];
+        for (const [id, serials] of m.revokedSerials) yield ["revoked", id, [...serials]];
+        for (const [id, v] of m.krlVersion) yield ["krl", id, v];
+      },
+      decode(records) {
+        const m: SshModel = { cas: new Map(), certs: new Map(), revokedSerials: new Map(), krlVersion: new Map() };
+        for (const rec of records) {
+          const r = rec as [string, string, unknown];
+          if (r[0] === "ca") m.cas.set(r[1], r[2] as SshCaState);
+          else if (r[0] === "cert") m.certs.set(r[1], r[2] as SshCertState);
+          else if (r[0] === "revoked") m.revokedSerials.set(r[1], new Set(r[2] as string[]));
+          else if (r[0] === "krl") m.krlVersion.set(r[1], r[2] as number);
+          else throw new Error(`not an SSH record: ${JSON.stringify(r[0])}`);
+        }
+        return m;
+      },
+    },
   };
 }
 

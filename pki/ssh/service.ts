@@ -80,7 +80,7 @@ const ISSUER_PATH = /^([a-z][a-z0-9-]{0,31})\.(krl|pub)$/;
  * events and served at /pki/ssh/<issuer>.krl.
  */
 export async function createSshCa(d: SshCaDeps): Promise<SshCa> {
-  const projection = new Projection(d.store, sshProjection(), { log: d.log, indexCommands: true, snapshots: false });
+  const projection = new Projection(d.store, sshProjection(), { log: d.log, indexCommands: true });
   const writes = new WriteModel(d.store, projection as Projection<unknown>);
   await projection.start();
   const people: SshPeople = await followSshPeople(d.nc, { trust: d.trust, log: d.log, replicas: d.replicas });
