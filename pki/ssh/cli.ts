@@ -168,7 +168,7 @@ export function registerSshCommands(program: Command): void {
     .addOption(outputOption())
     .addOption(quietOption())
     .action(async (o: Flags & { issuer?: string }) => {
-      const r = (await call(o, "queries", "ssh-config", issuerOf(o))) as { issuer: string; caPublicKey: string; krlUrl: string; sshd: string[]; knownHosts: string; files: Record<string, string> };
+      const r = (await call(o, "queries", "ssh-config", issuerOf(o))) as { issuer: string; caPublicKey: string; krlUrl: string; sshd: string[]; ssh: string[]; knownHosts: string; files: Record<string, string> };
       const [caFile, krlFile] = Object.keys(r.files);
       const text = [
         `# sshd_config (servers that accept realm user certificates)`,
@@ -182,6 +182,9 @@ export function registerSshCommands(program: Command): void {
         ``,
         `# ~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts (clients that accept realm host certificates without a prompt)`,
         r.knownHosts,
+        ``,
+        `# ssh_config (clients: refuse revoked host certificates too; keep the KRL there current the same way)`,
+        ...r.ssh,
         ``,
       ].join("\n");
       printResult(r, "ssh-ca", { table: () => text, textByDefault: true });

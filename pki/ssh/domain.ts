@@ -2,14 +2,15 @@ import type { Decider, EventEnvelope, NewEvent } from "../../services/kernel/ind
 import { alreadyExists, invalid, notFound } from "../../services/kernel/errors.js";
 import { assertCidr, ipInCidr, normalDnsName, normalIp, ownedBy, assertDnsName } from "../domain/names.js";
 import type { SshCertKind } from "./cert.js";
+import { PkiEventTypes } from "../contract.js";
 
-/** Event types of the SSH part of the PKI (stream REALM_PKI, aggregates `ssh-ca` and `ssh-cert`). */
+/** Event types of the SSH part of the PKI (stream REALM_PKI, aggregates `ssh-ca` and `ssh-cert`), from the contract. */
 export const SshEventTypes = {
-  SshCaCreated: "SshCaCreated",
-  SshCaPolicyChanged: "SshCaPolicyChanged",
-  SshKeyIdRevoked: "SshKeyIdRevoked",
-  SshCertificateIssued: "SshCertificateIssued",
-  SshCertificateRevoked: "SshCertificateRevoked",
+  SshCaCreated: PkiEventTypes.SshCaCreated,
+  SshCaPolicyChanged: PkiEventTypes.SshCaPolicyChanged,
+  SshKeyIdRevoked: PkiEventTypes.SshKeyIdRevoked,
+  SshCertificateIssued: PkiEventTypes.SshCertificateIssued,
+  SshCertificateRevoked: PkiEventTypes.SshCertificateRevoked,
 } as const;
 const E = SshEventTypes;
 

@@ -6,6 +6,7 @@ import type { Resource } from "../../services/host/authz.js";
 import { executeNew, Projection, WriteModel, type Decider, type EventStore, type ProblemLog, type RealmTrust } from "../../services/kernel/index.js";
 import { invalid, notFound, RealmError } from "../../services/kernel/errors.js";
 import type { IssuerKeyStore } from "../keystore.js";
+import { PkiRoutes } from "../contract.js";
 import { assertIssuerId, type IssuerState } from "../domain/issuer.js";
 import { publicKeySha256 } from "../keystore.js";
 import { encodeSshCertificate, sshCertificateLine, type SshCertKind } from "./cert.js";
@@ -32,12 +33,7 @@ import { generateKeyPair as generateKeyPairCb } from "node:crypto";
 import { promisify } from "node:util";
 
 /** Public HTTP routes of the SSH CAs (no credential needed): sshd and ssh fetch these. */
-export const SshRoutes = {
-  /** The KRL (PROTOCOL.krl, binary) of an issuer's SSH CA: what `RevokedKeys` points at. */
-  krl: (issuer: string) => `/pki/ssh/${issuer}.krl`,
-  /** The CA public key line: what `TrustedUserCAKeys` holds. */
-  caKey: (issuer: string) => `/pki/ssh/${issuer}.pub`,
-} as const;
+export const SshRoutes = { krl: PkiRoutes.sshKrl, caKey: PkiRoutes.sshCaKey } as const;
 
 const generate = promisify(generateKeyPairCb);
 type Ctx = Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">;
@@ -188,6 +184,8 @@ export async function createSshCa(d: SshCaDeps): Promise<SshCa> {
       fingerprint: ca.ca!.fingerprint,
       krlUrl,
       sshd: [`TrustedUserCAKeys /etc/ssh/realm-${id}-user-ca.pub`, `RevokedKeys /etc/ssh/realm-${id}.krl`],
+      /** ssh_config of clients: revoked host certificates are refused too. */
+      ssh: [`RevokedHostKeys /etc/ssh/realm-${id}.krl`],
       knownHosts: `@cert-authority ${hostPatterns} ${ca.ca!.publicKey} realm-${id}`,
       files: { [`/etc/ssh/realm-${id}-user-ca.pub`]: `${ca.ca!.publicKey} realm-${id}`, [`/etc/ssh/realm-${id}.krl`]: `curl -fsS -o /etc/ssh/realm-${id}.krl ${krlUrl}` },
     };

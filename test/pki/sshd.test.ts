@@ -21,6 +21,7 @@ describe("sshd and ssh with realm SSH certificates", () => {
   let h: PkiHarness;
   let sshd: TestSshd;
   let skewMs = 0;
+  let hostSerial = "";
   const me = userInfo().username;
   const files: Record<string, string> = {};
   beforeAll(async () => {
@@ -35,6 +36,7 @@ describe("sshd and ssh with realm SSH certificates", () => {
     const host = sshKeygen(h.work, "ssh_host_ed25519_key");
     const hostCert = await h.command<Signed>("ssh.sign-host", { publicKey: host.pub, names: ["web1.example.test"] });
     files.hostCert = h.file("ssh_host_ed25519_key-cert.pub", hostCert.certificate);
+    hostSerial = hostCert.serial;
     sshd = await startSshd({ dir: h.work, hostKey: host.path, hostCert: files.hostCert, userCaKeys: files.userCa, revokedKeys: files.krl, principals: [me, "ops-admins"] });
   }, 60_000);
   afterAll(async () => {
@@ -127,5 +129,16 @@ describe("sshd and ssh with realm SSH certificates", () => {
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/Permission denied \(publickey\)/);
     expect(sshd.log()).toMatch(/revoked/i);
+  });
+
+  it("ssh refuses the host certificate once it is revoked and the client reads the KRL (RevokedHostKeys)", async () => {
+    const c = await userCert({ principals: [me] });
+    const withKrl = ["-o", `RevokedHostKeys=${files.krl}`];
+    expect((await ssh(c.key, "true", files.knownHosts, withKrl)).code).toBe(0);
+    await h.command("ssh.revoke", { serial: hostSerial, reason: "keyCompromise" });
+    await fetchKrl(`${h.baseUrl}/pki/ssh/ops.krl`);
+    const r = await ssh(c.key, "true", files.knownHosts, withKrl);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/revoked/i);
   });
 });
