@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createHmac, generateKeyPair as generateKeyPairCb, randomBytes, type KeyObject } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { commandMetaOf, type Endpoint, type RequestContext } from "../../services/host/context.js";
@@ -29,7 +29,6 @@ import {
   type SshIssuedFacts,
   type SshPolicy,
 } from "./domain.js";
-import { generateKeyPair as generateKeyPairCb } from "node:crypto";
 import { promisify } from "node:util";
 
 /** Public HTTP routes of the SSH CAs (no credential needed): sshd and ssh fetch these. */
