@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
 import { nonNegativeInt, printResult as print } from "../services/cli/output.js";
+import { RealmError } from "../services/kernel/errors.js";
 
 /** Files up to this size go inline (`text`, well within a NATS message); bigger ones through the uploads bucket. */
 const INLINE_IMPORT_BYTES = 256 * 1024;
@@ -15,6 +16,17 @@ const connOptions = withConnectionOptions;
 const call = (o: Conn, kind: "commands" | "queries", name: string, input: object) => callContext(o, "dns", kind, name, input);
 
 const list = (v: string, prev: string[] = []) => [...prev, v];
+
+/** An SSH host key's .pub file and where its certificate goes (`ssh_host_ed25519_key.pub` → `ssh_host_ed25519_key-cert.pub`). */
+function readHostKey(file: string): { text: string; certFile: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new RealmError("VALIDATION", `cannot read SSH host key ${file}`);
+  }
+  return { text, certFile: file.endsWith(".pub") ? `${file.slice(0, -4)}-cert.pub` : `${file}-cert.pub` };
+}
 
 /** `$INCLUDE`s of a master file on disk are read relative to the directory of the file that names them (RFC 1035 5.1, as BIND and knot do). */
 function includeReader(top: string) {
@@ -185,9 +197,22 @@ export function registerDnsCommands(program: Command): void {
     .requiredOption("--ip <address>", "an IPv4 or IPv6 address (repeat)", list, [])
     .option("--zone <zone>", "zone of a short name")
     .option("--ttl <seconds>", "TTL", nonNegativeInt)
-    .action(async (name: string, o: Conn & { ip: string[]; zone?: string; ttl?: number }) =>
-      print(await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) }), "host"),
-    );
+    .option("--ssh-host-key <file>", "also sign an SSH host certificate for this host key (.pub) from the realm's SSH CA; writes <key>-cert.pub")
+    .option("--ssh-issuer <id>", "the issuer whose SSH CA signs it (needed when the realm has several)")
+    .action(async (name: string, o: Conn & { ip: string[]; zone?: string; ttl?: number; sshHostKey?: string; sshIssuer?: string }) => {
+      // Read the host key first: an unreadable file stops the verb before the host is registered.
+      const hostKey = o.sshHostKey !== undefined ? readHostKey(o.sshHostKey) : undefined;
+      const added = (await call(o, "commands", "host.add", { name, ips: o.ip, ...(o.zone ? { zone: o.zone } : {}), ...(o.ttl !== undefined ? { ttl: o.ttl } : {}) })) as { name: string };
+      if (!hostKey) return print(added, "host");
+      const names = [added.name.replace(/\.$/, "")];
+      const signed = (await callContext(o, "pki", "commands", "ssh.sign-host", { publicKey: hostKey.text, names, ...(o.sshIssuer ? { issuer: o.sshIssuer } : {}) }).catch((err: unknown) => {
+        const e = err instanceof RealmError ? err : new RealmError("INTERNAL", String(err));
+        throw new RealmError(e.code, `host ${added.name} is registered, but its SSH host certificate was not signed: ${e.message} (realm ssh sign-host ${o.sshHostKey} --name ${names[0]})`);
+      })) as { serial: string; certificate: string };
+      writeFileSync(hostKey.certFile, signed.certificate);
+      process.stderr.write(`wrote ${hostKey.certFile} (SSH host certificate, serial ${signed.serial}; sshd_config: HostCertificate ${hostKey.certFile})\n`);
+      print({ ...added, sshCertificate: { serial: signed.serial, file: hostKey.certFile, principals: names } }, "host");
+    });
 
   const tsig = program.command("tsig").description("TSIG keys (RFC 8945) for RFC 2136 dynamic updates (nsupdate, external-dns, certbot) and signed zone transfers");
   verb(tsig, "create <name>", "create a key bound to zones (and name patterns); its secret is printed this once, or escrowed")

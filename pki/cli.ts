@@ -1,11 +1,12 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
-import { Option, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
-import { commaList as list, nonNegativeInt, outFile, outputOption, positiveInt as int, note as say, printResult, quietOption } from "../services/cli/output.js";
+import { commaList as list, outFile, outputOption, positiveInt as int, note as say, printResult, quietOption } from "../services/cli/output.js";
 import { invalid } from "../services/kernel/errors.js";
 import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
 import { REVOCATION_REASON_NAMES } from "./x509/reasons.js";
+import { registerSshCommands } from "./ssh/cli.js";
 
 /**
  * `realm cert ...` and `realm pki issuer ...`: the online PKI over NATS (`realm.pki.commands.*`).
@@ -20,6 +21,13 @@ const readText = (file: string, what: string) => {
     throw invalid(`cannot read ${what} ${file}`);
   }
 };
+/** `--expiring`: days, or a duration with a unit (`12h`, `30d`, `2w`), as days (a usage error otherwise). */
+const expiryDays = (v: string): number => {
+  const m = /^(\d{1,6})([hdw]?)$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError("Expected a duration: N days, or N with h, d or w (12h, 30d, 2w).");
+  const n = Number(m[1]);
+  return m[2] === "h" ? n / 24 : m[2] === "w" ? n * 7 : n;
+};
 /** A file name from a common name: `*.example.test` → `_wildcard.example.test`. */
 const fileStem = (cn: string) => cn.replace(/^\*\./, "_wildcard.").replace(/[^A-Za-z0-9._-]/g, "_");
 
@@ -33,6 +41,7 @@ interface IssueReply {
 }
 
 export function registerPkiCommands(program: Command): void {
+  registerSshCommands(program);
   const verb = (parent: Command, name: string, description: string) => withConnectionOptions(parent.command(name).description(description));
 
   const cert = program.command("cert").description("certificates from the realm's online issuers: issue, list, show, revoke, CRL");
@@ -75,24 +84,51 @@ export function registerPkiCommands(program: Command): void {
       const { certPem: _c, chainPem: _ch, privateKeyPem: _k, ...summary } = r;
       printResult(summary, "certificate");
     });
-  verb(cert, "list", "list certificates")
+  verb(cert, "list", "list certificates; with --expiring also the intermediates and SSH certificates that expire within that time")
     .option("--issuer <id>")
     .option("--name <name>", "a common name or SAN")
     .addOption(new Option("--status <status>").choices(["valid", "revoked", "expired"]))
-    .option("--expiring <days>", "valid certificates that expire within N days", nonNegativeInt)
+    .option("--expiring <duration>", "what expires within N days (30, 30d, 12h, 2w): leaves, intermediates, SSH certificates", expiryDays)
     .option("--limit <n>", "at most N", int)
-    .action(async (o: Flags & { issuer?: string; name?: string; status?: string; expiring?: number; limit?: number }) =>
+    .action(async (o: Flags & { issuer?: string; name?: string; status?: string; expiring?: number; limit?: number }) => {
+      if (o.expiring !== undefined) {
+        const r = (await call(o, "queries", "expiring", { withinHours: Math.round(o.expiring * 24), ...(o.limit ? { limit: o.limit } : {}) })) as { expiring: { issuer: string }[] };
+        return printResult(o.issuer ? { expiring: r.expiring.filter((e) => e.issuer === o.issuer) } : r, "expiring");
+      }
       printResult(
         await call(o, "queries", "certificates", {
           ...(o.issuer ? { issuer: o.issuer } : {}),
           ...(o.name ? { name: o.name } : {}),
           ...(o.status ? { status: o.status } : {}),
-          ...(o.expiring !== undefined ? { expiringWithinDays: o.expiring } : {}),
           ...(o.limit ? { limit: o.limit } : {}),
         }),
         "certificate",
-      ),
-    );
+      );
+    });
+  verb(cert, "renew <cert> <key>", "renew a certificate file with its key (same profile, names, issuer, lifetime); --daemon renews at 2/3 of each lifetime, with jitter")
+    .option("--daemon", "keep running: renew at two thirds of the lifetime (+-5% jitter), again and again")
+    .option("--exec <command>", "run this shell command after each renewal (env REALM_CERT_FILE, REALM_KEY_FILE, REALM_CERT_SERIAL)")
+    .option("--signal-pid <pid>", "signal this process after each renewal", int)
+    .addOption(new Option("--signal <name>", "the signal for --signal-pid").default("SIGHUP"))
+    .action(async (certFile: string, keyFile: string, o: Flags & { daemon?: boolean; exec?: string; signalPid?: number; signal: string }) => {
+      const { renewOnce, renewDaemon, afterRenewal } = await import("./renew.js");
+      const signalName = (o.signal.startsWith("SIG") ? o.signal : `SIG${o.signal}`).toUpperCase() as NodeJS.Signals;
+      const { constants } = await import("node:os");
+      if (!(signalName in constants.signals)) throw invalid(`${o.signal} is not a signal name (HUP, USR1, TERM, ...)`);
+      const hooks = { exec: o.exec, signalPid: o.signalPid, signal: signalName };
+      const pki = (kind: "commands" | "queries", name: string, input: object) => call(o, kind, name, input);
+      if (!o.daemon) {
+        const r = await renewOnce(certFile, keyFile, pki);
+        say(`renewed ${certFile}: serial ${r.previous} -> ${r.serial}, valid until ${r.notAfter.toISOString()}`);
+        await afterRenewal(hooks, { REALM_CERT_FILE: certFile, REALM_KEY_FILE: keyFile, REALM_CERT_SERIAL: r.serial }, say);
+        return printResult({ serial: r.serial, previous: r.previous, notBefore: r.notBefore.toISOString(), notAfter: r.notAfter.toISOString(), file: certFile }, "certificate");
+      }
+      const stop = new AbortController();
+      const quit = () => stop.abort();
+      process.once("SIGTERM", quit);
+      process.once("SIGINT", quit);
+      await renewDaemon(certFile, keyFile, pki, hooks, (line) => say(`realm cert renew: ${line}`), stop.signal);
+    });
   verb(cert, "show <serial>", "one certificate by serial (hex); --pem prints the certificate and chain")
     .option("--pem", "print PEM instead of JSON")
     .action(async (serial: string, o: Flags & { pem?: boolean }) => {

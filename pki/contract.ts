@@ -24,6 +24,12 @@ export const PkiEventTypes = {
   RootCrlImported: "RootCrlImported",
   CertificateIssued: "CertificateIssued",
   CertificateRevoked: "CertificateRevoked",
+  /** SSH CAs (aggregate `ssh-ca`, id = issuer) and certificates (aggregate `ssh-cert`, id = decimal serial): pki/ssh/. */
+  SshCaCreated: "SshCaCreated",
+  SshCaPolicyChanged: "SshCaPolicyChanged",
+  SshKeyIdRevoked: "SshKeyIdRevoked",
+  SshCertificateIssued: "SshCertificateIssued",
+  SshCertificateRevoked: "SshCertificateRevoked",
 } as const;
 
 /** Public HTTP routes (no credential needed): relying parties fetch these. */
@@ -39,4 +45,8 @@ export const PkiRoutes = {
   ocsp: "/pki/ocsp",
   /** PEM of an issuer's intermediate followed by the root: `/pki/ca/<issuer>.pem`. */
   chain: (issuer: string) => `/pki/ca/${issuer}.pem`,
+  /** The OpenSSH KRL (binary, PROTOCOL.krl) of an issuer's SSH CA: what sshd's `RevokedKeys` reads. */
+  sshKrl: (issuer: string) => `/pki/ssh/${issuer}.krl`,
+  /** The SSH CA's public key line: what `TrustedUserCAKeys` and `@cert-authority` hold. */
+  sshCaKey: (issuer: string) => `/pki/ssh/${issuer}.pub`,
 } as const;

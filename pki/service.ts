@@ -16,6 +16,8 @@ import { certificateView, pkiProjection, type PkiModel } from "./projection.js";
 import { CrlCache, intermediatesOf, OcspIssuers, OcspResponder } from "./revocation.js";
 import { followRealmZones } from "./realm-zones.js";
 import { registerPkiRoutes } from "./routes.js";
+import { createSshCa } from "./ssh/service.js";
+import { expiringWithin, expiryMetrics } from "./expiry.js";
 import { buildName, nameConstraintsOf, parseCertificate, wholeSeconds } from "./x509/cert.js";
 import { crlNumberOf, crlSignedBy, readCrl, REVOCATION_REASON_NAMES, type RevocationReason } from "./x509/crl.js";
 import { createCsr, parseCsr } from "./x509/csr.js";
@@ -248,6 +250,8 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       return { ...replyOf(r.state, sig.chainPem), ...(privateKeyPem_ ? { privateKeyPem: privateKeyPem_ } : {}), ...(r.replayed ? { replayed: true } : {}) };
     }
 
+    const ssh = await createSshCa({ nc: deps.nc, store, keys, trust: deps.trust, log: deps.log, replicas: opts.replicas, now, publicUrl, issuers: () => model().issuers, ownedZones, catchUpZones: realmZones ? () => realmZones.catchUp() : undefined });
+
     const keyOfIntermediate = (i: IntermediateFacts) => keys.load(i.publicKeySha256);
     const crls = new CrlCache(() => model(), keyOfIntermediate, now);
     const ocsp = new OcspResponder(new OcspIssuers(() => model(), keyOfIntermediate, now), () => model(), now);
@@ -413,6 +417,17 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           return { issuer: st.id, intermediate: i.intermediate ?? st.active!.serial, crlPem: toPem(c.der, "X509 CRL"), crlNumber: c.crlNumber, thisUpdate: c.thisUpdate.toISOString(), nextUpdate: c.nextUpdate.toISOString(), revoked: c.revoked };
         },
       },
+      ...ssh.endpoints,
+      {
+        kind: "query",
+        name: "expiring",
+        description: "Everything still valid that expires within N hours, soonest first: leaves, intermediates, SSH certificates",
+        filter: (r, can) => ({ ...r, expiring: (r as { expiring: { issuer: string }[] }).expiring.filter((x) => can({ kind: "issuer", id: x.issuer })) }),
+        input: S({ withinHours: { type: "integer", minimum: 0, maximum: 876_000 }, limit: { type: "integer", minimum: 1, maximum: 10_000 } }, ["withinHours"]),
+        async handle(i: { withinHours: number; limit?: number }) {
+          return { expiring: expiringWithin(model(), ssh.model(), now(), i.withinHours * 3_600_000).slice(0, i.limit ?? 1000) };
+        },
+      },
     ];
 
     return {
@@ -422,19 +437,22 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       projection,
       issue,
       ownedZones: () => [...ownedZones()],
-      routes: (app) =>
-        registerPkiRoutes(app, {
+      routes: async (app) => {
+        await ssh.routes(app);
+        await registerPkiRoutes(app, {
           model,
           crls,
           ocsp,
           now,
           // Fail closed: with any PKI event quarantined (it may have been a revocation), no status is vouched for.
           revocationGap: () => (projection.quarantinedTotal > 0 ? `${projection.quarantinedTotal} PKI event(s) quarantined, first: ${projection.quarantined[0]?.message}` : undefined),
-        }),
-      projections: () => [projection as Projection<unknown>, ...(realmZones ? [realmZones.projection as Projection<unknown>] : [])],
+        });
+      },
+      projections: () => [projection as Projection<unknown>, ...(realmZones ? [realmZones.projection as Projection<unknown>] : []), ...ssh.projections()],
       ready: () => projection.status === "live",
-      metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`],
+      metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`, ...ssh.metrics(), ...expiryMetrics(model(), ssh.model(), now())],
       stop: async () => {
+        await ssh.stop();
         keys.stop();
         await projection.stop();
         await realmZones?.stop();

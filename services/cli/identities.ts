@@ -87,7 +87,7 @@ export const REALM_IDENTITIES: RealmIdentity[] = [
   { name: "realm-dns", account: "realm", role: "dns context", writes: "dns", serves: ["dns"], reads: [], buckets: bucketsOf("dns"), extra: { pub: uploadsConsumer() } },
   // DNS workers run the dns-names projection: they start from the DNS context's snapshots and write none.
   { name: "realm-dns-reader", account: "realm", role: "DNS worker processes (read the name domain's events)", serves: [], reads: ["dns"], buckets: [], readsBuckets: [snapshotBucket("dns")] },
-  { name: "realm-pki", account: "realm", role: "pki context (reads the zones the realm owns)", writes: "pki", serves: ["pki"], reads: ["dns"], buckets: bucketsOf("pki") },
+  { name: "realm-pki", account: "realm", role: "pki context (reads the zones the realm owns, and principals and groups for SSH certificates)", writes: "pki", serves: ["pki"], reads: ["dns", "identity"], buckets: bucketsOf("pki") },
   { name: "realm-secrets", account: "realm", role: "secrets context (records escrows)", writes: "secrets", serves: ["secrets"], reads: [], buckets: bucketsOf("secrets") },
   { name: "realm-system", account: "realm", role: "realm context: auditor (checkpoints), audit, trust", writes: "realm", serves: ["realm"], reads: EVENT_CONTEXTS.filter((c) => c !== "realm"), buckets: bucketsOf("realm") },
   { name: "realm-sys", account: "SYS", role: "pushes account JWTs to the resolver", serves: [], reads: [], buckets: [], extra: { pub: ["$SYS.REQ.CLAIMS.UPDATE", "$SYS.REQ.CLAIMS.DELETE", "$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.>"] } },

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -166,6 +166,15 @@ describe("realm login / whoami / logout", () => {
     const who = await cli(["whoami", "--url", httpUrl]);
     expect(who.code).toBe(0);
     expect(who.stdout).toContain('"ada"');
+
+    // As `step ssh login`: with the stored token, an SSH user certificate for herself (pki/README.md).
+    await admin("ssh", "ca", "create", "ops");
+    const sshKey = join(xdg, "id_ed25519");
+    expect(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", sshKey]).status).toBe(0);
+    const ssh = await cli(["ssh", "login", "--key", `${sshKey}.pub`]);
+    expect(ssh.code, ssh.stderr).toBe(0);
+    expect(JSON.parse(ssh.stdout)).toMatchObject({ keyId: "ada", principals: ["ada"], file: `${sshKey}-cert.pub` });
+    expect(spawnSync("ssh-keygen", ["-L", "-f", `${sshKey}-cert.pub`], { encoding: "utf8" }).stdout).toMatch(/Principals: \n\s+ada\n/);
 
     // A token that expires within a minute is refreshed first; the rotated refresh token is stored.
     writeFileSync(credentialsFile, JSON.stringify({ version: 1, realms: { [httpUrl]: { ...first, expiresAt: new Date(Date.now() + 30_000).toISOString() } } }));

@@ -11,6 +11,9 @@ import { roleDecider } from "../../identity/domain/role.js";
 import { policyDecider } from "../../identity/domain/policy.js";
 import { pkiProjection } from "../../pki/projection.js";
 import { secretsProjection } from "../../secrets-client/records.js";
+import { sshProjection } from "../../pki/ssh/projection.js";
+import { sshPeopleProjection } from "../../pki/ssh/people.js";
+import { DEFAULT_SSH_POLICY, sshCaDecider, sshCertDecider } from "../../pki/ssh/domain.js";
 
 /** A stored event as a projection sees it (the envelope fields apply reads; CIDs and seals do not matter here). */
 function envelope(aggregate: { type: string; id: string }, type: string, data: unknown, version: number): EventEnvelope {
@@ -80,6 +83,21 @@ describe("snapshot codecs of the contexts' projections", () => {
     m.revokedBy.set("ops", new Set(["01"]));
     m.revocations = 1;
     expect(roundTrip(def, m).state).toEqual(m);
+  });
+
+  it("pki-ssh: CAs with revoked key ids, certificates, revoked serials and KRL versions; pki-ssh-people with its Sets", () => {
+    const def = sshProjection();
+    let m = def.initial();
+    const ca = { keySpec: "ed25519", publicKey: "ssh-ed25519 AAAA", fingerprint: "SHA256:x", keySha256: "00", createdAt: "2026-01-01T00:00:00.000Z" };
+    m = drive(def, m, sshCaDecider, (s, id) => s.cas.get(id) ?? sshCaDecider.initialState(id), "ops", [{ type: "create", ca }, { type: "policy", policy: { ...DEFAULT_SSH_POLICY, userMaxHours: 8, userDefaultHours: 4 } }, { type: "revokeKeyId", keyId: "bob", at: "2026-01-02T00:00:00.000Z", reason: "affiliationChanged" }]);
+    const facts = { serial: "42", issuer: "ops", caFingerprint: "SHA256:x", kind: "user" as const, keyId: "alice", principals: ["alice"], validAfter: "2026-01-01T00:00:00.000Z", validBefore: "2026-01-01T08:00:00.000Z", criticalOptions: {}, extensions: ["permit-pty"], key: { type: "ssh-ed25519", fingerprint: "SHA256:y" }, certificate: "ssh-ed25519-cert-v01@openssh.com AAAA" };
+    m = drive(def, m, sshCertDecider, (s, id) => s.certs.get(id) ?? sshCertDecider.initialState(id), "42", [{ type: "issue", facts }, { type: "revoke", reason: "keyCompromise", at: "2026-01-01T01:00:00.000Z" }]);
+    expect(m.revokedSerials.get("ops")).toEqual(new Set(["42"]));
+    expect(roundTrip(def, m).state).toEqual(m);
+    const people = sshPeopleProjection();
+    const p = people.initial();
+    p.set("alice", { kind: "person", disabled: false, groups: new Set(["admins", "ops"]) });
+    expect(roundTrip(people, p).state).toEqual(p);
   });
 
   it("secrets: every escrowed secret", () => {
