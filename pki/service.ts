@@ -22,6 +22,10 @@ import { createCsr, parseCsr } from "./x509/csr.js";
 import { fromPem, normalSerial, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
 import { generateKeyPair, keyInfo, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
 import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
+import { acmeAccountDecider, acmeConfigDecider, acmeOrderDecider } from "./acme/domain.js";
+import { acmeEndpoints } from "./acme/endpoints.js";
+import { AcmeServer } from "./acme/server.js";
+import type { ValidatorOptions } from "./acme/validator.js";
 
 export interface PkiOptions {
   /** Base URL relying parties reach the realm's HTTP API at (CRL and OCSP pointers in leaves). Default $REALM_PKI_URL. */
@@ -41,6 +45,12 @@ export interface PkiOptions {
    * Without it a throw-away key seals them, which no later process opens (embedding and tests only).
    */
   sealer?: Sealer | undefined;
+  /**
+   * ACME challenge validation: the resolver (default the system's), timeouts and attempts. Tests name a
+   * resolver that maps their loopback names; the issuer's ACME configuration still decides which addresses
+   * validation may reach.
+   */
+  acme?: ValidatorOptions | undefined;
 }
 
 export interface PkiContext extends RealmContext {
@@ -114,6 +124,9 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const views: Record<string, (id: string) => unknown> = {
       [issuerDecider.aggregateType]: (id) => model().issuers.get(id) ?? issuerDecider.initialState(id),
       [certificateDecider.aggregateType]: (id) => model().certificates.get(id) ?? certificateDecider.initialState(id),
+      [acmeConfigDecider.aggregateType]: (id) => model().acme.configs.get(id) ?? acmeConfigDecider.initialState(id),
+      [acmeAccountDecider.aggregateType]: (id) => model().acme.accounts.get(id) ?? acmeAccountDecider.initialState(id),
+      [acmeOrderDecider.aggregateType]: (id) => model().acme.orders.get(id) ?? acmeOrderDecider.initialState(id),
     };
     function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
       const view = views[decider.aggregateType] as ((id: string) => St) | undefined;
@@ -248,6 +261,33 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       return { ...replyOf(r.state, sig.chainPem), ...(privateKeyPem_ ? { privateKeyPem: privateKeyPem_ } : {}), ...(r.replayed ? { replayed: true } : {}) };
     }
 
+    async function revoke(serialText: string, reason: RevocationReason, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
+      const serial = serialOf(serialText);
+      // The decider reads the certificate's own events (not the read model, which may lag a fresh issue).
+      const r = await run(certificateDecider, serial, { type: "revoke", reason, at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx).catch((err: unknown) => {
+        throw err instanceof RealmError && err.code === "NOT_FOUND" ? noSuchSerial(serialText) : err;
+      });
+      return { serial, revoked: r.state.revoked };
+    }
+
+    /** Why issuer `id` would refuse a server leaf for DNS name `name` (ownership, name constraints), or undefined. */
+    async function refusal(id: string, name: string): Promise<string | undefined> {
+      const st = issuerState(id);
+      const a = st.active;
+      if (!a) return `issuer ${id} has no intermediate`;
+      const plan = () => planIssuance({ profile: "server", names: { dns: [name], ip: [], email: [], uri: [] }, now: now(), policy: st.policy, realmZones: ownedZones(), permittedDns: a.permittedDns, issuerNotAfter: new Date(a.notAfter) });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          plan();
+          return undefined;
+        } catch (err) {
+          if (!(err instanceof RealmError) || err.code !== "VALIDATION") throw err;
+          if (attempt > 0 || !realmZones) return err.message;
+          await realmZones.catchUp();
+        }
+      }
+    }
+
     const keyOfIntermediate = (i: IntermediateFacts) => keys.load(i.publicKeySha256);
     const crls = new CrlCache(() => model(), keyOfIntermediate, now);
     const ocsp = new OcspResponder(new OcspIssuers(() => model(), keyOfIntermediate, now), () => model(), now);
@@ -256,6 +296,22 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       const inter = st ? intermediatesOf(st).find((x) => x.fingerprint === c.issuerFingerprint) : undefined;
       return inter ? inter.certPem + inter.rootPem : "";
     };
+
+    const acme = new AcmeServer({
+      model,
+      now,
+      publicUrl,
+      log: deps.log,
+      run,
+      refusal,
+      issue: (i, ctx) => issue(i, ctx),
+      revoke: async (serial, reason, ctx) => void (await revoke(serial, reason, ctx)),
+      intermediateOf: (serial) => {
+        const c = model().certificates.get(serial);
+        return c ? chainOf(c).split(/(?<=-----END CERTIFICATE-----\n)/)[0] : undefined;
+      },
+      validator: opts.acme,
+    });
 
     const endpoints: Endpoint[] = [
       {
@@ -337,14 +393,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         description: "Revoke a certificate by serial with an RFC 5280 reason (default unspecified)",
         resource: (i: { serial: string }) => issuerOfCertificate(i.serial),
         input: S({ serial: str, reason: { enum: REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL") } }, ["serial"]),
-        async handle(i: { serial: string; reason?: RevocationReason }, ctx) {
-          const serial = serialOf(i.serial);
-          // The decider reads the certificate's own events (not the read model, which may lag a fresh issue).
-          const r = await run(certificateDecider, serial, { type: "revoke", reason: i.reason ?? "unspecified", at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx).catch((err: unknown) => {
-            throw err instanceof RealmError && err.code === "NOT_FOUND" ? noSuchSerial(i.serial) : err;
-          });
-          return { serial, revoked: r.state.revoked };
-        },
+        handle: (i: { serial: string; reason?: RevocationReason }, ctx) => revoke(i.serial, i.reason ?? "unspecified", ctx),
       },
       {
         kind: "query",
@@ -413,6 +462,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           return { issuer: st.id, intermediate: i.intermediate ?? st.active!.serial, crlPem: toPem(c.der, "X509 CRL"), crlNumber: c.crlNumber, thisUpdate: c.thisUpdate.toISOString(), nextUpdate: c.nextUpdate.toISOString(), revoked: c.revoked };
         },
       },
+      ...acmeEndpoints({ model, now, run }),
     ];
 
     return {
@@ -422,19 +472,22 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       projection,
       issue,
       ownedZones: () => [...ownedZones()],
-      routes: (app) =>
-        registerPkiRoutes(app, {
+      routes: async (app) => {
+        await acme.routes(app);
+        await registerPkiRoutes(app, {
           model,
           crls,
           ocsp,
           now,
           // Fail closed: with any PKI event quarantined (it may have been a revocation), no status is vouched for.
           revocationGap: () => (projection.quarantinedTotal > 0 ? `${projection.quarantinedTotal} PKI event(s) quarantined, first: ${projection.quarantined[0]?.message}` : undefined),
-        }),
+        });
+      },
       projections: () => [projection as Projection<unknown>, ...(realmZones ? [realmZones.projection as Projection<unknown>] : [])],
       ready: () => projection.status === "live",
       metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`],
       stop: async () => {
+        await acme.stop();
         keys.stop();
         await projection.stop();
         await realmZones?.stop();

@@ -1,0 +1,120 @@
+import { request } from "node:http";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { validationAddressAllowed, type ChallengeType } from "./domain.js";
+import { ACME_ERROR_PREFIX, ACME_ERRORS, type AcmeErrorType, type ProblemDocument } from "./problems.js";
+
+/** Host name -> addresses. Default: the system resolver (getaddrinfo). */
+export type Resolve = (name: string) => Promise<string[]>;
+
+export const systemResolve: Resolve = async (name) => (await lookup(name, { all: true, verbatim: true })).map((a) => a.address);
+
+export interface ValidatorOptions {
+  resolve?: Resolve | undefined;
+  /** Per connection attempt (connect + response). Default 5 s. */
+  timeoutMs?: number | undefined;
+  /** Attempts when the peer cannot be reached (a wrong answer is not retried). Default 3. */
+  attempts?: number | undefined;
+  /** Pause between attempts. Default 1 s. */
+  retryDelayMs?: number | undefined;
+}
+
+export interface ChallengeCheck {
+  type: ChallengeType;
+  /** The DNS identifier being validated. */
+  name: string;
+  token: string;
+  keyAuthorization: string;
+  /** CIDR ranges the issuer lets validation reach besides public addresses. */
+  networks: string[];
+  http01Port: number;
+}
+
+export type ValidationOutcome = { ok: true; addresses: string[] } | { ok: false; error: ProblemDocument; retryable: boolean };
+
+/** Longest http-01 answer read: a key authorization is ~87 bytes. */
+const MAX_BODY = 8 * 1024;
+
+const problem = (type: AcmeErrorType, detail: string, name: string): ProblemDocument => ({ type: ACME_ERROR_PREFIX + type, detail, status: ACME_ERRORS[type], identifier: { type: "dns", value: name } });
+
+/**
+ * Checks one challenge against the peer, with bounded attempts and time. The name is resolved once per
+ * attempt and the connection goes to the resolved address itself (no second lookup a rebinding DNS could
+ * answer differently), only to addresses the SSRF guard allows; redirects are not followed.
+ */
+export async function validateChallenge(c: ChallengeCheck, opts: ValidatorOptions = {}): Promise<ValidationOutcome> {
+  const attempts = opts.attempts ?? 3;
+  let last: ValidationOutcome | undefined;
+  for (let i = 0; i < attempts; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, opts.retryDelayMs ?? 1000));
+    last = await attempt(c, opts);
+    if (last.ok || !last.retryable) return last;
+  }
+  return last!;
+}
+
+async function attempt(c: ChallengeCheck, opts: ValidatorOptions): Promise<ValidationOutcome> {
+  let addresses: string[];
+  try {
+    addresses = isIP(c.name) ? [c.name] : await withTimeout((opts.resolve ?? systemResolve)(c.name), opts.timeoutMs ?? 5000, "DNS lookup");
+  } catch (err) {
+    return { ok: false, error: problem("dns", `cannot resolve ${c.name}: ${err instanceof Error ? err.message : String(err)}`, c.name), retryable: true };
+  }
+  const allowed = addresses.filter((a) => validationAddressAllowed(a, c.networks));
+  if (allowed.length === 0) {
+    return { ok: false, error: problem("rejectedIdentifier", `${c.name} resolves to ${addresses.join(", ") || "no address"}: none is an address this issuer lets validation reach`, c.name), retryable: false };
+  }
+  if (c.type === "http-01") return http01(c, allowed, opts.timeoutMs ?? 5000);
+  return { ok: false, error: problem("malformed", `challenge type ${c.type} is not validated here`, c.name), retryable: false };
+}
+
+async function http01(c: ChallengeCheck, addresses: string[], timeoutMs: number): Promise<ValidationOutcome> {
+  let lastError: ValidationOutcome | undefined;
+  for (const address of addresses) {
+    const r = await httpGet(address, c.http01Port, c.name, `/.well-known/acme-challenge/${c.token}`, timeoutMs).catch((err: unknown) => err as Error);
+    if (r instanceof Error) {
+      lastError = { ok: false, error: problem("connection", `http-01: cannot fetch http://${c.name}:${c.http01Port}/.well-known/acme-challenge/${c.token} from ${address}: ${r.message}`, c.name), retryable: true };
+      continue;
+    }
+    if (r.status !== 200) return { ok: false, error: problem("incorrectResponse", `http-01: ${address} answered HTTP ${r.status}`, c.name), retryable: false };
+    // RFC 8555 §8.3: trailing white space is ignored.
+    if (r.body.replace(/[\s]+$/, "") !== c.keyAuthorization) return { ok: false, error: problem("incorrectResponse", "http-01: the answer is not the key authorization", c.name), retryable: false };
+    return { ok: true, addresses: [address] };
+  }
+  return lastError!;
+}
+
+function httpGet(address: string, port: number, host: string, path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port, path, method: "GET", headers: { host: port === 80 ? host : `${host}:${port}`, "user-agent": "cim-realm-acme-validator", accept: "*/*" }, timeout: timeoutMs, family: isIP(address) });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on("data", (d: Buffer) => {
+        size += d.length;
+        if (size > MAX_BODY) return req.destroy(new Error(`answer longer than ${MAX_BODY} bytes`));
+        chunks.push(d);
+      });
+      res.on("end", () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+      });
+      res.on("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    req.end();
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms))) ]).finally(() => clearTimeout(timer));
+}
