@@ -6,6 +6,7 @@ import { invalid } from "../services/kernel/errors.js";
 import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
 import { REVOCATION_REASON_NAMES } from "./x509/reasons.js";
+import { registerAcmeCommands } from "./acme/cli.js";
 
 /**
  * `realm cert ...` and `realm pki issuer ...`: the online PKI over NATS (`realm.pki.commands.*`).
@@ -33,6 +34,7 @@ interface IssueReply {
 }
 
 export function registerPkiCommands(program: Command): void {
+  registerAcmeCommands(program, call);
   const verb = (parent: Command, name: string, description: string) => withConnectionOptions(parent.command(name).description(description));
 
   const cert = program.command("cert").description("certificates from the realm's online issuers: issue, list, show, revoke, CRL");

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { acmeOrderDecider, csrMismatch, normalIdentifiers, orderStatus, validationAddressAllowed, type AcmeOrderState } from "../../../pki/acme/domain.js";
+import { AcmeProblem } from "../../../pki/acme/problems.js";
+import { NoncePool } from "../../../pki/acme/nonces.js";
+
+const order = (statuses: ("pending" | "processing" | "valid" | "invalid")[], expires = "2030-01-01T00:00:00Z"): AcmeOrderState => ({
+  id: "o",
+  exists: true,
+  issuer: "ops",
+  account: "a",
+  identifiers: statuses.map((_, i) => ({ type: "dns", value: `n${i}.example.test` })),
+  authorizations: statuses.map((status, i) => ({ id: `z${i}`, identifier: { type: "dns", value: `n${i}.example.test` }, wildcard: false, challenges: [{ type: "http-01", token: "t", status }] })),
+  expires,
+});
+const now = new Date("2029-01-01T00:00:00Z");
+
+describe("ACME domain rules", () => {
+  it("an order is ready only when every authorization is valid, invalid when one fails or it expired", () => {
+    expect(orderStatus(order(["valid", "pending"]), now)).toBe("pending");
+    expect(orderStatus(order(["valid", "valid"]), now)).toBe("ready");
+    expect(orderStatus(order(["valid", "invalid"]), now)).toBe("invalid");
+    expect(orderStatus(order(["valid"], "2028-01-01T00:00:00Z"), now)).toBe("invalid");
+    expect(orderStatus({ ...order(["valid"]), certificate: "1f" }, now)).toBe("valid");
+  });
+
+  it("finalize is refused with orderNotReady unless the order is ready", () => {
+    const e = (() => {
+      try {
+        acmeOrderDecider.decide(order(["pending"]), { type: "finalize", serial: "1f", at: now.toISOString(), now });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(e).toBeInstanceOf(AcmeProblem);
+    expect((e as AcmeProblem).acmeType).toBe("orderNotReady");
+    expect(acmeOrderDecider.decide(order(["valid"]), { type: "finalize", serial: "1f", at: now.toISOString(), now })).toHaveLength(1);
+  });
+
+  it("a CSR must name exactly the order's identifiers (CN among them)", () => {
+    const ids = normalIdentifiers([{ type: "dns", value: "WWW.Example.Test." }, { type: "dns", value: "api.example.test" }]);
+    expect(ids.map((i) => i.value)).toEqual(["www.example.test", "api.example.test"]);
+    const none = { ip: [], email: [], uri: [] };
+    expect(csrMismatch(ids, { commonName: "www.example.test", dns: ["api.example.test"], ...none })).toBeUndefined();
+    expect(csrMismatch(ids, { commonName: undefined, dns: ["www.example.test"], ...none })).toMatch(/missing: api\.example\.test/);
+    expect(csrMismatch(ids, { commonName: "evil.example.test", dns: ["www.example.test", "api.example.test"], ...none })).toMatch(/common name/);
+    expect(csrMismatch(ids, { commonName: undefined, dns: ["www.example.test", "api.example.test"], ...none, ip: ["127.0.0.1"] })).toMatch(/not DNS/);
+  });
+
+  it("the SSRF guard refuses loopback, private, link-local and mapped addresses unless a listed range holds them", () => {
+    for (const ip of ["127.0.0.1", "10.1.2.3", "192.168.1.1", "172.20.0.1", "169.254.169.254", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "100.64.0.1"]) expect(validationAddressAllowed(ip, []), ip).toBe(false);
+    expect(validationAddressAllowed("8.8.8.8", [])).toBe(true);
+    expect(validationAddressAllowed("2606:4700::1111", [])).toBe(true);
+    expect(validationAddressAllowed("127.0.0.1", ["127.0.0.0/8"])).toBe(true);
+    expect(validationAddressAllowed("10.0.0.1", ["127.0.0.0/8"])).toBe(false);
+  });
+
+  it("a nonce is good once, and not after it expired", () => {
+    let t = 0;
+    const pool = new NoncePool({ maxAgeMs: 1000, now: () => t });
+    const a = pool.issue();
+    expect(pool.consume(a)).toBe(true);
+    expect(pool.consume(a)).toBe(false);
+    const b = pool.issue();
+    t = 2000;
+    expect(pool.consume(b)).toBe(false);
+    expect(pool.consume("made-up")).toBe(false);
+  });
+});
