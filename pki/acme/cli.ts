@@ -16,8 +16,9 @@ export function registerAcmeCommands(program: Command, call: Call): void {
     .option("--no-require-eab", "new accounts need no external account binding")
     .option("--validation-network <cidrs>", "ranges challenge validation may reach besides public addresses (e.g. 127.0.0.0/8; repeat or comma separate; 'none' clears)", list)
     .option("--http01-port <port>", "port the http-01 validator connects to (default 80)", int)
+    .option("--tls-alpn01-port <port>", "port the tls-alpn-01 validator connects to (default 443)", int)
     .option("--days <n>", "lifetime of ACME certificates (default 90)", int)
-    .action(async (issuer: string, o: Flags & { enable?: boolean; disable?: boolean; requireEab?: boolean; validationNetwork?: string[]; http01Port?: number; days?: number }) => {
+    .action(async (issuer: string, o: Flags & { enable?: boolean; disable?: boolean; requireEab?: boolean; validationNetwork?: string[]; http01Port?: number; tlsAlpn01Port?: number; days?: number }) => {
       const eab = o.requireEab !== undefined ? { externalAccountRequired: o.requireEab } : {};
       printResult(
         await call(o, "commands", "acme.configure", {
@@ -26,6 +27,7 @@ export function registerAcmeCommands(program: Command, call: Call): void {
           ...eab,
           ...(o.validationNetwork ? { validationNetworks: o.validationNetwork.filter((n) => n !== "none") } : {}),
           ...(o.http01Port ? { http01Port: o.http01Port } : {}),
+          ...(o.tlsAlpn01Port ? { tlsAlpn01Port: o.tlsAlpn01Port } : {}),
           ...(o.days ? { days: o.days } : {}),
         }),
         "acme",

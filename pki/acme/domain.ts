@@ -23,7 +23,7 @@ export const AcmeEventTypes = {
 } as const;
 const E = AcmeEventTypes;
 
-export const CHALLENGE_TYPES = ["http-01"] as const;
+export const CHALLENGE_TYPES = ["http-01", "tls-alpn-01"] as const;
 export type ChallengeType = (typeof CHALLENGE_TYPES)[number];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -40,13 +40,15 @@ export interface AcmeConfig {
   validationNetworks: string[];
   /** Port the http-01 validator connects to (80 in RFC 8555; another only for tests). */
   http01Port: number;
+  /** Port the tls-alpn-01 validator connects to (443 in RFC 8737; another only for tests). */
+  tlsAlpn01Port: number;
   /** Certificate profile ACME orders are issued under. */
   profile: "server";
   /** Lifetime of ACME certificates in days. */
   days: number;
 }
 
-export const DEFAULT_ACME_CONFIG: AcmeConfig = { enabled: false, externalAccountRequired: false, validationNetworks: [], http01Port: 80, profile: "server", days: 90 };
+export const DEFAULT_ACME_CONFIG: AcmeConfig = { enabled: false, externalAccountRequired: false, validationNetworks: [], http01Port: 80, tlsAlpn01Port: 443, profile: "server", days: 90 };
 
 export interface AcmeConfigState {
   issuer: string;
@@ -61,7 +63,7 @@ export const acmeConfigDecider: Decider<AcmeConfigState, AcmeConfigCommand> = {
   decide(s, c): NewEvent[] {
     const next: AcmeConfig = { ...DEFAULT_ACME_CONFIG, ...(s.config ?? {}), ...dropUndefined(c.config) };
     for (const n of next.validationNetworks) assertCidr(n);
-    if (!Number.isInteger(next.http01Port) || next.http01Port < 1 || next.http01Port > 65535) throw acmeProblem("malformed", "http01Port must be 1..65535");
+    for (const port of [next.http01Port, next.tlsAlpn01Port]) if (!Number.isInteger(port) || port < 1 || port > 65535) throw acmeProblem("malformed", "http01Port and tlsAlpn01Port must be 1..65535");
     if (!Number.isInteger(next.days) || next.days < 1 || next.days > 397) throw acmeProblem("malformed", "days must be 1..397");
     return [{ type: E.AcmeIssuerConfigured, data: { issuer: s.issuer, ...next } }];
   },

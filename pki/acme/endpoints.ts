@@ -17,7 +17,7 @@ export function acmeEndpoints(d: { model: () => PkiModel; now: () => Date; run<S
     {
       kind: "command",
       name: "acme.configure",
-      description: "Enable or change an issuer's ACME server (RFC 8555): EAB requirement, networks validation may reach, http-01 port, lifetime",
+      description: "Enable or change an issuer's ACME server (RFC 8555): EAB requirement, networks validation may reach, http-01 and tls-alpn-01 ports, lifetime",
       resource: issuerResource,
       input: S(
         {
@@ -26,6 +26,7 @@ export function acmeEndpoints(d: { model: () => PkiModel; now: () => Date; run<S
           externalAccountRequired: { type: "boolean" },
           validationNetworks: { type: "array", maxItems: 50, items: str },
           http01Port: { type: "integer", minimum: 1, maximum: 65535 },
+          tlsAlpn01Port: { type: "integer", minimum: 1, maximum: 65535 },
           days: { type: "integer", minimum: 1, maximum: 397 },
         },
         ["issuer"],

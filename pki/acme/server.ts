@@ -67,6 +67,8 @@ interface Answer {
   location?: string;
   links?: string[];
   type?: string;
+  /** Seconds a client should wait before polling again (RFC 8555 §8.2: while validation is under way). */
+  retryAfter?: number;
 }
 
 interface Authenticated {
@@ -190,6 +192,7 @@ export class AcmeServer {
     this.common(req, reply);
     if (a.location) reply.header("location", a.location);
     for (const l of a.links ?? []) reply.header("link", l);
+    if (a.retryAfter !== undefined) reply.header("retry-after", String(a.retryAfter));
     reply.code(a.status ?? 200);
     if (a.body === undefined) return reply.send();
     return typeof a.body === "string" ? reply.type(a.type ?? "text/plain").send(a.body) : reply.type("application/json").send(JSON.stringify(a.body));
@@ -393,7 +396,8 @@ export class AcmeServer {
       o = (await this.run(acmeOrderDecider, o.id, { type: "deactivateAuthz", authz: id, now: this.d.now() } satisfies AcmeOrderCommand, `acme:${issuer}:${o.account}`)).state;
       z = o.authorizations!.find((x) => x.id === id)!;
     }
-    return { body: this.authzView(o, z, a.base) };
+    const view = this.authzView(o, z, a.base);
+    return { body: view, ...(view.status === "pending" && z.challenges.some((c) => c.status === "processing") ? { retryAfter: 1 } : {}) };
   }
 
   private async challengeRequest(issuer: string, a: Authenticated, authzId: string, type: string): Promise<Answer> {
@@ -409,7 +413,7 @@ export class AcmeServer {
       if (r.events.length > 0) this.startValidation(issuer, o.id, authzId, ch.type);
     }
     const view = this.authzView(o, z, a.base).challenges.find((c) => c.type === type)!;
-    return { body: view, links: [`<${u.authz(authzId)}>;rel="up"`] };
+    return { body: view, links: [`<${u.authz(authzId)}>;rel="up"`], ...(view.status === "processing" ? { retryAfter: 1 } : {}) };
   }
 
   private startValidation(issuer: string, orderId: string, authzId: string, type: ChallengeType): void {
@@ -424,7 +428,7 @@ export class AcmeServer {
     const ch = z.challenges.find((c) => c.type === type)!;
     const acct = this.d.model().acme.accounts.get(o.account!)!;
     const cfg = this.config(issuer);
-    const outcome = await validateChallenge({ type, name: z.identifier.value, token: ch.token, keyAuthorization: keyAuthorization(ch.token, acct.thumbprint!), networks: cfg.validationNetworks, http01Port: cfg.http01Port }, this.d.validator);
+    const outcome = await validateChallenge({ type, name: z.identifier.value, token: ch.token, keyAuthorization: keyAuthorization(ch.token, acct.thumbprint!), networks: cfg.validationNetworks, http01Port: cfg.http01Port, tlsAlpn01Port: cfg.tlsAlpn01Port }, this.d.validator);
     if (this.stopped) return;
     const at = this.d.now().toISOString();
     const cmd: AcmeOrderCommand = outcome.ok ? { type: "validateChallenge", authz: authzId, challenge: type, at } : { type: "failChallenge", authz: authzId, challenge: type, error: outcome.error, at };

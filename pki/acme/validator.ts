@@ -1,4 +1,9 @@
+import { createHash } from "node:crypto";
 import { request } from "node:http";
+import { connect as tlsConnect } from "node:tls";
+import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import { SubjectAlternativeName } from "@peculiar/asn1-x509";
+import { parseCertificate, sansOf } from "../x509/cert.js";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { validationAddressAllowed, type ChallengeType } from "./domain.js";
@@ -28,6 +33,7 @@ export interface ChallengeCheck {
   /** CIDR ranges the issuer lets validation reach besides public addresses. */
   networks: string[];
   http01Port: number;
+  tlsAlpn01Port: number;
 }
 
 export type ValidationOutcome = { ok: true; addresses: string[] } | { ok: false; error: ProblemDocument; retryable: boolean };
@@ -65,6 +71,7 @@ async function attempt(c: ChallengeCheck, opts: ValidatorOptions): Promise<Valid
     return { ok: false, error: problem("rejectedIdentifier", `${c.name} resolves to ${addresses.join(", ") || "no address"}: none is an address this issuer lets validation reach`, c.name), retryable: false };
   }
   if (c.type === "http-01") return http01(c, allowed, opts.timeoutMs ?? 5000);
+  if (c.type === "tls-alpn-01") return tlsAlpn01(c, allowed, opts.timeoutMs ?? 5000);
   return { ok: false, error: problem("malformed", `challenge type ${c.type} is not validated here`, c.name), retryable: false };
 }
 
@@ -82,6 +89,77 @@ async function http01(c: ChallengeCheck, addresses: string[], timeoutMs: number)
     return { ok: true, addresses: [address] };
   }
   return lastError!;
+}
+
+/** RFC 8737 §3: the acmeIdentifier extension, critical, holding SHA-256 of the key authorization. */
+const ACME_IDENTIFIER_OID = "1.3.6.1.5.5.7.1.31";
+
+async function tlsAlpn01(c: ChallengeCheck, addresses: string[], timeoutMs: number): Promise<ValidationOutcome> {
+  let lastError: ValidationOutcome | undefined;
+  const want = createHash("sha256").update(c.keyAuthorization).digest();
+  for (const address of addresses) {
+    const r = await tlsHandshake(address, c.tlsAlpn01Port, c.name, timeoutMs).catch((err: unknown) => err as Error);
+    if (r instanceof Error) {
+      lastError = { ok: false, error: problem("connection", `tls-alpn-01: cannot complete a TLS handshake with ALPN acme-tls/1 to ${address}:${c.tlsAlpn01Port}: ${r.message}`, c.name), retryable: true };
+      continue;
+    }
+    if (r.alpn !== "acme-tls/1") return { ok: false, error: problem("tls", `tls-alpn-01: ${address} did not negotiate ALPN acme-tls/1`, c.name), retryable: false };
+    const why = checkAlpnCertificate(r.der, c.name, want);
+    if (why) return { ok: false, error: problem("incorrectResponse", `tls-alpn-01: ${why}`, c.name), retryable: false };
+    return { ok: true, addresses: [address] };
+  }
+  return lastError!;
+}
+
+/** Why the self-signed challenge certificate does not answer the challenge, or undefined when it does (RFC 8737 §3). */
+export function checkAlpnCertificate(der: Buffer, name: string, want: Buffer): string | undefined {
+  let cert: ReturnType<typeof parseCertificate>;
+  try {
+    cert = parseCertificate(der);
+  } catch {
+    return "the certificate does not parse";
+  }
+  const exts = cert.tbsCertificate.extensions ?? [];
+  const san = exts.find((e) => e.extnID === "2.5.29.17");
+  if (!san) return "the certificate has no subjectAltName";
+  let names: ReturnType<typeof sansOf>;
+  try {
+    names = sansOf(AsnConvert.parse(san.extnValue, SubjectAlternativeName));
+  } catch {
+    return "the subjectAltName does not parse";
+  }
+  if (names.dns.length !== 1 || names.dns[0]!.toLowerCase() !== name || names.ip.length + names.email.length + names.uri.length > 0) return `the certificate must name exactly ${name} (it names ${[...names.dns, ...names.ip].join(", ")})`;
+  const id = exts.find((e) => e.extnID === ACME_IDENTIFIER_OID);
+  if (!id) return "the certificate has no acmeIdentifier extension";
+  if (!id.critical) return "the acmeIdentifier extension is not critical";
+  let value: Buffer;
+  try {
+    value = Buffer.from(AsnConvert.parse(id.extnValue, OctetString).buffer);
+  } catch {
+    return "the acmeIdentifier extension is not an OCTET STRING";
+  }
+  if (!value.equals(want)) return "the acmeIdentifier is not the SHA-256 of the key authorization";
+  return undefined;
+}
+
+function tlsHandshake(address: string, port: number, name: string, timeoutMs: number): Promise<{ alpn: string | false; der: Buffer }> {
+  return new Promise((resolve, reject) => {
+    // The challenge certificate is self-signed by design: its content is what is checked, not its chain.
+    const socket = tlsConnect({ host: address, port, servername: name, ALPNProtocols: ["acme-tls/1"], rejectUnauthorized: false, timeout: timeoutMs });
+    const timer = setTimeout(() => socket.destroy(new Error(`no handshake within ${timeoutMs} ms`)), timeoutMs);
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      const peer = socket.getPeerCertificate();
+      const alpn = socket.alpnProtocol ?? false;
+      socket.end();
+      if (!peer?.raw) return reject(new Error("the peer sent no certificate"));
+      resolve({ alpn, der: peer.raw });
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
 
 function httpGet(address: string, port: number, host: string, path: string, timeoutMs: number): Promise<{ status: number; body: string }> {

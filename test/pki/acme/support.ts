@@ -14,14 +14,17 @@ export interface AcmeHarness extends PkiHarness {
   directory: string;
   /** Port the http-01 validator connects to (a client's standalone server listens there). */
   http01Port: number;
+  /** Port the tls-alpn-01 validator connects to. */
+  tlsAlpn01Port: number;
 }
 
 /** The PKI harness with ACME enabled at issuer ops: loopback allowed for validation, a free http-01 port. */
 export async function startAcme(opts: { externalAccountRequired?: boolean; validationNetworks?: string[] } = {}): Promise<AcmeHarness> {
   const h = await startPki({ acme: { resolve: loopbackResolve, timeoutMs: 2000, attempts: 2, retryDelayMs: 100 } });
   const http01Port = await freePort();
-  await h.command("acme.configure", { issuer: "ops", enabled: true, validationNetworks: opts.validationNetworks ?? ["127.0.0.0/8"], http01Port, ...(opts.externalAccountRequired ? { externalAccountRequired: true } : {}) });
-  return Object.assign(h, { directory: `${h.baseUrl}/acme/ops/directory`, http01Port });
+  const tlsAlpn01Port = await freePort();
+  await h.command("acme.configure", { issuer: "ops", enabled: true, validationNetworks: opts.validationNetworks ?? ["127.0.0.0/8"], http01Port, tlsAlpn01Port, ...(opts.externalAccountRequired ? { externalAccountRequired: true } : {}) });
+  return Object.assign(h, { directory: `${h.baseUrl}/acme/ops/directory`, http01Port, tlsAlpn01Port });
 }
 
 /** Runs a client process without blocking the event loop (the realm answers it from this process). */
