@@ -9,6 +9,7 @@ import type { SecretEscrow } from "../secrets-client/contract.js";
 import { PKI_CONTEXT, PkiRoutes } from "./contract.js";
 import { certificateDecider, type CertificateCommand, type CertificateState, type IssuedCertificate } from "./domain/certificate.js";
 import { planIssuance, type LeafNames } from "./domain/issuance.js";
+import { isWildcard } from "./domain/names.js";
 import { assertIssuerId, issuerDecider, type IntermediateFacts, type IssuerCommand, type IssuerState } from "./domain/issuer.js";
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "./domain/profiles.js";
 import { IssuerKeyStore, publicKeySha256 } from "./keystore.js";
@@ -275,7 +276,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       const st = issuerState(id);
       const a = st.active;
       if (!a) return `issuer ${id} has no intermediate`;
-      const plan = () => planIssuance({ profile: "server", names: { dns: [name], ip: [], email: [], uri: [] }, now: now(), policy: st.policy, realmZones: ownedZones(), permittedDns: a.permittedDns, issuerNotAfter: new Date(a.notAfter) });
+      const plan = () => planIssuance({ profile: isWildcard(name) ? "server-wildcard" : "server", names: { dns: [name], ip: [], email: [], uri: [] }, now: now(), policy: st.policy, realmZones: ownedZones(), permittedDns: a.permittedDns, issuerNotAfter: new Date(a.notAfter) });
       for (let attempt = 0; ; attempt++) {
         try {
           plan();
@@ -304,6 +305,11 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       log: deps.log,
       run,
       refusal,
+      ownTxt: async (name) => {
+        if (!realmZones) return undefined;
+        await realmZones.catchUp();
+        return realmZones.challengeTxt(name);
+      },
       issue: (i, ctx) => issue(i, ctx),
       revoke: async (serial, reason, ctx) => void (await revoke(serial, reason, ctx)),
       intermediateOf: (serial) => {

@@ -23,7 +23,7 @@ export const AcmeEventTypes = {
 } as const;
 const E = AcmeEventTypes;
 
-export const CHALLENGE_TYPES = ["http-01", "tls-alpn-01"] as const;
+export const CHALLENGE_TYPES = ["http-01", "tls-alpn-01", "dns-01"] as const;
 export type ChallengeType = (typeof CHALLENGE_TYPES)[number];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ export interface AcmeConfig {
   http01Port: number;
   /** Port the tls-alpn-01 validator connects to (443 in RFC 8737; another only for tests). */
   tlsAlpn01Port: number;
-  /** Certificate profile ACME orders are issued under. */
+  /** Certificate profile ACME orders are issued under (`server-wildcard` for an order with a wildcard). */
   profile: "server";
   /** Lifetime of ACME certificates in days. */
   days: number;
@@ -295,9 +295,9 @@ export function normalIdentifiers(raw: unknown): Identifier[] {
   return out;
 }
 
-/** Challenges an identifier gets: wildcards need dns-01 (RFC 8555 §7.1.3), which this realm does not offer yet. */
+/** Challenges an identifier gets: a wildcard only dns-01 (RFC 8555 §7.1.3). */
 export function challengeTypesFor(id: Identifier): ChallengeType[] {
-  return isWildcard(id.value) ? [] : [...CHALLENGE_TYPES];
+  return isWildcard(id.value) ? ["dns-01"] : [...CHALLENGE_TYPES];
 }
 
 /**

@@ -43,6 +43,8 @@ export interface AcmeDeps {
   run<S, C>(decider: Decider<S, C>, id: string, cmd: C, ctx: Ctx): Promise<Execution<S>>;
   /** Why the issuer would refuse a leaf for this DNS name (ownership, name constraints), or undefined. */
   refusal(issuer: string, name: string): Promise<string | undefined>;
+  /** TXT values at a name in a realm zone (from the DNS projection), undefined when no realm zone holds it. */
+  ownTxt(name: string): Promise<string[] | undefined>;
   /** The PKI's issuance path (certificate.issue). */
   issue(input: { issuer: string; profile: string; csr: string; days: number; principal?: string }, ctx: Ctx): Promise<{ serial: string }>;
   /** The PKI's revocation path (certificate.revoke). */
@@ -359,7 +361,7 @@ export class AcmeServer {
     const identifiers = normalIdentifiers(p.identifiers);
     const sub: ProblemDocument[] = [];
     for (const i of identifiers) {
-      const why = challengeTypesFor(i).length === 0 ? `${i.value}: wildcard names need dns-01, which this issuer does not offer` : await this.d.refusal(issuer, i.value);
+      const why = await this.d.refusal(issuer, i.value);
       if (why) sub.push({ ...acmeProblem("rejectedIdentifier", why).document(), identifier: i });
     }
     if (sub.length) throw acmeProblem("rejectedIdentifier", `the realm does not certify ${sub.map((s) => s.identifier!.value).join(", ")} at issuer ${issuer}: ${sub.map((s) => s.detail).join("; ")}`, { subproblems: sub });
@@ -428,7 +430,7 @@ export class AcmeServer {
     const ch = z.challenges.find((c) => c.type === type)!;
     const acct = this.d.model().acme.accounts.get(o.account!)!;
     const cfg = this.config(issuer);
-    const outcome = await validateChallenge({ type, name: z.identifier.value, token: ch.token, keyAuthorization: keyAuthorization(ch.token, acct.thumbprint!), networks: cfg.validationNetworks, http01Port: cfg.http01Port, tlsAlpn01Port: cfg.tlsAlpn01Port }, this.d.validator);
+    const outcome = await validateChallenge({ type, name: z.identifier.value, token: ch.token, keyAuthorization: keyAuthorization(ch.token, acct.thumbprint!), networks: cfg.validationNetworks, http01Port: cfg.http01Port, tlsAlpn01Port: cfg.tlsAlpn01Port, ownTxt: (n) => this.d.ownTxt(n) }, this.d.validator);
     if (this.stopped) return;
     const at = this.d.now().toISOString();
     const cmd: AcmeOrderCommand = outcome.ok ? { type: "validateChallenge", authz: authzId, challenge: type, at } : { type: "failChallenge", authz: authzId, challenge: type, error: outcome.error, at };
@@ -457,7 +459,8 @@ export class AcmeServer {
     const commandId = eventIdFor(o.id, 1_000_000);
     let serial: string;
     try {
-      serial = (await this.d.issue({ issuer, profile: cfg.profile, csr: toPem(der, "CERTIFICATE REQUEST"), days: cfg.days }, { commandId, actor: `acme:${issuer}:${o.account}`, correlationId: o.id, causationId: commandId })).serial;
+      const profile = o.identifiers!.some((x) => isWildcard(x.value)) ? "server-wildcard" : cfg.profile;
+      serial = (await this.d.issue({ issuer, profile, csr: toPem(der, "CERTIFICATE REQUEST"), days: cfg.days }, { commandId, actor: `acme:${issuer}:${o.account}`, correlationId: o.id, causationId: commandId })).serial;
     } catch (err) {
       if (err instanceof RealmError && (err.code === "VALIDATION" || err.code === "MALFORMED")) throw acmeProblem("badCSR", err.message);
       throw err;

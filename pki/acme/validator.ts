@@ -4,7 +4,7 @@ import { connect as tlsConnect } from "node:tls";
 import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
 import { SubjectAlternativeName } from "@peculiar/asn1-x509";
 import { parseCertificate, sansOf } from "../x509/cert.js";
-import { lookup } from "node:dns/promises";
+import { lookup, resolveTxt } from "node:dns/promises";
 import { isIP } from "node:net";
 import { validationAddressAllowed, type ChallengeType } from "./domain.js";
 import { ACME_ERROR_PREFIX, ACME_ERRORS, type AcmeErrorType, type ProblemDocument } from "./problems.js";
@@ -14,11 +14,17 @@ export type Resolve = (name: string) => Promise<string[]>;
 
 export const systemResolve: Resolve = async (name) => (await lookup(name, { all: true, verbatim: true })).map((a) => a.address);
 
+/** Name -> its TXT values (each record's strings joined). Default: the system resolver. */
+export type ResolveTxt = (name: string) => Promise<string[]>;
+export const systemResolveTxt: ResolveTxt = async (name) => (await resolveTxt(name)).map((parts) => parts.join(""));
+
 export interface ValidatorOptions {
   resolve?: Resolve | undefined;
   /** Per connection attempt (connect + response). Default 5 s. */
   timeoutMs?: number | undefined;
-  /** Attempts when the peer cannot be reached (a wrong answer is not retried). Default 3. */
+  /** TXT lookups for dns-01 names the realm does not hold in its own zones. */
+  resolveTxt?: ResolveTxt | undefined;
+  /** Attempts when the peer cannot be reached or a dns-01 record is not there yet (a wrong answer is not retried). Default 3. */
   attempts?: number | undefined;
   /** Pause between attempts. Default 1 s. */
   retryDelayMs?: number | undefined;
@@ -34,6 +40,11 @@ export interface ChallengeCheck {
   networks: string[];
   http01Port: number;
   tlsAlpn01Port: number;
+  /**
+   * TXT values at a name when a zone of the realm holds it (read from the PKI's view of the DNS projection,
+   * caught up first), or undefined when no realm zone holds it and DNS must be asked.
+   */
+  ownTxt?: ((name: string) => Promise<string[] | undefined>) | undefined;
 }
 
 export type ValidationOutcome = { ok: true; addresses: string[] } | { ok: false; error: ProblemDocument; retryable: boolean };
@@ -60,6 +71,7 @@ export async function validateChallenge(c: ChallengeCheck, opts: ValidatorOption
 }
 
 async function attempt(c: ChallengeCheck, opts: ValidatorOptions): Promise<ValidationOutcome> {
+  if (c.type === "dns-01") return dns01(c, opts);
   let addresses: string[];
   try {
     addresses = isIP(c.name) ? [c.name] : await withTimeout((opts.resolve ?? systemResolve)(c.name), opts.timeoutMs ?? 5000, "DNS lookup");
@@ -89,6 +101,32 @@ async function http01(c: ChallengeCheck, addresses: string[], timeoutMs: number)
     return { ok: true, addresses: [address] };
   }
   return lastError!;
+}
+
+/**
+ * RFC 8555 §8.4: a TXT record at `_acme-challenge.<name>` holding base64url(SHA-256(key authorization)).
+ * In the realm's own zones it is read from the DNS projection (the realm is their authority: no query to
+ * make, none to spoof); for other names (an issuer's allow-list, zones it forwards) from DNS.
+ */
+async function dns01(c: ChallengeCheck, opts: ValidatorOptions): Promise<ValidationOutcome> {
+  const fqdn = `_acme-challenge.${c.name}`;
+  const want = createHash("sha256").update(c.keyAuthorization).digest("base64url");
+  let values: string[] | undefined;
+  let source = "the realm's zone";
+  try {
+    values = await c.ownTxt?.(fqdn);
+    if (values === undefined) {
+      source = "DNS";
+      values = await withTimeout((opts.resolveTxt ?? systemResolveTxt)(fqdn), opts.timeoutMs ?? 5000, "TXT lookup");
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "ENODATA" || code === "ENOTFOUND") values = [];
+    else return { ok: false, error: problem("dns", `dns-01: cannot read TXT ${fqdn}: ${err instanceof Error ? err.message : String(err)}`, c.name), retryable: true };
+  }
+  if (values.includes(want)) return { ok: true, addresses: [] };
+  // Not there (yet): the client may have just written it; retried within the attempts.
+  return { ok: false, error: problem("incorrectResponse", `dns-01: ${source} holds no TXT ${fqdn} with the expected digest (${values.length} TXT value(s) there)`, c.name), retryable: true };
 }
 
 /** RFC 8737 §3: the acmeIdentifier extension, critical, holding SHA-256 of the key authorization. */

@@ -66,3 +66,24 @@ describe("ACME domain rules", () => {
     expect(pool.consume("made-up")).toBe(false);
   });
 });
+
+describe("the PKI's view of the realm's zones keeps _acme-challenge TXT records", () => {
+  it("follows RecordAdded, RecordRemoved, RecordSetChanged and ZoneDeleted; names outside realm zones are not its to answer", async () => {
+    const { applyRealmZoneEvent, txtValue } = await import("../../../pki/realm-zones.js");
+    const s = { zones: new Set<string>(), challenges: new Map<string, string[]>() };
+    const ev = (type: string, data: unknown) => ({ aggregate: { type: "zone", id: "example.test." }, type, data });
+    applyRealmZoneEvent(s, ev("ZoneCreated", {}));
+    applyRealmZoneEvent(s, ev("RecordAdded", { name: "_acme-challenge.www.example.test.", type: "TXT", data: '"abc"' }));
+    applyRealmZoneEvent(s, ev("RecordAdded", { name: "_acme-challenge.www.example.test.", type: "TXT", data: '"de" "f"' }));
+    applyRealmZoneEvent(s, ev("RecordAdded", { name: "www.example.test.", type: "TXT", data: '"not a challenge"' }));
+    expect(s.challenges.get("_acme-challenge.www.example.test")).toEqual(["abc", "def"]);
+    applyRealmZoneEvent(s, ev("RecordRemoved", { name: "_acme-challenge.www.example.test.", type: "TXT", data: '"abc"' }));
+    expect(s.challenges.get("_acme-challenge.www.example.test")).toEqual(["def"]);
+    applyRealmZoneEvent(s, ev("RecordSetChanged", { name: "_acme-challenge.www.example.test.", type: "TXT", data: ['"x"', '"y"'] }));
+    expect(s.challenges.get("_acme-challenge.www.example.test")).toEqual(["x", "y"]);
+    applyRealmZoneEvent(s, ev("ZoneDeleted", {}));
+    expect(s.challenges.size).toBe(0);
+    expect(s.zones.size).toBe(0);
+    expect(txtValue(String.raw`"a\"b" "\065"`)).toBe('a"bA');
+  });
+});
