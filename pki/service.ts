@@ -23,7 +23,9 @@ import { createCsr, parseCsr } from "./x509/csr.js";
 import { fromPem, normalSerial, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
 import { generateKeyPair, keyInfo, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
 import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
-import { acmeAccountDecider, acmeConfigDecider, acmeOrderDecider } from "./acme/domain.js";
+import { acmeAccountDecider, acmeConfigDecider, acmeEabDecider, acmeOrderDecider } from "./acme/domain.js";
+import { EabKeys } from "./acme/eab.js";
+import type { Grant } from "../services/host/authz.js";
 import { acmeEndpoints } from "./acme/endpoints.js";
 import { AcmeServer } from "./acme/server.js";
 import type { ValidatorOptions } from "./acme/validator.js";
@@ -52,6 +54,11 @@ export interface PkiOptions {
    * validation may reach.
    */
   acme?: ValidatorOptions | undefined;
+  /**
+   * A realm principal's grants (the identity context's role bindings): ACME accounts bound to a principal by
+   * EAB order only what it may have issued. Without it such accounts are refused (fail closed).
+   */
+  principalGrants?: ((principal: string) => Promise<Grant[]>) | undefined;
 }
 
 export interface PkiContext extends RealmContext {
@@ -110,12 +117,14 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const writes = new WriteModel(store, projection as Projection<unknown>);
     await projection.start();
     if (!opts.sealer) deps.log.warn("no seal key given: the PKI's intermediate keys are sealed with a throw-away key and will not open after a restart");
-    const keys = await IssuerKeyStore.open(deps.nc, opts.sealer ?? Sealer.generate(), {
+    const sealer = opts.sealer ?? Sealer.generate();
+    const keys = await IssuerKeyStore.open(deps.nc, sealer, {
       legacyDir: join(deps.dataDir, "keys"),
       replicas: opts.replicas,
       onError: (err) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "an entry of the PKI key bucket does not open with this realm's seal key: skipped"),
       log: deps.log,
     });
+    const eabKeys = await EabKeys.open(deps.nc, sealer);
     const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { trust: deps.trust, log: deps.log, replicas: opts.replicas });
     const ownedZones = opts.ownedZones ?? (() => realmZones!.zones());
     const now = opts.clock ?? (() => new Date());
@@ -128,6 +137,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       [acmeConfigDecider.aggregateType]: (id) => model().acme.configs.get(id) ?? acmeConfigDecider.initialState(id),
       [acmeAccountDecider.aggregateType]: (id) => model().acme.accounts.get(id) ?? acmeAccountDecider.initialState(id),
       [acmeOrderDecider.aggregateType]: (id) => model().acme.orders.get(id) ?? acmeOrderDecider.initialState(id),
+      [acmeEabDecider.aggregateType]: (id) => model().acme.eabKeys.get(id) ?? acmeEabDecider.initialState(id),
     };
     function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
       const view = views[decider.aggregateType] as ((id: string) => St) | undefined;
@@ -317,6 +327,8 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         return c ? chainOf(c).split(/(?<=-----END CERTIFICATE-----\n)/)[0] : undefined;
       },
       validator: opts.acme,
+      eab: eabKeys,
+      grantsOf: opts.principalGrants,
     });
 
     const endpoints: Endpoint[] = [
@@ -468,7 +480,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           return { issuer: st.id, intermediate: i.intermediate ?? st.active!.serial, crlPem: toPem(c.der, "X509 CRL"), crlNumber: c.crlNumber, thisUpdate: c.thisUpdate.toISOString(), nextUpdate: c.nextUpdate.toISOString(), revoked: c.revoked };
         },
       },
-      ...acmeEndpoints({ model, now, run }),
+      ...acmeEndpoints({ model, now, run, eab: eabKeys }),
     ];
 
     return {

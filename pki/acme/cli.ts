@@ -33,6 +33,12 @@ export function registerAcmeCommands(program: Command, call: Call): void {
         "acme",
       );
     });
+  const eab = acme.command("eab").description("external account binding keys: an ACME account made with one orders under a realm principal's grants");
+  verb(eab, "create <issuer>", "issue an EAB key id and HMAC key for a principal (the HMAC key is shown this once; -q prints it alone)")
+    .requiredOption("--principal <id>", "the realm principal the accounts made with this key act for")
+    .action(async (issuer: string, o: Flags & { principal: string }) => printResult(await call(o, "commands", "acme-eab.create", { issuer, principal: o.principal }), "acme-eab"));
+  verb(eab, "revoke <issuer> <keyId>", "revoke an EAB key (no new account can be bound with it)").action(async (issuer: string, keyId: string, o: Flags) => printResult(await call(o, "commands", "acme-eab.revoke", { issuer, keyId }), "acme-eab"));
+  verb(eab, "list <issuer>", "EAB keys of an issuer (never their HMAC keys)").action(async (issuer: string, o: Flags) => printResult(await call(o, "queries", "acme-eab-keys", { issuer }), "acme-eab"));
   verb(acme, "accounts <issuer>", "ACME accounts of an issuer").action(async (issuer: string, o: Flags) => printResult(await call(o, "queries", "acme-accounts", { issuer }), "acme-account"));
   verb(acme, "orders <issuer>", "ACME orders of an issuer")
     .option("--account <id>", "only this account's")

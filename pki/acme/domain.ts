@@ -20,6 +20,9 @@ export const AcmeEventTypes = {
   AcmeChallengeFailed: "AcmeChallengeFailed",
   AcmeAuthorizationDeactivated: "AcmeAuthorizationDeactivated",
   AcmeOrderFinalized: "AcmeOrderFinalized",
+  AcmeEabKeyCreated: "AcmeEabKeyCreated",
+  AcmeEabKeyBound: "AcmeEabKeyBound",
+  AcmeEabKeyRevoked: "AcmeEabKeyRevoked",
 } as const;
 const E = AcmeEventTypes;
 
@@ -146,6 +149,48 @@ function assertContacts(contact: string[]): void {
     if (!/^mailto:[^\s@,?]{1,64}@[^\s@,?]{1,253}$/.test(c)) throw acmeProblem(c.startsWith("mailto:") ? "invalidContact" : "unsupportedContact", `contact ${JSON.stringify(c)} is not a mailto: address`);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// External account binding keys (the HMAC key itself is sealed in KV, never in an event)
+
+export interface AcmeEabState {
+  keyId: string;
+  exists: boolean;
+  issuer?: string;
+  principal?: string;
+  createdAt?: string;
+  /** The account the key was used for (a key binds one account). */
+  account?: string | undefined;
+  revoked?: boolean;
+}
+
+export type AcmeEabCommand = { type: "create"; issuer: string; principal: string; at: string } | { type: "bind"; account: string } | { type: "revoke"; at: string };
+
+export const acmeEabDecider: Decider<AcmeEabState, AcmeEabCommand> = {
+  aggregateType: "acme-eab",
+  initialState: (keyId) => ({ keyId, exists: false }),
+  decide(s, c): NewEvent[] {
+    if (c.type === "create") {
+      if (s.exists) throw acmeProblem("malformed", `EAB key ${s.keyId} exists`, { status: 409 });
+      if (!/^[a-z][a-z0-9._@:-]{0,127}$/i.test(c.principal)) throw acmeProblem("malformed", "principal must be a principal id");
+      return [{ type: E.AcmeEabKeyCreated, data: { issuer: c.issuer, keyId: s.keyId, principal: c.principal, createdAt: c.at } }];
+    }
+    if (!s.exists || s.revoked) throw acmeProblem("unauthorized", `EAB key ${s.keyId} is unknown or revoked`);
+    if (c.type === "bind") {
+      if (s.account && s.account !== c.account) throw acmeProblem("unauthorized", `EAB key ${s.keyId} is bound to another account already`);
+      if (s.account === c.account) return [];
+      return [{ type: E.AcmeEabKeyBound, data: { account: c.account } }];
+    }
+    return [{ type: E.AcmeEabKeyRevoked, data: { revokedAt: c.at } }];
+  },
+  evolve(s, e) {
+    const d = e.data as Record<string, unknown>;
+    if (e.type === E.AcmeEabKeyCreated) return { ...s, exists: true, issuer: d.issuer as string, principal: d.principal as string, createdAt: d.createdAt as string };
+    if (e.type === E.AcmeEabKeyBound) return { ...s, account: d.account as string };
+    if (e.type === E.AcmeEabKeyRevoked) return { ...s, revoked: true };
+    return s;
+  },
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Orders, authorizations, challenges

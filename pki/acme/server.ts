@@ -29,6 +29,9 @@ import { NoncePool } from "./nonces.js";
 import { acmeProblem, AcmeProblem, problemOf, type ProblemDocument } from "./problems.js";
 import { keyObjectOf, publicJwk, readJws, thumbprintOf, verifyJws, type AcmeProtected } from "./jws.js";
 import { validateChallenge, type ValidatorOptions } from "./validator.js";
+import { verifyEab, type EabKeys } from "./eab.js";
+import { acmeEabDecider, type AcmeEabCommand } from "./domain.js";
+import { decide, type Grant } from "../../services/host/authz.js";
 
 type Ctx = Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">;
 
@@ -52,6 +55,13 @@ export interface AcmeDeps {
   /** PEM of the intermediate that issued a certificate. */
   intermediateOf(serial: string): string | undefined;
   validator?: ValidatorOptions | undefined;
+  /** The sealed EAB HMAC keys. */
+  eab: EabKeys;
+  /**
+   * A realm principal's grants (identity's role bindings), for accounts bound to one by EAB; undefined when
+   * this process cannot read them (then such accounts are refused: fail closed).
+   */
+  grantsOf?: ((principal: string) => Promise<Grant[]>) | undefined;
 }
 
 /** ACME routes, relative to the realm's base URL. */
@@ -324,12 +334,22 @@ export class AcmeServer {
     const existing = existingId ? this.d.model().acme.accounts.get(existingId) : undefined;
     if (existing?.exists) return { status: 200, location: u.account(existing.id), body: this.accountView(existing, a.base, issuer) };
     if (p.onlyReturnExisting === true) throw acmeProblem("accountDoesNotExist", "no account exists for this key");
-    if (this.config(issuer).externalAccountRequired && p.externalAccountBinding === undefined) throw acmeProblem("externalAccountRequired", "this issuer requires an external account binding (ask the realm's operator for an EAB key id and HMAC key)");
-    if (p.externalAccountBinding !== undefined) throw acmeProblem("malformed", "external account binding is not offered by this issuer");
+    if (this.config(issuer).externalAccountRequired && p.externalAccountBinding === undefined) throw acmeProblem("externalAccountRequired", "this issuer requires an external account binding (ask the realm's operator for an EAB key id and HMAC key: realm acme eab create)");
     const contact = p.contact === undefined ? [] : Array.isArray(p.contact) && p.contact.every((c) => typeof c === "string") ? (p.contact as string[]) : undefined;
     if (!contact) throw acmeProblem("malformed", "contact must be an array of URLs");
     const id = randomBytes(12).toString("base64url");
-    const r = await this.run(acmeAccountDecider, id, { type: "create", issuer, jwk, thumbprint, contact, at: this.d.now().toISOString() } satisfies AcmeAccountCommand, `acme:${issuer}:${id}`);
+    let eab: { keyId: string; principal: string } | undefined;
+    if (p.externalAccountBinding !== undefined) {
+      const keyId = await verifyEab(p.externalAccountBinding, jwk, u.newAccount, async (k) => {
+        const st = this.d.model().acme.eabKeys.get(k);
+        return st?.exists && !st.revoked && st.issuer === issuer ? this.d.eab.get(k) : null;
+      });
+      const st = this.d.model().acme.eabKeys.get(keyId)!;
+      // The key binds this one account (AcmeEabKeyBound first: a second account with the same key is refused).
+      await this.run(acmeEabDecider, keyId, { type: "bind", account: id } satisfies AcmeEabCommand, `acme:${issuer}:${id}`);
+      eab = { keyId, principal: st.principal! };
+    }
+    const r = await this.run(acmeAccountDecider, id, { type: "create", issuer, jwk, thumbprint, contact, at: this.d.now().toISOString(), eab } satisfies AcmeAccountCommand, `acme:${issuer}:${id}`);
     return { status: 201, location: u.account(id), body: this.accountView(r.state, a.base, issuer) };
   }
 
@@ -364,6 +384,7 @@ export class AcmeServer {
       const why = await this.d.refusal(issuer, i.value);
       if (why) sub.push({ ...acmeProblem("rejectedIdentifier", why).document(), identifier: i });
     }
+    if (sub.length === 0) await this.assertPrincipalMay(issuer, acct, identifiers.map((i) => i.value));
     if (sub.length) throw acmeProblem("rejectedIdentifier", `the realm does not certify ${sub.map((s) => s.identifier!.value).join(", ")} at issuer ${issuer}: ${sub.map((s) => s.detail).join("; ")}`, { subproblems: sub });
     const authorizations: AuthorizationState[] = identifiers.map((i) => ({
       id: randomBytes(12).toString("base64url"),
@@ -375,6 +396,25 @@ export class AcmeServer {
     const now = this.d.now();
     const r = await this.run(acmeOrderDecider, id, { type: "create", issuer, account: acct.id, identifiers, authorizations, at: now.toISOString(), expires: new Date(now.getTime() + ORDER_LIFETIME_MS).toISOString() } satisfies AcmeOrderCommand, `acme:${issuer}:${acct.id}`);
     return { status: 201, location: this.urls(a.base, issuer).order(id), body: this.orderView(r.state, a.base) };
+  }
+
+  /**
+   * An account bound to a realm principal (EAB) orders only what that principal may have issued: for every
+   * name, a grant of `pki:certificate.issue` unscoped, scoped to this issuer, or scoped to a zone holding
+   * the name (services/host/authz.ts decides, on the grants identity's bindings give the principal now).
+   */
+  private async assertPrincipalMay(issuer: string, acct: AcmeAccountState, names: string[]): Promise<void> {
+    if (!acct.eab) return;
+    if (!this.d.grantsOf) throw acmeProblem("unauthorized", `account ${acct.id} is bound to principal ${acct.eab.principal}, whose grants this realm process cannot read`);
+    const principal = { id: acct.eab.principal, roles: [], grants: await this.d.grantsOf(acct.eab.principal) };
+    const perm = "pki:certificate.issue";
+    const sub: ProblemDocument[] = [];
+    for (const n of names) {
+      const byIssuer = decide(principal, perm, "command", [{ kind: "issuer", id: issuer }]);
+      const byName = decide(principal, perm, "command", [{ kind: "name", id: n.replace(/^\*\./, "") }]);
+      if (!byIssuer.allowed && !byName.allowed) sub.push({ ...acmeProblem("unauthorized", byName.reason ?? `principal ${principal.id} may not have ${n} issued`).document(), identifier: { type: "dns", value: n } });
+    }
+    if (sub.length) throw acmeProblem("unauthorized", `principal ${principal.id} (bound to this account) may not have ${sub.map((x) => x.identifier!.value).join(", ")} issued at issuer ${issuer}: ${sub.map((x) => x.detail).join("; ")}`, { subproblems: sub });
   }
 
   private async orderRequest(issuer: string, a: Authenticated, id: string): Promise<Answer> {
@@ -455,12 +495,15 @@ export class AcmeServer {
     const mismatch = csrMismatch(o.identifiers!, { commonName: csr.commonName, ...csr.sans });
     if (mismatch) throw acmeProblem("badCSR", mismatch);
     const cfg = this.config(issuer);
+    const acct = this.ownAccount(a);
+    // Grants may have changed since the order: decide again before anything is issued.
+    await this.assertPrincipalMay(issuer, acct, o.identifiers!.map((i) => i.value));
     // The issuance command id derives from the order: a resent finalize maps to the same serial, never a second certificate.
     const commandId = eventIdFor(o.id, 1_000_000);
     let serial: string;
     try {
       const profile = o.identifiers!.some((x) => isWildcard(x.value)) ? "server-wildcard" : cfg.profile;
-      serial = (await this.d.issue({ issuer, profile, csr: toPem(der, "CERTIFICATE REQUEST"), days: cfg.days }, { commandId, actor: `acme:${issuer}:${o.account}`, correlationId: o.id, causationId: commandId })).serial;
+      serial = (await this.d.issue({ issuer, profile, csr: toPem(der, "CERTIFICATE REQUEST"), days: cfg.days, ...(acct.eab ? { principal: acct.eab.principal } : {}) }, { commandId, actor: `acme:${issuer}:${o.account}`, correlationId: o.id, causationId: commandId })).serial;
     } catch (err) {
       if (err instanceof RealmError && (err.code === "VALIDATION" || err.code === "MALFORMED")) throw acmeProblem("badCSR", err.message);
       throw err;

@@ -68,6 +68,7 @@ export const KINDS = {
   issuer: s("issuer", { plural: "issuers", list: "issuers", id: "issuer", columns: [["ISSUER", "issuer"], ["INTERMEDIATE", "intermediate.serial"], ["NOT AFTER", "intermediate.notAfter"], ["PERMITTED", "intermediate.permittedDns"], ["PENDING CSR", "pending.keySpec"]] }),
   acme: s("acme", { id: "issuer", columns: [["ISSUER", "issuer"], ["ENABLED", "acme.enabled"], ["EAB", "acme.externalAccountRequired"], ["DIRECTORY", "directory"]] }),
   "acme-account": s("acme-account", { plural: "ACME accounts", list: "accounts", id: "id", columns: [["ID", "id"], ["STATUS", "status"], ["CONTACT", "contact"], ["ORDERS", "orders"], ["PRINCIPAL", "eab.principal"]] }),
+  "acme-eab": s("acme-eab", { plural: "EAB keys", list: "keys", id: "keyId", quiet: "hmacKey", columns: [["KEY ID", "keyId"], ["PRINCIPAL", "principal"], ["ACCOUNT", "account"], ["REVOKED", "revoked"]] }),
   "acme-order": s("acme-order", { plural: "ACME orders", list: "orders", id: "id", columns: [["ID", "id"], ["ACCOUNT", "account"], ["STATUS", "status"], ["NAMES", "identifiers"], ["CERTIFICATE", "certificate"]] }),
   ceremony: s("ceremony", { id: (c) => c.dir ?? c.certificate ?? c.crl }),
   secret: s("secret", { plural: "secrets", list: "secrets", id: (x) => x.itemId ?? pick2(x, "secretRef", "itemId"), quiet: "value", columns: [["PRINCIPAL", "principal"], ["NAME", "name"], ["ITEM", "itemId"], ["VERSION", "version"], ["AT", "escrowedAt"]] }),

@@ -2,6 +2,8 @@ import { spawn } from "node:child_process";
 import { freePort } from "../../../services/nats/supervisor.js";
 import { systemResolve, type Resolve } from "../../../pki/acme/validator.js";
 import { startPki, type PkiHarness } from "../harness.js";
+import type { PkiOptions } from "../../../pki/service.js";
+import type { RealmTrust } from "../../../services/kernel/trust.js";
 
 /**
  * Names under example.test (the harness realm's zone) resolve to 127.0.0.1 for the validator, as a hosts
@@ -19,8 +21,8 @@ export interface AcmeHarness extends PkiHarness {
 }
 
 /** The PKI harness with ACME enabled at issuer ops: loopback allowed for validation, a free http-01 port. */
-export async function startAcme(opts: { externalAccountRequired?: boolean; validationNetworks?: string[] } = {}): Promise<AcmeHarness> {
-  const h = await startPki({ acme: { resolve: loopbackResolve, timeoutMs: 2000, attempts: 2, retryDelayMs: 100 } });
+export async function startAcme(opts: { externalAccountRequired?: boolean; validationNetworks?: string[]; trust?: RealmTrust; principalGrants?: PkiOptions["principalGrants"] } = {}): Promise<AcmeHarness> {
+  const h = await startPki({ acme: { resolve: loopbackResolve, timeoutMs: 2000, attempts: 2, retryDelayMs: 100 }, ...(opts.trust ? { trust: opts.trust } : {}), ...(opts.principalGrants ? { principalGrants: opts.principalGrants } : {}) });
   const http01Port = await freePort();
   const tlsAlpn01Port = await freePort();
   await h.command("acme.configure", { issuer: "ops", enabled: true, validationNetworks: opts.validationNetworks ?? ["127.0.0.0/8"], http01Port, tlsAlpn01Port, ...(opts.externalAccountRequired ? { externalAccountRequired: true } : {}) });
