@@ -392,3 +392,29 @@ function safeInCidr(ip: string, cidr: string): boolean {
 function dropUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// ACME Renewal Information (RFC 9773)
+
+/**
+ * The renewal window the realm suggests for a certificate (pure): from two thirds to three quarters of its
+ * lifetime; a revoked certificate (or one already past its window's end) gets a window that has begun, so
+ * clients renew at once.
+ */
+export function suggestedWindow(c: { notBefore: string; notAfter: string; revoked?: boolean }, now: Date): { start: string; end: string } {
+  const nb = Date.parse(c.notBefore);
+  const na = Date.parse(c.notAfter);
+  const life = na - nb;
+  if (c.revoked) return { start: new Date(now.getTime() - 3_600_000).toISOString(), end: new Date(now.getTime() - 60_000).toISOString() };
+  return { start: new Date(nb + (life * 2) / 3).toISOString(), end: new Date(nb + (life * 3) / 4).toISOString() };
+}
+
+/** RFC 9773 §4.1: certID = base64url(AKI keyIdentifier) "." base64url(serial DER content octets). */
+export function parseCertId(id: string): { keyIdentifier: Buffer; serialHex: string } | undefined {
+  const m = /^([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{1,64})$/.exec(id);
+  if (!m) return undefined;
+  const keyIdentifier = Buffer.from(m[1]!, "base64url");
+  const serial = Buffer.from(m[2]!, "base64url");
+  if (keyIdentifier.length === 0 || serial.length === 0 || serial.length > 21) return undefined;
+  return { keyIdentifier, serialHex: serial.toString("hex") };
+}

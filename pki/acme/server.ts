@@ -5,7 +5,9 @@ import { eventIdFor, newId, RealmError, type Decider, type Execution } from "../
 import type { RequestContext } from "../../services/host/context.js";
 import type { PkiModel } from "../projection.js";
 import { parseCsr } from "../x509/csr.js";
-import { normalSerial, sha256Hex, toPem } from "../x509/der.js";
+import { fromPem, normalSerial, sha256Hex, toPem } from "../x509/der.js";
+import { extensionOf, parseCertificate } from "../x509/cert.js";
+import { AuthorityKeyIdentifier, id_ce_authorityKeyIdentifier } from "@peculiar/asn1-x509";
 import { REVOCATION_REASONS, type RevocationReason } from "../x509/reasons.js";
 import { isWildcard } from "../domain/names.js";
 import {
@@ -17,6 +19,8 @@ import {
   keyAuthorization,
   normalIdentifiers,
   orderStatus,
+  parseCertId,
+  suggestedWindow,
   type AcmeAccountCommand,
   type AcmeAccountState,
   type AcmeConfig,
@@ -126,6 +130,7 @@ export class AcmeServer {
       newOrder: `${b}/new-order`,
       revokeCert: `${b}/revoke-cert`,
       keyChange: `${b}/key-change`,
+      renewalInfo: `${b}/renewal-info`,
       account: (id: string) => `${b}/acct/${id}`,
       orders: (id: string) => `${b}/acct/${id}/orders`,
       order: (id: string) => `${b}/order/${id}`,
@@ -154,7 +159,7 @@ export class AcmeServer {
             const issuer = req.params.issuer;
             const c = this.config(issuer);
             const u = this.urls(this.baseOf(req), issuer);
-            return { body: { newNonce: u.newNonce, newAccount: u.newAccount, newOrder: u.newOrder, revokeCert: u.revokeCert, keyChange: u.keyChange, meta: { externalAccountRequired: c.externalAccountRequired, website: this.baseOf(req) } } };
+            return { body: { newNonce: u.newNonce, newAccount: u.newAccount, newOrder: u.newOrder, revokeCert: u.revokeCert, keyChange: u.keyChange, renewalInfo: u.renewalInfo, meta: { externalAccountRequired: c.externalAccountRequired, website: this.baseOf(req) } } };
           }),
         );
         scope.route<{ Params: { issuer: string } }>({
@@ -167,6 +172,13 @@ export class AcmeServer {
               return { status: req.method === "HEAD" ? 200 : 204 };
             }),
         });
+        // RFC 9773: unauthenticated GET of a certificate's suggested renewal window.
+        scope.get<{ Params: { issuer: string; certId: string } }>("/acme/:issuer/renewal-info/:certId", (req, reply) =>
+          this.answer(req, reply, async () => {
+            this.config(req.params.issuer);
+            return this.renewalInfo(req.params.issuer, req.params.certId);
+          }),
+        );
         const post = (path: string, fn: (issuer: string, a: Authenticated, params: Record<string, string>) => Promise<Answer>, key: "kid" | "jwk" | "either" = "kid") =>
           scope.post<{ Params: Record<string, string> }>(`/acme/:issuer${path}`, (req, reply) =>
             this.answer(req, reply, async () => {
@@ -376,7 +388,13 @@ export class AcmeServer {
 
   private async newOrder(issuer: string, a: Authenticated): Promise<Answer> {
     const acct = this.ownAccount(a);
-    const p = (a.payload ?? {}) as { identifiers?: unknown; notBefore?: unknown; notAfter?: unknown };
+    const p = (a.payload ?? {}) as { identifiers?: unknown; notBefore?: unknown; notAfter?: unknown; replaces?: unknown };
+    if (p.replaces !== undefined) {
+      // RFC 9773 §5: the certificate this order replaces must be one this account ordered here.
+      const old = typeof p.replaces === "string" ? parseCertId(p.replaces) : undefined;
+      const orderId = old ? this.d.model().acme.orderOfCertificate.get(normalSerial(old.serialHex)) : undefined;
+      if (!orderId || this.d.model().acme.orders.get(orderId)?.account !== acct.id) throw acmeProblem("malformed", "replaces does not name a certificate this account ordered here");
+    }
     if (p.notBefore !== undefined || p.notAfter !== undefined) throw acmeProblem("malformed", "notBefore and notAfter are not supported: the issuer's configuration sets the lifetime");
     const identifiers = normalIdentifiers(p.identifiers);
     const sub: ProblemDocument[] = [];
@@ -521,6 +539,17 @@ export class AcmeServer {
     if (!o || o.issuer !== issuer || !c?.certPem) throw acmeProblem("malformed", `no certificate ${serialText}`, { status: 404 });
     if (o.account !== acct.id) throw acmeProblem("unauthorized", "the certificate was ordered by another account");
     return { body: c.certPem + (this.d.intermediateOf(serial) ?? ""), type: "application/pem-certificate-chain" };
+  }
+
+  private renewalInfo(issuer: string, certId: string): Answer {
+    const id = parseCertId(certId);
+    const serial = id ? normalSerial(id.serialHex) : "";
+    const c = serial ? this.d.model().certificates.get(serial) : undefined;
+    if (!id || !c?.exists || c.issuer !== issuer || !c.certPem) throw acmeProblem("malformed", `no certificate ${certId} at this issuer`, { status: 404 });
+    // The AKI half must name the key that signed it (a serial alone could be guessed across issuers).
+    const aki = extensionOf(parseCertificate(fromPem(c.certPem, ["CERTIFICATE"], "certificate")), id_ce_authorityKeyIdentifier, AuthorityKeyIdentifier)?.keyIdentifier;
+    if (!aki || !Buffer.from(aki.buffer).equals(id.keyIdentifier)) throw acmeProblem("malformed", `no certificate ${certId} at this issuer`, { status: 404 });
+    return { body: { suggestedWindow: suggestedWindow({ notBefore: c.notBefore!, notAfter: c.notAfter!, revoked: c.revoked !== undefined }, this.d.now()) }, retryAfter: 6 * 3600 };
   }
 
   private async revokeCert(issuer: string, a: Authenticated): Promise<Answer> {

@@ -232,4 +232,40 @@ describe("ACME server: accounts, orders, http-01, refusals (RFC 8555)", () => {
     expect(h.pki.projection.state.certificates.get(serial)?.revoked?.reason).toBe("keyCompromise");
     expect((await c.post(c.dir.revokeCert!, { certificate: der })).body.type).toBe(`${ERR}alreadyRevoked`);
   });
+
+  it("ACME Renewal Information (RFC 9773): the directory names renewalInfo; the window lies in the certificate's life, and moves to now once it is revoked", async () => {
+    const c = await client();
+    await c.newAccount();
+    expect(c.dir.renewalInfo).toBe(`${h.baseUrl}/acme/ops/renewal-info`);
+    const { order } = await readyOrder(c, ["renew.example.test"]);
+    const fin = await c.post(order.finalize as string, { csr: csrB64(opensslCsr("renew.example.test", ["DNS:renew.example.test"]).csrPem) });
+    const pem = (await c.post(fin.body.certificate as string, "")).text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)![0];
+    const x = new X509Certificate(pem);
+    // certID from openssl's reading of the AKI and the serial (not from the realm's own parser).
+    const { openssl } = await import("../openssl.js");
+    const akiText = openssl(["x509", "-noout", "-ext", "authorityKeyIdentifier", "-in", h.file("renew.pem", pem)]).out;
+    const aki = Buffer.from(/([0-9A-F]{2}(:[0-9A-F]{2})+)/.exec(akiText)![1]!.replace(/:/g, ""), "hex");
+    const certId = `${aki.toString("base64url")}.${Buffer.from(x.serialNumber, "hex").toString("base64url")}`;
+    const r = await fetch(`${c.dir.renewalInfo}/${certId}`);
+    expect(r.status).toBe(200);
+    expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
+    const w = ((await r.json()) as { suggestedWindow: { start: string; end: string } }).suggestedWindow;
+    const nb = Date.parse(x.validFrom);
+    const na = Date.parse(x.validTo);
+    expect(Date.parse(w.start)).toBeGreaterThan(nb + (na - nb) / 2);
+    expect(Date.parse(w.end)).toBeGreaterThan(Date.parse(w.start));
+    expect(Date.parse(w.end)).toBeLessThan(na);
+    // A wrong AKI half, an unknown serial: 404.
+    expect((await fetch(`${c.dir.renewalInfo}/${Buffer.alloc(20, 1).toString("base64url")}.${Buffer.from(x.serialNumber, "hex").toString("base64url")}`)).status).toBe(404);
+    expect((await fetch(`${c.dir.renewalInfo}/not-a-cert-id`)).status).toBe(404);
+    // An order may say which certificate it replaces (only one of this account's).
+    const next = await c.post(c.dir.newOrder!, { identifiers: [{ type: "dns", value: "renew.example.test" }], replaces: certId });
+    expect(next.status, next.text).toBe(201);
+    const other = await client();
+    await other.newAccount();
+    expect((await other.post(other.dir.newOrder!, { identifiers: [{ type: "dns", value: "renew.example.test" }], replaces: certId })).body.type).toBe(`${ERR}malformed`);
+    await c.post(c.dir.revokeCert!, { certificate: fromPem(pem, ["CERTIFICATE"], "cert").toString("base64url"), reason: 4 });
+    const after = ((await (await fetch(`${c.dir.renewalInfo}/${certId}`)).json()) as { suggestedWindow: { start: string; end: string } }).suggestedWindow;
+    expect(Date.parse(after.end)).toBeLessThanOrEqual(Date.now());
+  });
 });
