@@ -30,6 +30,8 @@ export class AcmeClient {
   dir!: Record<string, string>;
   kid: string | undefined;
   lastNonce: string | undefined;
+  /** The Replay-Nonce of the last answer, used by the next request (as real clients do). */
+  private nextNonce: string | undefined;
 
   constructor(
     readonly directoryUrl: string,
@@ -48,11 +50,12 @@ export class AcmeClient {
 
   /** POST a JWS. `payload` "" is POST-as-GET. Options make deliberately broken requests. */
   async post(url: string, payload: unknown, o: { useJwk?: boolean; nonce?: string; signWith?: AccountKey; header?: Record<string, unknown>; rawBody?: object } = {}): Promise<AcmeReply> {
-    const nonce = o.nonce ?? (await this.nonce());
+    const nonce = o.nonce ?? this.takeNonce() ?? (await this.nonce());
     this.lastNonce = nonce;
     const keyHeader = o.useJwk || !this.kid ? { jwk: this.key.jwk } : { kid: this.kid };
     const body = o.rawBody ?? (await signJws(this.key, { ...keyHeader, nonce, url, ...(o.header ?? {}) }, payload, o.signWith));
     const r = await fetch(url, { method: "POST", headers: { "content-type": "application/jose+json" }, body: JSON.stringify(body) });
+    if (!o.nonce) this.nextNonce = r.headers.get("replay-nonce") ?? undefined;
     const text = await r.text();
     let parsed: Record<string, unknown> = {};
     try {
@@ -63,19 +66,33 @@ export class AcmeClient {
     return { status: r.status, headers: r.headers, body: parsed, text };
   }
 
+  private takeNonce(): string | undefined {
+    const n = this.nextNonce;
+    this.nextNonce = undefined;
+    return n;
+  }
+
+  /** Another client for the same account (its own nonce chain, for requests in parallel). */
+  fork(): AcmeClient {
+    const c = new AcmeClient(this.directoryUrl, this.key);
+    c.dir = this.dir;
+    c.kid = this.kid;
+    return c;
+  }
+
   async newAccount(payload: object = { termsOfServiceAgreed: true }): Promise<AcmeReply> {
     const r = await this.post(this.dir.newAccount!, payload, { useJwk: true });
     if (r.status === 201 || r.status === 200) this.kid = r.headers.get("location")!;
     return r;
   }
 
-  async poll(url: string, done: (b: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+  async poll(url: string, done: (b: Record<string, unknown>) => boolean, timeoutMs = 15_000, intervalMs = 50): Promise<Record<string, unknown>> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const r = await this.post(url, "");
       if (done(r.body)) return r.body;
       if (Date.now() > until) throw new Error(`${url} stayed ${JSON.stringify(r.body)}`);
-      await new Promise((res) => setTimeout(res, 50));
+      await new Promise((res) => setTimeout(res, intervalMs));
     }
   }
 }
