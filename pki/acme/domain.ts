@@ -285,9 +285,10 @@ export const acmeOrderDecider: Decider<AcmeOrderState, AcmeOrderCommand> = {
     const ch = a.challenges.find((x) => x.type === c.challenge);
     if (!ch) throw acmeProblem("malformed", `authorization ${a.id} offers no ${c.challenge} challenge`, { status: 404 });
     if (c.type === "startChallenge") {
+      // Responding again to a challenge under way or decided changes nothing (the client reads its status).
+      if (ch.status !== "pending") return [];
       const st = authzStatus(s, a, c.now);
       if (st !== "pending") throw acmeProblem("malformed", `authorization ${a.id} is ${st}: no challenge can start`);
-      if (ch.status !== "pending") return []; // already processing: responding again changes nothing
       if (a.challenges.some((x) => x.status === "processing")) return [];
       return [{ type: E.AcmeChallengeStarted, data: { authz: a.id, challenge: c.challenge } }];
     }

@@ -344,6 +344,8 @@ export class AcmeServer {
     const u = this.urls(a.base, issuer);
     const existingId = this.d.model().acme.accountByKey.get(`${issuer}/${thumbprint}`);
     const existing = existingId ? this.d.model().acme.accounts.get(existingId) : undefined;
+    // RFC 8555 §7.3.6: a deactivated account's key authorizes nothing more, finding its account included.
+    if (existing?.exists && existing.status !== "valid") throw acmeProblem("unauthorized", `the account of this key is ${existing.status}`);
     if (existing?.exists) return { status: 200, location: u.account(existing.id), body: this.accountView(existing, a.base, issuer) };
     if (p.onlyReturnExisting === true) throw acmeProblem("accountDoesNotExist", "no account exists for this key");
     if (this.config(issuer).externalAccountRequired && p.externalAccountBinding === undefined) throw acmeProblem("externalAccountRequired", "this issuer requires an external account binding (ask the realm's operator for an EAB key id and HMAC key: realm acme eab create)");

@@ -87,3 +87,24 @@ describe("the PKI's view of the realm's zones keeps _acme-challenge TXT records"
     expect(txtValue(String.raw`"a\"b" "\065"`)).toBe('a"bA');
   });
 });
+
+describe("the PKI projection's snapshot keeps the ACME state", () => {
+  it("encodes and decodes configurations, EAB keys, accounts and orders with their indexes", async () => {
+    const { pkiProjection } = await import("../../../pki/projection.js");
+    const def = pkiProjection();
+    const m = def.initial();
+    const e = (type: string, aggregate: string, id: string, data: unknown) => ({ type, aggregate: { type: aggregate, id }, data }) as never;
+    def.apply(m, e("AcmeIssuerConfigured", "acme-issuer", "ops", { issuer: "ops", enabled: true, externalAccountRequired: true, validationNetworks: [], http01Port: 80, tlsAlpn01Port: 443, profile: "server", days: 90 }), 0);
+    def.apply(m, e("AcmeEabKeyCreated", "acme-eab", "k1", { issuer: "ops", keyId: "k1", principal: "svc", createdAt: "2026-01-01T00:00:00Z" }), 0);
+    def.apply(m, e("AcmeAccountCreated", "acme-account", "a1", { issuer: "ops", jwk: { kty: "OKP", crv: "Ed25519", x: "x" }, thumbprint: "t1", contact: [], createdAt: "2026-01-01T00:00:00Z", eab: { keyId: "k1", principal: "svc" } }), 0);
+    def.apply(m, e("AcmeOrderCreated", "acme-order", "o1", { issuer: "ops", account: "a1", identifiers: [{ type: "dns", value: "a.example.test" }], authorizations: [{ id: "z1", identifier: { type: "dns", value: "a.example.test" }, wildcard: false, challenges: [{ type: "http-01", token: "t", status: "pending" }] }], createdAt: "2026-01-01T00:00:00Z", expires: "2026-01-08T00:00:00Z" }), 0);
+    def.apply(m, e("AcmeOrderFinalized", "acme-order", "o1", { certificate: "1f", finalizedAt: "2026-01-01T00:01:00Z" }), 0);
+    const back = def.snapshot!.decode(JSON.parse(JSON.stringify([...def.snapshot!.encode(m)])) as unknown[]);
+    expect(back.acme.configs.get("ops")?.config?.externalAccountRequired).toBe(true);
+    expect(back.acme.eabKeys.get("k1")?.principal).toBe("svc");
+    expect(back.acme.accountByKey.get("ops/t1")).toBe("a1");
+    expect(back.acme.orderOfAuthz.get("z1")).toBe("o1");
+    expect(back.acme.orderOfCertificate.get("1f")).toBe("o1");
+    expect(back.acme.ordersOf.get("a1")).toEqual(["o1"]);
+  });
+});
