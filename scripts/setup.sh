@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cim-realm needs on a Debian machine with Node 20+, skipping what is already there.
 #   scripts/setup.sh run    nats-server + npm dependencies (enough for `realm up`)
-#   scripts/setup.sh test   + the real peers the tests talk to (openssl, slapd, knot, dig/kdig, dnsperf, chromium)
+#   scripts/setup.sh test   + the real peers the tests talk to (openssl, slapd, knot, dig/kdig, dnsperf, chromium, certbot, lego, caddy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
