@@ -75,6 +75,8 @@ export const AcmePaths = {
 } as const;
 
 const ORDER_LIFETIME_MS = 7 * 86_400_000;
+/** Validations running at once in one instance; more wait their turn (clients keep polling meanwhile). */
+const MAX_VALIDATIONS = 32;
 const MAX_BODY = 64 * 1024;
 
 interface Answer {
@@ -107,6 +109,8 @@ interface Authenticated {
 export class AcmeServer {
   readonly nonces = new NoncePool();
   private readonly validations = new Set<Promise<void>>();
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
   private stopped = false;
 
   constructor(private readonly d: AcmeDeps) {}
@@ -485,6 +489,20 @@ export class AcmeServer {
   }
 
   private async validate(issuer: string, orderId: string, authzId: string, type: ChallengeType): Promise<void> {
+    // A slot is handed from a finished validation to the next waiting one, never freed in between.
+    if (this.running >= MAX_VALIDATIONS) await new Promise<void>((r) => this.waiting.push(r));
+    else this.running++;
+    try {
+      await this.validateNow(issuer, orderId, authzId, type);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+
+  private async validateNow(issuer: string, orderId: string, authzId: string, type: ChallengeType): Promise<void> {
+    if (this.stopped) return;
     const o = this.d.model().acme.orders.get(orderId)!;
     const z = o.authorizations!.find((x) => x.id === authzId)!;
     const ch = z.challenges.find((c) => c.type === type)!;
