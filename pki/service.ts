@@ -331,6 +331,9 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       grantsOf: opts.principalGrants,
     });
 
+    const resumed = acme.resume();
+    if (resumed > 0) deps.log.info({ resumed }, "ACME: validating again the challenges a stopped instance left processing");
+
     const endpoints: Endpoint[] = [
       {
         kind: "command",

@@ -482,6 +482,26 @@ export class AcmeServer {
     return { body: view, links: [`<${u.authz(authzId)}>;rel="up"`], ...(view.status === "processing" ? { retryAfter: 1 } : {}) };
   }
 
+  /**
+   * Challenges an instance left `processing` when it stopped (the client's response recorded, no outcome):
+   * validated again at start. Another live instance may be validating one of them too; the second outcome
+   * is then refused by the decider (not processing any more) and dropped.
+   */
+  resume(): number {
+    const now = this.d.now();
+    let n = 0;
+    for (const o of this.d.model().acme.orders.values()) {
+      if (!o.exists || orderStatus(o, now) !== "pending") continue;
+      for (const a of o.authorizations ?? [])
+        for (const c of a.challenges)
+          if (c.status === "processing") {
+            this.startValidation(o.issuer!, o.id, a.id, c.type);
+            n++;
+          }
+    }
+    return n;
+  }
+
   private startValidation(issuer: string, orderId: string, authzId: string, type: ChallengeType): void {
     const p = this.validate(issuer, orderId, authzId, type).catch((err: unknown) => this.d.log.error({ err: err instanceof Error ? err.message : String(err), order: orderId, authz: authzId }, "ACME validation could not record its outcome"));
     this.validations.add(p);
@@ -512,7 +532,12 @@ export class AcmeServer {
     if (this.stopped) return;
     const at = this.d.now().toISOString();
     const cmd: AcmeOrderCommand = outcome.ok ? { type: "validateChallenge", authz: authzId, challenge: type, at } : { type: "failChallenge", authz: authzId, challenge: type, error: outcome.error, at };
-    await this.run(acmeOrderDecider, orderId, cmd, `acme:${issuer}:validator`);
+    const current = this.d.model().acme.orders.get(orderId)?.authorizations?.find((x) => x.id === authzId)?.challenges.find((c) => c.type === type);
+    if (current?.status !== "processing") return; // decided meanwhile (by another instance)
+    await this.run(acmeOrderDecider, orderId, cmd, `acme:${issuer}:validator`).catch((err: unknown) => {
+      if (err instanceof AcmeProblem) return this.d.log.debug({ order: orderId, authz: authzId }, "ACME validation outcome not recorded: the challenge was decided meanwhile");
+      throw err;
+    });
   }
 
   private async finalize(issuer: string, a: Authenticated, id: string): Promise<Answer> {
