@@ -557,6 +557,8 @@ export class AcmeServer {
     }
     const mismatch = csrMismatch(o.identifiers!, { commonName: csr.commonName, ...csr.sans });
     if (mismatch) throw acmeProblem("badCSR", mismatch);
+    // RFC 8555 §11.1: the account key must not also be a certificate key.
+    if (csr.spkiDer.equals(keyObjectOf(this.ownAccount(a).jwk!).export({ format: "der", type: "spki" }))) throw acmeProblem("badCSR", "the CSR's key is the account key: use another key for the certificate");
     const cfg = this.config(issuer);
     const acct = this.ownAccount(a);
     // Grants may have changed since the order: decide again before anything is issued.

@@ -217,6 +217,16 @@ describe("ACME server: accounts, orders, http-01, refusals (RFC 8555)", () => {
     const c = await client();
     await c.newAccount();
     const { order } = await readyOrder(c, ["revoked.example.test"]);
+    // A CSR made with the account's own key is refused too (RFC 8555 §11.1).
+    const { createCsr } = await import("../../../pki/x509/csr.js");
+    const { buildName } = await import("../../../pki/x509/cert.js");
+    const { signerFor } = await import("../../../pki/x509/keys.js");
+    const { KeyObject } = await import("node:crypto");
+    const accountPriv = KeyObject.from(c.key.privateKey as unknown as import("node:crypto").webcrypto.CryptoKey);
+    const sameKey = createCsr(buildName({ CN: "revoked.example.test" }), (await import("node:crypto")).createPublicKey(accountPriv), signerFor(accountPriv));
+    const refused = await c.post(order.finalize as string, { csr: sameKey.toString("base64url") });
+    expect(refused.body.type).toBe(`${ERR}badCSR`);
+    expect(refused.body.detail).toMatch(/account key/);
     const { csrPem, keyPem } = opensslCsr("revoked.example.test", ["DNS:revoked.example.test"]);
     const fin = await c.post(order.finalize as string, { csr: csrB64(csrPem) });
     const pem = (await c.post(fin.body.certificate as string, "")).text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)![0];
