@@ -7,6 +7,7 @@ import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
 import { REVOCATION_REASON_NAMES } from "./x509/reasons.js";
 import { registerSshCommands } from "./ssh/cli.js";
+import { registerAcmeCommands } from "./acme/cli.js";
 
 /**
  * `realm cert ...` and `realm pki issuer ...`: the online PKI over NATS (`realm.pki.commands.*`).
@@ -42,6 +43,7 @@ interface IssueReply {
 
 export function registerPkiCommands(program: Command): void {
   registerSshCommands(program);
+  registerAcmeCommands(program, call);
   const verb = (parent: Command, name: string, description: string) => withConnectionOptions(parent.command(name).description(description));
 
   const cert = program.command("cert").description("certificates from the realm's online issuers: issue, list, show, revoke, CRL");

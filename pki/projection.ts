@@ -1,6 +1,7 @@
 import type { EventEnvelope, ProjectionDefinition } from "../services/kernel/index.js";
 import { certificateDecider, evolveCertificate, type CertificateState } from "./domain/certificate.js";
 import { evolveIssuer, issuerDecider, type IssuerState } from "./domain/issuer.js";
+import { ACME_AGGREGATES, applyAcme, decodeAcmeRecord, emptyAcmeModel, encodeAcme, type AcmeModel } from "./acme/projection.js";
 
 /** The PKI read model: issuers, every certificate by serial, and indexes for the queries and the responders. */
 export interface PkiModel {
@@ -11,16 +12,19 @@ export interface PkiModel {
   /** Issuer -> serials revoked (what its CRL lists); `revocations` counts changes for CRL caching. */
   revokedBy: Map<string, Set<string>>;
   revocations: number;
+  /** ACME configurations, accounts and orders (pki/acme/). */
+  acme: AcmeModel;
 }
 
 export function pkiProjection(): ProjectionDefinition<PkiModel> {
   return {
     name: "pki-certificates",
-    version: 1,
-    initial: () => ({ issuers: new Map(), certificates: new Map(), byName: new Map(), revokedBy: new Map(), revocations: 0 }),
+    version: 2,
+    initial: () => ({ issuers: new Map(), certificates: new Map(), byName: new Map(), revokedBy: new Map(), revocations: 0, acme: emptyAcmeModel() }),
     apply(m, e: EventEnvelope) {
       const id = e.aggregate.id;
-      if (e.aggregate.type === issuerDecider.aggregateType) {
+      if (ACME_AGGREGATES.has(e.aggregate.type)) applyAcme(m.acme, e);
+      else if (e.aggregate.type === issuerDecider.aggregateType) {
         m.issuers.set(id, evolveIssuer(m.issuers.get(id) ?? issuerDecider.initialState(id), e));
       } else if (e.aggregate.type === certificateDecider.aggregateType) {
         const before = m.certificates.get(id) ?? certificateDecider.initialState(id);
@@ -42,9 +46,10 @@ export function pkiProjection(): ProjectionDefinition<PkiModel> {
         for (const [id, c] of m.certificates) yield ["certificate", id, c];
         for (const [name, serials] of m.byName) yield ["name", name, [...serials]];
         for (const [issuer, serials] of m.revokedBy) yield ["revoked", issuer, [...serials]];
+        yield* encodeAcme(m.acme);
       },
       decode(records) {
-        const m: PkiModel = { issuers: new Map(), certificates: new Map(), byName: new Map(), revokedBy: new Map(), revocations: 0 };
+        const m: PkiModel = { issuers: new Map(), certificates: new Map(), byName: new Map(), revokedBy: new Map(), revocations: 0, acme: emptyAcmeModel() };
         for (const rec of records) {
           const r = rec as [string, unknown, unknown];
           if (r[0] === "revocations") m.revocations = r[1] as number;
@@ -52,7 +57,7 @@ export function pkiProjection(): ProjectionDefinition<PkiModel> {
           else if (r[0] === "certificate") m.certificates.set(r[1] as string, r[2] as CertificateState);
           else if (r[0] === "name") m.byName.set(r[1] as string, new Set(r[2] as string[]));
           else if (r[0] === "revoked") m.revokedBy.set(r[1] as string, new Set(r[2] as string[]));
-          else throw new Error(`not a PKI record: ${JSON.stringify(r[0])}`);
+          else if (!decodeAcmeRecord(m.acme, r)) throw new Error(`not a PKI record: ${JSON.stringify(r[0])}`);
         }
         return m;
       },

@@ -9,6 +9,7 @@ import type { SecretEscrow } from "../secrets-client/contract.js";
 import { PKI_CONTEXT, PkiRoutes } from "./contract.js";
 import { certificateDecider, type CertificateCommand, type CertificateState, type IssuedCertificate } from "./domain/certificate.js";
 import { planIssuance, type LeafNames } from "./domain/issuance.js";
+import { isWildcard } from "./domain/names.js";
 import { assertIssuerId, issuerDecider, type IntermediateFacts, type IssuerCommand, type IssuerState } from "./domain/issuer.js";
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "./domain/profiles.js";
 import { IssuerKeyStore, publicKeySha256 } from "./keystore.js";
@@ -24,6 +25,12 @@ import { createCsr, parseCsr } from "./x509/csr.js";
 import { fromPem, normalSerial, pemBlocks, serialHex, sha256Hex, toPem } from "./x509/der.js";
 import { generateKeyPair, keyInfo, privateKeyPem, signerFor, spkiDer, type KeySpec } from "./x509/keys.js";
 import { buildLeaf, leafIssuer, type LeafIssuer } from "./x509/leaf.js";
+import { acmeAccountDecider, acmeConfigDecider, acmeEabDecider, acmeOrderDecider } from "./acme/domain.js";
+import { EabKeys } from "./acme/eab.js";
+import type { Grant } from "../services/host/authz.js";
+import { acmeEndpoints } from "./acme/endpoints.js";
+import { AcmeServer } from "./acme/server.js";
+import type { ValidatorOptions } from "./acme/validator.js";
 
 export interface PkiOptions {
   /** Base URL relying parties reach the realm's HTTP API at (CRL and OCSP pointers in leaves). Default $REALM_PKI_URL. */
@@ -43,6 +50,17 @@ export interface PkiOptions {
    * Without it a throw-away key seals them, which no later process opens (embedding and tests only).
    */
   sealer?: Sealer | undefined;
+  /**
+   * ACME challenge validation: the resolver (default the system's), timeouts and attempts. Tests name a
+   * resolver that maps their loopback names; the issuer's ACME configuration still decides which addresses
+   * validation may reach.
+   */
+  acme?: ValidatorOptions | undefined;
+  /**
+   * A realm principal's grants (the identity context's role bindings): ACME accounts bound to a principal by
+   * EAB order only what it may have issued. Without it such accounts are refused (fail closed).
+   */
+  principalGrants?: ((principal: string) => Promise<Grant[]>) | undefined;
 }
 
 export interface PkiContext extends RealmContext {
@@ -101,12 +119,14 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const writes = new WriteModel(store, projection as Projection<unknown>);
     await projection.start();
     if (!opts.sealer) deps.log.warn("no seal key given: the PKI's intermediate keys are sealed with a throw-away key and will not open after a restart");
-    const keys = await IssuerKeyStore.open(deps.nc, opts.sealer ?? Sealer.generate(), {
+    const sealer = opts.sealer ?? Sealer.generate();
+    const keys = await IssuerKeyStore.open(deps.nc, sealer, {
       legacyDir: join(deps.dataDir, "keys"),
       replicas: opts.replicas,
       onError: (err) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, "an entry of the PKI key bucket does not open with this realm's seal key: skipped"),
       log: deps.log,
     });
+    const eabKeys = await EabKeys.open(deps.nc, sealer);
     const realmZones = opts.ownedZones ? undefined : await followRealmZones(deps.nc, { trust: deps.trust, log: deps.log, replicas: opts.replicas });
     const ownedZones = opts.ownedZones ?? (() => realmZones!.zones());
     const now = opts.clock ?? (() => new Date());
@@ -116,6 +136,10 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     const views: Record<string, (id: string) => unknown> = {
       [issuerDecider.aggregateType]: (id) => model().issuers.get(id) ?? issuerDecider.initialState(id),
       [certificateDecider.aggregateType]: (id) => model().certificates.get(id) ?? certificateDecider.initialState(id),
+      [acmeConfigDecider.aggregateType]: (id) => model().acme.configs.get(id) ?? acmeConfigDecider.initialState(id),
+      [acmeAccountDecider.aggregateType]: (id) => model().acme.accounts.get(id) ?? acmeAccountDecider.initialState(id),
+      [acmeOrderDecider.aggregateType]: (id) => model().acme.orders.get(id) ?? acmeOrderDecider.initialState(id),
+      [acmeEabDecider.aggregateType]: (id) => model().acme.eabKeys.get(id) ?? acmeEabDecider.initialState(id),
     };
     function run<St, C>(decider: Decider<St, C>, id: string, cmd: C, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
       const view = views[decider.aggregateType] as ((id: string) => St) | undefined;
@@ -251,6 +275,32 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
     }
 
     const ssh = await createSshCa({ nc: deps.nc, store, keys, trust: deps.trust, log: deps.log, replicas: opts.replicas, now, publicUrl, issuers: () => model().issuers, ownedZones, catchUpZones: realmZones ? () => realmZones.catchUp() : undefined });
+    async function revoke(serialText: string, reason: RevocationReason, ctx: Pick<RequestContext, "commandId" | "actor" | "correlationId" | "causationId">) {
+      const serial = serialOf(serialText);
+      // The decider reads the certificate's own events (not the read model, which may lag a fresh issue).
+      const r = await run(certificateDecider, serial, { type: "revoke", reason, at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx).catch((err: unknown) => {
+        throw err instanceof RealmError && err.code === "NOT_FOUND" ? noSuchSerial(serialText) : err;
+      });
+      return { serial, revoked: r.state.revoked };
+    }
+
+    /** Why issuer `id` would refuse a server leaf for DNS name `name` (ownership, name constraints), or undefined. */
+    async function refusal(id: string, name: string): Promise<string | undefined> {
+      const st = issuerState(id);
+      const a = st.active;
+      if (!a) return `issuer ${id} has no intermediate`;
+      const plan = () => planIssuance({ profile: isWildcard(name) ? "server-wildcard" : "server", names: { dns: [name], ip: [], email: [], uri: [] }, now: now(), policy: st.policy, realmZones: ownedZones(), permittedDns: a.permittedDns, issuerNotAfter: new Date(a.notAfter) });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          plan();
+          return undefined;
+        } catch (err) {
+          if (!(err instanceof RealmError) || err.code !== "VALIDATION") throw err;
+          if (attempt > 0 || !realmZones) return err.message;
+          await realmZones.catchUp();
+        }
+      }
+    }
 
     const keyOfIntermediate = (i: IntermediateFacts) => keys.load(i.publicKeySha256);
     const crls = new CrlCache(() => model(), keyOfIntermediate, now);
@@ -260,6 +310,32 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       const inter = st ? intermediatesOf(st).find((x) => x.fingerprint === c.issuerFingerprint) : undefined;
       return inter ? inter.certPem + inter.rootPem : "";
     };
+
+    const acme = new AcmeServer({
+      model,
+      now,
+      publicUrl,
+      log: deps.log,
+      run,
+      refusal,
+      ownTxt: async (name) => {
+        if (!realmZones) return undefined;
+        await realmZones.catchUp();
+        return realmZones.challengeTxt(name);
+      },
+      issue: (i, ctx) => issue(i, ctx),
+      revoke: async (serial, reason, ctx) => void (await revoke(serial, reason, ctx)),
+      intermediateOf: (serial) => {
+        const c = model().certificates.get(serial);
+        return c ? chainOf(c).split(/(?<=-----END CERTIFICATE-----\n)/)[0] : undefined;
+      },
+      validator: opts.acme,
+      eab: eabKeys,
+      grantsOf: opts.principalGrants,
+    });
+
+    const resumed = acme.resume();
+    if (resumed > 0) deps.log.info({ resumed }, "ACME: validating again the challenges a stopped instance left processing");
 
     const endpoints: Endpoint[] = [
       {
@@ -341,14 +417,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
         description: "Revoke a certificate by serial with an RFC 5280 reason (default unspecified)",
         resource: (i: { serial: string }) => issuerOfCertificate(i.serial),
         input: S({ serial: str, reason: { enum: REVOCATION_REASON_NAMES.filter((r) => r !== "removeFromCRL") } }, ["serial"]),
-        async handle(i: { serial: string; reason?: RevocationReason }, ctx) {
-          const serial = serialOf(i.serial);
-          // The decider reads the certificate's own events (not the read model, which may lag a fresh issue).
-          const r = await run(certificateDecider, serial, { type: "revoke", reason: i.reason ?? "unspecified", at: wholeSeconds(now()).toISOString() } satisfies CertificateCommand, ctx).catch((err: unknown) => {
-            throw err instanceof RealmError && err.code === "NOT_FOUND" ? noSuchSerial(i.serial) : err;
-          });
-          return { serial, revoked: r.state.revoked };
-        },
+        handle: (i: { serial: string; reason?: RevocationReason }, ctx) => revoke(i.serial, i.reason ?? "unspecified", ctx),
       },
       {
         kind: "query",
@@ -428,6 +497,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
           return { expiring: expiringWithin(model(), ssh.model(), now(), i.withinHours * 3_600_000).slice(0, i.limit ?? 1000) };
         },
       },
+      ...acmeEndpoints({ model, now, run, eab: eabKeys }),
     ];
 
     return {
@@ -439,6 +509,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       ownedZones: () => [...ownedZones()],
       routes: async (app) => {
         await ssh.routes(app);
+        await acme.routes(app);
         await registerPkiRoutes(app, {
           model,
           crls,
@@ -453,6 +524,7 @@ export function createPkiContext(opts: PkiOptions = {}): (deps: ContextDeps) => 
       metrics: () => [`realm_pki_certificates ${model().certificates.size}`, `realm_pki_revocations ${model().revocations}`, ...ssh.metrics(), ...expiryMetrics(model(), ssh.model(), now())],
       stop: async () => {
         await ssh.stop();
+        await acme.stop();
         keys.stop();
         await projection.stop();
         await realmZones?.stop();

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what cim-realm needs on a Debian machine with Node 20+, skipping what is already there.
 #   scripts/setup.sh run    nats-server + npm dependencies (enough for `realm up`)
-#   scripts/setup.sh test   + the real peers the tests talk to (openssl, slapd, knot, dig/kdig, dnsperf, chromium)
+#   scripts/setup.sh test   + the real peers the tests talk to (openssl, slapd, knot, dig/kdig, dnsperf, chromium, certbot, lego, caddy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
 
 runtime_pkgs=(nats-server openssl ca-certificates)
-test_pkgs=(slapd ldap-utils knot knot-dnsutils dnsutils dnsperf chromium bind9-dnsutils bind9-utils knot-dnssecutils ldnsutils openssh-server openssh-client)
+test_pkgs=(slapd ldap-utils knot knot-dnsutils dnsutils dnsperf chromium bind9-dnsutils bind9-utils knot-dnssecutils ldnsutils openssh-server openssh-client certbot lego caddy)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = "test" ] && pkgs+=("${test_pkgs[@]}")

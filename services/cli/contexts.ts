@@ -1,7 +1,9 @@
 import type { ContextFactory } from "../host/context.js";
 import { createDnsContext } from "../../dns/service.js";
 import { createPkiContext } from "../../pki/service.js";
-import { createIdentityContext } from "../../identity/service.js";
+import { createIdentityContext, type IdentityContext } from "../../identity/service.js";
+import { grantsOf } from "../../identity/authorize.js";
+import { RealmError } from "../kernel/errors.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import type { Sealer } from "../kernel/seal.js";
 import type { CloudflareConfig } from "../../dns/cloudflare/endpoints.js";
@@ -37,10 +39,17 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
     sealer: s.sealer,
     escrow: s.escrow,
   });
+  const identityFactory = createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle });
+  let identity: IdentityContext | undefined;
+  // ACME accounts bound to a principal (EAB) order under its grants: read from the identity context hosted here.
+  const principalGrants = async (principal: string) => {
+    if (!identity) throw new RealmError("UNAVAILABLE", "the identity context is not hosted in this process");
+    return grantsOf(identity.core.dir, principal);
+  };
   return [
-    { name: "identity", factory: createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle }) },
+    { name: "identity", factory: async (deps) => (identity = await identityFactory(deps)) },
     { name: "dns", factory: dnsFactory },
     // The PKI certifies names the realm owns: it follows the name domain's zone events (pki/realm-zones.ts).
-    { name: "pki", factory: createPkiContext({ escrow: s.escrow, sealer: s.sealer }) },
+    { name: "pki", factory: createPkiContext({ escrow: s.escrow, sealer: s.sealer, principalGrants }) },
   ];
 }

@@ -132,4 +132,24 @@ describe("realm ceremony / pki issuer / cert", () => {
       expect((r as { code?: string }).code).toBe("commander.helpDisplayed");
     }
   });
+
+  it("realm acme configure|eab create|eab list|accounts|orders (and --help): the HMAC key is printed once", async () => {
+    const conf = await json("acme", "configure", "ops", "--enable", "--require-eab", "--validation-network", "127.0.0.0/8", "--http01-port", "8088");
+    expect(conf).toMatchObject({ issuer: "ops", acme: { enabled: true, externalAccountRequired: true, validationNetworks: ["127.0.0.0/8"], http01Port: 8088 }, directory: "/acme/ops/directory" });
+    const dir = (await (await fetch(`${h.baseUrl}/acme/ops/directory`)).json()) as { meta: { externalAccountRequired: boolean } };
+    expect(dir.meta.externalAccountRequired).toBe(true);
+    const key = (await json("acme", "eab", "create", "ops", "--principal", "svc-web")).hmacKey as string;
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const list = await json("acme", "eab", "list", "ops");
+    expect(list.keys).toEqual([expect.objectContaining({ principal: "svc-web", revoked: false })]);
+    expect(JSON.stringify(list)).not.toContain(key);
+    expect(await json("acme", "accounts", "ops")).toEqual({ accounts: [] });
+    expect(await json("acme", "orders", "ops")).toEqual({ orders: [] });
+    expect((await json("acme", "configure", "ops", "--no-require-eab")).acme).toMatchObject({ externalAccountRequired: false, enabled: true });
+    await expect(realm("acme", "configure", "nope", "--enable")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    for (const path of [["acme", "configure"], ["acme", "eab", "create"], ["acme", "eab", "revoke"], ["acme", "eab", "list"], ["acme", "accounts"], ["acme", "orders"]]) {
+      const r = await realm(...path, "--help").catch((e: { code?: string }) => e);
+      expect((r as { code?: string }).code).toBe("commander.helpDisplayed");
+    }
+  });
 });
