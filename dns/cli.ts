@@ -142,7 +142,7 @@ export function registerDnsCommands(program: Command): void {
   type Timing = { dnskeyTtl?: number; zskLifetime?: number; propagationDelay?: number; dsTtl?: number };
   const timingInput = (o: Timing) => Object.fromEntries(Object.entries({ dnskeyTtl: o.dnskeyTtl, zskLifetime: o.zskLifetime, propagationDelay: o.propagationDelay, dsTtl: o.dsTtl }).filter(([, v]) => v !== undefined));
   timing(verb(sec, "enable <zone>", "sign a zone: make its KSK and ZSK (private halves sealed in the realm, never in an event) and print the DS for the parent"))
-    .addOption(new Option("--algorithm <n>", "13 = ECDSA P-256/SHA-256, 15 = Ed25519").choices(["13", "15"]).default("13"))
+    .addOption(new Option("--algorithm <alg>", "13 = ECDSA P-256/SHA-256, 15 = Ed25519").choices(["13", "15"]).default("13"))
     .action(async (z: string, o: Conn & Timing & { algorithm: string }) => print(await call(o, "commands", "dnssec.enable", { zone: z, algorithm: Number(o.algorithm), ...timingInput(o) }), "dnssec"));
   verb(sec, "status <zone>", "keys (tags, roles, states, times), policy, the DS, the next key change due").action(async (z: string, o: Conn) => print(await call(o, "queries", "dnssec", { zone: z }), "dnssec"));
   verb(sec, "ds <zone>", "the DS records (SHA-256) for the parent, one a line as dnssec-dsfromkey prints them")
