@@ -4,7 +4,8 @@ import { checkPasswordPolicy } from "../credentials.js";
 import { groupDecider } from "../domain/group.js";
 import { principalDecider } from "../domain/principal.js";
 import { badRequest, ScimError } from "./errors.js";
-import { matches, parseFilter, parsePath, valuesAt } from "./filter.js";
+import { matches, parseFilter, parsePath, valuesAt, type Filter } from "./filter.js";
+import type { Directory } from "../domain/directory.js";
 import { displayNameTaken, groupCommands, groupIdFor, groupIntent, toScimGroup, type ScimGroup } from "./groups.js";
 import { applyPatch, patchOps } from "./patch.js";
 import { LIST_SCHEMA, MAX_RESULTS } from "./schemas.js";
@@ -59,6 +60,21 @@ export function listResponse<T extends object>(all: T[], q: ListQuery): object {
   return { schemas: [LIST_SCHEMA], totalResults: hits.length, startIndex, itemsPerPage: page.length, Resources: page };
 }
 
+/** The user id every match must have, lower-cased, when the filter's and-tree holds `userName eq` or `id eq` a string. */
+function idKey(f: Filter): string | undefined {
+  if (f.op === "and") return idKey(f.left) ?? idKey(f.right);
+  if (f.op === "eq" && f.path.length === 1 && (f.path[0] === "username" || f.path[0] === "id") && typeof f.value === "string") return f.value.toLowerCase();
+  return undefined;
+}
+
+/** Each principal's groups, computed once for a whole list. */
+function membershipIndex(d: Directory): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const g of d.groups.values()) if (g.exists) for (const m of g.members) out.set(m, [...(out.get(m) ?? []), g.id]);
+  for (const gs of out.values()) gs.sort();
+  return out;
+}
+
 export class ScimResources {
   /** `base`: the absolute URL of /scim/v2 as this request reached it (for `location` and `$ref`). */
   constructor(
@@ -82,8 +98,12 @@ export class ScimResources {
 
   listUsers(q: ListQuery): object {
     const d = this.core.dir;
-    const users = [...d.principals.values()].filter(isScimUser).sort((a, b) => (a.id < b.id ? -1 : 1));
-    return listResponse(users.map((p) => toScimUser(d, p, this.version("principal", p.id), this.base)), q);
+    // `userName eq` / `id eq` (what provisioning clients ask before every create) narrows the candidates on
+    // the id before any SCIM object is built; the filter itself still decides.
+    const key = q.filter ? idKey(parseFilter(q.filter)) : undefined;
+    const users = [...d.principals.values()].filter((p) => isScimUser(p) && (key === undefined || p.id.toLowerCase() === key)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const groups = membershipIndex(d);
+    return listResponse(users.map((p) => toScimUser(d, p, this.version("principal", p.id), this.base, groups.get(p.id) ?? [])), q);
   }
 
   async createUser(body: unknown, meta: MetaOf): Promise<ScimUser> {

@@ -31,7 +31,8 @@ export interface ScimUser {
 
 export const etagOf = (version: number) => `W/"${version}"`;
 
-export function toScimUser(d: Directory, p: PrincipalState, version: number, base: string): ScimUser {
+/** `groups`: the principal's groups when the caller has them (a list computes them once), else read here. */
+export function toScimUser(d: Directory, p: PrincipalState, version: number, base: string, groups = groupsOf(d, p.id)): ScimUser {
   const formatted = [p.givenName, p.familyName].filter(Boolean).join(" ");
   return {
     schemas: [USER_SCHEMA],
@@ -42,7 +43,7 @@ export function toScimUser(d: Directory, p: PrincipalState, version: number, bas
     displayName: p.displayName,
     active: !p.disabled,
     ...(p.email ? { emails: [{ value: p.email, type: "work", primary: true }] } : {}),
-    groups: groupsOf(d, p.id).map((g) => ({ value: g, $ref: `${base}/Groups/${g}`, display: d.groups.get(g)?.displayName ?? g })),
+    groups: groups.map((g) => ({ value: g, $ref: `${base}/Groups/${g}`, display: d.groups.get(g)?.displayName ?? g })),
     meta: { resourceType: "User", location: `${base}/Users/${p.id}`, version: etagOf(version) },
   };
 }

@@ -183,6 +183,9 @@ describe("SCIM Groups and filtered lists", () => {
     expect(await names(`filter=${encodeURIComponent('name.familyName co "o" or emails.value sw "jsmith@"')}&sortBy=userName`)).toEqual(["ajones", "jsmith"]);
     expect(await names(`filter=${encodeURIComponent('emails[value ew "@example.com"] and not (userName eq "ajones")')}`)).toEqual(["jsmith"]);
     expect(await names(`filter=${encodeURIComponent("externalId pr")}`)).toEqual([]);
+    expect(await names(`filter=${encodeURIComponent('userName eq "nobody" or userName eq "AJONES"')}`)).toEqual(["ajones"]);
+    expect(await names(`filter=${encodeURIComponent('id eq "AJONES"')}`)).toEqual([]); // id is caseExact
+    expect(await names(`filter=${encodeURIComponent('userName eq "ajones" and active eq false')}`)).toEqual([]);
     expect(await names(`filter=${encodeURIComponent(`groups.value eq "${guides}"`)}&sortBy=userName&sortOrder=descending`)).toEqual(["jsmith", "ajones"]);
     const page = await scim("GET", "/Users?sortBy=userName&startIndex=2&count=1");
     expect(page.body).toMatchObject({ totalResults: 3, startIndex: 2, itemsPerPage: 1, Resources: [{ userName: "bjensen" }] });
