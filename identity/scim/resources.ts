@@ -6,6 +6,7 @@ import { principalDecider } from "../domain/principal.js";
 import { badRequest, ScimError } from "./errors.js";
 import { matches, parseFilter, parsePath, valuesAt, type Filter } from "./filter.js";
 import type { Directory } from "../domain/directory.js";
+import type { PrincipalState } from "../domain/principal.js";
 import { displayNameTaken, groupCommands, groupIdFor, groupIntent, toScimGroup, type ScimGroup } from "./groups.js";
 import { applyPatch, patchOps } from "./patch.js";
 import { LIST_SCHEMA, MAX_RESULTS } from "./schemas.js";
@@ -75,12 +76,29 @@ function membershipIndex(d: Directory): Map<string, string[]> {
   return out;
 }
 
+/** The last id index built (one realm per process in practice; keyed by directory object and sequence). */
+let lowerIndex: { dir: Directory; seq: number; ids: Map<string, string[]> } | undefined;
+
 export class ScimResources {
   /** `base`: the absolute URL of /scim/v2 as this request reached it (for `location` and `$ref`). */
   constructor(
     private readonly core: IdentityCore,
     private readonly base: string,
   ) {}
+
+  /** The SCIM users whose id is `key` ignoring case (case-insensitive userName lookups; an id index per directory version). */
+  private byLowerId(key: string): PrincipalState[] {
+    const seq = this.core.projection.lastSeq;
+    if (lowerIndex?.dir !== this.core.dir || lowerIndex.seq !== seq) {
+      const ids = new Map<string, string[]>();
+      for (const id of this.core.dir.principals.keys()) {
+        const k = id.toLowerCase();
+        ids.set(k, [...(ids.get(k) ?? []), id]);
+      }
+      lowerIndex = { dir: this.core.dir, seq, ids };
+    }
+    return (lowerIndex.ids.get(key) ?? []).map((id) => this.core.dir.principals.get(id)!).filter(isScimUser);
+  }
 
   private version(type: "principal" | "group", id: string): number {
     return this.core.projection.headOf({ type, id })?.version ?? 0;
@@ -101,7 +119,7 @@ export class ScimResources {
     // `userName eq` / `id eq` (what provisioning clients ask before every create) narrows the candidates on
     // the id before any SCIM object is built; the filter itself still decides.
     const key = q.filter ? idKey(parseFilter(q.filter)) : undefined;
-    const users = [...d.principals.values()].filter((p) => isScimUser(p) && (key === undefined || p.id.toLowerCase() === key)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const users = (key === undefined ? [...d.principals.values()].filter(isScimUser) : this.byLowerId(key)).sort((a, b) => (a.id < b.id ? -1 : 1));
     const groups = membershipIndex(d);
     return listResponse(users.map((p) => toScimUser(d, p, this.version("principal", p.id), this.base, groups.get(p.id) ?? [])), q);
   }
