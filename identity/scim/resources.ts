@@ -1,4 +1,4 @@
-import type { CommandMeta } from "../../services/kernel/index.js";
+import type { CommandMeta, Decider } from "../../services/kernel/index.js";
 import type { IdentityCore } from "../core.js";
 import { checkPasswordPolicy } from "../credentials.js";
 import { groupDecider } from "../domain/group.js";
@@ -32,11 +32,12 @@ const int = (name: string, v: string | number | undefined, dflt: number): number
 };
 
 /** The If-Match precondition: a mismatch (or an ETag of another version) is 412, nothing changes. */
-export function checkIfMatch(ifMatch: string | undefined, version: number): void {
-  if (ifMatch === undefined || ifMatch.trim() === "*") return;
+export function checkIfMatch(ifMatch: string | undefined, version: number): number | undefined {
+  if (ifMatch === undefined || ifMatch.trim() === "*") return undefined;
   const want = etagOf(version);
   const given = ifMatch.split(",").map((t) => t.trim());
   if (!given.some((t) => t === want || t === want.slice(2))) throw new ScimError(412, `the resource is at version ${want}, not ${ifMatch}`);
+  return version;
 }
 
 export function listResponse<T extends object>(all: T[], q: ListQuery): object {
@@ -136,38 +137,57 @@ export class ScimResources {
     return this.userOf(want.userName);
   }
 
-  private async setPassword(id: string, password: string, meta: MetaOf): Promise<void> {
+  /**
+   * The decider, refusing with 412 unless the aggregate is still at `version` when the command is decided.
+   * The write model decides right after reading the aggregate's head and appends after exactly that head, so a
+   * writer elsewhere in between makes the append fail and the decision (this check) run again: If-Match holds
+   * for the request's first command without a window. undefined: no If-Match, the decider as it is.
+   */
+  private guard<S, C>(decider: Decider<S, C>, id: string, version: number | undefined): Decider<S, C> {
+    if (version === undefined) return decider;
+    const projection = this.core.projection;
+    return {
+      ...decider,
+      decide(s, c) {
+        const now = projection.headOf({ type: decider.aggregateType, id })?.version ?? 0;
+        if (now !== version) throw new ScimError(412, `the resource is at version ${etagOf(now)}, not ${etagOf(version)}`);
+        return decider.decide(s, c);
+      },
+    };
+  }
+
+  private async setPassword(id: string, password: string, meta: MetaOf, expected?: number): Promise<void> {
     // As principal.setPassword: decide first, then store the hash, then append PasswordSet.
     checkPasswordPolicy(password);
     const at = new Date().toISOString();
     principalDecider.decide(this.core.dir.principals.get(id)!, { type: "setPassword", at });
     await this.core.credentials.setPassword(id, password);
-    await this.core.run(principalDecider, id, { type: "setPassword", at }, meta());
+    await this.core.run(this.guard(principalDecider, id, expected), id, { type: "setPassword", at }, meta());
   }
 
-  private async applyUser(id: string, want: UserIntent, meta: MetaOf): Promise<ScimUser> {
+  private async applyUser(id: string, want: UserIntent, meta: MetaOf, expected: number | undefined): Promise<ScimUser> {
     const p = this.core.dir.principals.get(id)!;
     const cmds = userCommands(p, want);
     if (want.password !== undefined) {
       checkPasswordPolicy(want.password);
       principalDecider.decide(p, { type: "setPassword", at: new Date().toISOString() });
     }
-    for (const c of cmds) await this.core.run(principalDecider, id, c, meta());
-    if (want.password !== undefined) await this.setPassword(id, want.password, meta);
+    for (const [i, c] of cmds.entries()) await this.core.run(this.guard(principalDecider, id, i === 0 ? expected : undefined), id, c, meta());
+    if (want.password !== undefined) await this.setPassword(id, want.password, meta, cmds.length === 0 ? expected : undefined);
     return this.userOf(id);
   }
 
   async replaceUser(id: string, body: unknown, ifMatch: string | undefined, meta: MetaOf): Promise<ScimUser> {
     this.userOf(id);
-    checkIfMatch(ifMatch, this.version("principal", id));
-    return this.applyUser(id, userIntent(body), meta);
+    const expected = checkIfMatch(ifMatch, this.version("principal", id));
+    return this.applyUser(id, userIntent(body), meta, expected);
   }
 
   async patchUser(id: string, body: unknown, ifMatch: string | undefined, meta: MetaOf): Promise<ScimUser> {
     const cur = this.userOf(id);
-    checkIfMatch(ifMatch, this.version("principal", id));
+    const expected = checkIfMatch(ifMatch, this.version("principal", id));
     const patched = applyPatch(cur, patchOps(body), ["id", "meta", "groups", "schemas"]);
-    return this.applyUser(id, userIntent(patched), meta);
+    return this.applyUser(id, userIntent(patched), meta, expected);
   }
 
   /**
@@ -177,11 +197,11 @@ export class ScimResources {
    */
   async deleteUser(id: string, ifMatch: string | undefined, meta: MetaOf): Promise<void> {
     this.userOf(id);
-    checkIfMatch(ifMatch, this.version("principal", id));
+    const expected = checkIfMatch(ifMatch, this.version("principal", id));
+    await this.core.run(this.guard(principalDecider, id, expected), id, { type: "disable", reason: SCIM_DELETED }, meta());
     for (const g of this.core.dir.groups.values()) {
       if (g.exists && g.source.kind === "local" && g.members.includes(id)) await this.core.run(groupDecider, g.id, { type: "removeMember", principal: id }, meta());
     }
-    await this.core.run(principalDecider, id, { type: "disable", reason: SCIM_DELETED }, meta());
   }
 
   private groupOf(id: string): ScimGroup {
@@ -210,30 +230,30 @@ export class ScimResources {
     return this.groupOf(id);
   }
 
-  private async applyGroup(id: string, body: unknown, meta: MetaOf): Promise<ScimGroup> {
+  private async applyGroup(id: string, body: unknown, meta: MetaOf, expected: number | undefined): Promise<ScimGroup> {
     const g = this.core.dir.groups.get(id)!;
     const want = groupIntent(this.core.dir, body);
     const cmds = groupCommands(g, want);
     if (cmds.length > 0 && g.source.kind !== "local") throw new ScimError(400, `group ${id} is kept by the LDAP directory ${g.source.directory}; change it there`, "mutability");
-    for (const c of cmds) await this.core.run(groupDecider, id, c, meta());
+    for (const [i, c] of cmds.entries()) await this.core.run(this.guard(groupDecider, id, i === 0 ? expected : undefined), id, c, meta());
     return this.groupOf(id);
   }
 
   async replaceGroup(id: string, body: unknown, ifMatch: string | undefined, meta: MetaOf): Promise<ScimGroup> {
     this.groupOf(id);
-    checkIfMatch(ifMatch, this.version("group", id));
-    return this.applyGroup(id, body, meta);
+    const expected = checkIfMatch(ifMatch, this.version("group", id));
+    return this.applyGroup(id, body, meta, expected);
   }
 
   async patchGroup(id: string, body: unknown, ifMatch: string | undefined, meta: MetaOf): Promise<ScimGroup> {
     const cur = this.groupOf(id);
-    checkIfMatch(ifMatch, this.version("group", id));
-    return this.applyGroup(id, applyPatch(cur, patchOps(body), ["id", "meta", "schemas"]), meta);
+    const expected = checkIfMatch(ifMatch, this.version("group", id));
+    return this.applyGroup(id, applyPatch(cur, patchOps(body), ["id", "meta", "schemas"]), meta, expected);
   }
 
   async deleteGroup(id: string, ifMatch: string | undefined, meta: MetaOf): Promise<void> {
     this.groupOf(id);
-    checkIfMatch(ifMatch, this.version("group", id));
-    await this.core.run(groupDecider, id, { type: "delete" }, meta());
+    const expected = checkIfMatch(ifMatch, this.version("group", id));
+    await this.core.run(this.guard(groupDecider, id, expected), id, { type: "delete" }, meta());
   }
 }

@@ -151,6 +151,19 @@ describe("SCIM Users (RFC 7644 §3.3-3.6 examples)", () => {
   });
 });
 
+describe("SCIM If-Match under concurrent writers", () => {
+  it("lets exactly one of five concurrent PATCHes with the same If-Match through; the others are 412 and change nothing", async () => {
+    const c = await scim("POST", "/Users", { schemas: [USER], userName: "racer" });
+    const tag = c.headers.get("etag")!;
+    const rs = await Promise.all([0, 1, 2, 3, 4].map((i) => scim("PATCH", "/Users/racer", { schemas: [PATCH], Operations: [{ op: "replace", path: "displayName", value: `Racer ${i}` }] }, { "if-match": tag })));
+    expect(rs.map((r) => r.status).sort()).toEqual([200, 412, 412, 412, 412]);
+    const updates = (await eventsOf("principal", "racer")).filter((e) => e.type === "PrincipalUpdated");
+    expect(updates).toHaveLength(1);
+    expect(h.ctx.core.dir.principals.get("racer")!.displayName).toBe(rs.find((r) => r.status === 200)!.body.displayName);
+    await scim("DELETE", "/Users/racer");
+  });
+});
+
 describe("SCIM Groups and filtered lists", () => {
   let guides = "";
   it("creates a group with members (§3.3), patches members add/remove (§3.5.2.1, §3.5.2.2), refuses a rename", async () => {
