@@ -6,6 +6,7 @@ import type { IdentityCore } from "../core.js";
 import { ScimError, toScimError } from "./errors.js";
 import { ScimResources, type ListQuery } from "./resources.js";
 import { resourceTypes, schemas, serviceProviderConfig } from "./schemas.js";
+import { runBulk } from "./bulk.js";
 
 /** The permission a caller's role must grant: reads count as a query (`identity:read` covers them), writes as a command. */
 export const SCIM_PERMISSION = "identity:scim";
@@ -92,6 +93,8 @@ export async function mountScim(app: FastifyInstance, core: IdentityCore, authen
       scope.get("/Schemas/:id", async (req: IdReq, reply) => send(reply, 200, one(schemas(base(req)), req.params.id, "schema")));
       scope.get("/ResourceTypes", async (req, reply) => send(reply, 200, list(resourceTypes(base(req)))));
       scope.get("/ResourceTypes/:id", async (req: IdReq, reply) => send(reply, 200, one(resourceTypes(base(req)), req.params.id, "resource type")));
+
+      scope.post("/Bulk", async (req, reply) => send(reply, 200, await runBulk(req.body, resources(req), metaOf(req), base(req))));
 
       scope.get("/Users", async (req: FastifyRequest<{ Querystring: ListQuery }>, reply) => send(reply, 200, resources(req).listUsers(req.query)));
       scope.post("/Users/.search", async (req, reply) => send(reply, 200, resources(req).listUsers(searchBody(req.body))));

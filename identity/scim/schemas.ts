@@ -86,7 +86,7 @@ export function serviceProviderConfig(base: string) {
     schemas: [SPC_SCHEMA],
     documentationUri: "https://github.com/cim-realm/cim-realm/blob/main/identity/README.md#scim-20",
     patch: { supported: true },
-    bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
+    bulk: { supported: true, maxOperations: 1000, maxPayloadSize: 1_048_576 },
     filter: { supported: true, maxResults: MAX_RESULTS },
     changePassword: { supported: true },
     sort: { supported: true },

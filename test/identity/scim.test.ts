@@ -52,7 +52,7 @@ describe("SCIM discovery and authentication", () => {
     const spc = await scim("GET", "/ServiceProviderConfig");
     expect(spc.status).toBe(200);
     expect(spc.headers.get("content-type")).toMatch(/^application\/scim\+json/);
-    expect(spc.body).toMatchObject({ patch: { supported: true }, filter: { supported: true }, etag: { supported: true }, bulk: { supported: false } });
+    expect(spc.body).toMatchObject({ patch: { supported: true }, filter: { supported: true }, etag: { supported: true }, bulk: { supported: true, maxOperations: 1000 } });
     const schemas = await scim("GET", "/Schemas");
     expect(schemas.body.Resources.map((s: { id: string }) => s.id)).toEqual([USER, GROUP]);
     const user = await scim("GET", `/Schemas/${USER}`);
@@ -223,5 +223,42 @@ describe("SCIM Groups and filtered lists", () => {
     expect((await scim("GET", `/Groups/${guides}`)).status).toBe(404);
     expect((await eventsOf("group", guides)).at(-1)!.type).toBe("GroupDeleted");
     expect((await scim("GET", "/Users/ajones")).body.groups).toEqual([]);
+  });
+});
+
+describe("SCIM Bulk (RFC 7644 §3.7)", () => {
+  it("runs the RFC's example in order: a user, then a group whose member is bulkId:qwerty; each its own events", async () => {
+    const r = await scim("POST", "/Bulk", {
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+      Operations: [
+        { method: "POST", path: "/Users", bulkId: "qwerty", data: { schemas: [USER], userName: "alice", name: { givenName: "Alice", familyName: "Smith" } } },
+        { method: "POST", path: "/Groups", bulkId: "ytrewq", data: { schemas: [GROUP], displayName: "Bulk Guides", members: [{ type: "User", value: "bulkId:qwerty" }] } },
+        { method: "PATCH", path: "/Users/bulkId:qwerty", data: { schemas: [PATCH], Operations: [{ op: "replace", path: "displayName", value: "Alice S." }] } },
+        { method: "POST", path: "/Users", bulkId: "dup", data: { schemas: [USER], userName: "ALICE" } },
+        { method: "DELETE", path: "/Groups/nope" },
+      ],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.Operations.map((o: { status: string }) => o.status)).toEqual(["201", "201", "200", "409", "404"]);
+    expect(r.body.Operations[0]).toMatchObject({ method: "POST", bulkId: "qwerty", location: `${h.url}/scim/v2/Users/alice`, version: 'W/"1"' });
+    expect(r.body.Operations[3].response).toMatchObject({ schemas: [ERROR], scimType: "uniqueness" });
+    expect(h.ctx.core.dir.groups.get("bulk-guides")!.members).toEqual(["alice"]);
+    expect((await eventsOf("principal", "alice")).map((e) => e.type)).toEqual(["PrincipalCreated", "PrincipalUpdated"]);
+    expect((await eventsOf("group", "bulk-guides")).map((e) => [e.type, e.data.principal])).toEqual([["GroupCreated", undefined], ["GroupMemberAdded", "alice"]]);
+  });
+
+  it("stops after failOnErrors errors, and refuses a reference to a resource not created earlier", async () => {
+    const r = await scim("POST", "/Bulk", {
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+      failOnErrors: 1,
+      Operations: [
+        { method: "POST", path: "/Groups", bulkId: "g", data: { schemas: [GROUP], displayName: "Forward", members: [{ value: "bulkId:later" }] } },
+        { method: "POST", path: "/Users", bulkId: "later", data: { schemas: [USER], userName: "never" } },
+      ],
+    });
+    expect(r.body.Operations).toMatchObject([{ status: "409", response: { scimType: "invalidValue" } }]);
+    expect(h.ctx.core.dir.principals.get("never")).toBeUndefined();
+    expect([...h.ctx.core.dir.groups.values()].some((g) => g.displayName === "Forward")).toBe(false);
+    expect(await scim("POST", "/Bulk", { schemas: ["x"], Operations: [] })).toMatchObject({ status: 400, body: { scimType: "invalidValue" } });
   });
 });
