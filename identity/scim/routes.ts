@@ -88,32 +88,32 @@ export async function mountScim(app: FastifyInstance, core: IdentityCore, authen
         return { filter: s("filter"), sortBy: s("sortBy"), sortOrder: s("sortOrder"), startIndex: n("startIndex"), count: n("count") };
       };
 
-      scope.get("/ServiceProviderConfig", async (req, reply) => send(reply, 200, serviceProviderConfig(base(req))));
-      scope.get("/Schemas", async (req, reply) => send(reply, 200, list(schemas(base(req)))));
-      scope.get("/Schemas/:id", async (req: IdReq, reply) => send(reply, 200, one(schemas(base(req)), req.params.id, "schema")));
-      scope.get("/ResourceTypes", async (req, reply) => send(reply, 200, list(resourceTypes(base(req)))));
-      scope.get("/ResourceTypes/:id", async (req: IdReq, reply) => send(reply, 200, one(resourceTypes(base(req)), req.params.id, "resource type")));
+      scope.get("/ServiceProviderConfig", doc("SCIM service provider configuration (RFC 7643 §5)"), async (req, reply) => send(reply, 200, serviceProviderConfig(base(req))));
+      scope.get("/Schemas", doc("SCIM schemas (RFC 7643 §7)"), async (req, reply) => send(reply, 200, list(schemas(base(req)))));
+      scope.get("/Schemas/:id", doc("One SCIM schema by URN"), async (req: IdReq, reply) => send(reply, 200, one(schemas(base(req)), req.params.id, "schema")));
+      scope.get("/ResourceTypes", doc("SCIM resource types (RFC 7643 §6)"), async (req, reply) => send(reply, 200, list(resourceTypes(base(req)))));
+      scope.get("/ResourceTypes/:id", doc("One SCIM resource type"), async (req: IdReq, reply) => send(reply, 200, one(resourceTypes(base(req)), req.params.id, "resource type")));
 
-      scope.post("/Bulk", async (req, reply) => send(reply, 200, await runBulk(req.body, resources(req), metaOf(req), base(req))));
+      scope.post("/Bulk", doc("SCIM bulk operations (RFC 7644 §3.7)"), async (req, reply) => send(reply, 200, await runBulk(req.body, resources(req), metaOf(req), base(req))));
 
-      scope.get("/Users", async (req: FastifyRequest<{ Querystring: ListQuery }>, reply) => send(reply, 200, resources(req).listUsers(req.query)));
-      scope.post("/Users/.search", async (req, reply) => send(reply, 200, resources(req).listUsers(searchBody(req.body))));
-      scope.post("/Users", async (req, reply) => resource(reply, await resources(req).createUser(req.body, metaOf(req)), 201));
-      scope.get("/Users/:id", async (req: IdReq, reply) => getOne(req, reply, resources(req).getUser(req.params.id)));
-      scope.put("/Users/:id", async (req: IdReq, reply) => resource(reply, await resources(req).replaceUser(req.params.id, req.body, ifMatch(req), metaOf(req))));
-      scope.patch("/Users/:id", async (req: IdReq, reply) => resource(reply, await resources(req).patchUser(req.params.id, req.body, ifMatch(req), metaOf(req))));
-      scope.delete("/Users/:id", async (req: IdReq, reply) => {
+      scope.get("/Users", doc("List person principals as SCIM Users: filter, startIndex, count, sortBy, sortOrder"), async (req: FastifyRequest<{ Querystring: ListQuery }>, reply) => send(reply, 200, resources(req).listUsers(req.query)));
+      scope.post("/Users/.search", doc("Search SCIM Users with a SearchRequest body"), async (req, reply) => send(reply, 200, resources(req).listUsers(searchBody(req.body))));
+      scope.post("/Users", doc("Create a person principal from a SCIM User"), async (req, reply) => resource(reply, await resources(req).createUser(req.body, metaOf(req)), 201));
+      scope.get("/Users/:id", doc("One SCIM User"), async (req: IdReq, reply) => getOne(req, reply, resources(req).getUser(req.params.id)));
+      scope.put("/Users/:id", doc("Replace a SCIM User (If-Match honoured)"), async (req: IdReq, reply) => resource(reply, await resources(req).replaceUser(req.params.id, req.body, ifMatch(req), metaOf(req))));
+      scope.patch("/Users/:id", doc("Patch a SCIM User: add, replace, remove (If-Match honoured)"), async (req: IdReq, reply) => resource(reply, await resources(req).patchUser(req.params.id, req.body, ifMatch(req), metaOf(req))));
+      scope.delete("/Users/:id", doc("Delete a SCIM User: the principal is disabled and leaves its groups"), async (req: IdReq, reply) => {
         await resources(req).deleteUser(req.params.id, ifMatch(req), metaOf(req));
         return reply.code(204).send();
       });
 
-      scope.get("/Groups", async (req: FastifyRequest<{ Querystring: ListQuery }>, reply) => send(reply, 200, resources(req).listGroups(req.query)));
-      scope.post("/Groups/.search", async (req, reply) => send(reply, 200, resources(req).listGroups(searchBody(req.body))));
-      scope.post("/Groups", async (req, reply) => resource(reply, await resources(req).createGroup(req.body, metaOf(req)), 201));
-      scope.get("/Groups/:id", async (req: IdReq, reply) => getOne(req, reply, resources(req).getGroup(req.params.id)));
-      scope.put("/Groups/:id", async (req: IdReq, reply) => resource(reply, await resources(req).replaceGroup(req.params.id, req.body, ifMatch(req), metaOf(req))));
-      scope.patch("/Groups/:id", async (req: IdReq, reply) => resource(reply, await resources(req).patchGroup(req.params.id, req.body, ifMatch(req), metaOf(req))));
-      scope.delete("/Groups/:id", async (req: IdReq, reply) => {
+      scope.get("/Groups", doc("List groups as SCIM Groups: filter, startIndex, count, sortBy, sortOrder"), async (req: FastifyRequest<{ Querystring: ListQuery }>, reply) => send(reply, 200, resources(req).listGroups(req.query)));
+      scope.post("/Groups/.search", doc("Search SCIM Groups with a SearchRequest body"), async (req, reply) => send(reply, 200, resources(req).listGroups(searchBody(req.body))));
+      scope.post("/Groups", doc("Create a group from a SCIM Group"), async (req, reply) => resource(reply, await resources(req).createGroup(req.body, metaOf(req)), 201));
+      scope.get("/Groups/:id", doc("One SCIM Group"), async (req: IdReq, reply) => getOne(req, reply, resources(req).getGroup(req.params.id)));
+      scope.put("/Groups/:id", doc("Replace a SCIM Group's members (If-Match honoured)"), async (req: IdReq, reply) => resource(reply, await resources(req).replaceGroup(req.params.id, req.body, ifMatch(req), metaOf(req))));
+      scope.patch("/Groups/:id", doc("Patch a SCIM Group's members (If-Match honoured)"), async (req: IdReq, reply) => resource(reply, await resources(req).patchGroup(req.params.id, req.body, ifMatch(req), metaOf(req))));
+      scope.delete("/Groups/:id", doc("Delete a group (GroupDeleted)"), async (req: IdReq, reply) => {
         await resources(req).deleteGroup(req.params.id, ifMatch(req), metaOf(req));
         return reply.code(204).send();
       });
@@ -121,6 +121,9 @@ export async function mountScim(app: FastifyInstance, core: IdentityCore, authen
     { prefix: "/scim/v2" },
   );
 }
+
+/** OpenAPI text of a SCIM route (no schema: the handlers validate SCIM bodies themselves, with SCIM errors). */
+const doc = (summary: string) => ({ schema: { tags: ["scim"], summary, description: `${summary}. Bearer realm API key with identity:scim; application/scim+json (identity/README.md, "SCIM 2.0").` } });
 
 function send(reply: FastifyReply, status: number, body: object) {
   return reply.code(status).header("content-type", `${SCIM_TYPE}; charset=utf-8`).send(JSON.stringify(body));

@@ -60,6 +60,8 @@ describe("SCIM discovery and authentication", () => {
     const rts = await scim("GET", "/ResourceTypes");
     expect(rts.body.Resources).toMatchObject([{ id: "User", endpoint: "/Users", schema: USER }, { id: "Group", endpoint: "/Groups", schema: GROUP }]);
     expect((await scim("GET", "/ResourceTypes/Nope")).status).toBe(404);
+    const api = (await (await fetch(`${h.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { tags?: string[] }>> };
+    expect(api.paths["/scim/v2/Users/{id}"]?.patch?.tags).toEqual(["scim"]);
   });
 
   it("answers 401 with the SCIM error schema without or with a bad credential, 403 without identity:scim", async () => {
