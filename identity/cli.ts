@@ -83,6 +83,7 @@ export function registerIdentityCommands(program: Command): void {
   verb(group, "create <id>", "create a group").requiredOption("--name <displayName>", "display name").action((gid: string, o: Conn & { name: string }) => call(o, "commands", "group.create", { id: gid, displayName: o.name }));
   verb(group, "add <id> <principal>", "add a member").action((gid: string, p: string, o: Conn) => call(o, "commands", "group.addMember", { id: gid, principal: p }));
   verb(group, "remove <id> <principal>", "remove a member").action((gid: string, p: string, o: Conn) => call(o, "commands", "group.removeMember", { id: gid, principal: p }));
+  verb(group, "delete <id>", "delete a group (its members leave it)").action((gid: string, o: Conn) => call(o, "commands", "group.delete", { id: gid }));
   verb(group, "list", "list groups").action((o: Conn) => call(o, "queries", "groups", {}));
 
   const role = id.command("role").description("roles and role bindings");

@@ -156,6 +156,10 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       const r = await core.run(groupDecider, i.id, { type: "removeMember", principal: i.principal }, commandMetaOf(ctx));
       return { group: r.state };
     }),
+    cmd<{ id: string }>("group.delete", "Delete a group: its members leave it, and bindings to it stop holding", obj(["id"], { id }), async (i, ctx) => {
+      await core.run(groupDecider, i.id, { type: "delete" }, commandMetaOf(ctx));
+      return { id: i.id, deleted: true };
+    }),
     cmd<{ id: string; description: string; permissions: string[]; self?: boolean }>(
       "role.define",
       "Define or redefine a role: permission patterns (`dns:zone.create`, `dns:*`, `*:read`, ...); `self`: only for requests about the caller",

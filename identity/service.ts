@@ -18,6 +18,7 @@ import { OidcKeys } from "./oidc/keys.js";
 import { openOidcBucket } from "./oidc/kv-adapter.js";
 import { buildProvider } from "./oidc/provider.js";
 import { mountOidc } from "./oidc/routes.js";
+import { mountScim } from "./scim/routes.js";
 
 export interface IdentityOptions {
   /**
@@ -119,16 +120,19 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       },
       ...extensions.flatMap((x) => x.endpoints),
     ];
+    const authenticate = createAuthenticator(core, () => provider);
+    const resolveScope = scopeResolver(() => core.dir);
     return {
       name: "identity",
       endpoints,
       core,
       provider: () => provider,
       issuer: () => issuer,
-      authenticate: createAuthenticator(core, () => provider),
-      resolveScope: scopeResolver(() => core.dir),
+      authenticate,
+      resolveScope,
       async routes(app) {
         await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!);
+        await mountScim(app, core, authenticate, resolveScope);
       },
       projections: () => [core.projection as Projection<unknown>],
       ready: () => core.projection.status === "live",

@@ -1,5 +1,5 @@
 import type { Decider, NewEvent } from "../../services/kernel/index.js";
-import { alreadyExists, notFound } from "../../services/kernel/index.js";
+import { alreadyExists, invalid, notFound } from "../../services/kernel/index.js";
 import { assertName, dataOf, ev } from "./common.js";
 
 /** A group of principals; `source` says whether an LDAP sync owns its membership. */
@@ -16,9 +16,11 @@ export type GroupCommand =
   | { type: "addMember"; principal: string }
   | { type: "removeMember"; principal: string }
   /** Replace the membership (LDAP sync): emits only the differences. */
-  | { type: "setMembers"; principals: string[] };
+  | { type: "setMembers"; principals: string[] }
+  /** Delete the group (its memberships go with it; the id may be created again). */
+  | { type: "delete" };
 
-export const GroupEvents = { Created: "GroupCreated", MemberAdded: "GroupMemberAdded", MemberRemoved: "GroupMemberRemoved" } as const;
+export const GroupEvents = { Created: "GroupCreated", MemberAdded: "GroupMemberAdded", MemberRemoved: "GroupMemberRemoved", Deleted: "GroupDeleted" } as const;
 
 export const groupDecider: Decider<GroupState, GroupCommand> = {
   aggregateType: "group",
@@ -35,6 +37,9 @@ export const groupDecider: Decider<GroupState, GroupCommand> = {
         return s.members.includes(c.principal) ? [] : [ev(GroupEvents.MemberAdded, { principal: c.principal })];
       case "removeMember":
         return s.members.includes(c.principal) ? [ev(GroupEvents.MemberRemoved, { principal: c.principal })] : [];
+      case "delete":
+        if (s.source.kind !== "local") throw invalid(`group ${s.id} is kept by the ${s.source.kind} directory ${s.source.directory}; delete it there`);
+        return [ev(GroupEvents.Deleted, {})];
       case "setMembers": {
         const want = new Set(c.principals);
         return [
@@ -56,6 +61,8 @@ export const groupDecider: Decider<GroupState, GroupCommand> = {
         const p = dataOf<{ principal: string }>(e).principal;
         return { ...s, members: s.members.filter((m) => m !== p) };
       }
+      case GroupEvents.Deleted:
+        return { ...s, exists: false, members: [] };
       default:
         return s;
     }

@@ -11,7 +11,15 @@ export interface PrincipalProfile {
   email?: string | undefined;
   organization?: string | undefined;
   orgUnit?: string | undefined;
+  /** SCIM provisioning (identity/scim): the provisioning client's own id for the person, and the name parts. */
+  externalId?: string | undefined;
+  givenName?: string | undefined;
+  familyName?: string | undefined;
 }
+
+/** Profile fields an update may clear (`null`); the others can only be changed. */
+const CLEARABLE = ["email", "externalId", "givenName", "familyName"] as const;
+type Clearable = (typeof CLEARABLE)[number];
 
 export interface PrincipalState extends PrincipalProfile {
   id: string;
@@ -37,7 +45,7 @@ export const DEFAULT_LOCKOUT: LockoutPolicy = { maxFailures: 5, lockMinutes: 15 
 
 export type PrincipalCommand =
   | ({ type: "create"; kind: PrincipalKind; source?: PrincipalSource } & PrincipalProfile)
-  | ({ type: "update" } & Partial<PrincipalProfile>)
+  | ({ type: "update" } & Partial<Omit<PrincipalProfile, Clearable>> & { [K in Clearable]?: string | null | undefined })
   | { type: "disable"; reason: string }
   | { type: "enable" }
   /** The hash itself goes to the credential store, never into an event. */
@@ -69,6 +77,13 @@ export function isLocked(s: PrincipalState, now: Date): boolean {
   return s.lockedUntil !== undefined && Date.parse(s.lockedUntil) > now.getTime();
 }
 
+/** The SCIM-only profile fields a command or event carries (absent ones are left out, so older events stay as they were). */
+const scimFields = (x: Pick<PrincipalProfile, Clearable>) => ({
+  ...(x.externalId !== undefined ? { externalId: x.externalId } : {}),
+  ...(x.givenName !== undefined ? { givenName: x.givenName } : {}),
+  ...(x.familyName !== undefined ? { familyName: x.familyName } : {}),
+});
+
 const must = (s: PrincipalState) => {
   if (!s.exists) throw notFound(`no principal ${s.id}`);
 };
@@ -82,17 +97,21 @@ export const principalDecider: Decider<PrincipalState, PrincipalCommand> = {
         if (s.exists) throw alreadyExists(`principal ${s.id} already exists`);
         assertName("principal id", s.id);
         if (c.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(c.email)) throw invalid(`email ${JSON.stringify(c.email)} is not an address`);
-        return [ev(PrincipalEvents.Created, { kind: c.kind, source: c.source ?? { kind: "local" }, displayName: c.displayName, email: c.email, organization: c.organization, orgUnit: c.orgUnit })];
+        return [ev(PrincipalEvents.Created, { kind: c.kind, source: c.source ?? { kind: "local" }, displayName: c.displayName, email: c.email, organization: c.organization, orgUnit: c.orgUnit, ...scimFields(c) })];
       }
       case "update": {
         must(s);
-        const changed: Partial<PrincipalProfile> = {};
-        for (const k of ["displayName", "email", "organization", "orgUnit"] as const) if (c[k] !== undefined && c[k] !== s[k]) changed[k] = c[k];
+        if (typeof c.email === "string" && !/^[^\s@]+@[^\s@]+$/.test(c.email)) throw invalid(`email ${JSON.stringify(c.email)} is not an address`);
+        const changed: Record<string, string | null> = {};
+        for (const k of ["displayName", "organization", "orgUnit"] as const) if (c[k] !== undefined && c[k] !== s[k]) changed[k] = c[k];
+        // null clears a field (a SCIM replace without it); clearing an absent field changes nothing.
+        for (const k of CLEARABLE) if (c[k] !== undefined && (c[k] ?? undefined) !== s[k]) changed[k] = c[k];
         return Object.keys(changed).length ? [ev(PrincipalEvents.Updated, changed)] : [];
       }
       case "disable":
         must(s);
-        return s.disabled ? [] : [ev(PrincipalEvents.Disabled, { reason: c.reason })];
+        // Disabling again with another reason records it (a SCIM DELETE of a disabled person says so).
+        return s.disabled && s.disabledReason === c.reason ? [] : [ev(PrincipalEvents.Disabled, { reason: c.reason })];
       case "enable":
         must(s);
         return s.disabled ? [ev(PrincipalEvents.Enabled, {})] : [];
@@ -133,10 +152,13 @@ export const principalDecider: Decider<PrincipalState, PrincipalCommand> = {
     switch (e.type) {
       case PrincipalEvents.Created: {
         const d = dataOf<{ kind: PrincipalKind; source: PrincipalSource } & PrincipalProfile>(e);
-        return { ...s, exists: true, kind: d.kind, source: d.source, displayName: d.displayName, email: d.email, organization: d.organization, orgUnit: d.orgUnit };
+        return { ...s, exists: true, kind: d.kind, source: d.source, displayName: d.displayName, email: d.email, organization: d.organization, orgUnit: d.orgUnit, ...scimFields(d) };
       }
-      case PrincipalEvents.Updated:
-        return { ...s, ...dataOf<Partial<PrincipalProfile>>(e) };
+      case PrincipalEvents.Updated: {
+        const next: PrincipalState = { ...s };
+        for (const [k, v] of Object.entries(dataOf<Record<string, string | null>>(e))) (next as unknown as Record<string, unknown>)[k] = v ?? undefined;
+        return next;
+      }
       case PrincipalEvents.Disabled:
         return { ...s, disabled: true, disabledReason: dataOf<{ reason: string }>(e).reason };
       case PrincipalEvents.Enabled:
