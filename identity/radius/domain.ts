@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import type { Decider, EventEnvelope, NewEvent, ProjectionDefinition } from "../../services/kernel/index.js";
 import { alreadyExists, invalid, notFound } from "../../services/kernel/index.js";
@@ -112,6 +113,9 @@ export interface RadiusSessionState {
   records: number;
   last?: AccountingRecord | undefined;
 }
+
+/** The `radius-session` aggregate id of a client's Acct-Session-Id (a hash: session ids are any octets). */
+export const sessionAggregateId = (client: string, sessionId: string): string => createHash("sha256").update(`${client}\0${sessionId}`).digest("base64url").slice(0, 32);
 
 /** One aggregate per (client, Acct-Session-Id): its Start, Interim-Updates and Stop, in order. */
 export const radiusSessionDecider: Decider<RadiusSessionState, { type: "record"; record: AccountingRecord }> = {

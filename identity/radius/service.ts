@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { commandMetaOf, type Endpoint } from "../../services/host/context.js";
 import { execute, invalid, newId, notFound, Projection, type CommandMeta } from "../../services/kernel/index.js";
 import { IdentityCore } from "../core.js";
 import { groupsOf } from "../domain/directory.js";
 import { principalDecider } from "../domain/principal.js";
-import { clientFor, radiusClientDecider, radiusProjection, radiusSessionDecider, STATUS_TYPES, type AccountingRecord, type GroupReply, type RadiusClientState } from "./domain.js";
+import { clientFor, radiusClientDecider, radiusProjection, radiusSessionDecider, sessionAggregateId, STATUS_TYPES, type AccountingRecord, type GroupReply, type RadiusClientState } from "./domain.js";
 import { Attr, attr, attrCount, Code, int, revealPassword, str, tagged, text, type Attribute, type Packet } from "./packet.js";
 import { newState, RadiusServer, type RadiusHandler } from "./server.js";
 
@@ -141,8 +141,7 @@ export function radiusServer(opts: RadiusOptions = {}) {
           terminateCause: int(p, Attr.AcctTerminateCause),
           at: new Date().toISOString(),
         };
-        const id = createHash("sha256").update(`${client.id}\0${sessionId}`).digest("base64url").slice(0, 32);
-        await execute(core.store, radiusSessionDecider, id, { type: "record", record }, { commandId: newId(), actor: `radius-client:${client.id}` });
+        await execute(core.store, radiusSessionDecider, sessionAggregateId(client.id, sessionId), { type: "record", record }, { commandId: newId(), actor: `radius-client:${client.id}` });
       },
     };
 

@@ -6,6 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { startIdentity, type IdentityHarness } from "./harness.js";
 import { radiusServer } from "../../identity/radius/service.js";
 import type { RadiusServer } from "../../identity/radius/server.js";
+import { sessionAggregateId, type AccountingRecord } from "../../identity/radius/domain.js";
 import { Attr, checkMessageAuthenticator, checkResponseAuthenticator, Code, decode, encodeAccessRequest, hidePassword, str, text, type Packet } from "../../identity/radius/packet.js";
 import { exchange, radclient, radtest, requestAuthenticator, until } from "./radius-peers.js";
 
@@ -221,5 +222,36 @@ describe("PAP", () => {
     expect(second.raw.equals(first.raw)).toBe(true);
     expect(server.answered.get("accept")).toBe(accepts + 1);
     expect(text(first, Attr.TunnelPrivateGroupId)).toBe("42");
+  });
+});
+
+describe("accounting", () => {
+  const acct = () => `127.0.0.1:${server.ports.acct}`;
+
+  it("records Start, Interim-Update and Stop as events and answers each (radclient acct)", async () => {
+    const base = `Acct-Session-Id = "sess-1", User-Name = "alice", NAS-Identifier = "sw1"`;
+    for (const line of [
+      `Acct-Status-Type = Start, ${base}`,
+      `Acct-Status-Type = Interim-Update, ${base}, Acct-Session-Time = 30, Acct-Input-Octets = 1000, Acct-Output-Octets = 2000`,
+      `Acct-Status-Type = Stop, ${base}, Acct-Session-Time = 60, Acct-Input-Octets = 5, Acct-Input-Gigawords = 1, Acct-Output-Octets = 4000, Acct-Terminate-Cause = User-Request`,
+    ]) {
+      const r = await radclient(acct(), "acct", secret, line + "\n");
+      expect(r.out).toContain("Received Accounting-Response");
+    }
+    const history = await h.ctx.core.store.load({ type: "radius-session", id: sessionAggregateId("nas1", "sess-1") });
+    const records = history.events.map((e) => e.data as AccountingRecord);
+    expect(history.events.map((e) => e.type)).toEqual(["RadiusAccountingRecorded", "RadiusAccountingRecorded", "RadiusAccountingRecorded"]);
+    expect(records.map((r) => r.statusType)).toEqual(["Start", "Interim-Update", "Stop"]);
+    expect(records[2]).toMatchObject({ client: "nas1", sessionId: "sess-1", user: "alice", nasIdentifier: "sw1", nasAddress: "127.0.0.1", sessionTime: 60, inputOctets: 2 ** 32 + 5, outputOctets: 4000, terminateCause: 1 });
+    expect(JSON.stringify(history.events)).not.toContain(secret);
+  });
+
+  it("drops an Accounting-Request whose authenticator does not check with the client's secret", async () => {
+    const before = server.drops.get("bad-accounting-authenticator") ?? 0;
+    const r = await radclient(acct(), "acct", "not the shared secret", `Acct-Status-Type = Start, Acct-Session-Id = "sess-2", User-Name = "alice"\n`);
+    expect(r.out).not.toContain("Received Accounting-Response");
+    expect(server.drops.get("bad-accounting-authenticator")).toBeGreaterThan(before);
+    const history = await h.ctx.core.store.load({ type: "radius-session", id: sessionAggregateId("nas1", "sess-2") });
+    expect(history.events).toEqual([]);
   });
 });
