@@ -3,7 +3,7 @@ import { commandMetaOf, type Endpoint } from "../../services/host/context.js";
 import { execute, invalid, newId, notFound, Projection, type CommandMeta } from "../../services/kernel/index.js";
 import { IdentityCore } from "../core.js";
 import { groupsOf } from "../domain/directory.js";
-import { principalDecider } from "../domain/principal.js";
+import { isLocked, principalDecider } from "../domain/principal.js";
 import { clientFor, radiusClientDecider, radiusProjection, radiusSessionDecider, sessionAggregateId, STATUS_TYPES, type AccountingRecord, type GroupReply, type RadiusClientState } from "./domain.js";
 import { Attr, attr, attrCount, Code, int, revealPassword, str, tagged, text, type Attribute, type Packet } from "./packet.js";
 import { newState, RadiusServer, type RadiusHandler } from "./server.js";
@@ -78,7 +78,9 @@ export function radiusServer(opts: RadiusOptions = {}) {
       if (!c || c.client !== client.id || c.user !== user || c.expires < Date.now()) return reject(client, user, "unknown or expired State");
       const p = core.dir.principals.get(user);
       if (!p?.exists || p.disabled) return reject(client, user, "disabled");
+      if (!client.allowedGroups.some((g) => groupsOf(core.dir, user).includes(g))) return reject(client, user, "no allowed group on this client");
       const now = new Date();
+      if (isLocked(p, now)) return reject(client, user, "locked");
       const meta: CommandMeta = { commandId: newId(), actor: "anonymous", correlationId };
       if (!(await core.credentials.verifyTotp(p.id, code.trim()))) {
         await core.run(principalDecider, p.id, { type: "recordLoginFailure", at: now.toISOString(), policy: core.lockout }, meta).catch(() => undefined);

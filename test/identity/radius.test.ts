@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Command } from "commander";
+import * as OTPAuth from "otpauth";
 import { registerRadiusCommands } from "../../identity/radius/cli.js";
 import { createSocket } from "node:dgram";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -253,5 +254,55 @@ describe("accounting", () => {
     expect(server.drops.get("bad-accounting-authenticator")).toBeGreaterThan(before);
     const history = await h.ctx.core.store.load({ type: "radius-session", id: sessionAggregateId("nas1", "sess-2") });
     expect(history.events).toEqual([]);
+  });
+});
+
+describe("TOTP", () => {
+  /** Enrolls `id` (in staff) and returns a code generator; the confirmation uses the current step. */
+  async function enrolled(id: string): Promise<(offsetSeconds: number) => string> {
+    await h.call("principal.create", { id, kind: "person", displayName: id });
+    await h.call("principal.setPassword", { id, password: PASSWORD });
+    await h.call("group.addMember", { id: "staff", principal: id });
+    const { otpauthUri } = await h.call<{ otpauthUri: string }>("principal.enrollTotp", { id });
+    const totp = OTPAuth.URI.parse(otpauthUri) as OTPAuth.TOTP;
+    const code = (offset: number) => totp.generate({ timestamp: Date.now() + offset * 1000 });
+    await h.call("principal.confirmTotp", { id, code: code(0) });
+    return code;
+  }
+  /** A code that is none of the three the server accepts around now. */
+  const wrongCode = (code: (o: number) => string) => ["000000", "111111", "222222"].find((c) => ![-30, 0, 30, 60].some((o) => code(o) === c))!;
+
+  it("accepts the password with the code appended, and rejects a wrong code", async () => {
+    const code = await enrolled("erin");
+    // The confirmation used this step's code: a code is good once, so sign in with the next step's.
+    expect((await radclient(auth(), "auth", secret, pap("erin", PASSWORD + wrongCode(code)))).out).toContain("Received Access-Reject");
+    const r = await radclient(auth(), "auth", secret, pap("erin", PASSWORD + code(30)));
+    expect(r.out).toContain("Received Access-Accept");
+    expect(r.out).toMatch(/Tunnel-Private-Group-Id(:0)? = "42"/);
+  });
+
+  it("answers the password alone with an Access-Challenge, and the code with its State (radclient, twice)", async () => {
+    const code = await enrolled("frank");
+    const first = await radclient(auth(), "auth", secret, pap("frank", PASSWORD));
+    expect(first.out).toContain("Received Access-Challenge");
+    expect(first.out).toContain("Enter your TOTP code");
+    const state = /State = (0x[0-9a-f]+)/.exec(first.out)![1]!;
+    const wrongState = await radclient(auth(), "auth", secret, `User-Name = "frank", User-Password = "${code(30)}", State = 0x${"00".repeat(16)}, Message-Authenticator = 0x00\n`);
+    expect(wrongState.out).toContain("Received Access-Reject");
+    const second = await radclient(auth(), "auth", secret, `User-Name = "frank", User-Password = "${code(30)}", State = ${state}, Message-Authenticator = 0x00\n`);
+    expect(second.out).toContain("Received Access-Accept");
+    expect(second.out).toContain('Filter-Id = "staff-acl"');
+    // A State is good once.
+    const again = await radclient(auth(), "auth", secret, `User-Name = "frank", User-Password = "${code(30)}", State = ${state}, Message-Authenticator = 0x00\n`);
+    expect(again.out).toContain("Received Access-Reject");
+  });
+
+  it("rejects a wrong code to a challenge and counts it as a failed sign-in", async () => {
+    const code = await enrolled("gina");
+    const first = await radclient(auth(), "auth", secret, pap("gina", PASSWORD));
+    const state = /State = (0x[0-9a-f]+)/.exec(first.out)![1]!;
+    const r = await radclient(auth(), "auth", secret, `User-Name = "gina", User-Password = "${wrongCode(code)}", State = ${state}, Message-Authenticator = 0x00\n`);
+    expect(r.out).toContain("Received Access-Reject");
+    await until(() => (h.ctx.core.dir.principals.get("gina")?.failedLogins ?? 0) === 1);
   });
 });
