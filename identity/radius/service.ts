@@ -5,7 +5,8 @@ import { IdentityCore } from "../core.js";
 import { groupsOf } from "../domain/directory.js";
 import { isLocked, principalDecider } from "../domain/principal.js";
 import { clientFor, radiusClientDecider, radiusProjection, radiusSessionDecider, sessionAggregateId, STATUS_TYPES, type AccountingRecord, type GroupReply, type RadiusClientState } from "./domain.js";
-import { Attr, attr, attrCount, Code, int, revealPassword, str, tagged, text, type Attribute, type Packet } from "./packet.js";
+import { Attr, attr, attrCount, Code, int, revealPassword, str, tagged, text, u32, type Attribute, type Packet } from "./packet.js";
+import { authenticatorResponse, challengeHash, challengeResponse, hideMppeKey, microsoftAttributes, mppeKeys, MsAttr, ntHashSecret, sameBytes, vsa } from "./mschap.js";
 import { newState, RadiusServer, type RadiusHandler } from "./server.js";
 
 export interface RadiusOptions {
@@ -90,6 +91,55 @@ export function radiusServer(opts: RadiusOptions = {}) {
       return accept(client, user);
     };
 
+    /**
+     * MS-CHAP (v1, RFC 2433) and MS-CHAPv2 (RFC 2759) against the person's sealed NT hash. Persons with TOTP
+     * are refused (MS-CHAP cannot carry the second factor), as are those without an NT hash.
+     */
+    const mschap = async (client: RadiusClientState, user: string, p: Packet, secret: Buffer, ms: Map<number, Buffer>, correlationId: string) => {
+      const challenge = ms.get(MsAttr.ChapChallenge)!;
+      const v2 = ms.get(MsAttr.Chap2Response);
+      const v1 = ms.get(MsAttr.ChapResponse);
+      const response = v2 ?? v1;
+      if (!response || response.length !== 50 || challenge.length !== (v2 ? 16 : 8)) return reject(client, user, "malformed MS-CHAP attributes");
+      const ident = response[0]!;
+      const fail = (reason: string) => ({ ...reject(client, user, reason), attributes: [str(Attr.ReplyMessage, "Access denied"), str(Attr.VendorSpecific, vsa(MsAttr.ChapError, Buffer.concat([Buffer.from([ident]), Buffer.from(`E=691 R=0${v2 ? " V=3" : ""}`)])))] });
+      const principal = core.dir.principals.get(user);
+      const now = new Date();
+      if (!principal?.exists || principal.kind !== "person") return fail("invalid");
+      if (principal.disabled) return fail("disabled");
+      if (isLocked(principal, now)) return fail("locked");
+      if (!client.allowedGroups.some((g) => groupsOf(core.dir, user).includes(g))) return fail("no allowed group on this client");
+      if (principal.totp === "enabled") return fail("TOTP enrolled: MS-CHAP cannot carry the second factor");
+      const stored = await core.credentials.getSecret(ntHashSecret(user));
+      if (stored === undefined) return fail("no NT hash kept (set the password with ntHash)");
+      const hash = Buffer.from(stored, "hex");
+      const nameForHash = user.includes("\\") ? user.slice(user.lastIndexOf("\\") + 1) : user;
+      // v1: ident, flags, LM-Response (24), NT-Response; v2: ident, flags, Peer-Challenge (16), 8 reserved, NT-Response.
+      const ntResponse = response.subarray(26, 50);
+      const expected = v2 ? challengeResponse(challengeHash(response.subarray(2, 18), challenge, nameForHash), hash) : challengeResponse(challenge, hash);
+      const meta: CommandMeta = { commandId: newId(), actor: "anonymous", correlationId };
+      if ((!v2 && response[1] !== 1) || !sameBytes(ntResponse, expected)) {
+        await core.run(principalDecider, user, { type: "recordLoginFailure", at: now.toISOString(), policy: core.lockout }, meta).catch(() => undefined);
+        return fail("wrong MS-CHAP response");
+      }
+      await core.run(principalDecider, user, { type: "recordLogin", at: now.toISOString(), method: v2 ? "radius-mschapv2" : "radius-mschap" }, { ...meta, actor: user });
+      const accepted = accept(client, user);
+      if (!v2) return accepted;
+      const keys = await mppeKeys(hash, ntResponse);
+      const success = Buffer.concat([Buffer.from([ident]), Buffer.from(await authenticatorResponse(hash, ntResponse, response.subarray(2, 18), challenge, nameForHash))]);
+      return {
+        code: accepted.code,
+        attributes: [
+          ...accepted.attributes,
+          str(Attr.VendorSpecific, vsa(MsAttr.Chap2Success, success)),
+          str(Attr.VendorSpecific, vsa(MsAttr.MppeSendKey, hideMppeKey(keys.send, secret, p.authenticator))),
+          str(Attr.VendorSpecific, vsa(MsAttr.MppeRecvKey, hideMppeKey(keys.recv, secret, p.authenticator))),
+          str(Attr.VendorSpecific, vsa(MsAttr.MppeEncryptionPolicy, u32(0, 1).value)),
+          str(Attr.VendorSpecific, vsa(MsAttr.MppeEncryptionTypes, u32(0, 6).value)),
+        ],
+      };
+    };
+
     const handler: RadiusHandler = {
       clientFor: (source) => clientFor(projection.state.clients.values(), source),
       async secretOf(c) {
@@ -105,7 +155,9 @@ export function radiusServer(opts: RadiusOptions = {}) {
         const user = text(p, Attr.UserName);
         if (user === undefined || attrCount(p, Attr.UserName) !== 1) return reject(client, undefined, "no single User-Name");
         const hidden = attr(p, Attr.UserPassword);
-        if (!hidden || attrCount(p, Attr.UserPassword) !== 1) return reject(client, user, attr(p, Attr.ChapPassword) ? "CHAP is not served" : "no User-Password (PAP)");
+        const ms = microsoftAttributes(p.attributes.filter((a) => a.type === Attr.VendorSpecific).map((a) => a.value));
+        if (!hidden && ms.has(MsAttr.ChapChallenge)) return mschap(client, user, p, secret, ms, correlationId);
+        if (!hidden || attrCount(p, Attr.UserPassword) !== 1) return reject(client, user, attr(p, Attr.ChapPassword) ? "CHAP is not served" : "no User-Password (PAP) or MS-CHAP response");
         const password = revealPassword(hidden, secret, p.authenticator);
         if (password === undefined) return reject(client, user, "malformed User-Password");
         const state = attr(p, Attr.State);

@@ -9,6 +9,8 @@ import { radiusServer } from "../../identity/radius/service.js";
 import type { RadiusServer } from "../../identity/radius/server.js";
 import { sessionAggregateId, type AccountingRecord } from "../../identity/radius/domain.js";
 import { Attr, checkMessageAuthenticator, checkResponseAuthenticator, Code, decode, encodeAccessRequest, hidePassword, str, text, type Packet } from "../../identity/radius/packet.js";
+import { authenticatorResponse, challengeHash, challengeResponse, microsoftAttributes, MsAttr, ntHash, vsa } from "../../identity/radius/mschap.js";
+import { randomBytes } from "node:crypto";
 import { exchange, radclient, radtest, requestAuthenticator, until } from "./radius-peers.js";
 
 /**
@@ -304,5 +306,56 @@ describe("TOTP", () => {
     const r = await radclient(auth(), "auth", secret, `User-Name = "gina", User-Password = "${wrongCode(code)}", State = ${state}, Message-Authenticator = 0x00\n`);
     expect(r.out).toContain("Received Access-Reject");
     await until(() => (h.ctx.core.dir.principals.get("gina")?.failedLogins ?? 0) === 1);
+  });
+});
+
+describe("MS-CHAP", () => {
+  beforeAll(async () => {
+    await h.call("principal.create", { id: "hank", kind: "person", displayName: "hank" });
+    await h.call("principal.setPassword", { id: "hank", password: PASSWORD, ntHash: true });
+    await h.call("group.addMember", { id: "staff", principal: "hank" });
+  });
+
+  it("accepts radtest -t mschap for a person whose NT hash is kept, and rejects a wrong password", async () => {
+    const ok = await radtest("hank", PASSWORD, auth(), secret, "mschap");
+    expect(ok.out).toContain("Received Access-Accept");
+    expect(ok.out).toMatch(/Tunnel-Private-Group-Id(:0)? = "42"/);
+    const bad = await radtest("hank", "not the password", auth(), secret, "mschap");
+    expect(bad.out).toContain("Received Access-Reject");
+    expect(bad.out).toContain("MS-CHAP-Error");
+  });
+
+  it("rejects MS-CHAP for a person without an NT hash (the default)", async () => {
+    expect((await radtest("alice", PASSWORD, auth(), secret, "mschap")).out).toContain("Received Access-Reject");
+  });
+
+  it("answers MS-CHAPv2 with MS-CHAP2-Success (the RFC 2759 authenticator response) and MPPE keys", async () => {
+    const ra = requestAuthenticator();
+    const challenge = randomBytes(16);
+    const peer = randomBytes(16);
+    const hash = Buffer.from(await ntHash(PASSWORD), "hex");
+    const nt = challengeResponse(challengeHash(peer, challenge, "hank"), hash);
+    const response = Buffer.concat([Buffer.from([7, 0]), peer, Buffer.alloc(8), nt]);
+    const packet = encodeAccessRequest(9, ra, [str(Attr.UserName, "hank"), str(Attr.VendorSpecific, vsa(MsAttr.ChapChallenge, challenge)), str(Attr.VendorSpecific, vsa(MsAttr.Chap2Response, response))], Buffer.from(secret));
+    const resp = (await exchange(packet, server.ports.auth))!;
+    expect(resp.code).toBe(Code.AccessAccept);
+    expect(checkResponseAuthenticator(resp, ra, Buffer.from(secret))).toBe(true);
+    const ms = microsoftAttributes(resp.attributes.filter((a) => a.type === Attr.VendorSpecific).map((a) => a.value));
+    expect(ms.get(MsAttr.Chap2Success)!.toString("latin1")).toBe(`\x07${await authenticatorResponse(hash, nt, peer, challenge, "hank")}`);
+    expect(ms.get(MsAttr.MppeSendKey)!.length).toBe(34);
+    expect(ms.get(MsAttr.MppeRecvKey)!.length).toBe(34);
+    // A response computed from another password is refused with MS-CHAP-Error.
+    const wrong = Buffer.concat([Buffer.from([8, 0]), peer, Buffer.alloc(8), challengeResponse(challengeHash(peer, challenge, "hank"), Buffer.from(await ntHash("another password"), "hex"))]);
+    const ra2 = requestAuthenticator();
+    const denied = (await exchange(encodeAccessRequest(10, ra2, [str(Attr.UserName, "hank"), str(Attr.VendorSpecific, vsa(MsAttr.ChapChallenge, challenge)), str(Attr.VendorSpecific, vsa(MsAttr.Chap2Response, wrong))], Buffer.from(secret)), server.ports.auth))!;
+    expect(denied.code).toBe(Code.AccessReject);
+    expect(microsoftAttributes(denied.attributes.filter((a) => a.type === Attr.VendorSpecific).map((a) => a.value)).get(MsAttr.ChapError)!.toString("latin1")).toContain("E=691");
+  });
+
+  it("drops the NT hash when the password is set again without the opt-in", async () => {
+    await h.call("principal.setPassword", { id: "hank", password: PASSWORD });
+    expect((await radtest("hank", PASSWORD, auth(), secret, "mschap")).out).toContain("Received Access-Reject");
+    expect((await radtest("hank", PASSWORD, auth(), secret)).out).toContain("Received Access-Accept");
+    expect(await streamText(h)).not.toContain((await ntHash(PASSWORD)).toLowerCase());
   });
 });
