@@ -70,7 +70,12 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  // Nothing the server logged holds a shared secret or a password.
+  const logs = h?.logs.join("") ?? "";
   await h?.stop();
+  expect(logs).toContain("RADIUS Access-Reject");
+  expect(logs).not.toContain(secret);
+  expect(logs).not.toContain(PASSWORD);
 });
 
 describe("RADIUS clients", () => {
