@@ -148,17 +148,28 @@ export const radiusProjection: ProjectionDefinition<RadiusClients> = {
   },
 };
 
+/** Client states are replaced, never changed, by `evolve`: a matcher per state object is made once. */
+const matchers = new WeakMap<RadiusClientState, { cidr: ReturnType<typeof parseCidr>; list: BlockList }>();
+function matcherOf(c: RadiusClientState): { cidr: ReturnType<typeof parseCidr>; list: BlockList } {
+  let m = matchers.get(c);
+  if (!m) {
+    const cidr = parseCidr(c.address);
+    const list = new BlockList();
+    list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    m = { cidr, list };
+    matchers.set(c, m);
+  }
+  return m;
+}
+
 /** The client whose address or CIDR holds `source`; the longest prefix wins, then the name (a stable order). */
 export function clientFor(clients: Iterable<RadiusClientState>, source: string): RadiusClientState | undefined {
   const family = isIPv4(source) ? "ipv4" : isIPv6(source) ? "ipv6" : undefined;
   if (!family) return undefined;
   let best: { c: RadiusClientState; prefix: number } | undefined;
   for (const c of clients) {
-    const cidr = parseCidr(c.address);
-    if (cidr.family !== family) continue;
-    const list = new BlockList();
-    list.addSubnet(cidr.address, cidr.prefix, family);
-    if (!list.check(source, family)) continue;
+    const { cidr, list } = matcherOf(c);
+    if (cidr.family !== family || !list.check(source, family)) continue;
     if (!best || cidr.prefix > best.prefix || (cidr.prefix === best.prefix && c.id < best.c.id)) best = { c, prefix: cidr.prefix };
   }
   return best?.c;
