@@ -67,7 +67,8 @@ export function registerIdentityCommands(program: Command): void {
   verb(principal, "show <id>", "a principal with its groups and roles").action((pid: string, o: Conn) => call(o, "queries", "principal", { id: pid }));
   verb(principal, "set-password <id>", "set a person's password, read from --password-file or stdin")
     .option("--password-file <file>", "file holding the password (default: stdin)")
-    .action((pid: string, o: Conn & { passwordFile?: string }) => call(o, "commands", "principal.setPassword", { id: pid, password: readSecret(o.passwordFile) }));
+    .option("--nt-hash", "also keep the NT hash (sealed) so the person can sign in over RADIUS MS-CHAP; without it a kept one is dropped")
+    .action((pid: string, o: Conn & { passwordFile?: string; ntHash?: boolean }) => call(o, "commands", "principal.setPassword", { id: pid, password: readSecret(o.passwordFile), ...(o.ntHash ? { ntHash: true } : {}) }));
   verb(principal, "disable <id>", "disable a principal").requiredOption("--reason <text>", "why").action((pid: string, o: Conn & { reason: string }) => call(o, "commands", "principal.disable", { id: pid, reason: o.reason }));
   verb(principal, "enable <id>", "enable a principal").action((pid: string, o: Conn) => call(o, "commands", "principal.enable", { id: pid }));
   verb(principal, "unlock <id>", "lift a lockout").action((pid: string, o: Conn) => call(o, "commands", "principal.unlock", { id: pid }));

@@ -151,4 +151,9 @@ export class CredentialStore {
   async getSecret(name: string): Promise<string | undefined> {
     return (await this.read(keyOf("secret", name)))?.value;
   }
+
+  /** Purges a secret with its history (a removed RADIUS client's shared secret). */
+  async removeSecret(name: string): Promise<void> {
+    await this.kv.purge(keyOf("secret", name));
+  }
 }

@@ -15,6 +15,7 @@ import type { Resource, Scope } from "../services/host/authz.js";
 import { principalDecider, type PrincipalKind } from "./domain/principal.js";
 import { roleDecider } from "./domain/role.js";
 import { readAudit } from "./audit.js";
+import { ntHash, ntHashSecret } from "./radius/mschap.js";
 
 
 const str = (max = 256) => ({ type: "string", minLength: 1, maxLength: max });
@@ -94,10 +95,10 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
       await core.run(principalDecider, i.id, { type: "enable" }, commandMetaOf(ctx));
       return principalOut(i.id);
     }, byId),
-    cmd<{ id: string; password: string }>(
+    cmd<{ id: string; password: string; ntHash?: boolean }>(
       "principal.setPassword",
-      "Set a person's password (Argon2id hash kept in the credential KV bucket; the event says only PasswordSet)",
-      obj(["id", "password"], { id, password: { type: "string", maxLength: 1024 } }),
+      "Set a person's password (Argon2id hash kept in the credential KV bucket; the event says only PasswordSet). ntHash: also keep its NT hash, sealed, for RADIUS MS-CHAP (without it, a kept NT hash is dropped)",
+      obj(["id", "password"], { id, password: { type: "string", maxLength: 1024 }, ntHash: { type: "boolean" } }),
       async (i, ctx) => {
         checkPasswordPolicy(i.password);
         const p = core.dir.principals.get(i.id);
@@ -105,6 +106,8 @@ export function directoryEndpoints(core: IdentityCore, opts: { escrow?: SecretEs
         // Decide first (refuses federated principals and services), then store the hash, then append.
         principalDecider.decide(p, { type: "setPassword", at: new Date().toISOString() });
         await core.credentials.setPassword(i.id, i.password);
+        if (i.ntHash === true) await core.credentials.setSecret(ntHashSecret(i.id), await ntHash(i.password));
+        else await core.credentials.removeSecret(ntHashSecret(i.id));
         await core.run(principalDecider, i.id, { type: "setPassword", at: new Date().toISOString() }, commandMetaOf(ctx));
         return { id: i.id, passwordSet: true };
       },

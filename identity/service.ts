@@ -19,6 +19,7 @@ import { openOidcBucket } from "./oidc/kv-adapter.js";
 import { buildProvider } from "./oidc/provider.js";
 import { mountOidc } from "./oidc/routes.js";
 import { mountScim } from "./scim/routes.js";
+import { radiusServer } from "./radius/service.js";
 
 export interface IdentityOptions {
   /**
@@ -39,7 +40,7 @@ export interface IdentityOptions {
   replicas?: number | undefined;
   /** Rotate the OIDC signing key when it is older than this many days (checked hourly). Default 30; 0 = only on command. */
   keyRotationDays?: number | undefined;
-  /** Extra endpoints built on the core. Default: LDAP federation (`ldapFederation()`). */
+  /** Extra endpoints built on the core. Default: LDAP federation (`ldapFederation()`) and RADIUS (`radiusServer()`, UDP only with REALM_RADIUS_PORT). */
   extensions?: ((core: IdentityCore) => Promise<{ endpoints: Endpoint[]; stop?: () => Promise<void> }>)[];
 }
 
@@ -94,7 +95,7 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       }
       return provider!;
     };
-    const extensions = await Promise.all((opts.extensions ?? [ldapFederation()]).map((x) => x(core)));
+    const extensions = await Promise.all((opts.extensions ?? [ldapFederation(), radiusServer()]).map((x) => x(core)));
     const endpoints: Endpoint[] = [
       ...directoryEndpoints(core, { escrow: opts.escrow, issuer: () => issuer ?? "cim-realm" }),
       bootstrapEndpoint(core, { operatorBundle: opts.operatorBundle }),

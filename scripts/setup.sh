@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 mode="${1:-run}"
 
 runtime_pkgs=(nats-server openssl ca-certificates)
-test_pkgs=(slapd ldap-utils knot knot-dnsutils dnsutils dnsperf chromium bind9-dnsutils bind9-utils knot-dnssecutils ldnsutils openssh-server openssh-client certbot lego caddy)
+test_pkgs=(slapd ldap-utils freeradius-utils knot knot-dnsutils dnsutils dnsperf chromium bind9-dnsutils bind9-utils knot-dnssecutils ldnsutils openssh-server openssh-client certbot lego caddy)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = "test" ] && pkgs+=("${test_pkgs[@]}")

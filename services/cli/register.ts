@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { registerDnsCommands } from "../../dns/cli.js";
 import { registerIdentityCommands } from "../../identity/cli.js";
 import { registerNatsAccountCommands } from "../../identity/nats/cli.js";
+import { registerRadiusCommands } from "../../identity/radius/cli.js";
 import { registerPkiCommands } from "../../pki/cli.js";
 import { registerCeremonyCommands } from "../../pki/ceremony/cli.js";
 import { registerLoginCommands } from "./login.js";
@@ -13,6 +14,7 @@ export async function registerContextCommands(program: Command): Promise<void> {
   registerIdentityCommands(program);
   registerDnsCommands(program);
   registerNatsAccountCommands(program);
+  registerRadiusCommands(program);
   registerPkiCommands(program);
   registerCeremonyCommands(program);
   registerSecretsCommands(program);
