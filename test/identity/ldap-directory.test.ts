@@ -1,11 +1,16 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as OTPAuth from "otpauth";
 import { startIdentity, type IdentityHarness } from "./harness.js";
 import { ldapDirectory } from "../../identity/directory-server/extension.js";
 import { ldapFederation } from "../../identity/ldap/federation.js";
-import { int, seq, str, Tag } from "../../identity/directory-server/ber.js";
+import { BerReader, bool, frameLength, int, readInt, seq, str, Tag } from "../../identity/directory-server/ber.js";
+import { OID } from "../../identity/directory-server/protocol.js";
+import { startDirectoryServer } from "../../identity/directory-server/server.js";
 
 /**
  * The realm's read-only LDAP directory against OpenLDAP's own clients (ldap-utils): ldapsearch,
@@ -25,9 +30,10 @@ interface Run {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], input?: string): Promise<Run> {
+function run(cmd: string, args: string[], input?: string, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env: { ...process.env, LDAPNOINIT: "1" } });
+    // LDAPNOINIT keeps ~/.ldaprc and /etc/ldap/ldap.conf out, but it also ignores LDAPTLS_* variables.
+    const p = spawn(cmd, args, { env: { ...process.env, ...(Object.keys(env).length ? { LDAPRC: "/dev/null" } : { LDAPNOINIT: "1" }), ...env } });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -275,5 +281,66 @@ describe("read-only LDAP directory with ldap-utils", () => {
     const r = await search(bindAs(person("bob"), pw.bob), base, "(uid=bob)", "uid");
     expect(r.code).toBe(0);
     expect(parseLdif(r.stdout).has(person("bob"))).toBe(true);
+  });
+
+  it("a paged results cookie the server did not give for this search is refused (protocolError)", async () => {
+    const { port } = new URL(url);
+    const bindMsg = seq(Tag.Sequence, [int(1), seq(0x60, [int(3), str(person("alice")), str(pw.alice, 0x80)])]);
+    const searchMsg = (id: number, cookie: Buffer) =>
+      seq(Tag.Sequence, [
+        int(id),
+        seq(0x63, [str(`ou=people,${base}`), int(2, Tag.Enumerated), int(0, Tag.Enumerated), int(0), int(0), bool(false), str("objectClass", 0x87), seq(Tag.Sequence, [])]),
+        seq(0xa0, [seq(Tag.Sequence, [str(OID.pagedResults), str(seq(Tag.Sequence, [int(2), str(cookie)]))])]),
+      ]);
+    // Result codes of the SearchResultDone (0x65) messages, by message id.
+    const codes = await new Promise<Map<number, number>>((resolve, reject) => {
+      const out = new Map<number, number>();
+      let buf = Buffer.alloc(0);
+      const s = connect(Number(port), "127.0.0.1", () => s.write(Buffer.concat([bindMsg, searchMsg(2, Buffer.from("made-up")), searchMsg(3, Buffer.alloc(0))])));
+      s.on("error", reject);
+      s.setTimeout(5000, () => s.destroy(new Error("timeout")));
+      s.on("data", (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        for (let len = frameLength(buf, 1 << 20); len !== undefined; len = frameLength(buf, 1 << 20)) {
+          const r = new BerReader(buf.subarray(0, len));
+          const body = r.sub(r.expect(Tag.Sequence, "msg"));
+          const id = readInt(body.expect(Tag.Integer, "id"), "id");
+          const op = body.next();
+          if (op.tag === 0x65) out.set(id, readInt(body.sub(op.value).expect(Tag.Enumerated, "code"), "code"));
+          buf = buf.subarray(len);
+        }
+        if (out.size === 2) {
+          s.end();
+          resolve(out);
+        }
+      });
+    });
+    expect(codes.get(2)).toBe(2);
+    expect(codes.get(3)).toBe(0);
+  });
+
+  it("serves LDAPS with a certificate; ldapsearch verifies it against the CA file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "realm-ldaps-"));
+    try {
+      const key = join(dir, "key.pem");
+      const cert = join(dir, "cert.pem");
+      const gen = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert], { encoding: "utf8" });
+      expect(gen.status, gen.stderr).toBe(0);
+      const tls = await startDirectoryServer(h.ctx.core, { port: 0, baseDn: base, tls: { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8") } }, h.ctx.core.log);
+      try {
+        expect(tls.url).toMatch(/^ldaps:/);
+        const args = ["-x", "-H", tls.url, "-D", person("bob"), "-w", pw.bob, "-LLL", "-b", base, "(uid=bob)", "uid"];
+        const ok = await run("ldapsearch", args, undefined, { LDAPTLS_CACERT: cert, LDAPTLS_REQCERT: "demand" });
+        expect(ok.stderr).toBe("");
+        expect(parseLdif(ok.stdout).has(person("bob"))).toBe(true);
+        // Without the CA the client refuses the server (exit 255: can't contact): the TLS is real.
+        const untrusted = await run("ldapsearch", args, undefined, { LDAPTLS_CACERT: "/dev/null", LDAPTLS_REQCERT: "demand" });
+        expect(untrusted.code).toBe(255);
+      } finally {
+        await tls.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
