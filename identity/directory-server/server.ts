@@ -288,6 +288,8 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
   const onConnection = (socket: Socket | TLSSocket) => {
     const s: Session = { socket, bound: undefined, pages: new Map() };
     sessions.add(s);
+    // Answers are written as they are ready (entries, then the done message): no Nagle delay between them.
+    socket.setNoDelay(true);
     socket.setTimeout((opts.idleSeconds ?? 600) * 1000, () => socket.destroy());
     socket.on("error", () => socket.destroy());
     socket.on("close", () => sessions.delete(s));
@@ -319,6 +321,8 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
         const m = msg;
         chain = chain.then(async () => {
           try {
+            // One write per answer: a search's entries and its done message leave in one segment where they fit.
+            socket.cork();
             await handle(s, m);
           } catch (err) {
             if (err instanceof BerError) return disconnect(err.message);
@@ -326,6 +330,8 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
             const tag = responseOf(m);
             if (tag === Op.ExtendedResponse) send(s, extendedResponse(m.id, ResultCode.other, "internal error"));
             else if (tag !== undefined) send(s, resultMessage(m.id, tag, ResultCode.other, "internal error"));
+          } finally {
+            socket.uncork();
           }
         });
       }

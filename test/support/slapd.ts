@@ -20,6 +20,8 @@ export interface SlapdOptions {
   baseDn?: string;
   /** LDIF loaded with slapadd before the server starts (entries under baseDn; the base entry is added for you). */
   ldif?: string;
+  /** Extra modules to load (e.g. `argon2` for {ARGON2} userPassword values). */
+  modules?: string[];
 }
 
 const SLAPD = process.env.SLAPD ?? "/usr/sbin/slapd";
@@ -60,6 +62,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
       `argsfile ${join(dir, "slapd.args")}`,
       "modulepath /usr/lib/ldap",
       "moduleload back_mdb",
+      ...(opts.modules ?? []).map((m) => `moduleload ${m}`),
       "database mdb",
       "maxsize 104857600",
       `suffix "${baseDn}"`,
