@@ -2,7 +2,8 @@
  * LDAP directory benchmark: simple binds per second and searches per second against the realm's read-only
  * directory (identity/directory-server: the identity projection behind a BER layer in Node) beside OpenLDAP
  * slapd (back_mdb) serving the same entries, with the same Argon2id password hashes (slapd's argon2
- * module verifies the realm's own encoded hashes) and the same client (ldapts), in the same run.
+ * module verifies the realm's own encoded hashes), the same equality indexes (uid, cn) and the same client
+ * (ldapts), in the same run.
  *   npx tsx bench/ldap-directory.bench.ts [--seconds 5] [--connections 8] [--people 200]
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -59,7 +60,8 @@ for (let g = 0; g * 10 < PEOPLE; g++) {
   // groupOfNames and posixGroup are both structural in slapd's nis.schema: extensibleObject carries the POSIX attributes.
   ldif += `dn: cn=group${g},ou=groups,${base}\nobjectClass: groupOfNames\nobjectClass: extensibleObject\ncn: group${g}\ngidNumber: ${10000 + g}\n${members.map((m) => `member: uid=${m},ou=people,${base}\nmemberUid: ${m}\n`).join("")}\n`;
 }
-const slapd = await startSlapd({ baseDn: base, ldif, modules: ["argon2"] });
+// slapd gets equality indexes on what the realm indexes (uid, cn), so both look a uid up without a scan.
+const slapd = await startSlapd({ baseDn: base, ldif, modules: ["argon2"], databaseConfig: ["index uid,cn eq"] });
 
 interface Row {
   server: string;

@@ -17,6 +17,8 @@ export type Filter =
 export interface Entry {
   dn: string;
   attributes: [string, string[]][];
+  /** The attributes by lower-case name (built once per tree; optional for ad-hoc entries). */
+  byName?: Map<string, string[]> | undefined;
 }
 
 type Syntax = "integer" | "dn" | "exact" | "ignore";
@@ -64,6 +66,9 @@ export function normalizeDn(dn: string): string {
     .join(",");
 }
 
+/** The value an equality index keys `v` of `attribute` by (the same normalisation equality matching uses). */
+export const indexKey = (attribute: string, v: string): string => norm(syntaxOf(attrKey(attribute)), v);
+
 function norm(syntax: Syntax, v: string): string {
   switch (syntax) {
     case "dn":
@@ -79,6 +84,7 @@ function norm(syntax: Syntax, v: string): string {
 
 function valuesOf(e: Entry, attribute: string): string[] | undefined {
   const k = attrKey(attribute);
+  if (e.byName) return e.byName.get(k);
   return e.attributes.find(([n]) => n.toLowerCase() === k)?.[1];
 }
 

@@ -9,7 +9,7 @@ import { createAuthenticator } from "../auth.js";
 import type { IdentityCore } from "../core.js";
 import { scopeResolver } from "../authorize.js";
 import { BerError, frameLength } from "./ber.js";
-import { attrKey, matches, normalizeDn, type Entry } from "./filter.js";
+import { attrKey, indexKey, matches, normalizeDn, type Entry, type Filter } from "./filter.js";
 import { posixDecider, POSIX_ID } from "./posix.js";
 import { decodeMessage, decodePaged, extendedResponse, noticeOfDisconnection, OID, Op, pagedControl, ResultCode, resultMessage, searchEntry, type Message, type SearchRequest } from "./protocol.js";
 import { buildTree, type Tree, type TreeEntry, type TreeOptions } from "./tree.js";
@@ -41,6 +41,10 @@ type Bound = { kind: "anonymous" } | { kind: "person"; id: string; dn: string } 
 
 /** The permission a service's API key must cover (query kind) to bind to the directory: reading principals. */
 export const DIRECTORY_PERMISSION = "identity:principals";
+
+/** Answers a client may leave unread before it is disconnected, and requests it may have queued before reading pauses. */
+const MAX_UNREAD = 16 * 1024 * 1024;
+const MAX_QUEUED = 32;
 
 const READ_ONLY = "the realm directory is read-only: change people and groups through the realm API (realm identity ...)";
 
@@ -101,6 +105,14 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
     return cached!.tree;
   };
 
+  /** The entries a filter can match: an indexed equality (alone or in an `and`) narrows them, in tree order. */
+  const candidates = (t: Tree, f: Filter): TreeEntry[] => {
+    const eq = f.type === "equal" ? f : f.type === "and" ? f.filters.find((x) => x.type === "equal" && t.index.has(attrKey(x.attribute))) : undefined;
+    if (eq?.type !== "equal") return t.entries;
+    const m = t.index.get(attrKey(eq.attribute));
+    return m ? (m.get(indexKey(eq.attribute, eq.value)) ?? []) : t.entries;
+  };
+
   const visible = (s: Session, e: TreeEntry): boolean => {
     const b = s.bound;
     if (!b) return false;
@@ -110,7 +122,10 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
   };
 
   const send = (s: Session, b: Buffer) => {
-    if (!s.socket.destroyed) s.socket.write(b);
+    if (s.socket.destroyed) return;
+    // A client that asks but does not read its answers is dropped before they pile up in memory.
+    if (s.socket.writableLength > MAX_UNREAD) return void s.socket.destroy();
+    s.socket.write(b);
   };
 
   async function bind(s: Session, m: Message, r: Extract<Message["request"], { op: "bind" }>): Promise<void> {
@@ -212,7 +227,7 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
     const baseEntry = t.byDn.get(nb);
     if (!baseEntry || !visible(s, baseEntry)) return done(ResultCode.noSuchObject, `no entry ${q.base}`);
     const inScope = (e: TreeEntry) => (q.scope === "base" ? e.ndn === nb : q.scope === "one" ? e.parent === nb : e.ndn === nb || e.ndn.endsWith(`,${nb}`));
-    const found = t.entries.filter((e) => inScope(e) && visible(s, e) && matches(e, q.filter));
+    const found = candidates(t, q.filter).filter((e) => inScope(e) && visible(s, e) && matches(e, q.filter));
     const limit = q.sizeLimit > 0 ? q.sizeLimit : Number.POSITIVE_INFINITY;
     if (!paged) {
       const cap = Math.min(limit, sizeLimit);
@@ -296,6 +311,7 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
     let buf: Buffer = Buffer.alloc(0);
     // One message at a time, in order: the next is read when the previous is answered.
     let chain = Promise.resolve();
+    let queued = 0;
     const disconnect = (why: string) => {
       log.info({ remote: socket.remoteAddress, why }, "LDAP client disconnected: protocol error");
       if (!socket.destroyed) socket.end(noticeOfDisconnection(ResultCode.protocolError, why));
@@ -319,6 +335,8 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
         }
         buf = buf.subarray(len);
         const m = msg;
+        // Backpressure: a client pipelining requests faster than they are answered stops being read.
+        if (++queued >= MAX_QUEUED) socket.pause();
         chain = chain.then(async () => {
           try {
             // One write per answer: a search's entries and its done message leave in one segment where they fit.
@@ -332,6 +350,7 @@ export async function startDirectoryServer(core: IdentityCore, opts: DirectorySe
             else if (tag !== undefined) send(s, resultMessage(m.id, tag, ResultCode.other, "internal error"));
           } finally {
             socket.uncork();
+            if (--queued < MAX_QUEUED / 2 && socket.isPaused()) socket.resume();
           }
         });
       }

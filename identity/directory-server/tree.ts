@@ -1,6 +1,6 @@
 import type { Directory } from "../domain/directory.js";
 import { groupsOf } from "../domain/directory.js";
-import { normalizeDn, type Entry } from "./filter.js";
+import { indexKey, normalizeDn, type Entry } from "./filter.js";
 import { POSIX_ID, type PosixIdsState } from "./posix.js";
 
 /** How the tree is laid out and what POSIX attributes people get. */
@@ -28,9 +28,14 @@ export interface Tree {
   nbase: string;
   entries: TreeEntry[];
   byDn: Map<string, TreeEntry>;
+  /** Equality indexes of `uid` and `cn` (normalised value -> entries, in tree order). */
+  index: Map<string, Map<string, TreeEntry[]>>;
   /** Principals and groups that have no POSIX number yet (the server allocates them). */
   missing: { uids: string[]; gids: string[] };
 }
+
+/** Attributes with an equality index (what applications look people and groups up by). */
+export const INDEXED = ["uid", "cn"] as const;
 
 export const peopleDn = (base: string, id: string) => `uid=${id},ou=people,${base}`;
 export const groupDn = (base: string, id: string) => `cn=${id},ou=groups,${base}`;
@@ -50,7 +55,7 @@ export function buildTree(d: Directory, o: TreeOptions): Tree {
     const ndn = normalizeDn(dn);
     const comma = ndn.indexOf(",");
     const clean: [string, string[]][] = attributes.map(([n, vs]) => [n, vs.filter((v): v is string => v !== undefined && v !== "")] as [string, string[]]).filter(([, vs]) => vs.length > 0);
-    entries.push({ dn, ndn, parent: ndn === nbase ? "" : comma < 0 ? "" : ndn.slice(comma + 1), attributes: clean, principal });
+    entries.push({ dn, ndn, parent: ndn === nbase ? "" : comma < 0 ? "" : ndn.slice(comma + 1), attributes: clean, byName: new Map(clean.map(([n, vs]) => [n.toLowerCase(), vs])), principal });
   };
   const dc = /^dc=([^,]+)/i.exec(base)?.[1] ?? "realm";
   add(base, [["objectClass", ["top", "dcObject", "organization"]], ["dc", [dc]], ["o", [dc]]]);
@@ -118,5 +123,17 @@ export function buildTree(d: Directory, o: TreeOptions): Tree {
   for (const s of [...d.principals.values()].filter((p) => p.exists && p.kind !== "person").sort((a, b) => a.id.localeCompare(b.id))) {
     add(serviceDn(base, s.id), [["objectClass", ["top", "applicationProcess"]], ["cn", [s.id]], ["description", [s.displayName]]], s.id);
   }
-  return { base, nbase, entries, byDn: new Map(entries.map((e) => [e.ndn, e])), missing };
+  const index = new Map<string, Map<string, TreeEntry[]>>(INDEXED.map((a) => [a, new Map()]));
+  for (const e of entries) {
+    for (const a of INDEXED) {
+      for (const v of e.byName!.get(a) ?? []) {
+        const m = index.get(a)!;
+        const k = indexKey(a, v);
+        const list = m.get(k);
+        if (list) list.push(e);
+        else m.set(k, [e]);
+      }
+    }
+  }
+  return { base, nbase, entries, byDn: new Map(entries.map((e) => [e.ndn, e])), index, missing };
 }

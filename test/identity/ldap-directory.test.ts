@@ -211,6 +211,13 @@ describe("read-only LDAP directory with ldap-utils", () => {
     expect(r.code).toBe(0);
     expect(parseLdif(r.stdout).get(person("bob"))?.get("cn")).toEqual(["Bob Builder"]);
     expect((await run("ldapwhoami", svc)).stdout.trim()).toBe(`dn:cn=wiki,ou=services,${base}`);
+    // A service whose directory read is scoped to organization acme sees acme's people only.
+    await h.call("principal.create", { id: "crm", kind: "service", displayName: "crm" });
+    await h.call("policy.bind", { id: "crm-auditor-acme", role: "auditor", subject: { kind: "principal", id: "crm" }, scope: { kind: "org", id: "acme" } });
+    const crmKey = (await h.call<{ key: string }>("apikey.issue", { owner: "crm", label: "ldap", roles: ["auditor"] })).key;
+    const scoped = await search(bindAs(`cn=crm,ou=services,${base}`, crmKey), `ou=people,${base}`, "(objectClass=inetOrgPerson)", "1.1");
+    expect(scoped.code).toBe(0);
+    expect([...parseLdif(scoped.stdout).keys()]).toEqual([person("alice")]);
     // dns-bot's key is genuine but its roles do not grant reading principals.
     expect((await search(bindAs(`cn=dns-bot,ou=services,${base}`, dnsKey), base, "(objectClass=*)")).code).toBe(50);
     // The right key under another service's DN, or a wrong key: invalid credentials.

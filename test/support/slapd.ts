@@ -22,6 +22,8 @@ export interface SlapdOptions {
   ldif?: string;
   /** Extra modules to load (e.g. `argon2` for {ARGON2} userPassword values). */
   modules?: string[];
+  /** Extra lines of the database section (e.g. `index uid,cn eq`). */
+  databaseConfig?: string[];
 }
 
 const SLAPD = process.env.SLAPD ?? "/usr/sbin/slapd";
@@ -70,6 +72,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
       `rootpw ${adminPassword}`,
       `directory ${db}`,
       "index objectClass eq",
+      ...(opts.databaseConfig ?? []),
       "access to attrs=userPassword by self write by anonymous auth by * none",
       "access to * by * read",
       "",
