@@ -13,7 +13,7 @@ export const IdentitySubjects = {
 } as const;
 
 /** Aggregate types this part of the context writes to REALM_IDENTITY. */
-export const IdentityAggregates = ["principal", "organization", "group", "role", "policy", "apikey", "client", "directory"] as const;
+export const IdentityAggregates = ["principal", "organization", "group", "role", "policy", "apikey", "client", "directory", "posix"] as const;
 
 export const IdentityEventTypes = {
   PrincipalCreated: "PrincipalCreated",
@@ -37,6 +37,8 @@ export const IdentityEventTypes = {
   ApiKeyRevoked: "ApiKeyRevoked",
   ClientRegistered: "ClientRegistered",
   DirectorySynced: "DirectorySynced",
+  /** `{ kind: "uid" | "gid", name, number }` on aggregate `posix/ids`: a POSIX number the LDAP directory allocated. */
+  PosixIdAllocated: "PosixIdAllocated",
 } as const;
 
 /** `PrincipalCreated.data` */

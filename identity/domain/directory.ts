@@ -7,6 +7,7 @@ import { organizationDecider, type OrganizationState } from "./organization.js";
 import { effectiveRoles, policyDecider, type PolicyState } from "./policy.js";
 import { principalDecider, type PrincipalState } from "./principal.js";
 import { roleDecider, type RoleState } from "./role.js";
+import { posixDecider, type PosixIdsState } from "../directory-server/posix.js";
 
 /** The read model of the identity context: every aggregate's current state, by id. */
 export interface Directory {
@@ -18,6 +19,8 @@ export interface Directory {
   apiKeys: Map<string, ApiKeyState>;
   clients: Map<string, ClientState>;
   federations: Map<string, FederationState>;
+  /** POSIX uid/gid numbers the LDAP directory allocated (one aggregate, `posix/ids`). */
+  posix: Map<string, PosixIdsState>;
 }
 
 type Slot = { [K in keyof Directory]: { key: K; decider: Decider<Directory[K] extends Map<string, infer S> ? S : never, never> } }[keyof Directory];
@@ -30,10 +33,11 @@ const slots: Record<string, Slot> = {
   apikey: { key: "apiKeys", decider: apiKeyDecider as Decider<ApiKeyState, never> },
   client: { key: "clients", decider: clientDecider as Decider<ClientState, never> },
   directory: { key: "federations", decider: federationDecider as Decider<FederationState, never> },
+  posix: { key: "posix", decider: posixDecider as Decider<PosixIdsState, never> },
 };
 
 export function emptyDirectory(): Directory {
-  return { principals: new Map(), organizations: new Map(), groups: new Map(), roles: new Map(), policies: new Map(), apiKeys: new Map(), clients: new Map(), federations: new Map() };
+  return { principals: new Map(), organizations: new Map(), groups: new Map(), roles: new Map(), policies: new Map(), apiKeys: new Map(), clients: new Map(), federations: new Map(), posix: new Map() };
 }
 
 /**

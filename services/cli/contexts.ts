@@ -3,6 +3,8 @@ import { createDnsContext } from "../../dns/service.js";
 import { createPkiContext } from "../../pki/service.js";
 import { createIdentityContext, type IdentityContext } from "../../identity/service.js";
 import { grantsOf } from "../../identity/authorize.js";
+import { ldapFederation } from "../../identity/ldap/federation.js";
+import { ldapDirectory, ldapDirectoryFromEnv } from "../../identity/directory-server/extension.js";
 import { RealmError } from "../kernel/errors.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import type { Sealer } from "../kernel/seal.js";
@@ -39,7 +41,9 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
     sealer: s.sealer,
     escrow: s.escrow,
   });
-  const identityFactory = createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle });
+  // REALM_LDAP_PORT set: the identity context also serves its read-only LDAP directory (identity/directory-server).
+  const ldapDir = ldapDirectoryFromEnv();
+  const identityFactory = createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle, extensions: [ldapFederation(), ...(ldapDir ? [ldapDirectory(ldapDir)] : [])] });
   let identity: IdentityContext | undefined;
   // ACME accounts bound to a principal (EAB) order under its grants: read from the identity context hosted here.
   const principalGrants = async (principal: string) => {

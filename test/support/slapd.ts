@@ -20,6 +20,10 @@ export interface SlapdOptions {
   baseDn?: string;
   /** LDIF loaded with slapadd before the server starts (entries under baseDn; the base entry is added for you). */
   ldif?: string;
+  /** Extra modules to load (e.g. `argon2` for {ARGON2} userPassword values). */
+  modules?: string[];
+  /** Extra lines of the database section (e.g. `index uid,cn eq`). */
+  databaseConfig?: string[];
 }
 
 const SLAPD = process.env.SLAPD ?? "/usr/sbin/slapd";
@@ -60,6 +64,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
       `argsfile ${join(dir, "slapd.args")}`,
       "modulepath /usr/lib/ldap",
       "moduleload back_mdb",
+      ...(opts.modules ?? []).map((m) => `moduleload ${m}`),
       "database mdb",
       "maxsize 104857600",
       `suffix "${baseDn}"`,
@@ -67,6 +72,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
       `rootpw ${adminPassword}`,
       `directory ${db}`,
       "index objectClass eq",
+      ...(opts.databaseConfig ?? []),
       "access to attrs=userPassword by self write by anonymous auth by * none",
       "access to * by * read",
       "",
