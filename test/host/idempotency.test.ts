@@ -127,6 +127,7 @@ const steps: Step[] = [
   { permission: "identity:group.create", input: () => ({ id: "idem-group", displayName: "Idem group" }) },
   { permission: "identity:group.addMember", input: () => ({ id: "idem-group", principal: "idem-ada" }) },
   { permission: "identity:group.removeMember", input: () => ({ id: "idem-group", principal: "idem-ada" }) },
+  { permission: "identity:group.delete", input: () => ({ id: "idem-group" }) },
   { permission: "identity:role.define", input: () => ({ id: "idem-role", description: "reads zones", permissions: ["dns:zones"] }) },
   { permission: "identity:policy.bind", input: () => ({ id: "idem-binding", role: "idem-role", subject: { kind: "principal", id: "idem-ada" } }) },
   { permission: "identity:policy.revoke", input: () => ({ id: "idem-binding" }) },
