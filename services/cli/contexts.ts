@@ -5,6 +5,7 @@ import { createIdentityContext, type IdentityContext } from "../../identity/serv
 import { grantsOf } from "../../identity/authorize.js";
 import { ldapFederation } from "../../identity/ldap/federation.js";
 import { ldapDirectory, ldapDirectoryFromEnv } from "../../identity/directory-server/extension.js";
+import { radiusServer } from "../../identity/radius/service.js";
 import { RealmError } from "../kernel/errors.js";
 import type { SecretEscrow } from "../../secrets-client/contract.js";
 import type { Sealer } from "../kernel/seal.js";
@@ -43,7 +44,7 @@ export function contextFactories(s: ContextSettings): { name: string; factory: C
   });
   // REALM_LDAP_PORT set: the identity context also serves its read-only LDAP directory (identity/directory-server).
   const ldapDir = ldapDirectoryFromEnv();
-  const identityFactory = createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle, extensions: [ldapFederation(), ...(ldapDir ? [ldapDirectory(ldapDir)] : [])] });
+  const identityFactory = createIdentityContext({ escrow: s.escrow, sealer: s.sealer, operatorBundle: s.operatorBundle, extensions: [ldapFederation(), radiusServer(), ...(ldapDir ? [ldapDirectory(ldapDir)] : [])] });
   let identity: IdentityContext | undefined;
   // ACME accounts bound to a principal (EAB) order under its grants: read from the identity context hosted here.
   const principalGrants = async (principal: string) => {
