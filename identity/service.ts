@@ -18,6 +18,10 @@ import { OidcKeys } from "./oidc/keys.js";
 import { openOidcBucket } from "./oidc/kv-adapter.js";
 import { buildProvider } from "./oidc/provider.js";
 import { mountOidc } from "./oidc/routes.js";
+import { PasskeyService, relyingPartyOf } from "./passkeys/service.js";
+import { passkeyInteraction } from "./passkeys/interaction.js";
+import { mountPasskeyAccount } from "./passkeys/routes.js";
+import { passkeyEndpoints } from "./passkeys/endpoints.js";
 
 export interface IdentityOptions {
   /**
@@ -93,6 +97,9 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       }
       return provider!;
     };
+    // Passkeys: the relying party is the realm's public URL (the issuer without /oidc).
+    const relyingParty = () => (issuer ? relyingPartyOf(issuer.replace(/\/oidc\/?$/, "")) : undefined);
+    const passkeys = await PasskeyService.open(nc, core.store, log, relyingParty, opts.replicas ?? 1);
     const extensions = await Promise.all((opts.extensions ?? [ldapFederation()]).map((x) => x(core)));
     const endpoints: Endpoint[] = [
       ...directoryEndpoints(core, { escrow: opts.escrow, issuer: () => issuer ?? "cim-realm" }),
@@ -117,6 +124,7 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
           return { keys: keys.publicKeys };
         },
       },
+      ...passkeyEndpoints(passkeys),
       ...extensions.flatMap((x) => x.endpoints),
     ];
     return {
@@ -128,7 +136,8 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       authenticate: createAuthenticator(core, () => provider),
       resolveScope: scopeResolver(() => core.dir),
       async routes(app) {
-        await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!);
+        await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!, passkeyInteraction(passkeys));
+        await mountPasskeyAccount(app, core, passkeys, getProvider, relyingParty);
       },
       projections: () => [core.projection as Projection<unknown>],
       ready: () => core.projection.status === "live",
