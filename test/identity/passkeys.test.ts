@@ -231,4 +231,30 @@ describe("passkeys in headless Chromium with a virtual authenticator", () => {
     expect((await events("PasskeyRevoked")).length).toBe(1);
     await ctx.close();
   }, 60_000);
+
+  it("a person lists and revokes their own passkeys through the API (self-service role), nobody else's; with none left the password alone signs in", async () => {
+    await h.call("principal.create", { id: "mo", kind: "person", displayName: "Mo" });
+    await h.call("policy.bind", { id: "lin-self", role: "self-service", subject: { kind: "principal", id: "lin" } });
+    const { key } = await h.call<{ key: string }>("apikey.issue", { owner: "lin", label: "own", roles: ["self-service"] });
+    const api = (path: string, init: RequestInit = {}) => fetch(`${h.url}/api/identity/${path}`, { ...init, headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...(init.headers ?? {}) } });
+    const mine = await api("passkeys?principal=lin");
+    expect(mine.status).toBe(200);
+    const list = ((await mine.json()) as { passkeys: { name: string; credentialId: string }[] }).passkeys;
+    expect(list.map((k) => k.name)).toEqual(["phone"]);
+    expect((await api("passkeys?principal=mo")).status).toBe(403);
+    expect((await api("passkey/revoke", { method: "POST", body: JSON.stringify({ principal: "mo", credentialId: list[0]!.credentialId }) })).status).toBe(403);
+    // Bad input: a clear typed error, nothing recorded.
+    const bad = await api("passkey/revoke", { method: "POST", body: JSON.stringify({ principal: "lin", credentialId: "no-such-passkey" }) });
+    expect(bad.status).toBe(404);
+    expect((await events("PasskeyRevoked")).length).toBe(1);
+    const ok = await api("passkey/revoke", { method: "POST", body: JSON.stringify({ principal: "lin", credentialId: list[0]!.credentialId, reason: "phone lost" }) });
+    expect(ok.status).toBe(200);
+    expect((await events("PasskeyRevoked")).map((e) => (e.data as { reason: string }).reason)).toEqual(["revoked by its owner", "phone lost"]);
+
+    const { ctx, page } = await freshPage();
+    await passwordSignIn(page);
+    await page.waitForURL(`${appUrl}/cb?**`);
+    expect(await page.locator("#amr").textContent()).toBe("pwd");
+    await ctx.close();
+  }, 60_000);
 });
