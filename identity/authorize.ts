@@ -68,8 +68,8 @@ export const BUILTIN_ROLES: { id: string; description: string; permissions: stri
   { id: "identity-admin", description: "Principals, organizations, groups, roles, bindings, API keys, OIDC clients, directories", permissions: ["identity:*"] },
   {
     id: "self-service",
-    description: "One's own password, one-time codes and API keys",
-    permissions: ["identity:principal.setPassword", "identity:principal.enrollTotp", "identity:principal.confirmTotp", "identity:apikey.issue", "identity:apikey.revoke", "identity:principal", "identity:apikeys"],
+    description: "One's own password, one-time codes, passkeys and API keys",
+    permissions: ["identity:principal.setPassword", "identity:principal.enrollTotp", "identity:principal.confirmTotp", "identity:apikey.issue", "identity:apikey.revoke", "identity:principal", "identity:apikeys", "identity:passkeys", "identity:passkey.revoke"],
     self: true,
   },
 ];

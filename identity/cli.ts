@@ -115,6 +115,11 @@ export function registerIdentityCommands(program: Command): void {
   verb(apikey, "revoke <id>", "revoke an API key").requiredOption("--reason <text>", "why").action((kid: string, o: Conn & { reason: string }) => call(o, "commands", "apikey.revoke", { id: kid, reason: o.reason }));
   verb(apikey, "list", "list API keys").action((o: Conn) => call(o, "queries", "apikeys", {}));
 
+  // Registration needs a browser (WebAuthn): a person adds passkeys at <realm URL>/account/passkeys.
+  const passkey = id.command("passkey").description("passkeys (WebAuthn); a person registers them at /account/passkeys");
+  verb(passkey, "list <principal>", "list a person's passkeys (public data)").action((pid: string, o: Conn) => call(o, "queries", "passkeys", { principal: pid }));
+  verb(passkey, "revoke <principal> <credentialId>", "revoke a passkey: refused at sign-in from now on").option("--reason <text>", "why").action((pid: string, cid: string, o: Conn & { reason?: string }) => call(o, "commands", "passkey.revoke", { principal: pid, credentialId: cid, ...(o.reason ? { reason: o.reason } : {}) }));
+
   const client = id.command("client").description("OIDC clients");
   verb(client, "register <id>", "register an OIDC client (a confidential client's secret is printed once)")
     .requiredOption("--name <displayName>", "display name").option("--public", "public client (PKCE, no secret)").option("--trusted", "first-party: skip consent")

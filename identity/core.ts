@@ -6,7 +6,11 @@ import { CredentialStore } from "./credentials.js";
 import { directoryProjection, directoryView, membership, type Directory } from "./domain/directory.js";
 import { DEFAULT_LOCKOUT, isLocked, principalDecider, type LockoutPolicy, type PrincipalState } from "./domain/principal.js";
 
-export type LoginFailure = "invalid" | "locked" | "disabled" | "totp_required" | "totp_invalid" | "unavailable";
+export type LoginFailure = "invalid" | "locked" | "disabled" | "totp_required" | "totp_invalid" | "unavailable" | "passkey_required";
+/** `passkey`: whether the principal has a passkey to confirm the password with (only the sign-in page, which can ask for one, passes it). */
+export interface LoginOptions {
+  passkey?: (principal: string) => Promise<boolean>;
+}
 export type LoginResult = { ok: true; principal: PrincipalState; groups: string[]; roles: string[] } | { ok: false; reason: LoginFailure };
 
 /** Delegates a federated principal's password check to its directory (LDAP bind). */
@@ -65,8 +69,8 @@ export class IdentityCore {
    * consecutive ones lock it. A locked or disabled principal is refused before its password is checked,
    * so a flood of guesses costs no hashing and tells nothing. An unknown name spends one dummy hash.
    */
-  async login(username: string, password: string, totp: string | undefined, meta: Omit<CommandMeta, "commandId" | "actor">): Promise<LoginResult> {
-    const r = await this.attempt(username, password, totp, meta);
+  async login(username: string, password: string, totp: string | undefined, meta: Omit<CommandMeta, "commandId" | "actor">, opts: LoginOptions = {}): Promise<LoginResult> {
+    const r = await this.attempt(username, password, totp, meta, opts);
     this.logins.set(r.ok ? "ok" : r.reason, (this.logins.get(r.ok ? "ok" : r.reason) ?? 0) + 1);
     return r;
   }
@@ -79,7 +83,7 @@ export class IdentityCore {
    * principal); a success with the principal as actor. The interaction id is the correlation id, so every
    * event of one sign-in correlates.
    */
-  private async attempt(username: string, password: string, totp: string | undefined, base: Omit<CommandMeta, "commandId" | "actor">): Promise<LoginResult> {
+  private async attempt(username: string, password: string, totp: string | undefined, base: Omit<CommandMeta, "commandId" | "actor">, opts: LoginOptions): Promise<LoginResult> {
     const meta = { ...base, actor: "anonymous" };
     const now = new Date();
     const p = this.dir.principals.get(username);
@@ -98,6 +102,8 @@ export class IdentityCore {
         return { ok: false, reason: "unavailable" };
       }
     } else return { ok: false, reason: "unavailable" };
+    // A person with a passkey confirms the password with it, or with a TOTP code when they have TOTP too.
+    if (good && !totp && opts.passkey && (await opts.passkey(p.id))) return { ok: false, reason: "passkey_required" };
     if (good && p.totp === "enabled") {
       if (!totp) return { ok: false, reason: "totp_required" };
       good = await this.credentials.verifyTotp(p.id, totp);
@@ -115,8 +121,27 @@ export class IdentityCore {
     return { ok: true, principal: this.dir.principals.get(p.id)!, ...m };
   }
 
+  /**
+   * A sign-in proved by a passkey (routes.ts checked it): as the first factor, or as the second after the
+   * password (which `login` answered `passkey_required`). Disabled and locked principals are refused.
+   */
+  async passkeyLogin(id: string, base: Omit<CommandMeta, "commandId" | "actor">): Promise<LoginResult> {
+    const now = new Date();
+    const p = this.dir.principals.get(id);
+    let r: LoginResult;
+    if (!p || !p.exists || p.kind !== "person") r = { ok: false, reason: "invalid" };
+    else if (p.disabled) r = { ok: false, reason: "disabled" };
+    else if (isLocked(p, now)) r = { ok: false, reason: "locked" };
+    else {
+      await this.run(principalDecider, p.id, { type: "recordLogin", at: now.toISOString(), method: "passkey" }, { ...base, actor: p.id, commandId: newId() });
+      r = { ok: true, principal: this.dir.principals.get(p.id)!, ...membership(this.dir, p.id, now) };
+    }
+    this.logins.set(r.ok ? "ok" : r.reason, (this.logins.get(r.ok ? "ok" : r.reason) ?? 0) + 1);
+    return r;
+  }
+
   /** Returns true when this failure locked the principal. */
-  private async recordFailure(id: string, now: Date, meta: Omit<CommandMeta, "commandId">): Promise<boolean> {
+  async recordFailure(id: string, now: Date, meta: Omit<CommandMeta, "commandId">): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
         const r = await this.run(principalDecider, id, { type: "recordLoginFailure", at: now.toISOString(), policy: this.lockout }, { ...meta, commandId: newId() });

@@ -20,6 +20,10 @@ import { buildProvider } from "./oidc/provider.js";
 import { mountOidc } from "./oidc/routes.js";
 import { mountScim } from "./scim/routes.js";
 import { radiusServer } from "./radius/service.js";
+import { PasskeyService, relyingPartyOf } from "./passkeys/service.js";
+import { passkeyInteraction } from "./passkeys/interaction.js";
+import { mountPasskeyAccount } from "./passkeys/routes.js";
+import { passkeyEndpoints } from "./passkeys/endpoints.js";
 
 export interface IdentityOptions {
   /**
@@ -95,6 +99,9 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       }
       return provider!;
     };
+    // Passkeys: the relying party is the realm's public URL (the issuer without /oidc).
+    const relyingParty = () => (issuer ? relyingPartyOf(issuer.replace(/\/oidc\/?$/, "")) : undefined);
+    const passkeys = await PasskeyService.open(nc, core.store, log, relyingParty, opts.replicas ?? 1);
     const extensions = await Promise.all((opts.extensions ?? [ldapFederation(), radiusServer()]).map((x) => x(core)));
     const endpoints: Endpoint[] = [
       ...directoryEndpoints(core, { escrow: opts.escrow, issuer: () => issuer ?? "cim-realm" }),
@@ -119,6 +126,7 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
           return { keys: keys.publicKeys };
         },
       },
+      ...passkeyEndpoints(passkeys),
       ...extensions.flatMap((x) => x.endpoints),
     ];
     const authenticate = createAuthenticator(core, () => provider);
@@ -132,7 +140,8 @@ export function createIdentityContext(opts: IdentityOptions): (deps: ContextDeps
       authenticate,
       resolveScope,
       async routes(app) {
-        await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!);
+        await mountOidc(app, core, getProvider, () => keys.material.cookieKeys[0]!, passkeyInteraction(passkeys));
+        await mountPasskeyAccount(app, core, passkeys, getProvider, relyingParty);
         await mountScim(app, core, authenticate, resolveScope);
       },
       projections: () => [core.projection as Projection<unknown>],

@@ -1,4 +1,7 @@
-/** Plain, accessible HTML for sign-in, consent, device and logout pages: no scripts, no external assets. */
+/**
+ * Plain, accessible HTML for sign-in, consent, device and logout pages: no inline scripts, no external assets.
+ * The one script is the realm's own passkey helper (identity/passkeys/pages.ts), from the same origin.
+ */
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -20,7 +23,8 @@ ${body}
 
 const errorBox = (message?: string) => (message ? `<p class="error" role="alert" id="error">${esc(message)}</p>` : "");
 
-export function loginPage(o: { uid: string; csrf: string; client: string; username?: string; error?: string; totp?: boolean }): string {
+/** `extra`: more sign-in options after the password form (the passkey button, identity/passkeys/pages.ts). */
+export function loginPage(o: { uid: string; csrf: string; client: string; username?: string; error?: string; totp?: boolean; extra?: string | undefined }): string {
   const describedBy = o.error ? ' aria-describedby="error"' : "";
   return page(
     "Sign in",
@@ -35,7 +39,7 @@ ${errorBox(o.error)}
 ${o.totp ? `<label for="totp">One-time code from your authenticator app</label>\n<input id="totp" name="totp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}">` : ""}
 <button type="submit">Sign in</button>
 </form>
-<form method="post" action="/interaction/${esc(o.uid)}/abort"><input type="hidden" name="csrf" value="${esc(o.csrf)}"><button type="submit" class="secondary">Cancel</button></form>`,
+${o.extra ?? ""}<form method="post" action="/interaction/${esc(o.uid)}/abort"><input type="hidden" name="csrf" value="${esc(o.csrf)}"><button type="submit" class="secondary">Cancel</button></form>`,
   );
 }
 

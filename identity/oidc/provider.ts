@@ -93,7 +93,8 @@ export function buildProvider(issuer: string, core: IdentityCore, kv: KV, keys: 
       userinfoSigningAlgValues: ["RS256"],
     },
     scopes: SCOPES,
-    claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email"], groups: ["groups"], roles: ["roles"] },
+    // amr (RFC 8176): how the person signed in (pwd, otp, hwk for a passkey, mfa), from the interaction result.
+    claims: { openid: ["sub", "amr"], profile: ["name", "preferred_username"], email: ["email"], groups: ["groups"], roles: ["roles"] },
     // Scope claims (groups, roles) go into the ID token too, not only /userinfo.
     conformIdTokenClaims: false,
     async findAccount(_ctx, sub) {

@@ -6,6 +6,7 @@ import type Provider from "oidc-provider";
 import type { InteractionResults } from "oidc-provider";
 import type { IdentityCore, LoginFailure } from "../core.js";
 import { consentPage, loginPage, messagePage } from "./pages.js";
+import { PASSKEY_MESSAGES, type PasskeyInteraction } from "../passkeys/interaction.js";
 
 const FORM_LIMIT = 16 * 1024;
 
@@ -16,6 +17,7 @@ export const LOGIN_MESSAGES: Record<LoginFailure, { status: number; text: string
   locked: { status: 423, text: "This account is locked after too many failed sign-in attempts. Try again in 15 minutes or ask an administrator to unlock it." },
   disabled: { status: 403, text: "This account is disabled. Ask an administrator." },
   unavailable: { status: 503, text: "The directory that checks this account's password is not reachable. Try again later." },
+  passkey_required: { status: 401, text: "Confirm the sign-in with your passkey." },
 };
 
 async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
@@ -47,7 +49,7 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
  * /interaction) and puts HMAC(key, cookie + uid) in a hidden field; a POST without both matching is refused
  * (403) before anything else happens.
  */
-export async function mountOidc(app: FastifyInstance, core: IdentityCore, getProvider: (req: IncomingMessage) => Provider, csrfKey: () => string): Promise<void> {
+export async function mountOidc(app: FastifyInstance, core: IdentityCore, getProvider: (req: IncomingMessage) => Provider, csrfKey: () => string, passkeys?: PasskeyInteraction): Promise<void> {
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", (_req, _payload, done) => done(null, undefined));
@@ -79,14 +81,14 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
       const b = Buffer.from(given);
       return a.length === b.length && timingSafeEqual(a, b);
     };
-    // No scripts, no framing, nothing from elsewhere. (No form-action: Chromium applies it to the redirect
+    // No inline scripts (only the realm's own passkey helper, same origin), no framing, nothing from elsewhere. (No form-action: Chromium applies it to the redirect
     // to the client's redirect_uri that follows a form post.)
     const send = (reply: FastifyReply, status: number, html: string) =>
       reply
         .code(status)
         .type("text/html; charset=utf-8")
         .header("cache-control", "no-store")
-        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+        .header("content-security-policy", "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
         .header("x-frame-options", "DENY")
         .header("referrer-policy", "no-referrer")
         .send(html);
@@ -106,7 +108,7 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
       const uid = details.uid;
       const csrf = issueCsrf(req.raw, reply.raw, uid, req.protocol === "https");
       const client = await clientName(provider, details.params.client_id);
-      if (details.prompt.name === "login") return send(reply, 200, loginPage({ uid, csrf, client }));
+      if (details.prompt.name === "login") return send(reply, 200, loginPage({ uid, csrf, client, extra: await passkeys?.loginExtra(uid, csrf) }));
       const scopes = String(details.params.scope ?? "").split(" ").filter(Boolean);
       return send(reply, 200, consentPage({ uid, csrf, client, scopes, user: details.session?.accountId ?? "" }));
     });
@@ -135,13 +137,26 @@ export async function mountOidc(app: FastifyInstance, core: IdentityCore, getPro
       if (action === "abort") return finish({ error: "access_denied", error_description: "the user cancelled the sign-in" }, false);
       if (action === "login" && details.prompt.name === "login") {
         const username = (form.username ?? "").trim();
-        const r = await core.login(username, form.password ?? "", form.totp || undefined, { correlationId: uid });
+        const r = await core.login(username, form.password ?? "", form.totp || undefined, { correlationId: uid }, passkeys ? { passkey: (id) => passkeys.service.has(id) } : {});
         if (!r.ok) {
           const m = LOGIN_MESSAGES[r.reason];
           const client = await clientName(provider, details.params.client_id);
-          return send(reply, m.status, loginPage({ uid, csrf: form.csrf!, client, username, error: m.text, totp: r.reason === "totp_required" || r.reason === "totp_invalid" }));
+          if (r.reason === "passkey_required" && passkeys) return send(reply, 200, await passkeys.secondFactor({ uid, csrf: form.csrf!, client, principal: core.dir.principals.get(username)! }));
+          return send(reply, m.status, loginPage({ uid, csrf: form.csrf!, client, username, error: m.text, totp: r.reason === "totp_required" || r.reason === "totp_invalid", extra: await passkeys?.loginExtra(uid, form.csrf!) }));
         }
-        return finish({ login: { accountId: r.principal.id } }, false);
+        return finish({ login: { accountId: r.principal.id, amr: form.totp ? ["pwd", "otp", "mfa"] : ["pwd"] } }, false);
+      }
+      // A passkey answer: the first factor (step login) or the second after a right password (step second-factor).
+      if (action === "passkey" && details.prompt.name === "login" && passkeys) {
+        const step = form.step === "second-factor" ? "second-factor" : "login";
+        const check = await passkeys.service.verify(form.response ?? "", { kind: step, uid });
+        const r = check.ok ? await core.passkeyLogin(check.principal, { correlationId: uid }) : undefined;
+        if (!r?.ok) {
+          const client = await clientName(provider, details.params.client_id);
+          const error = check.ok ? LOGIN_MESSAGES[r!.ok ? "invalid" : r!.reason].text : PASSKEY_MESSAGES[check.reason];
+          return send(reply, 401, loginPage({ uid, csrf: form.csrf!, client, error, extra: await passkeys.loginExtra(uid, form.csrf!) }));
+        }
+        return finish({ login: { accountId: r.principal.id, amr: step === "login" ? ["hwk", "user"] : ["pwd", "hwk", "mfa"] } }, false);
       }
       if (action === "confirm" && details.prompt.name === "consent") {
         const accountId = details.session?.accountId;

@@ -4,6 +4,7 @@ import { CREDENTIALS_BUCKET } from "../../identity/credentials.js";
 import { KEYS_BUCKET } from "../../identity/oidc/keys.js";
 import { NATS_KEYS_BUCKET } from "../../identity/nats/shared-keys.js";
 import { OIDC_BUCKET, OIDC_BUCKET_MAX_AGE_MS } from "../../identity/oidc/kv-adapter.js";
+import { CHALLENGE_TTL_MS, CHALLENGES_BUCKET, COUNTERS_BUCKET } from "../../identity/passkeys/store.js";
 import type { UserPermissions } from "../../identity/nats/domain/validation.js";
 import { inboxOf, operatorPermissions as operatorApiPermissions } from "../../identity/nats/realm-identities.js";
 import { DNS_DNSSEC_BUCKET, DNS_TSIG_BUCKET, DNS_UPLOADS_BUCKET, DNS_UPLOADS_STREAM } from "../../dns/contract.js";
@@ -33,6 +34,9 @@ export const REALM_BUCKETS: { name: string; owner: string; opts: { history: numb
   { name: CREDENTIALS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
   { name: OIDC_BUCKET, owner: "identity", opts: { history: CAS_HISTORY, ttl: OIDC_BUCKET_MAX_AGE_MS } },
   { name: KEYS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
+  // WebAuthn challenges (single use, 5 minutes) and passkey signature counters (identity/passkeys/store.ts).
+  { name: CHALLENGES_BUCKET, owner: "identity", opts: { history: CAS_HISTORY, ttl: CHALLENGE_TTL_MS } },
+  { name: COUNTERS_BUCKET, owner: "identity", opts: { history: CAS_HISTORY } },
   // The NATS account and signing-key seeds made online, sealed, for every instance (identity/nats/shared-keys.ts).
   { name: NATS_KEYS_BUCKET, owner: "identity", opts: { history: 1 } },
   // The PKI's online intermediate keys, sealed (pki/keystore.ts): every PKI instance reads and adds them.

@@ -43,7 +43,7 @@ export async function freePort(): Promise<number> {
  * A realm with the identity context behind the real host, protected by its own authenticator, plus a
  * bootstrap admin (role `realm-admin` bound to principal `root`, which holds an API key). Log lines are captured.
  */
-export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promise<IdentityHarness> {
+export async function startIdentity(opts: Partial<IdentityOptions> & { hostName?: string } = {}): Promise<IdentityHarness> {
   const nats = await startNats();
   const nc = await nats.connect();
   const logs: string[] = [];
@@ -55,7 +55,8 @@ export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promis
   });
   const log = createLogger({ level: "debug", destination: sink });
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}/oidc`;
+  // `hostName: "localhost"` for WebAuthn, whose RP ID must be a domain name, not an IP address.
+  const issuer = `http://${opts.hostName ?? "127.0.0.1"}:${port}/oidc`;
   const sealer = opts.sealer ?? Sealer.generate();
   const trust = testTrust();
   const ctx = await createIdentityContext({ issuer, ...opts, sealer })({ nc, log, dataDir: nats.dataDir, trust });
@@ -70,7 +71,7 @@ export async function startIdentity(opts: Partial<IdentityOptions> = {}): Promis
     ctx,
     sealer,
     trust,
-    url: host.httpUrl!,
+    url: opts.hostName ? host.httpUrl!.replace("127.0.0.1", opts.hostName) : host.httpUrl!,
     issuer,
     admin,
     logs,
