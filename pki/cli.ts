@@ -1,27 +1,18 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { callContext, withConnectionOptions, type ConnectionFlags } from "../services/cli/call.js";
+import { withConnectionOptions } from "../services/cli/call.js";
 import { commaList as list, outFile, outputOption, positiveInt as int, note as say, printResult, quietOption } from "../services/cli/output.js";
 import { invalid } from "../services/kernel/errors.js";
-import { PKI_CONTEXT } from "./contract.js";
 import { PROFILE_NAMES } from "./domain/profiles.js";
 import { REVOCATION_REASON_NAMES } from "./x509/reasons.js";
 import { registerSshCommands } from "./ssh/cli.js";
 import { registerAcmeCommands } from "./acme/cli.js";
+import { call, readText, type Flags } from "./cli-common.js";
 
 /**
  * `realm cert ...` and `realm pki issuer ...`: the online PKI over NATS (`realm.pki.commands.*`).
  * The offline half is `realm ceremony ...` (pki/ceremony/cli.ts).
  */
-type Flags = ConnectionFlags & Record<string, unknown>;
-const call = (o: Flags, kind: "commands" | "queries", name: string, input: object) => callContext(o, PKI_CONTEXT, kind, name, input);
-const readText = (file: string, what: string) => {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    throw invalid(`cannot read ${what} ${file}`);
-  }
-};
 /** `--expiring`: days, or a duration with a unit (`12h`, `30d`, `2w`), as days (a usage error otherwise). */
 const expiryDays = (v: string): number => {
   const m = /^(\d{1,6})([hdw]?)$/.exec(v.trim());

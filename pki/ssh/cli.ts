@@ -1,25 +1,16 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Option, type Command } from "commander";
-import { callContext, withConnectionOptions, type ConnectionFlags } from "../../services/cli/call.js";
+import { withConnectionOptions } from "../../services/cli/call.js";
 import { commaList as list, note as say, outputOption, positiveInt as int, printResult, quietOption } from "../../services/cli/output.js";
 import { invalid } from "../../services/kernel/errors.js";
-import { PKI_CONTEXT } from "../contract.js";
 import { SSH_REVOCATION_REASONS, USER_EXTENSIONS } from "./domain.js";
 import { SSH_CA_KEY_SPECS } from "./keys.js";
+import { call, readText, type Flags } from "../cli-common.js";
 
 /**
  * `realm ssh ...`: the issuers' SSH CAs over NATS (`realm.pki.commands.ssh*`): make a CA, sign user and host
  * certificates from .pub files, revoke, fetch the KRL, print the sshd and known_hosts settings.
  */
-type Flags = ConnectionFlags & Record<string, unknown>;
-const call = (o: Flags, kind: "commands" | "queries", name: string, input: object) => callContext(o, PKI_CONTEXT, kind, name, input);
-const readText = (file: string, what: string) => {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    throw invalid(`cannot read ${what} ${file}`);
-  }
-};
 /** Where ssh looks for a key's certificate: `id_ed25519.pub` → `id_ed25519-cert.pub` (as `ssh-keygen -s` writes it). */
 export const certFileFor = (pubFile: string) => (pubFile.endsWith(".pub") ? `${pubFile.slice(0, -4)}-cert.pub` : `${pubFile}-cert.pub`);
 const issuerOf = (o: { issuer?: string }) => (o.issuer ? { issuer: o.issuer } : {});
