@@ -14,13 +14,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
-import net from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { NatsSupervisor } from "../services/nats/supervisor.js";
 import { createLogger } from "../services/host/logger.js";
 import { createDnsContext } from "../dns/service.js";
 import { newId } from "../services/kernel/index.js";
 import { testTrust } from "../test/support/trust.js";
+import { dnsperf, freePort, writeDnsLoad } from "./support/dns-load.js";
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" }, hosts: { type: "string", default: "2000" }, clients: { type: "string", default: "4" } } });
@@ -29,52 +29,8 @@ const HOSTS = Number(values.hosts);
 const cores = cpus().length;
 
 const dir = mkdtempSync(join(tmpdir(), "realm-bench-dns-"));
-const zoneText = [
-  "$ORIGIN bench.test.",
-  "$TTL 3600",
-  "@ IN SOA ns1.bench.test. hostmaster.bench.test. 1 7200 900 1209600 300",
-  "@ IN NS ns1",
-  "@ IN MX 10 mail",
-  '@ IN TXT "v=spf1 mx -all"',
-  "ns1 IN A 192.0.2.1",
-  "mail IN A 192.0.2.10",
-  "www IN CNAME host1",
-  "_sip._tcp IN SRV 10 60 5060 host2",
-  "*.wild IN A 192.0.2.99",
-  ...Array.from({ length: HOSTS }, (_, i) => `host${i} IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}\nhost${i} IN AAAA 2001:db8::${i.toString(16)}`),
-  "",
-].join("\n");
-writeFileSync(join(dir, "bench.test.zone"), zoneText);
-
-// Query mix: names that exist (A, AAAA, MX, TXT, SRV, CNAME), wildcard hits, NODATA and NXDOMAIN.
-const queries: string[] = [];
-for (let i = 0; i < 20_000; i++) {
-  const k = i % 10;
-  const h = `host${(i * 7919) % HOSTS}.bench.test`;
-  queries.push(
-    k < 4 ? `${h} A` : k < 6 ? `${h} AAAA` : k === 6 ? "bench.test MX" : k === 7 ? `w${i}.wild.bench.test A` : k === 8 ? "www.bench.test A" : `nx${i}.bench.test A`,
-  );
-}
-writeFileSync(join(dir, "queries.txt"), `${queries.join("\n")}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
-}
-
-async function dnsperf(port: number): Promise<{ qps: number; lost: string; latency: string }> {
-  const { stdout } = await run("dnsperf", ["-s", "127.0.0.1", "-p", String(port), "-d", join(dir, "queries.txt"), "-l", String(SECONDS), "-c", values.clients!, "-q", "200"], { maxBuffer: 1 << 24 });
-  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
-  const lost = /Queries lost:\s+(.+)/.exec(stdout)?.[1]?.trim() ?? "?";
-  const latency = /Average Latency \(s\):\s+([\d.]+)/.exec(stdout)?.[1] ?? "?";
-  const completed = /Queries completed:\s+(.+)/.exec(stdout)?.[1]?.trim();
-  if (!completed) throw new Error(`dnsperf printed no summary:\n${stdout}`);
-  return { qps, lost, latency: `${(Number(latency) * 1000).toFixed(2)} ms` };
-}
+const { zoneText, queryFile, queries } = writeDnsLoad(dir, HOSTS, { srv: true });
+const load = { queryFile, seconds: SECONDS, clients: values.clients! };
 
 async function checkAnswers(port: number, who: string): Promise<void> {
   const { stdout } = await run("dig", ["@127.0.0.1", "-p", String(port), "+short", "host5.bench.test", "A"]);
@@ -101,7 +57,7 @@ for (let i = 0; ; i++) {
   }
 }
 console.log(`knot ${knotPort}: running dnsperf for ${SECONDS} s ...`);
-const knotResult = await dnsperf(knotPort);
+const knotResult = await dnsperf(knotPort, load);
 knot.kill("SIGTERM");
 
 // --- cim-realm: once answering in its own process, once with one DNS worker process per core ---
@@ -128,7 +84,7 @@ async function realmRun(workers: number): Promise<{ qps: number; lost: string; l
     }
   }
   console.log(`cim-realm ${port} (${workers ? `${workers} DNS worker processes` : "in-process"}): running dnsperf for ${SECONDS} s ...`);
-  const r = await dnsperf(port);
+  const r = await dnsperf(port, load);
   await dns.stop?.();
   return r;
 }
@@ -139,7 +95,7 @@ await nats.stop();
 rmSync(dir, { recursive: true, force: true });
 
 const ratio = realmResult.qps / knotResult.qps;
-console.log(`\nDNS authoritative, dnsperf ${SECONDS} s, ${queries.length} query mix over a zone of ${HOSTS * 2 + 8} records, ${values.clients} dnsperf clients, ${cores} cores`);
+console.log(`\nDNS authoritative, dnsperf ${SECONDS} s, ${queries} query mix over a zone of ${HOSTS * 2 + 8} records, ${values.clients} dnsperf clients, ${cores} cores`);
 console.table([
   { server: `knot ${knotVersion} (1 process, ${cores} UDP workers)`, qps: Math.round(knotResult.qps), "avg latency": knotResult.latency, lost: knotResult.lost },
   { server: "cim-realm (1 Node process answering)", qps: Math.round(realmSingle.qps), "avg latency": realmSingle.latency, lost: realmSingle.lost, "vs knot": `${((realmSingle.qps / knotResult.qps) * 100).toFixed(1)} %` },

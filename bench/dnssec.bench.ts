@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
-import net from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { NatsSupervisor } from "../services/nats/supervisor.js";
 import { createLogger } from "../services/host/logger.js";
@@ -21,6 +20,7 @@ import { createDnsContext } from "../dns/service.js";
 import { newId } from "../services/kernel/index.js";
 import { Sealer } from "../services/kernel/seal.js";
 import { testTrust } from "../test/support/trust.js";
+import { dnsperf, freePort, writeDnsLoad } from "./support/dns-load.js";
 import { generateKey } from "../dns/dnssec/keys.js";
 import { signRRset } from "../dns/dnssec/rrsig.js";
 
@@ -31,47 +31,8 @@ const HOSTS = Number(values.hosts);
 const cores = cpus().length;
 
 const dir = mkdtempSync(join(tmpdir(), "realm-bench-dnssec-"));
-const zoneText = [
-  "$ORIGIN bench.test.",
-  "$TTL 3600",
-  "@ IN SOA ns1.bench.test. hostmaster.bench.test. 1 7200 900 1209600 300",
-  "@ IN NS ns1",
-  "@ IN MX 10 mail",
-  '@ IN TXT "v=spf1 mx -all"',
-  "ns1 IN A 192.0.2.1",
-  "mail IN A 192.0.2.10",
-  "www IN CNAME host1",
-  "*.wild IN A 192.0.2.99",
-  ...Array.from({ length: HOSTS }, (_, i) => `host${i} IN A 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}\nhost${i} IN AAAA 2001:db8::${i.toString(16)}`),
-  "",
-].join("\n");
-writeFileSync(join(dir, "bench.test.zone"), zoneText);
-
-const queries: string[] = [];
-for (let i = 0; i < 20_000; i++) {
-  const k = i % 10;
-  const h = `host${(i * 7919) % HOSTS}.bench.test`;
-  queries.push(k < 4 ? `${h} A` : k < 6 ? `${h} AAAA` : k === 6 ? "bench.test MX" : k === 7 ? `w${i}.wild.bench.test A` : k === 8 ? "www.bench.test A" : `nx${i}.bench.test A`);
-}
-writeFileSync(join(dir, "queries.txt"), `${queries.join("\n")}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-  });
-}
-
-async function dnsperf(port: number, dnssec: boolean): Promise<{ qps: number; lost: string; latency: string }> {
-  const { stdout } = await run("dnsperf", ["-s", "127.0.0.1", "-p", String(port), "-d", join(dir, "queries.txt"), "-l", String(SECONDS), "-c", values.clients!, "-q", "200", ...(dnssec ? ["-D"] : [])], { maxBuffer: 1 << 24 });
-  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
-  const lost = /Queries lost:\s+(.+)/.exec(stdout)?.[1]?.trim() ?? "?";
-  const latency = /Average Latency \(s\):\s+([\d.]+)/.exec(stdout)?.[1] ?? "?";
-  if (!/Queries completed:/.test(stdout)) throw new Error(`dnsperf printed no summary:\n${stdout}`);
-  return { qps, lost, latency: `${(Number(latency) * 1000).toFixed(2)} ms` };
-}
+const { zoneText, queryFile, queries } = writeDnsLoad(dir, HOSTS);
+const load = { queryFile, seconds: SECONDS, clients: values.clients! };
 
 /** Resolves once the server answers host5 with an RRSIG (signed) or at all. */
 async function ready(port: number, who: string, signed: boolean): Promise<void> {
@@ -109,7 +70,7 @@ async function knotRun(signed: boolean): Promise<Result> {
   try {
     await ready(port, `knot ${err}`, signed);
     console.log(`knot ${port} (${signed ? "signed" : "unsigned"}): dnsperf ${SECONDS} s ...`);
-    return await dnsperf(port, signed);
+    return await dnsperf(port, { ...load, dnssec: signed });
   } finally {
     knot.kill("SIGTERM");
   }
@@ -131,11 +92,11 @@ await call("zone.import", { zone: "bench.test", text: zoneText });
 const port = dns.server!.port;
 await ready(port, "cim-realm", false);
 console.log(`cim-realm ${port} (unsigned): dnsperf ${SECONDS} s ...`);
-const realmPlain = await dnsperf(port, false);
+const realmPlain = await dnsperf(port, { ...load, dnssec: false });
 await call("dnssec.enable", { zone: "bench.test" });
 await ready(port, "cim-realm", true);
 console.log(`cim-realm ${port} (signed, DO): dnsperf ${SECONDS} s (the first pass over the mix signs; later ones hit the caches) ...`);
-const realmSigned = await dnsperf(port, true);
+const realmSigned = await dnsperf(port, { ...load, dnssec: true });
 await dns.stop?.();
 await nc.close();
 await nats.stop();
@@ -155,7 +116,7 @@ row(`knot ${knotVersion} unsigned, no DO (${cores} UDP workers)`, knotPlain);
 row(`knot ${knotVersion} signed (dnssec-signing: on), DO`, knotSigned, knotPlain);
 row("cim-realm unsigned, no DO (1 Node process)", realmPlain);
 row("cim-realm signed online, DO (1 Node process)", realmSigned, realmPlain);
-console.log(`\nDNSSEC, dnsperf ${SECONDS} s, ${queries.length} query mix over a zone of ${HOSTS * 2 + 7} records, ${values.clients} dnsperf clients, ${cores} cores`);
+console.log(`\nDNSSEC, dnsperf ${SECONDS} s, ${queries} query mix over a zone of ${HOSTS * 2 + 7} records, ${values.clients} dnsperf clients, ${cores} cores`);
 console.table(rows);
 console.log(`cim-realm signed / knot signed: ${((realmSigned.qps / knotSigned.qps) * 100).toFixed(1)} %`);
 console.log(`signatures per second, one core (node:crypto): algorithm 13 ${Math.round(signRate(13))}, algorithm 15 ${Math.round(signRate(15))}`);
